@@ -1,0 +1,78 @@
+# SkyPanel. On a fresh Debian/Ubuntu machine, as root (or with sudo):
+#   make run    install what is missing, build, start the whole platform locally
+#   make test   install what is missing, build, lint, run every test (e2e included)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# deps must finish before build, lint and the tests use what it installed.
+.NOTPARALLEL:
+
+# `sudo make` resets PATH: find Go in its usual place then, and keep it on PATH for the tools
+# (workflowcheck and the tests run `go` themselves).
+ifeq ($(origin GO),undefined)
+GO := $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+endif
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
+
+BIN := $(CURDIR)/bin
+# The e2e tests in ./testsuite find skypanel, skypanel-agent and temporal here.
+export SKYPANEL_BIN_DIR := $(BIN)
+
+TEST_TIMEOUT ?= 25m
+BENCHTIME ?= 1s
+# Passed to `skypanel dev` by make run, e.g. make run RUN_ARGS='-h'.
+RUN_ARGS ?=
+
+# Go files to format-check: everything but generated/vendored trees and local state.
+GO_FILES = $(shell find . \( -path ./.git -o -path ./.data -o -path ./bin -o -name testdata -o -name node_modules -o -name vendor \) -prune -o -name '*.go' -print)
+
+.PHONY: help deps build run test lint vet fmt-check workflowcheck bench clean
+
+help:
+	@echo "make run     install what is missing, build, start SkyPanel locally (API :8080, Temporal UI :8233, apps :8088)"
+	@echo "make test    install what is missing, build, vet + gofmt + workflowcheck, go test ./... (e2e included)"
+	@echo "make deps    only install/start the prerequisites (scripts/deps.sh)"
+	@echo "make build   build bin/skypanel and bin/skypanel-agent"
+	@echo "make lint    go vet, gofmt check, workflowcheck on ./workflows/..."
+	@echo "make bench   run the benchmarks (BENCHTIME=$(BENCHTIME))"
+	@echo "make clean   remove the built binaries (keeps bin/temporal, bin/workflowcheck and .data/)"
+
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(GO) build -o bin/skypanel ./cmd/skypanel
+	$(GO) build -o bin/skypanel-agent ./cmd/skypanel-agent
+
+run: deps build
+	exec ./bin/skypanel dev $(RUN_ARGS)
+
+test: deps build lint
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint: vet fmt-check workflowcheck
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@bad="$$(gofmt -l $(GO_FILES))"; \
+	if [ -n "$$bad" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$bad"; exit 1; fi; \
+	echo "gofmt: ok"
+
+workflowcheck:
+	@if [ ! -x bin/workflowcheck ]; then \
+		echo "workflowcheck: bin/workflowcheck is not installed (make deps), skipped"; \
+	elif [ -z "$$($(GO) list ./workflows/... 2>/dev/null)" ]; then \
+		echo "workflowcheck: no packages under ./workflows, skipped"; \
+	else \
+		echo "bin/workflowcheck ./workflows/..."; \
+		bin/workflowcheck ./workflows/...; \
+	fi
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) ./...
+
+clean:
+	rm -f bin/skypanel bin/skypanel-*

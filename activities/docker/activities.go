@@ -1,0 +1,76 @@
+package docker
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/docker/docker/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+)
+
+// Error types of the non-retryable application errors this package returns.
+const (
+	ErrTypeInvalidInput     = "InvalidInput"
+	ErrTypeBuildFailed      = "BuildFailed"
+	ErrTypeInstanceExited   = "InstanceExited"
+	ErrTypeInstanceNotReady = "InstanceNotReady"
+	ErrTypeNameTaken        = "ContainerNameTaken"
+)
+
+// Activities drives the node's Docker Engine. Register a pointer with the node's worker.
+type Activities struct {
+	Client *client.Client
+	Logs   buildlog.Sink
+	NodeID string
+
+	networkMu sync.Mutex // serializes EnsureNetwork so two calls never race to create one network
+}
+
+// NewClient dials the Engine named by the environment (DOCKER_HOST, default the local socket),
+// negotiating the API version so an older Engine (20.10, API 1.41) works.
+func NewClient() (*client.Client, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return c, nil
+}
+
+// NewActivities returns the node's Docker activities with a client from NewClient.
+func NewActivities(nodeID string, logs buildlog.Sink) (*Activities, error) {
+	c, err := NewClient()
+	if err != nil {
+		return nil, err
+	}
+	return &Activities{Client: c, Logs: logs, NodeID: nodeID}, nil
+}
+
+var (
+	idPattern           = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	containerNamePat    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	imageRefPattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
+	imageRefOrIDPattern = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$`)
+	envKeyPattern       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+)
+
+func invalidInput(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypeInvalidInput, nil)
+}
+
+func checkID(what, value string) error {
+	if !idPattern.MatchString(value) {
+		return invalidInput("invalid %s %q: letters, digits, '-' or '_' only, at most 128", what, value)
+	}
+	return nil
+}
+
+func (a *Activities) ready() error {
+	if a.Client == nil {
+		return errors.New("docker activities: no Engine client")
+	}
+	return nil
+}

@@ -1,0 +1,498 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+)
+
+type memSink struct {
+	mu     sync.Mutex
+	chunks []buildlog.Chunk
+}
+
+func (s *memSink) Append(_ context.Context, c buildlog.Chunk) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chunks = append(s.chunks, c)
+	return nil
+}
+
+func (s *memSink) text(source string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	last := 0
+	for _, c := range s.chunks {
+		if c.Source != source {
+			continue
+		}
+		if c.Seq <= last {
+			b.WriteString(fmt.Sprintf("<<seq %d after %d>>", c.Seq, last))
+		}
+		last = c.Seq
+		b.WriteString(c.Text)
+	}
+	return b.String()
+}
+
+// helloServer answers every request with "hello from <release>" on $PORT; MODE=crash makes it
+// print "boom" and exit 3, MODE=deaf makes it run without listening.
+const helloServer = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	switch os.Getenv("MODE") {
+	case "crash":
+		fmt.Fprintln(os.Stderr, "boom")
+		os.Exit(3)
+	case "deaf":
+		fmt.Println("not listening")
+		time.Sleep(time.Hour)
+	}
+	fmt.Println("listening on", os.Getenv("PORT"))
+	http.ListenAndServe(":"+os.Getenv("PORT"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s uid=%d", os.Getenv("RELEASE"), os.Getuid())
+	}))
+}
+`
+
+var (
+	helloOnce sync.Once
+	helloBin  string
+	helloErr  error
+)
+
+// buildHello compiles the static test server once per test binary.
+func buildHello(t *testing.T) string {
+	t.Helper()
+	helloOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "skypanel-hello-")
+		if err != nil {
+			helloErr = err
+			return
+		}
+		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte(helloServer), 0o644)
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		cmd := exec.Command(goBin, "build", "-o", "hello", ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
+			return
+		}
+		helloBin = filepath.Join(dir, "hello")
+	})
+	if helloErr != nil {
+		t.Fatal(helloErr)
+	}
+	return helloBin
+}
+
+// fixture is one test's app: unique ids, a client, and cleanup of everything labelled with it.
+type fixture struct {
+	a     *Activities
+	sink  *memSink
+	appID string
+	orgID string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	c, err := NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Ping(ctx); err != nil {
+		t.Fatalf("docker engine not reachable: %v", err)
+	}
+	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1_000_000_000)
+	f := &fixture{sink: &memSink{}, appID: "test-app-" + suffix, orgID: "test-org-" + suffix}
+	f.a = &Activities{Client: c, Logs: f.sink, NodeID: "test-node"}
+	t.Cleanup(func() {
+		byApp := filters.NewArgs(filters.Arg("label", LabelApp+"="+f.appID))
+		list, _ := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byApp})
+		for _, ctr := range list {
+			c.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true})
+		}
+		images, _ := c.ImageList(ctx, image.ListOptions{Filters: byApp})
+		for _, img := range images {
+			c.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+		c.NetworkRemove(ctx, OrgNetworkName(f.orgID))
+		c.Close()
+	})
+	return f
+}
+
+func (f *fixture) run(t *testing.T, fn any, in any, out any) error {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.a)
+	val, err := env.ExecuteActivity(fn, in)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := val.Get(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+// contextDir writes a build context holding the hello binary, busybox and dockerfile.
+func contextDir(t *testing.T, dockerfile string) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyFile(t, buildHello(t), filepath.Join(dir, "hello"))
+	if dockerfile != "" {
+		os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, ".git"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".git", "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+	return dir
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantAppError(t *testing.T, err error, errType, msg string) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		t.Fatalf("error %v: want an application error of type %s", err, errType)
+	}
+	if appErr.Type() != errType || !appErr.NonRetryable() {
+		t.Fatalf("error type %q non-retryable %v (%v): want %s, non-retryable", appErr.Type(), appErr.NonRetryable(), err, errType)
+	}
+	if !strings.Contains(err.Error(), msg) {
+		t.Fatalf("error %q: want it to contain %q", err, msg)
+	}
+}
+
+const helloDockerfile = "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n"
+
+func (f *fixture) buildHelloImage(t *testing.T) string {
+	t.Helper()
+	tag := "skypanel-test/" + f.appID + ":r1"
+	var res BuildImageResult
+	err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile), ImageTag: tag, ReleaseID: "r1"}, &res)
+	if err != nil {
+		t.Fatalf("BuildImage: %v\nlog:\n%s", err, f.sink.text("build"))
+	}
+	if !strings.HasPrefix(res.ImageID, "sha256:") {
+		t.Fatalf("image id %q", res.ImageID)
+	}
+	return tag
+}
+
+func (f *fixture) start(t *testing.T, tag, name string, env map[string]string) (StartInstanceResult, error) {
+	t.Helper()
+	var net EnsureNetworkResult
+	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
+		t.Fatalf("EnsureNetwork: %v", err)
+	}
+	var res StartInstanceResult
+	err := f.run(t, f.a.StartInstance, StartInstanceInput{
+		AppID: f.appID, OrgID: f.orgID, ReleaseID: "r1", InstanceName: name, Image: tag, Network: net.Network,
+		CPUMillis: 500, MemoryMB: 64, Port: 8000, Env: env, DeploymentID: "dep-1",
+	}, &res)
+	return res, err
+}
+
+func TestBuildStartWaitRemove(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tag := f.buildHelloImage(t)
+	buildLog := f.sink.text("build")
+	if !strings.Contains(buildLog, "COPY hello /hello") || strings.Contains(buildLog, "<<seq") {
+		t.Errorf("build log lacks the build's steps or is out of order:\n%s", buildLog)
+	}
+	img, err := f.a.Client.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := img.Config.Labels; l[LabelManaged] != "true" || l[LabelApp] != f.appID || l[LabelRelease] != "r1" {
+		t.Errorf("image labels %v", l)
+	}
+
+	// The network is idempotent.
+	var n1, n2 EnsureNetworkResult
+	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &n1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &n2); err != nil {
+		t.Fatal(err)
+	}
+	if n1.Network != OrgNetworkName(f.orgID) || n2 != n1 {
+		t.Fatalf("networks %v %v", n1, n2)
+	}
+
+	name := f.appID + "-web-1"
+	res, err := f.start(t, tag, name, map[string]string{"RELEASE": "r1", "PORT": "1"})
+	if err != nil {
+		t.Fatalf("StartInstance: %v", err)
+	}
+	again, err := f.start(t, tag, name, map[string]string{"RELEASE": "r1"})
+	if err != nil {
+		t.Fatalf("second StartInstance: %v", err)
+	}
+	if again.ContainerID != res.ContainerID || again.HostPort != res.HostPort {
+		t.Errorf("second start made a new container: %+v then %+v", res, again)
+	}
+
+	info, err := f.a.Client.ContainerInspect(ctx, res.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHardening(t, info, n1.Network, res.HostPort)
+	if l := info.Config.Labels; l[LabelApp] != f.appID || l[LabelOrg] != f.orgID || l[LabelRelease] != "r1" || l[LabelNode] != "test-node" || l[LabelManaged] != "true" {
+		t.Errorf("container labels %v", l)
+	}
+
+	if err := f.run(t, f.a.WaitReady, WaitReadyInput{InstanceName: name, HostPort: res.HostPort, Timeout: 30 * time.Second}, nil); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", res.HostPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from r1 uid=1000" {
+		t.Errorf("body %q", body)
+	}
+
+	// Keep spares the named instance; a second call with no Keep removes it.
+	var removed RemoveInstancesResult
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID, Keep: []string{name}}, &removed); err != nil {
+		t.Fatal(err)
+	}
+	if len(removed.Removed) != 0 {
+		t.Errorf("removed %v despite Keep", removed.Removed)
+	}
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID, GracePeriod: time.Second}, &removed); err != nil {
+		t.Fatal(err)
+	}
+	if len(removed.Removed) != 1 || removed.Removed[0] != name {
+		t.Errorf("removed %v, want [%s]", removed.Removed, name)
+	}
+	if _, err := f.a.Client.ContainerInspect(ctx, name); !errdefs.IsNotFound(err) {
+		t.Errorf("container still there: %v", err)
+	}
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID}, &removed); err != nil || len(removed.Removed) != 0 {
+		t.Errorf("second RemoveInstances: %v %v", removed.Removed, err)
+	}
+
+	if err := f.run(t, f.a.RemoveAppImages, RemoveAppImagesInput{AppID: f.appID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Client.ImageInspect(ctx, tag); !errdefs.IsNotFound(err) {
+		t.Errorf("image still there: %v", err)
+	}
+}
+
+func checkHardening(t *testing.T, info container.InspectResponse, network string, hostPort int) {
+	t.Helper()
+	hc := info.HostConfig
+	if info.Config.User != "1000:1000" {
+		t.Errorf("user %q", info.Config.User)
+	}
+	if fmt.Sprint(hc.CapDrop) != "[ALL]" {
+		t.Errorf("cap drop %v", hc.CapDrop)
+	}
+	capAdd := append([]string(nil), hc.CapAdd...)
+	for i := range capAdd {
+		capAdd[i] = strings.TrimPrefix(capAdd[i], "CAP_")
+	}
+	sort.Strings(capAdd)
+	if fmt.Sprint(capAdd) != "[CHOWN NET_BIND_SERVICE SETGID SETUID]" {
+		t.Errorf("cap add %v", hc.CapAdd)
+	}
+	if fmt.Sprint(hc.SecurityOpt) != "[no-new-privileges]" {
+		t.Errorf("security opt %v", hc.SecurityOpt)
+	}
+	if hc.PidsLimit == nil || *hc.PidsLimit != 512 {
+		t.Errorf("pids limit %v", hc.PidsLimit)
+	}
+	if hc.Memory != 64<<20 || hc.MemorySwap != 64<<20 {
+		t.Errorf("memory %d swap %d", hc.Memory, hc.MemorySwap)
+	}
+	if hc.NanoCPUs != 500_000_000 {
+		t.Errorf("nano cpus %d", hc.NanoCPUs)
+	}
+	if hc.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+		t.Errorf("restart policy %v", hc.RestartPolicy)
+	}
+	if hc.LogConfig.Type != "json-file" || hc.LogConfig.Config["max-size"] == "" || hc.LogConfig.Config["max-file"] == "" {
+		t.Errorf("log config %v", hc.LogConfig)
+	}
+	if string(hc.NetworkMode) != network {
+		t.Errorf("network mode %q, want %q", hc.NetworkMode, network)
+	}
+	if _, ok := info.NetworkSettings.Networks[network]; !ok {
+		t.Errorf("not attached to %s: %v", network, info.NetworkSettings.Networks)
+	}
+	if hc.Privileged || len(hc.Binds) > 0 || len(hc.Mounts) > 0 {
+		t.Errorf("privileged %v binds %v mounts %v", hc.Privileged, hc.Binds, hc.Mounts)
+	}
+	bindings := hc.PortBindings["8000/tcp"]
+	if len(bindings) != 1 || bindings[0].HostIP != "127.0.0.1" || bindings[0].HostPort != "" {
+		t.Errorf("port bindings %v: want 127.0.0.1 with an ephemeral port", hc.PortBindings)
+	}
+	for port, published := range info.NetworkSettings.Ports {
+		for _, b := range published {
+			if b.HostIP != "127.0.0.1" {
+				t.Errorf("%s published on %s", port, b.HostIP)
+			}
+		}
+	}
+	if hostPort <= 0 {
+		t.Errorf("host port %d", hostPort)
+	}
+	env := strings.Join(info.Config.Env, " ")
+	if !strings.Contains(env, "PORT=8000") || strings.Contains(env, "PORT=1 ") || strings.HasSuffix(env, "PORT=1") {
+		t.Errorf("env %v: want PORT=8000 only", info.Config.Env)
+	}
+}
+
+func TestInstanceExited(t *testing.T) {
+	f := newFixture(t)
+	tag := f.buildHelloImage(t)
+	name := f.appID + "-web-1"
+	res, err := f.start(t, tag, name, map[string]string{"MODE": "crash"})
+	if err == nil {
+		err = f.run(t, f.a.WaitReady, WaitReadyInput{InstanceName: name, HostPort: res.HostPort, Timeout: time.Minute, DeploymentID: "dep-1"}, nil)
+	}
+	wantAppError(t, err, ErrTypeInstanceExited, "exited with code 3")
+	startLog := f.sink.text("start")
+	if !strings.Contains(startLog, "boom") || !strings.Contains(startLog, "exited with code 3") {
+		t.Errorf("start log lacks the app's output:\n%s", startLog)
+	}
+}
+
+func TestInstanceNotReady(t *testing.T) {
+	f := newFixture(t)
+	tag := f.buildHelloImage(t)
+	name := f.appID + "-web-1"
+	res, err := f.start(t, tag, name, map[string]string{"MODE": "deaf"})
+	if err != nil {
+		t.Fatalf("StartInstance: %v", err)
+	}
+	err = f.run(t, f.a.WaitReady, WaitReadyInput{InstanceName: name, HostPort: res.HostPort, Timeout: time.Second, DeploymentID: "dep-1"}, nil)
+	wantAppError(t, err, ErrTypeInstanceNotReady, "must listen on 0.0.0.0 at the port given in $PORT (8000)")
+	if log := f.sink.text("start"); !strings.Contains(log, "not listening") {
+		t.Errorf("start log lacks the app's output:\n%s", log)
+	}
+}
+
+func TestBuildFailures(t *testing.T) {
+	f := newFixture(t)
+
+	// A base image with a shell, labelled with the test's app so cleanup removes it. Each failing
+	// Dockerfile fails at its first step after FROM, so no intermediate image is left behind.
+	baseDir := t.TempDir()
+	copyFile(t, "/bin/busybox", filepath.Join(baseDir, "busybox"))
+	os.WriteFile(filepath.Join(baseDir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"), 0o644)
+	base := "skypanel-test/" + f.appID + ":base"
+	if err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-0", ContextDir: baseDir, ImageTag: base}, nil); err != nil {
+		t.Fatalf("build base image: %v", err)
+	}
+
+	tests := []struct {
+		name       string
+		dockerfile string
+		want       string
+	}{
+		{"missing file", "FROM scratch\nCOPY missing.txt /x\n", "missing.txt"},
+		{"failing RUN", "FROM " + base + "\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo step-output; exit 7\"]\n", "returned a non-zero code: 7"},
+		{"unknown instruction", "FROM scratch\nFROBNICATE x\n", "unknown instruction: FROBNICATE"},
+		{"no Dockerfile", "", "no Dockerfile at its root"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.sink = &memSink{}
+			f.a.Logs = f.sink
+			dir := contextDir(t, tt.dockerfile)
+			tag := fmt.Sprintf("skypanel-test/%s:fail%d", f.appID, i)
+			err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: dir, ImageTag: tag}, nil)
+			wantAppError(t, err, ErrTypeBuildFailed, tt.want)
+			log := f.sink.text("build")
+			if !strings.Contains(strings.ToLower(log), strings.ToLower(tt.want)) {
+				t.Errorf("build log lacks Docker's error %q:\n%s", tt.want, log)
+			}
+			if strings.Contains(tt.dockerfile, "step-output;") && !strings.Contains(log, "step-output\n") {
+				t.Errorf("build log lacks the step's output:\n%s", log)
+			}
+		})
+	}
+}
+
+func TestStartInstanceRejectsBadInput(t *testing.T) {
+	f := newFixture(t)
+	base := StartInstanceInput{AppID: f.appID, OrgID: f.orgID, ReleaseID: "r1", InstanceName: "x-1", Image: "img:1", CPUMillis: 100, MemoryMB: 64, Port: 8000}
+	bad := []func(*StartInstanceInput){
+		func(in *StartInstanceInput) { in.InstanceName = "../x" },
+		func(in *StartInstanceInput) { in.AppID = "a b" },
+		func(in *StartInstanceInput) { in.Port = 0 },
+		func(in *StartInstanceInput) { in.Env = map[string]string{"lower": "x"} },
+		func(in *StartInstanceInput) { in.Env = map[string]string{"A=B": "x"} },
+		func(in *StartInstanceInput) { in.Image = "--privileged" },
+	}
+	for i, mutate := range bad {
+		in := base
+		mutate(&in)
+		err := f.run(t, f.a.StartInstance, in, nil)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != ErrTypeInvalidInput {
+			t.Errorf("case %d: %v, want InvalidInput", i, err)
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Hardening every app container gets; docs/node-agent.md explains each.
+const (
+	InstanceUser  = "1000:1000"
+	PidsLimit     = 512
+	LogMaxSize    = "10m"
+	LogMaxFiles   = "3"
+	RestartPolicy = container.RestartPolicyUnlessStopped
+)
+
+// InstanceCapAdd is what a web process may need after dropping every capability: bind a low
+// port and switch user/group (some runtimes' entrypoints do).
+var InstanceCapAdd = []string{"NET_BIND_SERVICE", "CHOWN", "SETGID", "SETUID"}
+
+// StartInstance runs one hardened container of a release. It is idempotent by InstanceName: a
+// running container of that name is reused, a stopped one is started, and one left over from a
+// different release or image is replaced.
+func (a *Activities) StartInstance(ctx context.Context, in StartInstanceInput) (StartInstanceResult, error) {
+	if err := a.ready(); err != nil {
+		return StartInstanceResult{}, err
+	}
+	if err := validateInstance(in); err != nil {
+		return StartInstanceResult{}, err
+	}
+	if in.Network == "" {
+		in.Network = OrgNetworkName(in.OrgID)
+	}
+	logger := slog.With("app_id", in.AppID, "node_id", a.NodeID, "container", in.InstanceName)
+
+	id, err := a.reuseInstance(ctx, in, logger)
+	if err != nil {
+		return StartInstanceResult{}, err
+	}
+	if id == "" {
+		if id, err = a.createInstance(ctx, in); err != nil {
+			return StartInstanceResult{}, err
+		}
+		logger.InfoContext(ctx, "created container", "container_id", id, "image", in.Image, "network", in.Network)
+	}
+	activity.RecordHeartbeat(ctx, "starting")
+	if err := a.Client.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return StartInstanceResult{}, fmt.Errorf("start container %s: %w", in.InstanceName, err)
+	}
+
+	info, err := a.Client.ContainerInspect(ctx, id)
+	if err != nil {
+		return StartInstanceResult{}, fmt.Errorf("inspect container %s: %w", in.InstanceName, err)
+	}
+	if exited(info) {
+		return StartInstanceResult{}, a.instanceExited(ctx, in.DeploymentID, info)
+	}
+	hostPort, err := publishedPort(info, in.Port)
+	if err != nil {
+		return StartInstanceResult{}, fmt.Errorf("container %s: %w", in.InstanceName, err)
+	}
+	logger.InfoContext(ctx, "started container", "container_id", info.ID, "host_port", hostPort)
+	return StartInstanceResult{ContainerID: info.ID, InstanceName: in.InstanceName, HostPort: hostPort}, nil
+}
+
+// reuseInstance returns the id of an existing container of in.InstanceName that can serve this
+// start, "" when a new one must be created.
+func (a *Activities) reuseInstance(ctx context.Context, in StartInstanceInput, logger *slog.Logger) (string, error) {
+	info, err := a.Client.ContainerInspect(ctx, in.InstanceName)
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect container %s: %w", in.InstanceName, err)
+	}
+	labels := info.Config.Labels
+	if labels[LabelManaged] != "true" || labels[LabelApp] != in.AppID {
+		return "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("a container named %s exists on this node and does not belong to app %s", in.InstanceName, in.AppID),
+			ErrTypeNameTaken, nil)
+	}
+	if labels[LabelRelease] == in.ReleaseID && info.Config.Image == in.Image && info.HostConfig.NetworkMode == container.NetworkMode(in.Network) {
+		return info.ID, nil // running (start is a no-op) or stopped (start resumes it)
+	}
+	logger.InfoContext(ctx, "replacing container of another release", "container_id", info.ID, "release", labels[LabelRelease])
+	if err := a.Client.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("remove stale container %s: %w", in.InstanceName, err)
+	}
+	return "", nil
+}
+
+func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) (string, error) {
+	config, hostConfig, netConfig := instanceSpec(in, a.NodeID)
+	resp, err := a.Client.ContainerCreate(ctx, config, hostConfig, netConfig, nil, in.InstanceName)
+	if err == nil {
+		return resp.ID, nil
+	}
+	if errdefs.IsConflict(err) {
+		// A concurrent attempt created it between our inspect and create: use that one.
+		info, ierr := a.Client.ContainerInspect(ctx, in.InstanceName)
+		if ierr == nil && info.Config.Labels[LabelApp] == in.AppID && info.Config.Labels[LabelRelease] == in.ReleaseID {
+			return info.ID, nil
+		}
+	}
+	if errdefs.IsNotFound(err) {
+		return "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("create container %s: %s", in.InstanceName, engineMessage(err)), ErrTypeInvalidInput, nil)
+	}
+	return "", fmt.Errorf("create container %s: %w", in.InstanceName, err)
+}
+
+// instanceSpec is the one place an app container's configuration is decided.
+func instanceSpec(in StartInstanceInput, nodeID string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	port := nat.Port(strconv.Itoa(in.Port) + "/tcp")
+	memory := int64(in.MemoryMB) * 1024 * 1024
+	pids := int64(PidsLimit)
+	config := &container.Config{
+		Image:        in.Image,
+		User:         InstanceUser,
+		Env:          instanceEnv(in),
+		ExposedPorts: nat.PortSet{port: struct{}{}},
+		Labels: map[string]string{
+			LabelManaged: "true",
+			LabelApp:     in.AppID,
+			LabelOrg:     in.OrgID,
+			LabelRelease: in.ReleaseID,
+			LabelNode:    nodeID,
+		},
+	}
+	hostConfig := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(in.Network),
+		PortBindings:  nat.PortMap{port: []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: ""}}},
+		RestartPolicy: container.RestartPolicy{Name: RestartPolicy},
+		LogConfig: container.LogConfig{
+			Type:   "json-file",
+			Config: map[string]string{"max-size": LogMaxSize, "max-file": LogMaxFiles},
+		},
+		CapDrop:     []string{"ALL"},
+		CapAdd:      append([]string(nil), InstanceCapAdd...),
+		SecurityOpt: []string{"no-new-privileges"},
+		Resources: container.Resources{
+			Memory:     memory,
+			MemorySwap: memory,
+			NanoCPUs:   int64(in.CPUMillis) * 1_000_000,
+			PidsLimit:  &pids,
+		},
+	}
+	netConfig := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		in.Network: {},
+	}}
+	return config, hostConfig, netConfig
+}
+
+// instanceEnv is PORT plus the app's variables in a stable order; the platform's PORT wins over
+// a user variable of the same name.
+func instanceEnv(in StartInstanceInput) []string {
+	keys := make([]string, 0, len(in.Env))
+	for k := range in.Env {
+		if k != "PORT" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	env := []string{"PORT=" + strconv.Itoa(in.Port)}
+	for _, k := range keys {
+		env = append(env, k+"="+in.Env[k])
+	}
+	return env
+}
+
+func validateInstance(in StartInstanceInput) error {
+	for _, f := range []struct{ what, value string }{
+		{"app id", in.AppID}, {"organization id", in.OrgID}, {"release id", in.ReleaseID},
+	} {
+		if err := checkID(f.what, f.value); err != nil {
+			return err
+		}
+	}
+	if in.DeploymentID != "" {
+		if err := checkID("deployment id", in.DeploymentID); err != nil {
+			return err
+		}
+	}
+	if !containerNamePat.MatchString(in.InstanceName) {
+		return invalidInput("invalid instance name %q", in.InstanceName)
+	}
+	if !imageRefOrIDPattern.MatchString(in.Image) {
+		return invalidInput("invalid image %q", in.Image)
+	}
+	if in.Network != "" && !containerNamePat.MatchString(in.Network) {
+		return invalidInput("invalid network name %q", in.Network)
+	}
+	if in.Port < 1 || in.Port > 65535 {
+		return invalidInput("invalid port %d: 1-65535", in.Port)
+	}
+	if in.MemoryMB < 6 {
+		return invalidInput("invalid memory limit %d MiB: at least 6", in.MemoryMB)
+	}
+	if in.CPUMillis < 1 {
+		return invalidInput("invalid CPU limit %d millicores", in.CPUMillis)
+	}
+	for k, v := range in.Env {
+		if !envKeyPattern.MatchString(k) {
+			return invalidInput("invalid environment variable name %q: use A-Z, 0-9 and '_', not starting with a digit", k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return invalidInput("environment variable %s contains a NUL character", k)
+		}
+	}
+	return nil
+}
+
+// publishedPort reads the loopback port Docker chose for the container's port.
+func publishedPort(info container.InspectResponse, port int) (int, error) {
+	if info.NetworkSettings == nil {
+		return 0, errors.New("no network settings")
+	}
+	for _, b := range info.NetworkSettings.Ports[nat.Port(strconv.Itoa(port)+"/tcp")] {
+		if b.HostIP != "127.0.0.1" {
+			continue
+		}
+		if p, err := strconv.Atoi(b.HostPort); err == nil && p > 0 {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("port %d/tcp is not published on 127.0.0.1", port)
+}

@@ -1,0 +1,74 @@
+package docker
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+)
+
+// Chunks are flushed when they reach chunkBytes or are older than chunkAge, so the log is
+// readable while it grows without one request per line.
+const (
+	chunkBytes = 8 << 10
+	chunkAge   = time.Second
+)
+
+// logWriter batches a deployment's log text into numbered chunks for the sink. The log is best
+// effort: a sink failure is logged on the node and never fails the activity.
+type logWriter struct {
+	sink         buildlog.Sink
+	deploymentID string
+	source       string
+	attempt      int32
+
+	mu      sync.Mutex
+	seq     int
+	buf     strings.Builder
+	started time.Time
+}
+
+func newLogWriter(sink buildlog.Sink, deploymentID, source string, attempt int32) *logWriter {
+	return &logWriter{sink: sink, deploymentID: deploymentID, source: source, attempt: attempt}
+}
+
+// Write adds text and flushes when the pending chunk is big or old enough.
+func (w *logWriter) Write(ctx context.Context, text string) {
+	if w.sink == nil || w.deploymentID == "" || text == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() == 0 {
+		w.started = time.Now()
+	}
+	w.buf.WriteString(text)
+	if w.buf.Len() >= chunkBytes || time.Since(w.started) >= chunkAge {
+		w.flushLocked(ctx)
+	}
+}
+
+// Flush sends whatever is pending.
+func (w *logWriter) Flush(ctx context.Context) {
+	if w.sink == nil || w.deploymentID == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked(ctx)
+}
+
+func (w *logWriter) flushLocked(ctx context.Context) {
+	if w.buf.Len() == 0 {
+		return
+	}
+	w.seq++
+	chunk := buildlog.Chunk{DeploymentID: w.deploymentID, Source: w.source, Attempt: w.attempt, Seq: w.seq, Text: w.buf.String()}
+	w.buf.Reset()
+	if err := w.sink.Append(ctx, chunk); err != nil {
+		slog.WarnContext(ctx, "append deployment log", "deployment_id", w.deploymentID, "source", w.source, "err", err)
+	}
+}

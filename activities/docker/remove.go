@@ -1,0 +1,147 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"go.temporal.io/sdk/activity"
+)
+
+// DefaultStopGrace is how long an instance may take to finish its requests and exit after
+// SIGTERM before it is killed.
+const DefaultStopGrace = 10 * time.Second
+
+// RemoveInstances stops (SIGTERM, then SIGKILL after the grace period) and removes the app's
+// containers: all of them except those in Keep or, when Names is set, only those. Containers
+// already gone are fine, so a retry finishes what an earlier attempt started.
+func (a *Activities) RemoveInstances(ctx context.Context, in RemoveInstancesInput) (RemoveInstancesResult, error) {
+	if err := a.ready(); err != nil {
+		return RemoveInstancesResult{}, err
+	}
+	if err := checkID("app id", in.AppID); err != nil {
+		return RemoveInstancesResult{}, err
+	}
+	grace := in.GracePeriod
+	if grace <= 0 {
+		grace = DefaultStopGrace
+	}
+	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelApp+"="+in.AppID),
+	)})
+	if err != nil {
+		return RemoveInstancesResult{}, fmt.Errorf("list containers of app %s: %w", in.AppID, err)
+	}
+	targets := selectInstances(list, in)
+
+	stopBeat := heartbeat(ctx, "removing instances")
+	defer stopBeat()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		removed []string
+		errs    []string
+	)
+	for _, c := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.removeContainer(ctx, c.ID, grace); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("%s: %v", c.name, err))
+				mu.Unlock()
+				return
+			}
+			slog.InfoContext(ctx, "removed container", "app_id", in.AppID, "node_id", a.NodeID, "container", c.name, "container_id", c.ID)
+			mu.Lock()
+			removed = append(removed, c.name)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Strings(removed)
+	if len(errs) > 0 {
+		return RemoveInstancesResult{Removed: removed}, fmt.Errorf("remove containers of app %s: %s", in.AppID, strings.Join(errs, "; "))
+	}
+	return RemoveInstancesResult{Removed: removed}, nil
+}
+
+type namedContainer struct{ ID, name string }
+
+func selectInstances(list []container.Summary, in RemoveInstancesInput) []namedContainer {
+	set := func(names []string) map[string]bool {
+		m := make(map[string]bool, len(names))
+		for _, n := range names {
+			m[strings.TrimPrefix(n, "/")] = true
+		}
+		return m
+	}
+	keep, only := set(in.Keep), set(in.Names)
+	var out []namedContainer
+	for _, c := range list {
+		name := c.ID
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		matches := func(m map[string]bool) bool { return m[name] || m[c.ID] }
+		if len(in.Names) > 0 {
+			if matches(only) {
+				out = append(out, namedContainer{c.ID, name})
+			}
+			continue
+		}
+		if !matches(keep) {
+			out = append(out, namedContainer{c.ID, name})
+		}
+	}
+	return out
+}
+
+func (a *Activities) removeContainer(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(grace.Round(time.Second) / time.Second)
+	if err := a.Client.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("stop: %w", err)
+	}
+	activity.RecordHeartbeat(ctx, "removing instances")
+	err := a.Client.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return nil
+}
+
+// RemoveAppImages removes every image labelled with the app (on delete). Run it after
+// RemoveInstances: an image a container still uses cannot be removed.
+func (a *Activities) RemoveAppImages(ctx context.Context, in RemoveAppImagesInput) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	if err := checkID("app id", in.AppID); err != nil {
+		return err
+	}
+	images, err := a.Client.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelApp+"="+in.AppID),
+	)})
+	if err != nil {
+		return fmt.Errorf("list images of app %s: %w", in.AppID, err)
+	}
+	for _, img := range images {
+		activity.RecordHeartbeat(ctx, "removing images")
+		_, err := a.Client.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove image %s of app %s: %w", img.ID, in.AppID, err)
+		}
+		slog.InfoContext(ctx, "removed image", "app_id", in.AppID, "node_id", a.NodeID, "image_id", img.ID, "tags", img.RepoTags)
+	}
+	return nil
+}

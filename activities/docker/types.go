@@ -1,0 +1,99 @@
+// Package docker runs an application's images and containers on a node through the Docker
+// Engine API: build, tenant networks, hardened instances, readiness and removal.
+package docker
+
+import "time"
+
+// Labels put on everything SkyPanel creates, so a node can find what belongs to an app.
+const (
+	LabelManaged = "skypanel.managed" // "true"
+	LabelApp     = "skypanel.app"
+	LabelOrg     = "skypanel.org"
+	LabelRelease = "skypanel.release"
+	LabelNode    = "skypanel.node"
+)
+
+// BuildImageInput builds ContextDir's Dockerfile into ImageTag, streaming the log to the sink
+// under the deployment's id.
+type BuildImageInput struct {
+	AppID        string
+	DeploymentID string
+	ContextDir   string
+	ImageTag     string
+	// ReleaseID labels the image (skypanel.release); when empty the DeploymentID is used.
+	ReleaseID string
+}
+
+// BuildImageResult names the built image.
+type BuildImageResult struct {
+	ImageID string
+}
+
+// EnsureNetworkInput asks for the organization's own bridge network.
+type EnsureNetworkInput struct {
+	OrgID string
+}
+
+// EnsureNetworkResult names it.
+type EnsureNetworkResult struct {
+	Network string
+}
+
+// StartInstanceInput starts one hardened container of a release. InstanceName is derived from
+// app and operation ids by the workflow, so a retried start finds the container it made before.
+type StartInstanceInput struct {
+	AppID        string
+	OrgID        string
+	ReleaseID    string
+	InstanceName string
+	Image        string
+	Network      string
+	CPUMillis    int
+	MemoryMB     int
+	Port         int               // the port the app must listen on, given to it as $PORT
+	Env          map[string]string // extra environment (the env-vars issue fills it)
+	// DeploymentID, when set, receives the container's last log lines (source "start") if it
+	// exits right after starting.
+	DeploymentID string
+}
+
+// StartInstanceResult tells where the instance answers on the node's loopback.
+type StartInstanceResult struct {
+	ContainerID  string
+	InstanceName string
+	HostPort     int
+}
+
+// WaitReadyInput waits until the instance answers HTTP on 127.0.0.1:HostPort, or fails early
+// when the container exits.
+type WaitReadyInput struct {
+	InstanceName string
+	HostPort     int
+	Timeout      time.Duration
+	// AppID and DeploymentID are optional: AppID for the node's logs, DeploymentID to receive
+	// the container's last log lines (source "start") when it exits or never answers.
+	AppID        string
+	DeploymentID string
+}
+
+// RemoveInstancesInput stops and removes the app's containers except those named in Keep.
+// When Names is set, only those of the app's containers are removed (a failed new instance),
+// and Keep is ignored.
+type RemoveInstancesInput struct {
+	AppID string
+	Keep  []string
+	Names []string
+	// GracePeriod is how long each container may take to stop before it is killed; zero
+	// means DefaultStopGrace.
+	GracePeriod time.Duration
+}
+
+// RemoveInstancesResult lists what was removed.
+type RemoveInstancesResult struct {
+	Removed []string
+}
+
+// RemoveAppImagesInput removes every image built for the app (on delete).
+type RemoveAppImagesInput struct {
+	AppID string
+}

@@ -1,0 +1,257 @@
+package gitclone
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+)
+
+type memSink struct {
+	mu     sync.Mutex
+	chunks []buildlog.Chunk
+}
+
+func (s *memSink) Append(_ context.Context, c buildlog.Chunk) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chunks = append(s.chunks, c)
+	return nil
+}
+
+func (s *memSink) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, c := range s.chunks {
+		b.WriteString(c.Text)
+	}
+	return b.String()
+}
+
+func (s *memSink) checkSeq(t *testing.T, source string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := 0
+	for _, c := range s.chunks {
+		if c.Source != source || c.Attempt != 1 {
+			t.Errorf("chunk %+v: want source %q attempt 1", c, source)
+		}
+		if c.Seq <= last {
+			t.Errorf("chunk seq %d after %d: want increasing", c.Seq, last)
+		}
+		last = c.Seq
+	}
+}
+
+// git runs a git command for test set-up.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// bareRepo makes ROOT/app.git with two commits on main and one on "feature", ready for dumb
+// HTTP, and returns ROOT and main's head commit.
+func bareRepo(t *testing.T) (root, head string) {
+	t.Helper()
+	src := t.TempDir()
+	git(t, src, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(src, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
+	git(t, src, "add", ".")
+	git(t, src, "commit", "-q", "-m", "first")
+	os.WriteFile(filepath.Join(src, "README"), []byte("hello\n"), 0o644)
+	git(t, src, "add", ".")
+	git(t, src, "commit", "-q", "-m", "second")
+	head = git(t, src, "rev-parse", "HEAD")
+	git(t, src, "checkout", "-q", "-b", "feature")
+	os.WriteFile(filepath.Join(src, "FEATURE"), []byte("x\n"), 0o644)
+	git(t, src, "add", ".")
+	git(t, src, "commit", "-q", "-m", "feature")
+
+	root = t.TempDir()
+	git(t, root, "clone", "-q", "--bare", src, "app.git")
+	git(t, filepath.Join(root, "app.git"), "update-server-info")
+	return root, head
+}
+
+func newEnv(t *testing.T, a *Activities) *testsuite.TestActivityEnvironment {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	return env
+}
+
+func clone(t *testing.T, a *Activities, in CloneInput) (CloneResult, error) {
+	t.Helper()
+	val, err := newEnv(t, a).ExecuteActivity(a.CloneRepository, in)
+	if err != nil {
+		return CloneResult{}, err
+	}
+	var res CloneResult
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res, nil
+}
+
+func wantAppError(t *testing.T, err error, errType, msg string) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		t.Fatalf("error %v: want a temporal application error of type %s", err, errType)
+	}
+	if appErr.Type() != errType || !appErr.NonRetryable() {
+		t.Fatalf("error type %q non-retryable %v (%v): want %q, non-retryable", appErr.Type(), appErr.NonRetryable(), err, errType)
+	}
+	if !strings.Contains(err.Error(), msg) {
+		t.Fatalf("error %q: want it to contain %q", err, msg)
+	}
+}
+
+func TestCloneOverDumbHTTP(t *testing.T) {
+	root, head := bareRepo(t)
+	srv := httptest.NewServer(http.FileServer(http.Dir(root)))
+	defer srv.Close()
+
+	sink := &memSink{}
+	a := &Activities{WorkRoot: t.TempDir(), Logs: sink}
+	in := CloneInput{AppID: "app1", DeploymentID: "dep-1", GitURL: srv.URL + "/app.git", Branch: "main", AllowLoopbackHTTP: true}
+
+	// A leftover from an earlier attempt must not break the retry.
+	os.MkdirAll(filepath.Join(a.WorkRoot, "dep-1", "stale"), 0o755)
+
+	res, err := clone(t, a, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CommitSHA != head {
+		t.Errorf("commit %s, want %s", res.CommitSHA, head)
+	}
+	if res.Dir != filepath.Join(a.WorkRoot, "dep-1") {
+		t.Errorf("dir %s", res.Dir)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "README")); err != nil {
+		t.Errorf("README not cloned: %v", err)
+	}
+	for _, absent := range []string{"stale", "FEATURE"} {
+		if _, err := os.Stat(filepath.Join(res.Dir, absent)); err == nil {
+			t.Errorf("%s present in the clone", absent)
+		}
+	}
+	if log := sink.text(); !strings.Contains(log, "Cloning") || !strings.Contains(log, head) {
+		t.Errorf("clone log lacks progress:\n%s", log)
+	}
+	sink.checkSeq(t, "clone")
+
+	// The feature branch, into the same deployment dir: a clean second run.
+	in.Branch = "feature"
+	res, err = clone(t, a, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "FEATURE")); err != nil {
+		t.Errorf("feature branch not cloned: %v", err)
+	}
+
+	val, err := newEnv(t, a).ExecuteActivity(a.RemoveWorkdir, RemoveWorkdirInput{DeploymentID: "dep-1"})
+	if err != nil || val == nil {
+		t.Fatalf("RemoveWorkdir: %v", err)
+	}
+	if _, err := os.Stat(res.Dir); !os.IsNotExist(err) {
+		t.Errorf("work dir still there: %v", err)
+	}
+	if _, err := newEnv(t, a).ExecuteActivity(a.RemoveWorkdir, RemoveWorkdirInput{DeploymentID: "dep-1"}); err != nil {
+		t.Errorf("second RemoveWorkdir: %v", err)
+	}
+}
+
+// Smart HTTP (git http-backend) serves shallow clones, the path production takes.
+func TestCloneShallowOverSmartHTTP(t *testing.T) {
+	root, head := bareRepo(t)
+	execPath := git(t, root, "--exec-path")
+	srv := httptest.NewServer(&cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	})
+	defer srv.Close()
+
+	a := &Activities{WorkRoot: t.TempDir(), Logs: &memSink{}}
+	res, err := clone(t, a, CloneInput{AppID: "app1", DeploymentID: "dep-2", GitURL: srv.URL + "/app.git", Branch: "main", AllowLoopbackHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CommitSHA != head {
+		t.Errorf("commit %s, want %s", res.CommitSHA, head)
+	}
+	if count := git(t, res.Dir, "rev-list", "--count", "HEAD"); count != "1" {
+		t.Errorf("clone has %s commits, want a shallow clone of 1", count)
+	}
+}
+
+func TestCloneFailures(t *testing.T) {
+	root, _ := bareRepo(t)
+	srv := httptest.NewServer(http.FileServer(http.Dir(root)))
+	defer srv.Close()
+	marker := filepath.Join(t.TempDir(), "pwned")
+
+	tests := []struct {
+		name    string
+		a       Activities
+		in      CloneInput
+		errType string
+		msg     string
+	}{
+		{"missing branch", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "nope", AllowLoopbackHTTP: true}, ErrTypeBranchNotFound, `branch "nope" does not exist`},
+		{"missing repository", Activities{}, CloneInput{GitURL: srv.URL + "/other.git", Branch: "main", AllowLoopbackHTTP: true}, ErrTypeRepositoryNotFound, "was not found"},
+		{"ext transport", Activities{}, CloneInput{GitURL: "ext::sh -c touch " + marker, Branch: "main"}, ErrTypeInvalidInput, "spaces"},
+		{"option as url", Activities{}, CloneInput{GitURL: "--upload-pack=touch " + marker, Branch: "main"}, ErrTypeInvalidInput, "'-'"},
+		{"file url", Activities{}, CloneInput{GitURL: "file://" + root + "/app.git", Branch: "main"}, ErrTypeInvalidInput, "file"},
+		{"option as branch", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "--upload-pack=x", AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "branch name"},
+		{"loopback without dev flag", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main"}, ErrTypeInvalidInput, "development"},
+		{"loopback denied by node", Activities{DenyLoopbackHTTP: true}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main", AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "--allow-loopback-git"},
+		{"credentials", Activities{}, CloneInput{GitURL: "https://user:secret@example.com/x.git", Branch: "main"}, ErrTypeInvalidInput, "password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.a
+			a.WorkRoot = t.TempDir()
+			a.Logs = &memSink{}
+			tt.in.AppID, tt.in.DeploymentID = "app1", "dep-3"
+			_, err := clone(t, &a, tt.in)
+			wantAppError(t, err, tt.errType, tt.msg)
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error repeats the credentials: %v", err)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("a hostile URL ran a command")
+			}
+		})
+	}
+
+	t.Run("path traversal in deployment id", func(t *testing.T) {
+		a := &Activities{WorkRoot: t.TempDir()}
+		_, err := newEnv(t, a).ExecuteActivity(a.RemoveWorkdir, RemoveWorkdirInput{DeploymentID: "../etc"})
+		wantAppError(t, err, ErrTypeInvalidInput, "invalid deployment id")
+	})
+}

@@ -1,0 +1,25 @@
+// Package gitclone fetches an application's source onto a node: a shallow clone of one branch,
+// with git run through an argument list (never a shell) and only the allowed transports.
+package gitclone
+
+// CloneInput asks for a shallow clone of Branch of GitURL into the node's work area for the
+// deployment. AllowLoopbackHTTP is set only by `skypanel dev`: it also accepts http:// URLs whose
+// host is a loopback address, so a local repository can be served.
+type CloneInput struct {
+	AppID             string
+	DeploymentID      string
+	GitURL            string
+	Branch            string
+	AllowLoopbackHTTP bool
+}
+
+// CloneResult says where the source is and which commit it is.
+type CloneResult struct {
+	Dir       string
+	CommitSHA string
+}
+
+// RemoveWorkdirInput asks for a deployment's work area to be removed once the image is built.
+type RemoveWorkdirInput struct {
+	DeploymentID string
+}

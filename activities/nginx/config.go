@@ -1,0 +1,156 @@
+package nginx
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// NotServedText is the body of the 404 nginx answers for a host name no app is published at.
+const NotServedText = "no app is served at this host name"
+
+// ReleaseHeader carries the release a response came from; PublishRoute waits for it.
+const ReleaseHeader = "X-SkyPanel-Release"
+
+// GenerationHeader carries, on the default server's answers, the generation of the loaded
+// configuration: after a reload the router polls until it sees the new one, because a reload
+// is asynchronous (old workers keep serving the old configuration for a moment).
+const GenerationHeader = "X-SkyPanel-Config-Generation"
+
+// generationProbeHost matches no server_name (".invalid" is reserved), so the default server
+// answers it.
+const generationProbeHost = "config-generation.skypanel.invalid"
+
+// renderBase is nginx.conf: one default server answering 404 for unknown hosts, and every
+// app's server block from sites/. Relative paths are relative to the prefix (nginx -p).
+func renderBase(listen listenAddr) string {
+	return fmt.Sprintf(`# Written by the SkyPanel agent; changes are overwritten when the agent starts.
+worker_processes auto;
+pid run/nginx.pid;
+error_log logs/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log logs/access.log;
+    server_tokens off;
+
+    client_body_temp_path temp/client_body;
+    proxy_temp_path temp/proxy;
+    fastcgi_temp_path temp/fastcgi;
+    uwsgi_temp_path temp/uwsgi;
+    scgi_temp_path temp/scgi;
+
+    server_names_hash_bucket_size 128;
+    server_names_hash_max_size 8192;
+    client_max_body_size 100m;
+
+    # Upgrade websockets; otherwise an empty Connection header keeps upstream connections alive.
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      '';
+    }
+
+    proxy_http_version 1.1;
+    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $host;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    proxy_read_timeout 300s;
+    # Stream bodies instead of spooling them to temp files.
+    proxy_request_buffering off;
+    proxy_max_temp_file_size 0;
+
+    server {
+        listen %s default_server;
+        server_name _;
+        default_type text/plain;
+        include generation.conf;
+        return 404 "%s\n";
+    }
+
+    include sites/*.conf;
+}
+`, listen.directive, NotServedText)
+}
+
+// renderGeneration is generation.conf, included by the default server.
+func renderGeneration(generation string) string {
+	return fmt.Sprintf("add_header %s %s always;\n", GenerationHeader, generation)
+}
+
+// upstreamName is the app's upstream block.
+func upstreamName(appID string) string { return "skypanel-app-" + appID }
+
+// siteFile is the app's server block file under sites/.
+func siteFile(appID string) string { return "app-" + appID + ".conf" }
+
+// renderSite is one app's upstream and server block. Every value in it was validated by
+// validateRoute, so nothing a user typed can add a directive.
+func renderSite(listen listenAddr, in PublishRouteInput) string {
+	var servers strings.Builder
+	for _, u := range dedupe(in.Upstreams) {
+		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=5s;\n", u)
+	}
+	name := upstreamName(in.AppID)
+	return fmt.Sprintf(`# app %[1]s, release %[2]s. Written by the SkyPanel agent.
+upstream %[3]s {
+%[4]s    keepalive 16;
+}
+
+server {
+    listen %[5]s;
+    server_name %[6]s;
+    add_header %[7]s %[2]s always;
+
+    location / {
+        proxy_pass http://%[3]s;
+    }
+}
+`, in.AppID, in.ReleaseID, name, servers.String(), listen.directive, in.Hostname, ReleaseHeader)
+}
+
+func dedupe(values []string) []string {
+	seen := make(map[string]bool, len(values))
+	var out []string
+	for _, v := range values {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// writeFileAtomic replaces path with data: readers (nginx -t, a reload) see the old file or the
+// new one, never half of it. The temp file's name does not match sites/*.conf.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,280 @@
+package nginx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+)
+
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRouter runs a private nginx on a free loopback port and stops it when the test ends.
+func startRouter(t *testing.T) *Router {
+	t.Helper()
+	if _, err := os.Stat(DefaultBinary); err != nil {
+		t.Fatalf("nginx not installed: %v", err)
+	}
+	r, err := NewRouter(RouterOptions{Prefix: filepath.Join(t.TempDir(), "nginx"), Listen: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Stop(ctx); err != nil {
+			t.Errorf("stop nginx: %v", err)
+		}
+	})
+	return r
+}
+
+func get(t *testing.T, r *Router, host string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.ProbeAddr()+"/path?q=1", nil)
+	req.Host = host
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func upstream(t *testing.T, name string) (addr string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s host=%s path=%s xff=%s proto=%s", name, r.Host, r.URL.RequestURI(), r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func publish(t *testing.T, a *Activities, in PublishRouteInput) error {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.PublishRoute, in)
+	return err
+}
+
+func removeRoute(t *testing.T, a *Activities, appID string) error {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.RemoveRoute, RemoveRouteInput{AppID: appID})
+	return err
+}
+
+func wantAppError(t *testing.T, err error, errType string) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != errType || !appErr.NonRetryable() {
+		t.Fatalf("error %v: want non-retryable %s", err, errType)
+	}
+}
+
+// snapshot is the sites directory's files and contents.
+func snapshot(t *testing.T, r *Router) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(r.sitesDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(r.sitesDir(), e.Name()))
+		m[e.Name()] = string(data)
+	}
+	return m
+}
+
+func TestRouterPublishesAndRemovesRoutes(t *testing.T) {
+	r := startRouter(t)
+	a := &Activities{Router: r}
+
+	resp, body := get(t, r, "unknown.apps.localhost")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, NotServedText) {
+		t.Fatalf("unknown host: %d %q", resp.StatusCode, body)
+	}
+
+	v1 := upstream(t, "v1")
+	in := PublishRouteInput{AppID: "app-1", Hostname: "demo.apps.localhost", ReleaseID: "rel-1", Upstreams: []string{v1}}
+	if err := publish(t, a, in); err != nil {
+		t.Fatalf("PublishRoute: %v", err)
+	}
+	resp, body = get(t, r, "demo.apps.localhost")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(ReleaseHeader) != "rel-1" {
+		t.Fatalf("published host: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	want := "v1 host=demo.apps.localhost path=/path?q=1 xff=127.0.0.1 proto=http"
+	if body != want {
+		t.Errorf("body %q, want %q", body, want)
+	}
+	if resp, _ := get(t, r, "other.apps.localhost"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("other host: %d", resp.StatusCode)
+	}
+
+	// A new release switches the same host to the new upstream; publishing it again is a no-op.
+	v2 := upstream(t, "v2")
+	in.ReleaseID, in.Upstreams = "rel-2", []string{v2, v2}
+	for i := 0; i < 2; i++ {
+		if err := publish(t, a, in); err != nil {
+			t.Fatalf("PublishRoute rel-2: %v", err)
+		}
+	}
+	resp, body = get(t, r, "demo.apps.localhost")
+	if resp.Header.Get(ReleaseHeader) != "rel-2" || !strings.HasPrefix(body, "v2 ") {
+		t.Errorf("after rel-2: %v %q", resp.Header, body)
+	}
+
+	if err := removeRoute(t, a, "app-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeRoute(t, a, "app-1"); err != nil {
+		t.Fatalf("second RemoveRoute: %v", err)
+	}
+	if resp, _ := get(t, r, "demo.apps.localhost"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("removed host still served: %d", resp.StatusCode)
+	}
+}
+
+func TestRouterRejectsHostileInputWithoutTouchingConfig(t *testing.T) {
+	r := startRouter(t)
+	a := &Activities{Router: r}
+	good := PublishRouteInput{AppID: "app-1", Hostname: "demo.apps.localhost", ReleaseID: "rel-1", Upstreams: []string{upstream(t, "v1")}}
+	if err := publish(t, a, good); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, r)
+	conf, _ := os.ReadFile(r.confPath())
+
+	hostile := []func(*PublishRouteInput){
+		func(in *PublishRouteInput) { in.Hostname = "evil.com; include /etc/passwd" },
+		func(in *PublishRouteInput) { in.Hostname = "evil.com\n}" },
+		func(in *PublishRouteInput) { in.Hostname = "Demo.apps.localhost" },
+		func(in *PublishRouteInput) { in.Hostname = "*.apps.localhost" },
+		func(in *PublishRouteInput) { in.Hostname = "~^.*$" },
+		func(in *PublishRouteInput) { in.Hostname = "_" },
+		func(in *PublishRouteInput) { in.Hostname = "demo.apps.localhost." },
+		func(in *PublishRouteInput) { in.Hostname = "-demo.localhost" },
+		func(in *PublishRouteInput) { in.Hostname = strings.Repeat("a", 64) + ".localhost" },
+		func(in *PublishRouteInput) { in.AppID = "../../etc/x" },
+		func(in *PublishRouteInput) { in.AppID = "App" },
+		func(in *PublishRouteInput) { in.ReleaseID = "r1; return 200" },
+		func(in *PublishRouteInput) { in.ReleaseID = "" },
+		func(in *PublishRouteInput) { in.Upstreams = nil },
+		func(in *PublishRouteInput) { in.Upstreams = []string{"10.0.0.1:80"} },
+		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:80; evil"} },
+		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:0"} },
+		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:080"} },
+		func(in *PublishRouteInput) { in.Upstreams = []string{"unix:/var/run/docker.sock"} },
+	}
+	for i, mutate := range hostile {
+		in := good
+		in.AppID = "app-2"
+		mutate(&in)
+		err := publish(t, a, in)
+		wantAppError(t, err, ErrTypeInvalidInput)
+		if after := snapshot(t, r); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("case %d (%+v) changed the sites: %v", i, in, after)
+		}
+	}
+	wantAppError(t, removeRoute(t, a, "../x"), ErrTypeInvalidInput)
+	if now, _ := os.ReadFile(r.confPath()); string(now) != string(conf) {
+		t.Error("nginx.conf changed")
+	}
+	if resp, _ := get(t, r, "demo.apps.localhost"); resp.Header.Get(ReleaseHeader) != "rel-1" {
+		t.Errorf("the good route stopped working: %v", resp.Header)
+	}
+}
+
+// A config nginx -t rejects is rolled back: the app's previous block stays in force.
+func TestRouterRollsBackRejectedConfig(t *testing.T) {
+	r := startRouter(t)
+	a := &Activities{Router: r}
+	in := PublishRouteInput{AppID: "app-1", Hostname: "demo.apps.localhost", ReleaseID: "rel-1", Upstreams: []string{upstream(t, "v1")}}
+	if err := publish(t, a, in); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, r)
+
+	// Something else broke the config (a hand edit): the next publish must not load it.
+	broken := filepath.Join(r.sitesDir(), "zz-broken.conf")
+	os.WriteFile(broken, []byte("this is not nginx config;\n"), 0o644)
+	in.ReleaseID = "rel-2"
+	err := publish(t, a, in)
+	wantAppError(t, err, ErrTypeRouteConfigInvalid)
+	if !strings.Contains(err.Error(), "zz-broken.conf") {
+		t.Errorf("error lacks nginx's message: %v", err)
+	}
+	os.Remove(broken)
+	if after := snapshot(t, r); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("site not restored: %v", after)
+	}
+	if resp, _ := get(t, r, "demo.apps.localhost"); resp.Header.Get(ReleaseHeader) != "rel-1" {
+		t.Errorf("release %q, want rel-1 still", resp.Header.Get(ReleaseHeader))
+	}
+}
+
+// Start on a prefix whose master is running reloads it instead of starting a second one.
+func TestRouterStartReusesRunningMaster(t *testing.T) {
+	r := startRouter(t)
+	pid := r.masterPID()
+	again, err := NewRouter(RouterOptions{Prefix: r.Prefix(), Listen: r.opts.Listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if again.masterPID() != pid {
+		t.Errorf("master pid %d, want %d", again.masterPID(), pid)
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	tests := []struct{ in, directive, probe string }{
+		{":80", "80", "127.0.0.1:80"},
+		{"80", "80", "127.0.0.1:80"},
+		{"127.0.0.1:8088", "127.0.0.1:8088", "127.0.0.1:8088"},
+		{"0.0.0.0:80", "0.0.0.0:80", "127.0.0.1:80"},
+		{"[::]:80", "[::]:80", "[::1]:80"},
+	}
+	for _, tt := range tests {
+		got, err := parseListen(tt.in)
+		if err != nil || got.directive != tt.directive || got.probe != tt.probe {
+			t.Errorf("parseListen(%q) = %+v, %v", tt.in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "example.com:80", ":0", ":99999", "127.0.0.1:80;"} {
+		if _, err := parseListen(bad); err == nil {
+			t.Errorf("parseListen(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package nginx publishes applications through the node's own nginx: one server block per app,
+// written atomically, checked with `nginx -t`, reloaded, and rolled back to the last good
+// config when the check fails.
+package nginx
+
+// PublishRouteInput routes Hostname to Upstreams ("127.0.0.1:PORT"). ReleaseID is sent back in
+// the X-SkyPanel-Release response header, which is how the activity knows nginx really serves
+// the new release before it returns.
+type PublishRouteInput struct {
+	AppID     string
+	Hostname  string
+	ReleaseID string
+	Upstreams []string
+}
+
+// RemoveRouteInput removes the app's server block (on stop and delete).
+type RemoveRouteInput struct {
+	AppID string
+}

@@ -1,0 +1,224 @@
+// Package store holds the control-plane activities: every read and write of Postgres state a
+// workflow makes. They run on the `control` task queue, in the `skypanel worker` process.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/db"
+)
+
+// Activities reads and writes the control plane's state for workflows. Every method is
+// idempotent: a retried activity changes nothing twice.
+type Activities struct {
+	Store *db.Store
+	// Routing decides the host name and public URL of an app.
+	Routing Routing
+	// AllowLoopbackGit lets nodes clone http:// repositories on loopback (`skypanel dev` only).
+	AllowLoopbackGit bool
+}
+
+// Routing turns an app name into its public host name and URL.
+type Routing struct {
+	PlatformDomain string // e.g. apps.example.com; dev: apps.localhost
+	URLScheme      string // http or https
+	PublicPort     int    // 0 for the scheme's default
+}
+
+// Hostname is <name>.<PlatformDomain>.
+func (r Routing) Hostname(appName string) string { return appName + "." + r.PlatformDomain }
+
+// URL is the address customers open.
+func (r Routing) URL(appName string) string {
+	if r.PublicPort == 0 {
+		return fmt.Sprintf("%s://%s/", r.URLScheme, r.Hostname(appName))
+	}
+	return fmt.Sprintf("%s://%s:%d/", r.URLScheme, r.Hostname(appName), r.PublicPort)
+}
+
+// Error types workflows branch on.
+const (
+	ErrTypeNoNode      = "NoNodeAvailable"
+	ErrTypeAppNotFound = "ApplicationNotFound"
+)
+
+func notRetryable(err error) error {
+	switch {
+	case errors.Is(err, db.ErrNoNode):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoNode, nil)
+	case errors.Is(err, db.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError("the application no longer exists", ErrTypeAppNotFound, nil)
+	}
+	return err
+}
+
+// AppTarget is an app as a workflow acts on it.
+type AppTarget struct {
+	AppID            string
+	OrgID            string
+	Name             string
+	NodeID           string
+	Hostname         string
+	URL              string
+	CPUMillis        int
+	MemoryMB         int
+	Image            string // the current release's image ("" before the first deploy)
+	ReleaseID        string // the current release's deployment id
+	CurrentInstance  string
+	AllowLoopbackGit bool
+}
+
+// PrepareDeploymentInput names the deployment DeployApp runs.
+type PrepareDeploymentInput struct {
+	AppID        string
+	DeploymentID string
+}
+
+// DeploymentPlan is everything DeployApp needs, read once at its start.
+type DeploymentPlan struct {
+	AppTarget
+	GitURL    string
+	GitBranch string
+	ImageTag  string
+}
+
+// PrepareDeployment places the app on a node (first deploy only), marks the deployment
+// building, and returns the plan.
+func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeploymentInput) (DeploymentPlan, error) {
+	if _, err := a.Store.PlaceApplication(ctx, in.AppID); err != nil {
+		return DeploymentPlan{}, notRetryable(err)
+	}
+	target, err := a.LoadAppTarget(ctx, LoadAppTargetInput{AppID: in.AppID})
+	if err != nil {
+		return DeploymentPlan{}, err
+	}
+	dep, err := a.Store.DeploymentByID(ctx, in.DeploymentID)
+	if err != nil {
+		return DeploymentPlan{}, notRetryable(err)
+	}
+	if err := a.Store.SetDeploymentStatus(ctx, in.DeploymentID, db.DeploymentBuilding); err != nil {
+		return DeploymentPlan{}, fmt.Errorf("mark deployment building: %w", err)
+	}
+	if err := a.Store.MarkAppDeploying(ctx, in.AppID); err != nil {
+		return DeploymentPlan{}, fmt.Errorf("mark app deploying: %w", err)
+	}
+	return DeploymentPlan{
+		AppTarget: target,
+		GitURL:    dep.GitURL,
+		GitBranch: dep.GitBranch,
+		ImageTag:  fmt.Sprintf("skypanel/app-%s:%s", in.AppID, in.DeploymentID),
+	}, nil
+}
+
+// LoadAppTargetInput names an app.
+type LoadAppTargetInput struct {
+	AppID string
+}
+
+// LoadAppTarget reads what a workflow needs to act on the app's node.
+func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (AppTarget, error) {
+	t, err := a.Store.AppTargetByID(ctx, in.AppID)
+	if err != nil {
+		return AppTarget{}, notRetryable(err)
+	}
+	return AppTarget{
+		AppID: t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
+		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
+		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB,
+		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
+		AllowLoopbackGit: a.AllowLoopbackGit,
+	}, nil
+}
+
+// RecordBuildInput is the built release.
+type RecordBuildInput struct {
+	DeploymentID string
+	CommitSHA    string
+	Image        string
+}
+
+// RecordBuild stores the commit and image and moves the deployment to deploying.
+func (a *Activities) RecordBuild(ctx context.Context, in RecordBuildInput) error {
+	if err := a.Store.SetDeploymentSource(ctx, in.DeploymentID, in.CommitSHA, in.Image); err != nil {
+		return fmt.Errorf("record build of %s: %w", in.DeploymentID, err)
+	}
+	return a.Store.SetDeploymentStatus(ctx, in.DeploymentID, db.DeploymentDeploying)
+}
+
+// CompleteDeploymentInput is a release now serving.
+type CompleteDeploymentInput struct {
+	AppID        string
+	DeploymentID string
+	Instance     string
+	URL          string
+}
+
+// CompleteDeployment makes the deployment the app's current release.
+func (a *Activities) CompleteDeployment(ctx context.Context, in CompleteDeploymentInput) error {
+	if err := a.Store.CompleteDeployment(ctx, in.AppID, in.DeploymentID, in.Instance, in.URL); err != nil {
+		return fmt.Errorf("complete deployment %s: %w", in.DeploymentID, err)
+	}
+	return a.Store.AppendControlLog(ctx, in.DeploymentID, "result", fmt.Sprintf("\n==> Deployed: %s is live at %s\n", in.Instance, in.URL))
+}
+
+// FailDeploymentInput is a deployment that did not go live.
+type FailDeploymentInput struct {
+	AppID        string
+	DeploymentID string
+	Reason       string
+}
+
+// FailDeployment records the failure; the app keeps serving its previous release.
+func (a *Activities) FailDeployment(ctx context.Context, in FailDeploymentInput) error {
+	if err := a.Store.FailDeployment(ctx, in.AppID, in.DeploymentID, in.Reason); err != nil {
+		return fmt.Errorf("fail deployment %s: %w", in.DeploymentID, err)
+	}
+	return a.Store.AppendControlLog(ctx, in.DeploymentID, "result", "\n==> Deployment failed: "+in.Reason+"\n")
+}
+
+// ReleaseOperationInput frees an app's operation lock.
+type ReleaseOperationInput struct {
+	AppID      string
+	WorkflowID string
+}
+
+// ReleaseOperation frees the lock if the workflow still holds it.
+func (a *Activities) ReleaseOperation(ctx context.Context, in ReleaseOperationInput) error {
+	return a.Store.ReleaseOperation(ctx, in.AppID, in.WorkflowID)
+}
+
+// MarkAppRunningInput records the instance serving the app.
+type MarkAppRunningInput struct {
+	AppID    string
+	Instance string
+	URL      string
+}
+
+// MarkAppRunning records that the app serves again (start, restart).
+func (a *Activities) MarkAppRunning(ctx context.Context, in MarkAppRunningInput) error {
+	return a.Store.SetAppRunning(ctx, in.AppID, in.Instance, in.URL)
+}
+
+// MarkAppStoppedInput names a stopped app.
+type MarkAppStoppedInput struct {
+	AppID string
+}
+
+// MarkAppStopped records the app stopped on purpose.
+func (a *Activities) MarkAppStopped(ctx context.Context, in MarkAppStoppedInput) error {
+	return a.Store.SetAppStopped(ctx, in.AppID)
+}
+
+// DeleteApplicationRecordInput names a deleted app.
+type DeleteApplicationRecordInput struct {
+	AppID string
+}
+
+// DeleteApplicationRecord removes the app's rows once nothing of it runs any more.
+func (a *Activities) DeleteApplicationRecord(ctx context.Context, in DeleteApplicationRecordInput) error {
+	return a.Store.DeleteApplication(ctx, in.AppID)
+}

@@ -1,0 +1,271 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/workflows"
+)
+
+// appNamePattern is an RFC 1123 label in lower case: the name becomes <name>.<PLATFORM_DOMAIN>.
+var appNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+type createAppInput struct {
+	Body struct {
+		Name      string `json:"name" minLength:"1" maxLength:"63" doc:"RFC 1123 label, lower case; the app answers at <name>.<platform domain>"`
+		Runtime   string `json:"runtime" minLength:"1" maxLength:"64" doc:"Runtime id or slug (node, python, php, dockerfile)"`
+		Plan      string `json:"plan" minLength:"1" maxLength:"64" doc:"Plan id or slug"`
+		Region    string `json:"region,omitempty" maxLength:"64" doc:"Region id or slug; may be omitted when there is one region"`
+		GitURL    string `json:"git_url" minLength:"1" maxLength:"2048" doc:"https:// URL of the repository"`
+		GitBranch string `json:"git_branch,omitempty" maxLength:"255" default:"main"`
+	}
+}
+
+type updateAppInput struct {
+	idPath
+	Body struct {
+		Name      *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
+		Runtime   *string `json:"runtime,omitempty" maxLength:"64"`
+		Plan      *string `json:"plan,omitempty" maxLength:"64"`
+		GitURL    *string `json:"git_url,omitempty" maxLength:"2048"`
+		GitBranch *string `json:"git_branch,omitempty" maxLength:"255"`
+	}
+}
+
+type operationOutput struct {
+	Body struct {
+		DeploymentID string `json:"deployment_id,omitempty"`
+		WorkflowID   string `json:"workflow_id"`
+		Status       string `json:"status"`
+	}
+}
+
+func (s *Server) registerApplications() {
+	huma.Register(s.api, s.op("list-applications", http.MethodGet, "/api/paas/applications", "List your applications", "applications", 0, false),
+		func(ctx context.Context, _ *struct{}) (*items[db.Application], error) {
+			apps, err := s.store.ListApplications(ctx, principal(ctx).OrgID)
+			if err != nil {
+				return nil, s.problem(ctx, "application", err)
+			}
+			return listOf(apps), nil
+		})
+	huma.Register(s.api, s.op("create-application", http.MethodPost, "/api/paas/applications", "Create an application", "applications", http.StatusCreated, false),
+		s.createApplication)
+	huma.Register(s.api, s.op("get-application", http.MethodGet, "/api/paas/applications/{id}", "Get an application", "applications", 0, false),
+		func(ctx context.Context, in *idPath) (*body[db.Application], error) {
+			app, err := s.store.GetApplication(ctx, principal(ctx).OrgID, in.ID)
+			if err != nil {
+				return nil, s.problem(ctx, "application", err)
+			}
+			return bodyOf(app), nil
+		})
+	huma.Register(s.api, s.op("update-application", http.MethodPut, "/api/paas/applications/{id}", "Update an application; changes apply at the next deploy", "applications", 0, false),
+		s.updateApplication)
+	huma.Register(s.api, s.op("delete-application", http.MethodDelete, "/api/paas/applications/{id}", "Delete an application and everything it runs", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			return s.startOperation(ctx, in.ID, db.OpDelete, workflows.DeleteApp)
+		})
+	huma.Register(s.api, s.op("deploy-application", http.MethodPost, "/api/paas/applications/{id}/deploy", "Build and release the branch's latest commit", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			return s.startOperation(ctx, in.ID, db.OpDeploy, workflows.DeployApp)
+		})
+	huma.Register(s.api, s.op("restart-application", http.MethodPost, "/api/paas/applications/{id}/restart", "Replace the running instance with a fresh one, without downtime", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			return s.startOperation(ctx, in.ID, db.OpRestart, workflows.RestartApp)
+		})
+	huma.Register(s.api, s.op("stop-application", http.MethodPost, "/api/paas/applications/{id}/stop", "Stop serving the application", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			return s.startOperation(ctx, in.ID, db.OpStop, workflows.StopApp)
+		})
+	huma.Register(s.api, s.op("start-application", http.MethodPost, "/api/paas/applications/{id}/start", "Start a stopped application's current release", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			return s.startOperation(ctx, in.ID, db.OpStart, workflows.StartApp)
+		})
+}
+
+func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*body[db.Application], error) {
+	b := in.Body
+	if !appNamePattern.MatchString(b.Name) {
+		return nil, fieldError("body.name", "name must be 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", b.Name)
+	}
+	branch := b.GitBranch
+	if branch == "" {
+		branch = "main"
+	}
+	if err := s.validateSource(b.GitURL, branch); err != nil {
+		return nil, err
+	}
+	runtime, plan, err := s.resolveRuntimeAndPlan(ctx, b.Runtime, b.Plan)
+	if err != nil {
+		return nil, err
+	}
+	region, err := s.resolveRegion(ctx, b.Region)
+	if err != nil {
+		return nil, err
+	}
+	app, err := s.store.CreateApplication(ctx, db.NewApplication{
+		OrgID: principal(ctx).OrgID, Name: b.Name, RuntimeID: runtime.ID, PlanID: plan.ID, RegionID: region.ID,
+		GitURL: b.GitURL, GitBranch: branch,
+	})
+	if errors.Is(err, db.ErrConflict) {
+		return nil, huma.Error409Conflict("an application with this name already exists",
+			&huma.ErrorDetail{Location: "body.name", Message: "name taken", Value: b.Name})
+	}
+	if err != nil {
+		return nil, s.problem(ctx, "application", err)
+	}
+	return bodyOf(app), nil
+}
+
+func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*body[db.Application], error) {
+	orgID := principal(ctx).OrgID
+	current, err := s.store.GetApplication(ctx, orgID, in.ID)
+	if err != nil {
+		return nil, s.problem(ctx, "application", err)
+	}
+	b := in.Body
+	if b.Name != nil && *b.Name != current.Name {
+		return nil, fieldError("body.name", "an application's name cannot be changed (it is its host name); create a new application instead", *b.Name)
+	}
+	url, branch := current.GitURL, current.GitBranch
+	if b.GitURL != nil {
+		url = *b.GitURL
+	}
+	if b.GitBranch != nil {
+		branch = *b.GitBranch
+	}
+	if err := s.validateSource(url, branch); err != nil {
+		return nil, err
+	}
+	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch}
+	if b.Runtime != nil || b.Plan != nil {
+		runtimeRef, planRef := current.Runtime, current.Plan
+		if b.Runtime != nil {
+			runtimeRef = *b.Runtime
+		}
+		if b.Plan != nil {
+			planRef = *b.Plan
+		}
+		runtime, plan, err := s.resolveRuntimeAndPlan(ctx, runtimeRef, planRef)
+		if err != nil {
+			return nil, err
+		}
+		changes.RuntimeID, changes.PlanID = &runtime.ID, &plan.ID
+	}
+	app, err := s.store.UpdateApplication(ctx, orgID, in.ID, changes)
+	if err != nil {
+		return nil, s.problem(ctx, "application", err)
+	}
+	return bodyOf(app), nil
+}
+
+func (s *Server) validateSource(gitURL, branch string) error {
+	if err := gitclone.ValidateRemoteURL(gitURL, s.cfg.AllowLoopbackGit); err != nil {
+		return fieldError("body.git_url", err.Error(), gitURL)
+	}
+	if err := gitclone.ValidateBranch(branch); err != nil {
+		return fieldError("body.git_branch", err.Error(), branch)
+	}
+	return nil
+}
+
+func (s *Server) resolveRuntimeAndPlan(ctx context.Context, runtimeRef, planRef string) (db.Runtime, db.Plan, error) {
+	runtime, err := s.store.RuntimeByRef(ctx, runtimeRef)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && !runtime.Active) {
+		return db.Runtime{}, db.Plan{}, fieldError("body.runtime", "unknown runtime; see GET /api/paas/runtimes", runtimeRef)
+	}
+	if err != nil {
+		return db.Runtime{}, db.Plan{}, s.problem(ctx, "runtime", err)
+	}
+	plan, err := s.store.PlanByRef(ctx, planRef)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && !plan.Active) {
+		return db.Runtime{}, db.Plan{}, fieldError("body.plan", "unknown plan; see GET /api/paas/plans", planRef)
+	}
+	if err != nil {
+		return db.Runtime{}, db.Plan{}, s.problem(ctx, "plan", err)
+	}
+	return runtime, plan, nil
+}
+
+func (s *Server) resolveRegion(ctx context.Context, ref string) (db.Region, error) {
+	if strings.TrimSpace(ref) == "" {
+		regions, err := s.store.ListRegions(ctx)
+		if err != nil {
+			return db.Region{}, s.problem(ctx, "region", err)
+		}
+		if len(regions) != 1 {
+			return db.Region{}, fieldError("body.region", "region is required when the platform has several; see GET /api/paas/regions", ref)
+		}
+		return regions[0], nil
+	}
+	region, err := s.store.RegionByRef(ctx, ref)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Region{}, fieldError("body.region", "unknown region; see GET /api/paas/regions", ref)
+	}
+	if err != nil {
+		return db.Region{}, s.problem(ctx, "region", err)
+	}
+	return region, nil
+}
+
+// startOperation takes the app's operation lock and starts the workflow that holds it. If the
+// workflow cannot be started the lock (and a queued deployment) is undone, so nothing changes.
+func (s *Server) startOperation(ctx context.Context, appID, kind string, workflow any) (*operationOutput, error) {
+	p := principal(ctx)
+	operationID := uuid.NewString()
+	var workflowID string
+	var input any
+	if kind == db.OpDeploy {
+		workflowID = sptemporal.DeployWorkflowID(appID, operationID)
+		input = workflows.DeployAppInput{AppID: appID, DeploymentID: operationID}
+	} else {
+		workflowID = sptemporal.AppOperationWorkflowID(kind, appID, operationID)
+		input = workflows.AppOperationInput{AppID: appID, OperationID: operationID}
+	}
+	app, err := s.store.BeginOperation(ctx, p.OrgID, appID, db.OperationRequest{
+		Kind: kind, OperationID: operationID, WorkflowID: workflowID, StillRunning: s.workflowRunning,
+	})
+	if err != nil {
+		return nil, s.problem(ctx, "application", err)
+	}
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflowID,
+		TaskQueue: sptemporal.ControlTaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			sptemporal.AppIDKey.ValueSet(app.ID), sptemporal.OrgIDKey.ValueSet(app.OrgID)),
+	}, workflow, input)
+	if err != nil {
+		deploymentID := ""
+		if kind == db.OpDeploy {
+			deploymentID = operationID
+		}
+		reason := "the workflow could not be started"
+		if abortErr := s.store.AbortOperation(context.WithoutCancel(ctx), app.ID, workflowID, deploymentID, reason); abortErr != nil {
+			s.log.Error("abort operation", "app_id", app.ID, "workflow_id", workflowID, "error", abortErr)
+		}
+		s.log.Error("start workflow", "app_id", app.ID, "workflow_id", workflowID, "error", err)
+		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("could not start the %s: the workflow service is unavailable, try again", kind))
+	}
+	s.log.Info("operation started", "app_id", app.ID, "operation", kind, "workflow_id", workflowID)
+	out := &operationOutput{}
+	out.Body.WorkflowID = workflowID
+	if kind == db.OpDeploy {
+		out.Body.DeploymentID = operationID
+		out.Body.Status = db.DeploymentQueued
+	} else {
+		out.Body.Status = "accepted"
+	}
+	return out, nil
+}

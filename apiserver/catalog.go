@@ -1,0 +1,154 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/skypanel/skypanel/db"
+)
+
+// items is the shape of every list response.
+type items[T any] struct {
+	Body struct {
+		Items []T `json:"items"`
+	}
+}
+
+func listOf[T any](v []T) *items[T] {
+	out := &items[T]{}
+	out.Body.Items = v
+	return out
+}
+
+type body[T any] struct {
+	Body T
+}
+
+func bodyOf[T any](v T) *body[T] { return &body[T]{Body: v} }
+
+// planFields are what an admin sets on a plan. Prices are integer minor units per hour.
+type planFields struct {
+	Slug              string `json:"slug" pattern:"^[a-z0-9][a-z0-9-]{0,62}$" doc:"URL-safe identifier, e.g. starter"`
+	Name              string `json:"name" minLength:"1" maxLength:"100"`
+	CPUMillis         int    `json:"cpu_millis" minimum:"10" maximum:"64000" doc:"CPU in thousandths of a core"`
+	MemoryMB          int    `json:"memory_mb" minimum:"32" maximum:"1048576"`
+	PricePerHourMinor int64  `json:"price_per_hour_minor" minimum:"0" doc:"Price per instance-hour in minor units (cents)"`
+	Currency          string `json:"currency,omitempty" pattern:"^[A-Z]{3}$" default:"USD"`
+	Active            *bool  `json:"active,omitempty" default:"true"`
+}
+
+func (f planFields) plan() db.Plan {
+	active := f.Active == nil || *f.Active
+	currency := f.Currency
+	if currency == "" {
+		currency = "USD"
+	}
+	return db.Plan{Slug: f.Slug, Name: f.Name, CPUMillis: f.CPUMillis, MemoryMB: f.MemoryMB,
+		PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: active}
+}
+
+type runtimeFields struct {
+	Slug      string `json:"slug" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
+	Name      string `json:"name" minLength:"1" maxLength:"100"`
+	Kind      string `json:"kind" enum:"node,python,php,dockerfile" doc:"Which buildpack builds apps of this runtime"`
+	Version   string `json:"version,omitempty" maxLength:"32" pattern:"^[A-Za-z0-9._-]*$"`
+	BaseImage string `json:"base_image,omitempty" maxLength:"255" pattern:"^[a-z0-9./:_@-]*$" doc:"Image the buildpack starts from"`
+}
+
+type idPath struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (s *Server) registerCatalog() {
+	huma.Register(s.api, s.op("list-plans", http.MethodGet, "/api/paas/plans", "List the plans customers can choose", "catalog", 0, false),
+		func(ctx context.Context, _ *struct{}) (*items[db.Plan], error) {
+			plans, err := s.store.ListPlans(ctx, false)
+			if err != nil {
+				return nil, s.problem(ctx, "plan", err)
+			}
+			return listOf(plans), nil
+		})
+	huma.Register(s.api, s.op("list-runtimes", http.MethodGet, "/api/paas/runtimes", "List the runtimes customers can choose", "catalog", 0, false),
+		func(ctx context.Context, _ *struct{}) (*items[db.Runtime], error) {
+			runtimes, err := s.store.ListRuntimes(ctx, false)
+			if err != nil {
+				return nil, s.problem(ctx, "runtime", err)
+			}
+			return listOf(runtimes), nil
+		})
+	huma.Register(s.api, s.op("list-regions", http.MethodGet, "/api/paas/regions", "List regions", "catalog", 0, false),
+		func(ctx context.Context, _ *struct{}) (*items[db.Region], error) {
+			regions, err := s.store.ListRegions(ctx)
+			if err != nil {
+				return nil, s.problem(ctx, "region", err)
+			}
+			return listOf(regions), nil
+		})
+
+	huma.Register(s.api, s.op("admin-list-plans", http.MethodGet, "/api/paas/admin/plans", "List all plans, inactive ones too", "admin", 0, true),
+		func(ctx context.Context, _ *struct{}) (*items[db.Plan], error) {
+			plans, err := s.store.ListPlans(ctx, true)
+			if err != nil {
+				return nil, s.problem(ctx, "plan", err)
+			}
+			return listOf(plans), nil
+		})
+	huma.Register(s.api, s.op("admin-create-plan", http.MethodPost, "/api/paas/admin/plans", "Create a plan", "admin", http.StatusCreated, true),
+		func(ctx context.Context, in *body[planFields]) (*body[db.Plan], error) {
+			plan, err := s.store.CreatePlan(ctx, in.Body.plan())
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a plan with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "plan", err)
+			}
+			return bodyOf(plan), nil
+		})
+	huma.Register(s.api, s.op("admin-update-plan", http.MethodPut, "/api/paas/admin/plans/{id}", "Replace a plan's fields; running apps pick up new limits at their next deploy", "admin", 0, true),
+		func(ctx context.Context, in *struct {
+			idPath
+			Body planFields
+		}) (*body[db.Plan], error) {
+			p := in.Body.plan()
+			p.ID = in.ID
+			plan, err := s.store.UpdatePlan(ctx, p)
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a plan with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "plan", err)
+			}
+			return bodyOf(plan), nil
+		})
+	huma.Register(s.api, s.op("admin-delete-plan", http.MethodDelete, "/api/paas/admin/plans/{id}", "Delete a plan no application uses", "admin", http.StatusNoContent, true),
+		func(ctx context.Context, in *idPath) (*struct{}, error) {
+			if err := s.store.DeletePlan(ctx, in.ID); err != nil {
+				return nil, s.problem(ctx, "plan", err)
+			}
+			return &struct{}{}, nil
+		})
+
+	huma.Register(s.api, s.op("admin-list-runtimes", http.MethodGet, "/api/paas/admin/runtimes", "List all runtimes", "admin", 0, true),
+		func(ctx context.Context, _ *struct{}) (*items[db.Runtime], error) {
+			runtimes, err := s.store.ListRuntimes(ctx, true)
+			if err != nil {
+				return nil, s.problem(ctx, "runtime", err)
+			}
+			return listOf(runtimes), nil
+		})
+	huma.Register(s.api, s.op("admin-create-runtime", http.MethodPost, "/api/paas/admin/runtimes", "Create a runtime", "admin", http.StatusCreated, true),
+		func(ctx context.Context, in *body[runtimeFields]) (*body[db.Runtime], error) {
+			f := in.Body
+			rt, err := s.store.CreateRuntime(ctx, db.Runtime{Slug: f.Slug, Name: f.Name, Kind: f.Kind, Version: f.Version, BaseImage: f.BaseImage, Active: true})
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: f.Slug})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "runtime", err)
+			}
+			return bodyOf(rt), nil
+		})
+}

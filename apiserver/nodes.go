@@ -1,0 +1,146 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+type createNodeInput struct {
+	Body struct {
+		Name   string `json:"name" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Node name (RFC 1123 label)"`
+		Region string `json:"region" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Region slug; created when new"`
+		Host   string `json:"host,omitempty" maxLength:"253" pattern:"^[A-Za-z0-9.:-]*$" doc:"Address of the node, informational"`
+	}
+}
+
+type createNodeOutput struct {
+	Body struct {
+		Node              db.Node `json:"node"`
+		RegistrationToken string  `json:"registration_token" doc:"One-time token the agent registers with. Shown once."`
+		AgentCommand      string  `json:"agent_command" doc:"How to start the agent on the node"`
+	}
+}
+
+func (s *Server) registerNodes() {
+	huma.Register(s.api, s.op("admin-list-nodes", http.MethodGet, "/api/paas/admin/nodes", "List worker nodes with status and last heartbeat", "admin", 0, true),
+		func(ctx context.Context, _ *struct{}) (*items[db.Node], error) {
+			nodes, err := s.store.ListNodes(ctx)
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			return listOf(nodes), nil
+		})
+	huma.Register(s.api, s.op("admin-create-node", http.MethodPost, "/api/paas/admin/nodes", "Register a worker node and get its one-time registration token", "admin", http.StatusCreated, true),
+		func(ctx context.Context, in *createNodeInput) (*createNodeOutput, error) {
+			region, err := s.store.EnsureRegion(ctx, in.Body.Region, in.Body.Region)
+			if err != nil {
+				return nil, s.problem(ctx, "region", err)
+			}
+			token, hash, err := NewRegistrationToken()
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			node, err := s.store.CreateNode(ctx, in.Body.Name, region.ID, in.Body.Host, hash)
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a node with this name already exists", &huma.ErrorDetail{Location: "body.name", Value: in.Body.Name})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			out := &createNodeOutput{}
+			out.Body.Node, out.Body.RegistrationToken = node, token
+			out.Body.AgentCommand = fmt.Sprintf("skypanel-agent --api-url <API URL> --registration-token %s --temporal-address <TEMPORAL ADDRESS>", token)
+			return out, nil
+		})
+}
+
+type registerAgentInput struct {
+	Body struct {
+		RegistrationToken string `json:"registration_token" minLength:"1" maxLength:"200"`
+		Hostname          string `json:"hostname,omitempty" maxLength:"253"`
+		CPUs              int    `json:"cpus,omitempty" minimum:"0"`
+		MemoryMB          int64  `json:"memory_mb,omitempty" minimum:"0"`
+	}
+}
+
+type registerAgentOutput struct {
+	Body struct {
+		NodeID    string `json:"node_id"`
+		NodeToken string `json:"node_token" doc:"The node's credential for heartbeats and logs. Shown once."`
+		TaskQueue string `json:"task_queue"`
+	}
+}
+
+type heartbeatInput struct {
+	Body struct {
+		CPUs         int    `json:"cpus,omitempty" minimum:"0"`
+		MemoryMB     int64  `json:"memory_mb,omitempty" minimum:"0"`
+		Containers   int    `json:"containers,omitempty" minimum:"0"`
+		AgentVersion string `json:"agent_version,omitempty" maxLength:"64"`
+	}
+}
+
+type logChunkInput struct {
+	DeploymentID string `path:"deploymentId" maxLength:"64"`
+	Body         buildlog.Chunk
+}
+
+func (s *Server) registerAgent() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "agent-register", Method: http.MethodPost, Path: "/api/paas/agent/register", Tags: []string{"agent"},
+		Summary: "Exchange a one-time registration token for the node's credential",
+	}, func(ctx context.Context, in *registerAgentInput) (*registerAgentOutput, error) {
+		nodeToken, nodeHash, err := NewToken(nodeTokenPrefix)
+		if err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		node, err := s.store.RegisterNode(ctx, HashToken(in.Body.RegistrationToken), nodeHash, db.NodeRegistration{
+			Host: in.Body.Hostname, CPUs: in.Body.CPUs, MemoryMB: in.Body.MemoryMB,
+		})
+		if errors.Is(err, db.ErrNotFound) {
+			return nil, huma.Error401Unauthorized("unknown or already used registration token",
+				&huma.ErrorDetail{Location: "body.registration_token", Message: "ask an admin for a new one"})
+		}
+		if err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		s.log.Info("node registered", "node_id", node.ID, "node", node.Name)
+		out := &registerAgentOutput{}
+		out.Body.NodeID, out.Body.NodeToken, out.Body.TaskQueue = node.ID, nodeToken, sptemporal.NodeTaskQueue(node.ID)
+		return out, nil
+	})
+
+	nodeOp := func(id, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
+			DefaultStatus: http.StatusNoContent, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	}
+	huma.Register(s.api, nodeOp("agent-heartbeat", "/api/paas/agent/heartbeat", "A node's periodic liveness and capacity report"),
+		func(ctx context.Context, in *heartbeatInput) (*struct{}, error) {
+			nodeID, _ := ctx.Value(nodeKey).(string)
+			err := s.store.RecordHeartbeat(ctx, nodeID, db.NodeHeartbeat{
+				CPUs: in.Body.CPUs, MemoryMB: in.Body.MemoryMB, Containers: in.Body.Containers, AgentVersion: in.Body.AgentVersion,
+			})
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			return &struct{}{}, nil
+		})
+	huma.Register(s.api, nodeOp("agent-append-log", "/api/paas/agent/deployments/{deploymentId}/logs", "Append a chunk of a deployment's build log"),
+		func(ctx context.Context, in *logChunkInput) (*struct{}, error) {
+			nodeID, _ := ctx.Value(nodeKey).(string)
+			chunk := in.Body
+			chunk.DeploymentID = in.DeploymentID
+			if err := s.store.AppendLogChunk(ctx, nodeID, chunk); err != nil {
+				return nil, s.problem(ctx, "deployment", err)
+			}
+			return &struct{}{}, nil
+		})
+}

@@ -1,0 +1,118 @@
+// Package apiserver is SkyPanel's REST API: huma v2 operations under /api/paas, OpenAPI 3.1 at
+// /openapi.json, docs at /docs, RFC 9457 problem JSON for every error.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/skypanel/skypanel/db"
+)
+
+// Config is what the API needs beyond its dependencies.
+type Config struct {
+	// AllowLoopbackGit accepts http:// git URLs on loopback (`skypanel dev` only).
+	AllowLoopbackGit bool
+	// Version is reported in the OpenAPI document.
+	Version string
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	store    *db.Store
+	temporal client.Client
+	log      *slog.Logger
+	api      huma.API
+	mux      *http.ServeMux
+}
+
+// New builds the API's handler.
+func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Logger) *Server {
+	if cfg.Version == "" {
+		cfg.Version = "0.1.0"
+	}
+	mux := http.NewServeMux()
+	hcfg := huma.DefaultConfig("SkyPanel PaaS API", cfg.Version)
+	hcfg.Info.Description = "Deploy apps from Git; every operation is a durable Temporal workflow."
+	hcfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer"},
+	}
+	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux}
+	s.api = humago.New(mux, hcfg)
+	s.registerHealth()
+	s.registerUsers()
+	s.registerCatalog()
+	s.registerNodes()
+	s.registerAgent()
+	s.registerApplications()
+	s.registerDeployments()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// API exposes the huma API (for the OpenAPI document).
+func (s *Server) API() huma.API { return s.api }
+
+func (s *Server) registerHealth() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "health", Method: http.MethodGet, Path: "/healthz", Summary: "Liveness and database check", Tags: []string{"health"},
+	}, func(ctx context.Context, _ *struct{}) (*struct {
+		Body struct {
+			Status string `json:"status"`
+		}
+	}, error) {
+		if err := s.store.Pool().Ping(ctx); err != nil {
+			return nil, huma.Error503ServiceUnavailable("database unreachable")
+		}
+		out := &struct {
+			Body struct {
+				Status string `json:"status"`
+			}
+		}{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+}
+
+var (
+	userSecurity = []map[string][]string{{"bearer": {}}}
+)
+
+// op is an operation that needs a signed-in user (admin when admin is set).
+func (s *Server) op(id, method, path, summary, tag string, status int, admin bool) huma.Operation {
+	return huma.Operation{
+		OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{tag},
+		DefaultStatus: status, Security: userSecurity,
+		Middlewares: huma.Middlewares{s.authenticate(admin)},
+	}
+}
+
+func principal(ctx context.Context) db.Principal {
+	p, _ := ctx.Value(principalKey).(db.Principal)
+	return p
+}
+
+// workflowRunning tells whether a workflow is still running; a workflow Temporal does not know
+// is not running.
+func (s *Server) workflowRunning(ctx context.Context, workflowID string) (bool, error) {
+	resp, err := s.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return resp.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/skypanel/skypanel/apiserver"
+	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
+	var cfg controlConfig
+	fs := flag.NewFlagSet("api", flag.ExitOnError)
+	cfg.bind(fs, 0)
+	addr := fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
+	adminTokenFile := fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	store, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if *adminTokenFile != "" {
+		if err := ensureAdminToken(ctx, store, *adminTokenFile); err != nil {
+			return err
+		}
+	}
+	tc, err := dialTemporal(ctx, log, cfg)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	return serveAPI(ctx, log, apiserver.New(apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit}, store, tc, log), listener)
+}
+
+// serveAPI serves until ctx is done, then drains in-flight requests.
+func serveAPI(ctx context.Context, log *slog.Logger, handler http.Handler, listener net.Listener) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(listener) }()
+	log.Info("API listening", "addr", listener.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve API: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down API: %w", err)
+	}
+	return nil
+}
+
+// openStore connects and migrates: every process applies migrations at start (idempotent, under
+// an advisory lock).
+func openStore(ctx context.Context, log *slog.Logger, databaseURL string) (*db.Store, func(), error) {
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pool, err := db.Open(connectCtx, databaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := db.Migrate(ctx, pool, log); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return db.NewStore(pool), pool.Close, nil
+}
+
+func dialTemporal(ctx context.Context, log *slog.Logger, cfg controlConfig) (client.Client, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return sptemporal.Dial(dialCtx, cfg.temporalClient(), log)
+}

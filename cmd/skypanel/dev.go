@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/skypanel/skypanel/apiserver"
+	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/db/localcluster"
+	"github.com/skypanel/skypanel/temporal/devserver"
+)
+
+// devConfig is `skypanel dev`: everything on this machine, state under DataDir.
+type devConfig struct {
+	controlConfig
+	DataDir      string
+	APIAddr      string
+	TemporalCLI  string
+	TemporalIP   string
+	TemporalPort int
+	UIPort       int
+	NginxListen  string
+	AgentBin     string
+	NodeName     string
+	Region       string
+}
+
+const localNodeName, localRegion = "local", "local"
+
+func runDev(ctx context.Context, log *slog.Logger, args []string) error {
+	cfg, err := parseDevConfig(args)
+	if err != nil {
+		return err
+	}
+	stack := &devStack{cfg: cfg, log: log}
+	defer stack.shutdown()
+	if err := stack.start(ctx); err != nil {
+		return err
+	}
+	stack.printBanner()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-stack.failed:
+		return err
+	}
+}
+
+func parseDevConfig(args []string) (devConfig, error) {
+	var cfg devConfig
+	fs := flag.NewFlagSet("dev", flag.ExitOnError)
+	nginxPort := envInt("SKYPANEL_NGINX_PORT", 8088)
+	cfg.bind(fs, nginxPort)
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr("SKYPANEL_DATA_DIR", ".data"), "where all state lives (SKYPANEL_DATA_DIR)")
+	fs.StringVar(&cfg.APIAddr, "api-addr", envOr("SKYPANEL_API_ADDR", "127.0.0.1:8080"), "API listen address (SKYPANEL_API_ADDR)")
+	fs.StringVar(&cfg.TemporalCLI, "temporal-cli", envOr("TEMPORAL_CLI", ""), "temporal CLI binary (default ./bin/temporal or PATH)")
+	fs.StringVar(&cfg.TemporalIP, "temporal-ip", "127.0.0.1", "address the Temporal dev server binds")
+	fs.IntVar(&cfg.TemporalPort, "temporal-port", envInt("SKYPANEL_TEMPORAL_PORT", 7233), "Temporal frontend port, 0 for a free one")
+	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
+	fs.StringVar(&cfg.NginxListen, "nginx-listen", "", "the local node's nginx listen address (default 127.0.0.1:<app-public-port>)")
+	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	cfg.NodeName, cfg.Region, cfg.AllowLoopbackGit = localNodeName, localRegion, true
+	if cfg.NginxListen == "" {
+		cfg.NginxListen = "127.0.0.1:" + strconv.Itoa(cfg.AppPublicPort)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.DataDir = dataDir
+	if cfg.AgentBin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("locate skypanel binary: %w", err)
+		}
+		cfg.AgentBin = filepath.Join(filepath.Dir(self), "skypanel-agent")
+	}
+	if _, err := os.Stat(cfg.AgentBin); err != nil {
+		return cfg, fmt.Errorf("agent binary %s: %w (run `make build`)", cfg.AgentBin, err)
+	}
+	return cfg, nil
+}
+
+// devStack is every part `skypanel dev` runs, stopped in reverse order.
+type devStack struct {
+	cfg       devConfig
+	log       *slog.Logger
+	stops     []func(context.Context)
+	failed    chan error
+	uiURL     string
+	apiURL    string
+	tokenFile string
+}
+
+func (s *devStack) onShutdown(stop func(context.Context)) { s.stops = append(s.stops, stop) }
+
+func (s *devStack) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i](ctx)
+	}
+}
+
+func (s *devStack) start(ctx context.Context) error {
+	cfg := &s.cfg
+	s.failed = make(chan error, 4)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	if cfg.DatabaseURL == "" {
+		s.log.Info("starting local Postgres cluster", "dir", filepath.Join(cfg.DataDir, "postgres"))
+		pg, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres")})
+		if err != nil {
+			return fmt.Errorf("start Postgres: %w", err)
+		}
+		s.onShutdown(func(ctx context.Context) {
+			if err := pg.Stop(ctx); err != nil {
+				s.log.Error("stop Postgres", "error", err)
+			}
+		})
+		cfg.DatabaseURL = pg.DSN()
+	}
+
+	s.log.Info("starting Temporal dev server")
+	ts, err := devserver.Start(ctx, devserver.Options{
+		CLIPath: cfg.TemporalCLI, DBFile: filepath.Join(cfg.DataDir, "temporal.db"),
+		IP: cfg.TemporalIP, Port: cfg.TemporalPort, UIPort: cfg.UIPort,
+		LogFile: filepath.Join(cfg.DataDir, "temporal.log"), Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("start Temporal: %w", err)
+	}
+	s.onShutdown(func(ctx context.Context) {
+		if err := ts.Stop(ctx); err != nil {
+			s.log.Error("stop Temporal", "error", err)
+		}
+	})
+	cfg.TemporalAddress, cfg.TemporalNamespace, s.uiURL = ts.Address(), ts.Namespace(), ts.UIURL()
+
+	st, closeDB, err := openStore(ctx, s.log, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	s.onShutdown(func(context.Context) { closeDB() })
+	s.tokenFile = filepath.Join(cfg.DataDir, "admin.token")
+	if err := ensureAdminToken(ctx, st, s.tokenFile); err != nil {
+		return err
+	}
+	tc, err := dialTemporal(ctx, s.log, cfg.controlConfig)
+	if err != nil {
+		return err
+	}
+	s.onShutdown(func(context.Context) { tc.Close() })
+
+	listener, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.APIAddr, err)
+	}
+	s.apiURL = "http://" + listener.Addr().String()
+	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
+		return serveAPI(ctx, s.log, apiserver.New(apiserver.Config{AllowLoopbackGit: true}, st, tc, s.log), listener)
+	})
+	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {
+		return runControlWorker(ctx, s.log, cfg.controlConfig, st, tc)
+	})
+	if err := s.startAgent(ctx, st); err != nil {
+		return err
+	}
+	return s.waitForNode(ctx, st)
+}
+
+// runUntilShutdown runs part in the background; shutdown cancels it and waits for it.
+func (s *devStack) runUntilShutdown(ctx context.Context, name string, part func(context.Context) error) {
+	partCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := part(partCtx); err != nil {
+			s.failed <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	s.onShutdown(func(ctx context.Context) {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// startAgent runs the real agent binary as the local node. The registration token travels in
+// the child's environment, never on its command line (which `ps` shows).
+func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
+	cfg := s.cfg
+	agentDir := filepath.Join(cfg.DataDir, "node-"+cfg.NodeName)
+	registrationToken, err := s.localNodeRegistration(ctx, st, agentDir)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(cfg.AgentBin,
+		"--api-url", s.apiURL,
+		"--data-dir", agentDir,
+		"--temporal-address", cfg.TemporalAddress,
+		"--temporal-namespace", cfg.TemporalNamespace,
+		"--nginx-listen", cfg.NginxListen,
+		"--allow-loopback-git",
+		"--stop-nginx-on-exit",
+	)
+	cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(exited)
+		select {
+		case <-ctx.Done():
+		default:
+			s.failed <- fmt.Errorf("node agent exited: %v", err)
+		}
+	}()
+	s.onShutdown(func(ctx context.Context) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return nil
+}
+
+// localNodeRegistration makes sure node "local" exists and returns a fresh one-time
+// registration token when the agent has no credentials yet ("" when it has).
+func (s *devStack) localNodeRegistration(ctx context.Context, st *db.Store, agentDir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(agentDir, "agent.json")); err == nil {
+		if _, err := st.NodeByName(ctx, s.cfg.NodeName); err == nil {
+			return "", nil
+		}
+		// Credentials of a node the database no longer knows (a reset database): start over.
+		if err := os.Remove(filepath.Join(agentDir, "agent.json")); err != nil {
+			return "", err
+		}
+	}
+	token, hash, err := apiserver.NewRegistrationToken()
+	if err != nil {
+		return "", err
+	}
+	node, err := st.NodeByName(ctx, s.cfg.NodeName)
+	if errors.Is(err, db.ErrNotFound) {
+		region, err := st.EnsureRegion(ctx, s.cfg.Region, "Local")
+		if err != nil {
+			return "", err
+		}
+		_, err = st.CreateNode(ctx, s.cfg.NodeName, region.ID, "127.0.0.1", hash)
+		return token, err
+	}
+	if err != nil {
+		return "", err
+	}
+	return token, st.SetRegistrationToken(ctx, node.ID, hash)
+}
+
+// waitForNode returns once the local node has registered and sent a heartbeat.
+func (s *devStack) waitForNode(ctx context.Context, st *db.Store) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		node, err := st.NodeByName(ctx, s.cfg.NodeName)
+		if err == nil && node.Status == "online" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %q did not come online within 90s (see the agent's output above)", s.cfg.NodeName)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-s.failed:
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (s *devStack) printBanner() {
+	fmt.Printf(`
+  SkyPanel is running. Ctrl-C stops everything.
+
+    API            %[1]s
+    API docs       %[1]s/docs   (OpenAPI: %[1]s/openapi.json)
+    Temporal UI    %[2]s
+    Apps           %[3]s://<name>.%[4]s:%[5]d/
+    Admin token    %[6]s   (curl -H "Authorization: Bearer $(cat %[6]s)" %[1]s/api/paas/admin/nodes)
+    Data           %[7]s
+
+`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/workflows"
+)
+
+func runWorker(ctx context.Context, log *slog.Logger, args []string) error {
+	var cfg controlConfig
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	cfg.bind(fs, 0)
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	st, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	tc, err := dialTemporal(ctx, log, cfg)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return runControlWorker(ctx, log, cfg, st, tc)
+}
+
+// runControlWorker hosts every workflow and the control-plane activities on the `control`
+// queue until ctx is done.
+func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, st *db.Store, tc client.Client) error {
+	w := worker.New(tc, sptemporal.ControlTaskQueue, worker.Options{})
+	for _, wf := range workflows.All {
+		w.RegisterWorkflow(wf)
+	}
+	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start control worker: %w", err)
+	}
+	log.Info("control worker polling", "task_queue", sptemporal.ControlTaskQueue)
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}

@@ -1,0 +1,328 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Application statuses.
+const (
+	AppCreated   = "created"   // never deployed
+	AppDeploying = "deploying" // first deployment under way
+	AppRunning   = "running"   // a release serves traffic
+	AppStopped   = "stopped"   // stopped by its owner
+	AppFailed    = "failed"    // no release could be started
+	AppDeleting  = "deleting"
+)
+
+// Application is a customer's app.
+type Application struct {
+	ID                  string    `json:"id"`
+	OrgID               string    `json:"organization_id"`
+	Name                string    `json:"name"`
+	Runtime             string    `json:"runtime"`
+	Plan                string    `json:"plan"`
+	Region              string    `json:"region"`
+	NodeID              *string   `json:"node_id,omitempty"`
+	GitURL              string    `json:"git_url"`
+	GitBranch           string    `json:"git_branch"`
+	Status              string    `json:"status"`
+	URL                 string    `json:"url"`
+	CurrentDeploymentID *string   `json:"current_deployment_id,omitempty"`
+	ActiveWorkflowID    *string   `json:"active_workflow_id,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+
+	currentInstance string
+}
+
+const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.url,
+	a.current_deployment_id, a.active_workflow_id, a.created_at, a.updated_at, a.current_instance`
+
+const appFrom = ` FROM applications a
+	JOIN runtimes rt ON rt.id = a.runtime_id
+	JOIN plans p ON p.id = a.plan_id
+	JOIN regions rg ON rg.id = a.region_id `
+
+func scanApp(row pgx.Row) (Application, error) {
+	var a Application
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.URL,
+		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
+	return a, translate(err)
+}
+
+// ListApplications lists one organization's apps.
+func (s *Store) ListApplications(ctx context.Context, orgID string) ([]Application, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+appColumns+appFrom+` WHERE a.org_id = $1 ORDER BY a.created_at`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	}
+	return collect(rows, scanApp)
+}
+
+// GetApplication returns an app of orgID. Another organization's app is ErrNotFound, exactly
+// like a missing one.
+func (s *Store) GetApplication(ctx context.Context, orgID, appID string) (Application, error) {
+	return scanApp(s.pool.QueryRow(ctx, `SELECT `+appColumns+appFrom+` WHERE a.id::text = $1 AND a.org_id = $2`, appID, orgID))
+}
+
+// NewApplication is what a customer asks for.
+type NewApplication struct {
+	OrgID, Name, RuntimeID, PlanID, RegionID, GitURL, GitBranch string
+}
+
+// CreateApplication inserts an app.
+func (s *Store) CreateApplication(ctx context.Context, n NewApplication) (Application, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `INSERT INTO applications (org_id, name, runtime_id, plan_id, region_id, git_url, git_branch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		n.OrgID, n.Name, n.RuntimeID, n.PlanID, n.RegionID, n.GitURL, n.GitBranch).Scan(&id)
+	if err != nil {
+		return Application{}, translate(err)
+	}
+	return s.GetApplication(ctx, n.OrgID, id)
+}
+
+// ApplicationChanges are the fields an owner may change; nil means unchanged.
+type ApplicationChanges struct {
+	RuntimeID, PlanID, GitURL, GitBranch *string
+}
+
+// UpdateApplication applies changes; they take effect at the next deployment.
+func (s *Store) UpdateApplication(ctx context.Context, orgID, appID string, c ApplicationChanges) (Application, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE applications SET
+			runtime_id = COALESCE($3, runtime_id), plan_id = COALESCE($4, plan_id),
+			git_url = COALESCE($5, git_url), git_branch = COALESCE($6, git_branch), updated_at = now()
+		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch)
+	if err != nil {
+		return Application{}, translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return Application{}, ErrNotFound
+	}
+	return s.GetApplication(ctx, orgID, appID)
+}
+
+// Operation kinds that take an app's operation lock.
+const (
+	OpDeploy  = "deploy"
+	OpStop    = "stop"
+	OpStart   = "start"
+	OpRestart = "restart"
+	OpDelete  = "delete"
+)
+
+// InvalidStateError refuses an operation the app's state does not allow.
+type InvalidStateError struct{ Reason string }
+
+func (e *InvalidStateError) Error() string { return e.Reason }
+
+// BusyError says which workflow holds the app's operation lock.
+type BusyError struct{ WorkflowID string }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("another operation (%s) is in progress on this application", e.WorkflowID)
+}
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// OperationRequest asks for an app's operation lock.
+type OperationRequest struct {
+	Kind        string
+	OperationID string // for deploys, the new deployment's id
+	WorkflowID  string
+	// StillRunning tells whether the workflow holding the lock is still running, so a lock left
+	// by a crash between "lock" and "start workflow" does not block the app forever.
+	StillRunning func(ctx context.Context, workflowID string) (bool, error)
+}
+
+// BeginOperation takes the app's operation lock for req.WorkflowID in one transaction, checks
+// the app's state allows the operation, and for a deploy records the queued deployment.
+// Two operations on one app never interleave: the second gets a *BusyError.
+func (s *Store) BeginOperation(ctx context.Context, orgID, appID string, req OperationRequest) (Application, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status, gitURL, gitBranch string
+		var holder, current *string
+		err := tx.QueryRow(ctx, `SELECT status, git_url, git_branch, active_workflow_id, current_deployment_id
+			FROM applications WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).
+			Scan(&status, &gitURL, &gitBranch, &holder, &current)
+		if err != nil {
+			return translate(err)
+		}
+		if holder != nil && *holder != req.WorkflowID {
+			running, err := req.StillRunning(ctx, *holder)
+			if err != nil {
+				return fmt.Errorf("check operation %s: %w", *holder, err)
+			}
+			if running {
+				return &BusyError{WorkflowID: *holder}
+			}
+		}
+		if err := checkOperationAllowed(req.Kind, status, current != nil); err != nil {
+			return err
+		}
+		if req.Kind == OpDeploy {
+			if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch)
+				VALUES ($1, $2, $3, $4, $5)`, req.OperationID, appID, req.WorkflowID, gitURL, gitBranch); err != nil {
+				return fmt.Errorf("record deployment: %w", err)
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE applications SET active_workflow_id = $2,
+				status = CASE WHEN $3 = 'delete' THEN 'deleting' ELSE status END, updated_at = now()
+			WHERE id = $1`, appID, req.WorkflowID, req.Kind)
+		return err
+	})
+	if err != nil {
+		return Application{}, translate(err)
+	}
+	return s.GetApplication(ctx, orgID, appID)
+}
+
+func checkOperationAllowed(kind, status string, hasRelease bool) error {
+	if status == AppDeleting && kind != OpDelete {
+		return &InvalidStateError{Reason: "the application is being deleted"}
+	}
+	switch kind {
+	case OpStop:
+		if status == AppStopped {
+			return &InvalidStateError{Reason: "the application is already stopped"}
+		}
+		if !hasRelease {
+			return &InvalidStateError{Reason: "the application has no release to stop; deploy it first"}
+		}
+	case OpStart:
+		if !hasRelease {
+			return &InvalidStateError{Reason: "the application has no release to start; deploy it first"}
+		}
+		if status == AppRunning {
+			return &InvalidStateError{Reason: "the application is already running"}
+		}
+	case OpRestart:
+		if !hasRelease {
+			return &InvalidStateError{Reason: "the application has no release to restart; deploy it first"}
+		}
+		if status == AppStopped {
+			return &InvalidStateError{Reason: "the application is stopped; start it instead"}
+		}
+	}
+	return nil
+}
+
+// ReleaseOperation frees the app's operation lock if workflowID still holds it.
+func (s *Store) ReleaseOperation(ctx context.Context, appID, workflowID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL WHERE id = $1 AND active_workflow_id = $2`, appID, workflowID)
+	return translate(err)
+}
+
+// AbortOperation undoes BeginOperation when the workflow could not be started.
+func (s *Store) AbortOperation(ctx context.Context, appID, workflowID, deploymentID, reason string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if deploymentID != "" {
+			if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'failed', failure_reason = $2, finished_at = now()
+				WHERE id = $1 AND status = 'queued'`, deploymentID, reason); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL,
+				status = CASE WHEN status = 'deleting' THEN CASE WHEN current_deployment_id IS NULL THEN 'created' ELSE 'running' END ELSE status END
+			WHERE id = $1 AND active_workflow_id = $2`, appID, workflowID)
+		return err
+	}))
+}
+
+// AppTarget is what a workflow needs to act on an app's machine.
+type AppTarget struct {
+	AppID           string
+	OrgID           string
+	Name            string
+	NodeID          string
+	CPUMillis       int
+	MemoryMB        int
+	Image           string // the current release's image
+	ReleaseID       string // the current deployment
+	CurrentInstance string
+}
+
+// AppTargetByID loads an app for a workflow (no organization scoping: workflows act for the
+// platform once the API has authorized the request).
+func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
+	var t AppTarget
+	var nodeID, image, release *string
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, d.image, d.id, a.current_instance
+		FROM applications a JOIN plans p ON p.id = a.plan_id
+		LEFT JOIN deployments d ON d.id = a.current_deployment_id
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &image, &release, &t.CurrentInstance)
+	if err != nil {
+		return t, translate(err)
+	}
+	t.NodeID, t.Image, t.ReleaseID = deref(nodeID), deref(image), deref(release)
+	return t, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// PlaceApplication returns the app's node, choosing the least busy online node of its region
+// the first time. ErrNoNode when the region has none online.
+func (s *Store) PlaceApplication(ctx context.Context, appID string) (string, error) {
+	var nodeID string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var current *string
+		var regionID string
+		if err := tx.QueryRow(ctx, `SELECT node_id, region_id FROM applications WHERE id = $1 FOR UPDATE`, appID).Scan(&current, &regionID); err != nil {
+			return translate(err)
+		}
+		if current != nil {
+			nodeID = *current
+			return nil
+		}
+		err := tx.QueryRow(ctx, `SELECT id FROM nodes WHERE region_id = $1 AND registered_at IS NOT NULL
+				AND last_heartbeat_at > now() - make_interval(secs => $2)
+			ORDER BY containers, name LIMIT 1`, regionID, NodeOfflineAfter.Seconds()).Scan(&nodeID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNoNode
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE applications SET node_id = $2 WHERE id = $1`, appID, nodeID)
+		return err
+	})
+	return nodeID, err
+}
+
+// ErrNoNode: no online node in the app's region.
+var ErrNoNode = errors.New("no online node in the application's region")
+
+// SetAppRunning records that instance of the current release now serves the app.
+func (s *Store) SetAppRunning(ctx context.Context, appID, instance, url string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'running', current_instance = $2, url = $3, updated_at = now() WHERE id = $1`, appID, instance, url)
+	return translate(err)
+}
+
+// SetAppStopped records that the app serves nothing on purpose.
+func (s *Store) SetAppStopped(ctx context.Context, appID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'stopped', current_instance = '', updated_at = now() WHERE id = $1`, appID)
+	return translate(err)
+}
+
+// DeleteApplication removes the app's row (its deployments and logs cascade).
+func (s *Store) DeleteApplication(ctx context.Context, appID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, appID)
+	return translate(err)
+}
+
+// MarkAppDeploying shows a first deployment under way; an app with a release keeps its status
+// (it still serves the previous one).
+func (s *Store) MarkAppDeploying(ctx context.Context, appID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'deploying', updated_at = now()
+		WHERE id = $1 AND current_deployment_id IS NULL AND status <> 'deleting'`, appID)
+	return translate(err)
+}

@@ -1,0 +1,160 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Plan is a resource tier with an hourly price per instance in minor units.
+type Plan struct {
+	ID                string    `json:"id"`
+	Slug              string    `json:"slug"`
+	Name              string    `json:"name"`
+	CPUMillis         int       `json:"cpu_millis"`
+	MemoryMB          int       `json:"memory_mb"`
+	PricePerHourMinor int64     `json:"price_per_hour_minor"`
+	Currency          string    `json:"currency"`
+	Active            bool      `json:"active"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+const planColumns = `id, slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, created_at, updated_at`
+
+func scanPlan(row pgx.Row) (Plan, error) {
+	var p Plan
+	err := row.Scan(&p.ID, &p.Slug, &p.Name, &p.CPUMillis, &p.MemoryMB, &p.PricePerHourMinor, &p.Currency, &p.Active, &p.CreatedAt, &p.UpdatedAt)
+	return p, translate(err)
+}
+
+// ListPlans lists plans, only the active ones unless includeInactive.
+func (s *Store) ListPlans(ctx context.Context, includeInactive bool) ([]Plan, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+planColumns+` FROM plans WHERE active OR $1 ORDER BY price_per_hour_minor, slug`, includeInactive)
+	if err != nil {
+		return nil, fmt.Errorf("list plans: %w", err)
+	}
+	return collect(rows, scanPlan)
+}
+
+// PlanByRef finds a plan by id or slug.
+func (s *Store) PlanByRef(ctx context.Context, ref string) (Plan, error) {
+	return scanPlan(s.pool.QueryRow(ctx, `SELECT `+planColumns+` FROM plans WHERE id::text = $1 OR slug = $1`, ref))
+}
+
+// CreatePlan inserts a plan.
+func (s *Store) CreatePlan(ctx context.Context, p Plan) (Plan, error) {
+	return scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans (slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+planColumns,
+		p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active))
+}
+
+// UpdatePlan replaces a plan's editable fields.
+func (s *Store) UpdatePlan(ctx context.Context, p Plan) (Plan, error) {
+	return scanPlan(s.pool.QueryRow(ctx, `UPDATE plans SET slug = $2, name = $3, cpu_millis = $4, memory_mb = $5,
+		price_per_hour_minor = $6, currency = $7, active = $8, updated_at = now()
+		WHERE id::text = $1 OR slug = $1 RETURNING `+planColumns,
+		p.ID, p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active))
+}
+
+// DeletePlan removes a plan no application uses (ErrConflict otherwise).
+func (s *Store) DeletePlan(ctx context.Context, ref string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM plans WHERE id::text = $1 OR slug = $1`, ref)
+	if err != nil {
+		return translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Runtime is a language stack apps are built with.
+type Runtime struct {
+	ID        string    `json:"id"`
+	Slug      string    `json:"slug"`
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Version   string    `json:"version"`
+	BaseImage string    `json:"base_image"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+const runtimeColumns = `id, slug, name, kind, version, base_image, active, created_at`
+
+func scanRuntime(row pgx.Row) (Runtime, error) {
+	var r Runtime
+	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Kind, &r.Version, &r.BaseImage, &r.Active, &r.CreatedAt)
+	return r, translate(err)
+}
+
+// ListRuntimes lists runtimes, only the active ones unless includeInactive.
+func (s *Store) ListRuntimes(ctx context.Context, includeInactive bool) ([]Runtime, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+runtimeColumns+` FROM runtimes WHERE active OR $1 ORDER BY slug`, includeInactive)
+	if err != nil {
+		return nil, fmt.Errorf("list runtimes: %w", err)
+	}
+	return collect(rows, scanRuntime)
+}
+
+// RuntimeByRef finds a runtime by id or slug.
+func (s *Store) RuntimeByRef(ctx context.Context, ref string) (Runtime, error) {
+	return scanRuntime(s.pool.QueryRow(ctx, `SELECT `+runtimeColumns+` FROM runtimes WHERE id::text = $1 OR slug = $1`, ref))
+}
+
+// CreateRuntime inserts a runtime.
+func (s *Store) CreateRuntime(ctx context.Context, r Runtime) (Runtime, error) {
+	return scanRuntime(s.pool.QueryRow(ctx, `INSERT INTO runtimes (slug, name, kind, version, base_image, active)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+runtimeColumns,
+		r.Slug, r.Name, r.Kind, r.Version, r.BaseImage, r.Active))
+}
+
+// Region is a place nodes live in.
+type Region struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+// RegionByRef finds a region by id or slug.
+func (s *Store) RegionByRef(ctx context.Context, ref string) (Region, error) {
+	var r Region
+	err := s.pool.QueryRow(ctx, `SELECT id, slug, name FROM regions WHERE id::text = $1 OR slug = $1`, ref).Scan(&r.ID, &r.Slug, &r.Name)
+	return r, translate(err)
+}
+
+// EnsureRegion returns the region with slug, creating it when missing.
+func (s *Store) EnsureRegion(ctx context.Context, slug, name string) (Region, error) {
+	var r Region
+	err := s.pool.QueryRow(ctx, `INSERT INTO regions (slug, name) VALUES ($1, $2)
+		ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING id, slug, name`, slug, name).Scan(&r.ID, &r.Slug, &r.Name)
+	return r, translate(err)
+}
+
+// ListRegions lists regions.
+func (s *Store) ListRegions(ctx context.Context) ([]Region, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, slug, name FROM regions ORDER BY slug`)
+	if err != nil {
+		return nil, fmt.Errorf("list regions: %w", err)
+	}
+	return collect(rows, func(row pgx.Row) (Region, error) {
+		var r Region
+		return r, row.Scan(&r.ID, &r.Slug, &r.Name)
+	})
+}
+
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, translate(rows.Err())
+}

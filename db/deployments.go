@@ -1,0 +1,146 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+)
+
+// Deployment statuses.
+const (
+	DeploymentQueued    = "queued"
+	DeploymentBuilding  = "building"
+	DeploymentDeploying = "deploying"
+	DeploymentSucceeded = "succeeded"
+	DeploymentFailed    = "failed"
+)
+
+// Deployment is one build-and-release of an app.
+type Deployment struct {
+	ID            string     `json:"id"`
+	AppID         string     `json:"app_id"`
+	Status        string     `json:"status"`
+	WorkflowID    string     `json:"workflow_id"`
+	GitURL        string     `json:"git_url"`
+	GitBranch     string     `json:"git_branch"`
+	CommitSHA     string     `json:"commit_sha"`
+	Image         string     `json:"image"`
+	FailureReason string     `json:"failure_reason,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	StartedAt     *time.Time `json:"started_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+}
+
+const deploymentColumns = `d.id, d.app_id, d.status, d.workflow_id, d.git_url, d.git_branch, d.commit_sha, d.image, d.failure_reason,
+	d.created_at, d.started_at, d.finished_at`
+
+func scanDeployment(row pgx.Row) (Deployment, error) {
+	var d Deployment
+	err := row.Scan(&d.ID, &d.AppID, &d.Status, &d.WorkflowID, &d.GitURL, &d.GitBranch, &d.CommitSHA, &d.Image, &d.FailureReason,
+		&d.CreatedAt, &d.StartedAt, &d.FinishedAt)
+	return d, translate(err)
+}
+
+// ListDeployments lists an app's deployments, newest first.
+func (s *Store) ListDeployments(ctx context.Context, orgID, appID string) ([]Deployment, error) {
+	if _, err := s.GetApplication(ctx, orgID, appID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments d WHERE d.app_id = $1 ORDER BY d.created_at DESC`, appID)
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	return collect(rows, scanDeployment)
+}
+
+// GetDeployment returns one deployment of an app of orgID.
+func (s *Store) GetDeployment(ctx context.Context, orgID, appID, deploymentID string) (Deployment, error) {
+	return scanDeployment(s.pool.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments d
+		JOIN applications a ON a.id = d.app_id
+		WHERE d.id::text = $1 AND a.id::text = $2 AND a.org_id = $3`, deploymentID, appID, orgID))
+}
+
+// DeploymentByID loads a deployment for a workflow.
+func (s *Store) DeploymentByID(ctx context.Context, deploymentID string) (Deployment, error) {
+	return scanDeployment(s.pool.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments d WHERE d.id = $1`, deploymentID))
+}
+
+// DeploymentLog returns the deployment's log as it is so far.
+func (s *Store) DeploymentLog(ctx context.Context, orgID, appID, deploymentID string) (string, error) {
+	if _, err := s.GetDeployment(ctx, orgID, appID, deploymentID); err != nil {
+		return "", err
+	}
+	var text string
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(string_agg(body, '' ORDER BY id), '') FROM deployment_log_chunks WHERE deployment_id = $1`, deploymentID).Scan(&text)
+	return text, translate(err)
+}
+
+// AppendLogChunk stores a chunk sent by nodeID. A node may only write the logs of deployments
+// of apps placed on it; a chunk sent twice is stored once.
+func (s *Store) AppendLogChunk(ctx context.Context, nodeID string, c buildlog.Chunk) error {
+	var owned bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deployments d JOIN applications a ON a.id = d.app_id
+		WHERE d.id::text = $1 AND a.node_id = $2)`, c.DeploymentID, nodeID).Scan(&owned)
+	if err != nil {
+		return translate(err)
+	}
+	if !owned {
+		return ErrNotFound
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO deployment_log_chunks (deployment_id, source, attempt, seq, body)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, c.DeploymentID, c.Source, c.Attempt, c.Seq, c.Text)
+	return translate(err)
+}
+
+// AppendControlLog writes a line of the control plane's own into a deployment's log (the
+// workflow's progress and its failure reason).
+func (s *Store) AppendControlLog(ctx context.Context, deploymentID, key, text string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO deployment_log_chunks (deployment_id, source, attempt, seq, body)
+		VALUES ($1, 'control:' || $2, 0, 0, $3) ON CONFLICT DO NOTHING`, deploymentID, key, text)
+	return translate(err)
+}
+
+// SetDeploymentStatus moves a deployment forward (building, deploying).
+func (s *Store) SetDeploymentStatus(ctx context.Context, deploymentID, status string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deployments SET status = $2, started_at = COALESCE(started_at, now())
+		WHERE id = $1 AND status NOT IN ('succeeded', 'failed')`, deploymentID, status)
+	return translate(err)
+}
+
+// SetDeploymentSource records the commit and image a deployment is building.
+func (s *Store) SetDeploymentSource(ctx context.Context, deploymentID, commitSHA, image string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deployments SET commit_sha = $2, image = $3 WHERE id = $1`, deploymentID, commitSHA, image)
+	return translate(err)
+}
+
+// CompleteDeployment marks the deployment succeeded and makes it the app's current release,
+// atomically.
+func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, instance, url string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'succeeded', finished_at = now(), failure_reason = ''
+			WHERE id = $1`, deploymentID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE applications SET status = 'running', current_deployment_id = $2, current_instance = $3,
+			url = $4, updated_at = now() WHERE id = $1`, appID, deploymentID, instance, url)
+		return err
+	}))
+}
+
+// FailDeployment marks the deployment failed with reason. The app keeps its previous release;
+// an app that never had one becomes failed.
+func (s *Store) FailDeployment(ctx context.Context, appID, deploymentID, reason string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'failed', failure_reason = $2, finished_at = now()
+			WHERE id = $1`, deploymentID, reason); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE applications SET status = CASE WHEN current_deployment_id IS NULL THEN 'failed' ELSE status END,
+			updated_at = now() WHERE id = $1`, appID)
+		return err
+	}))
+}

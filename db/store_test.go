@@ -1,0 +1,229 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/db/localcluster"
+)
+
+// testStore is one real Postgres cluster for the package's tests, migrated twice to prove the
+// migrations are idempotent.
+var testStore *db.Store
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if _, err := localcluster.FindBinDir(); err != nil && os.Getenv("CI") == "" {
+		slog.Warn("skipping db tests: PostgreSQL is not installed (run make deps)")
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "skypanel-dbtest-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "pg")})
+	if err != nil {
+		slog.Error("start postgres", "error", err)
+		return 1
+	}
+	defer cluster.Stop(context.Background()) //nolint:errcheck
+	pool, err := db.Open(ctx, cluster.DSN())
+	if err != nil {
+		slog.Error("open", "error", err)
+		return 1
+	}
+	defer pool.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for range 2 {
+		if err := db.Migrate(ctx, pool, quiet); err != nil {
+			slog.Error("migrate", "error", err)
+			return 1
+		}
+	}
+	testStore = db.NewStore(pool)
+	return m.Run()
+}
+
+type fixture struct {
+	org    string
+	app    db.Application
+	nodeID string
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	ctx := context.Background()
+	u, err := testStore.CreateUser(ctx, uuid.NewString()+"@example.com", "Test", db.RoleCustomer, []byte(uuid.NewString()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := testStore.RuntimeByRef(ctx, "dockerfile")
+	plan, _ := testStore.PlanByRef(ctx, "starter")
+	region, _ := testStore.RegionByRef(ctx, "local")
+	app, err := testStore.CreateApplication(ctx, db.NewApplication{
+		OrgID: u.OrgID, Name: "app-" + uuid.NewString()[:8], RuntimeID: rt.ID, PlanID: plan.ID, RegionID: region.ID,
+		GitURL: "https://example.com/x.git", GitBranch: "main",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", []byte(uuid.NewString()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{org: u.OrgID, app: app, nodeID: node.ID}
+}
+
+func never(context.Context, string) (bool, error)  { return false, nil }
+func always(context.Context, string) (bool, error) { return true, nil }
+
+func TestSeededCatalog(t *testing.T) {
+	plans, err := testStore.ListPlans(context.Background(), false)
+	if err != nil || len(plans) < 3 {
+		t.Fatalf("plans %v %v", plans, err)
+	}
+	runtimes, _ := testStore.ListRuntimes(context.Background(), false)
+	kinds := map[string]bool{}
+	for _, r := range runtimes {
+		kinds[r.Kind] = true
+	}
+	for _, k := range []string{"node", "python", "php", "dockerfile"} {
+		if !kinds[k] {
+			t.Errorf("runtime kind %s not seeded", k)
+		}
+	}
+}
+
+func TestOperationLockRefusesASecondOperation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dep := uuid.NewString()
+	_, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-1", StillRunning: always})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: uuid.NewString(), WorkflowID: "wf-2", StillRunning: always})
+	var busy *db.BusyError
+	if !errors.As(err, &busy) || busy.WorkflowID != "wf-1" {
+		t.Fatalf("second operation: %v", err)
+	}
+	deps, _ := testStore.ListDeployments(ctx, f.org, f.app.ID)
+	if len(deps) != 1 {
+		t.Errorf("%d deployments after a refused deploy, want 1", len(deps))
+	}
+
+	// The holder is gone (Temporal does not know it): the lock is taken over.
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: uuid.NewString(), WorkflowID: "wf-3", StillRunning: never}); err != nil {
+		t.Fatalf("stale lock not taken over: %v", err)
+	}
+	if err := testStore.ReleaseOperation(ctx, f.app.ID, "wf-1"); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := testStore.GetApplication(ctx, f.org, f.app.ID)
+	if app.ActiveWorkflowID == nil || *app.ActiveWorkflowID != "wf-3" {
+		t.Errorf("a release by a former holder freed the current lock: %v", app.ActiveWorkflowID)
+	}
+}
+
+func TestAbortOperationUndoesEverything(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dep := uuid.NewString()
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-a", StillRunning: never}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.AbortOperation(ctx, f.app.ID, "wf-a", dep, "could not start"); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := testStore.GetApplication(ctx, f.org, f.app.ID)
+	if app.ActiveWorkflowID != nil {
+		t.Errorf("lock kept after abort")
+	}
+	d, _ := testStore.GetDeployment(ctx, f.org, f.app.ID, dep)
+	if d.Status != db.DeploymentFailed {
+		t.Errorf("queued deployment after abort: %s", d.Status)
+	}
+}
+
+func TestOperationsTheStateDoesNotAllow(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, kind := range []string{db.OpStop, db.OpStart, db.OpRestart} {
+		_, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: kind, OperationID: uuid.NewString(), WorkflowID: "wf-" + kind, StillRunning: never})
+		var invalid *db.InvalidStateError
+		if !errors.As(err, &invalid) {
+			t.Errorf("%s of a never-deployed app: %v, want an invalid-state error", kind, err)
+		}
+	}
+}
+
+func TestAnotherOrganizationSeesNothing(t *testing.T) {
+	ctx := context.Background()
+	a, b := newFixture(t), newFixture(t)
+	if _, err := testStore.GetApplication(ctx, b.org, a.app.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("get: %v", err)
+	}
+	if _, err := testStore.BeginOperation(ctx, b.org, a.app.ID, db.OperationRequest{Kind: db.OpDelete, WorkflowID: "x", StillRunning: never}); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("delete: %v", err)
+	}
+	if _, err := testStore.GetApplication(ctx, b.org, "not-a-uuid"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("malformed id: %v", err)
+	}
+}
+
+func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dep := uuid.NewString()
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-l", StillRunning: never}); err != nil {
+		t.Fatal(err)
+	}
+	chunk := buildlog.Chunk{DeploymentID: dep, Source: "build", Attempt: 1, Seq: 0, Text: "Step 1/2\n"}
+	if err := testStore.AppendLogChunk(ctx, f.nodeID, chunk); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("a node the app is not placed on wrote its log: %v", err)
+	}
+	if _, err := testStore.PlaceApplication(ctx, f.app.ID); !errors.Is(err, db.ErrNoNode) {
+		t.Fatalf("placement with no online node: %v", err)
+	}
+	// Register and heartbeat the node so placement picks it.
+	regHash := []byte(uuid.NewString())
+	if err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2}); err != nil {
+		t.Fatal(err)
+	}
+	placed, err := testStore.PlaceApplication(ctx, f.app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a re-sent chunk
+		if err := testStore.AppendLogChunk(ctx, placed, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk.Seq, chunk.Text = 1, "Step 2/2\n"
+	if err := testStore.AppendLogChunk(ctx, placed, chunk); err != nil {
+		t.Fatal(err)
+	}
+	text, err := testStore.DeploymentLog(ctx, f.org, f.app.ID, dep)
+	if err != nil || text != "Step 1/2\nStep 2/2\n" {
+		t.Errorf("log %q %v", text, err)
+	}
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Installs and starts what `make run` and `make test` need on a Debian/Ubuntu machine, as root
+# or through sudo. Idempotent: when everything is present it only checks (about a second).
+#
+#   - Debian packages (apt-get update once, only when one is missing)
+#   - dockerd, started in the background when the Docker Engine does not answer
+#   - the Temporal CLI (dev server) and the workflowcheck analyzer, built into ./bin with
+#     `go install` from the Go module proxy
+#
+# Environment: SKIP_APT=1 skips the package step; SKIP_DOCKER=1 skips starting dockerd.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BIN=$ROOT/bin
+DATA=$ROOT/.data
+
+APT_PACKAGES=(docker.io postgresql nginx git debootstrap busybox-static ca-certificates curl)
+
+# Go tools built into ./bin: "binary module-path version". A tool is rebuilt when its binary is
+# missing or was built from another module version (read with `go version -m`).
+GO_TOOLS=(
+	"temporal github.com/temporalio/cli/cmd/temporal v1.5.1"
+	# v0.6.0 is the newest the module proxy serves; it builds and runs with Go 1.26.
+	"workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck v0.6.0"
+)
+
+DOCKER_START_TIMEOUT=${DOCKER_START_TIMEOUT:-90}
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+die() {
+	printf 'deps: error: %s\n' "$*" >&2
+	exit 1
+}
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+else
+	SUDO=()
+fi
+as_root() {
+	if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+		die "need root for: $* (run as root, or install sudo)"
+	fi
+	"${SUDO[@]}" "$@"
+}
+
+# --- Go -----------------------------------------------------------------------------------
+# `sudo make ...` resets PATH; the usual Go install locations are added back.
+if ! command -v go >/dev/null 2>&1; then
+	for d in /usr/local/go/bin /usr/lib/go/bin "$HOME/go/bin" "$HOME/.local/go/bin"; do
+		if [ -x "$d/go" ]; then
+			PATH=$d:$PATH
+			export PATH
+			break
+		fi
+	done
+fi
+command -v go >/dev/null 2>&1 || die "Go is not installed (the module needs $(sed -n 's/^go //p' go.mod)): install it from https://go.dev/dl/ and put it on PATH"
+
+mkdir -p "$BIN" "$DATA"
+
+# --- Debian packages ----------------------------------------------------------------------
+installed() {
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+if [ "${SKIP_APT:-}" != 1 ]; then
+	command -v dpkg-query >/dev/null 2>&1 || die "not a Debian/Ubuntu machine (no dpkg-query): install ${APT_PACKAGES[*]} by hand and rerun with SKIP_APT=1"
+	missing=()
+	for p in "${APT_PACKAGES[@]}"; do
+		installed "$p" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing Debian packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get -o DPkg::Lock::Timeout=300 \
+			install -y -qq "${missing[@]}"
+	fi
+fi
+
+# --- Docker Engine ------------------------------------------------------------------------
+docker_answers() {
+	# `docker version` fails unless the daemon answers (`docker info` can exit 0 without one).
+	# Not root: try as ourselves (docker group), then through sudo without a password prompt.
+	timeout 15 docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1 ||
+		{ [ ${#SUDO[@]} -gt 0 ] && timeout 15 sudo -n docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
+}
+if [ "${SKIP_DOCKER:-}" != 1 ]; then
+	command -v docker >/dev/null 2>&1 || die "docker client not found (package docker.io)"
+	if ! docker_answers; then
+		if pgrep -x dockerd >/dev/null 2>&1; then
+			log "dockerd is running but not answering yet; waiting"
+		else
+			command -v dockerd >/dev/null 2>&1 || die "dockerd not found (package docker.io)"
+			log "starting dockerd (log: .data/dockerd.log)"
+			# Ask for sudo's password now, in the foreground, not from the background job.
+			if [ ${#SUDO[@]} -gt 0 ]; then sudo -v; fi
+			# setsid + nohup: the daemon outlives this script and make; it is not stopped by
+			# `make clean` (stop it with: kill \$(cat /var/run/docker.pid)).
+			as_root setsid nohup dockerd >>"$DATA/dockerd.log" 2>&1 </dev/null &
+			disown || true
+		fi
+		deadline=$((SECONDS + DOCKER_START_TIMEOUT))
+		until docker_answers; do
+			if [ $SECONDS -ge $deadline ]; then
+				tail -n 20 "$DATA/dockerd.log" >&2 2>/dev/null || true
+				die "the Docker Engine did not answer within ${DOCKER_START_TIMEOUT}s (see .data/dockerd.log)"
+			fi
+			sleep 0.5
+		done
+		log "dockerd is up"
+	fi
+	if [ "$(id -u)" -ne 0 ] && ! timeout 15 docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; then
+		log "warning: $(id -un) cannot reach the Docker socket: run as root (sudo make ...) or join the docker group"
+	fi
+fi
+
+# --- Go tools into ./bin ------------------------------------------------------------------
+for entry in "${GO_TOOLS[@]}"; do
+	read -r name module version <<<"$entry"
+	have=""
+	if [ -x "$BIN/$name" ]; then
+		have=$(go version -m "$BIN/$name" 2>/dev/null | awk '$1 == "mod" { print $3; exit }')
+	fi
+	if [ "$have" != "$version" ]; then
+		log "installing $name $version into bin/ (go install $module@$version; a few minutes on a cold module cache)"
+		if ! GOBIN=$BIN go install "$module@$version"; then
+			if [ "$name" = workflowcheck ]; then
+				log "warning: workflowcheck could not be built; make lint skips it"
+				continue
+			fi
+			die "go install $module@$version failed"
+		fi
+	fi
+done
+
+log "ok"

@@ -1,0 +1,276 @@
+// Package testsuite holds SkyPanel's end-to-end tests. TestMain boots the real platform once
+// with `skypanel dev` (its own Postgres cluster, Temporal dev server, API, worker, the node agent
+// and its nginx, the machine's Docker Engine) on free loopback ports, and every test drives it
+// through the public API, the way a customer would.
+package testsuite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dockerclient "github.com/docker/docker/client"
+	"go.temporal.io/sdk/client"
+)
+
+// stack is the running platform under test.
+type stack struct {
+	apiURL       string
+	nginxAddr    string
+	temporalAddr string
+	adminToken   string
+	dataDir      string
+	workDir      string // scratch space: repositories, built binaries
+	helloBinary  string
+	docker       *dockerclient.Client
+	temporal     client.Client
+	cmd          *exec.Cmd
+	logPath      string
+	nodeID       string
+}
+
+var platform *stack
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithStack(m))
+}
+
+func runWithStack(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := startStack(ctx)
+	if s != nil {
+		defer s.stop()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: could not start the platform: %v\n", err)
+		if s != nil {
+			s.dumpLog()
+		}
+		return 1
+	}
+	platform = s
+	code := m.Run()
+	if code != 0 {
+		s.dumpLog()
+	}
+	return code
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// binaries returns the skypanel and skypanel-agent binaries: from SKYPANEL_BIN_DIR (the
+// Makefile builds them there) or built now.
+func binaries(workDir string) (string, string, error) {
+	dir := os.Getenv("SKYPANEL_BIN_DIR")
+	if dir == "" {
+		dir = filepath.Join(workDir, "bin")
+		for _, name := range []string{"skypanel", "skypanel-agent"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name).CombinedOutput()
+			if err != nil {
+				return "", "", fmt.Errorf("build %s: %v\n%s", name, err, out)
+			}
+		}
+	}
+	return filepath.Join(dir, "skypanel"), filepath.Join(dir, "skypanel-agent"), nil
+}
+
+func startStack(ctx context.Context) (*stack, error) {
+	workDir, err := os.MkdirTemp("", "skypanel-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	// The local Postgres cluster runs as the postgres user, which must traverse this folder.
+	if err := os.Chmod(workDir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &stack{workDir: workDir, dataDir: filepath.Join(workDir, "data"), logPath: filepath.Join(workDir, "skypanel-dev.log")}
+	skypanelBin, agentBin, err := binaries(workDir)
+	if err != nil {
+		return s, err
+	}
+	if s.helloBinary, err = buildHelloApp(workDir); err != nil {
+		return s, err
+	}
+	ports := make([]int, 4)
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return s, err
+		}
+	}
+	apiPort, temporalPort, uiPort, nginxPort := ports[0], ports[1], ports[2], ports[3]
+	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
+	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
+
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return s, err
+	}
+	s.cmd = exec.Command(skypanelBin, "dev",
+		"--data-dir", s.dataDir,
+		"--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--temporal-port", strconv.Itoa(temporalPort),
+		"--ui-port", strconv.Itoa(uiPort),
+		"--app-public-port", strconv.Itoa(nginxPort),
+		"--agent-bin", agentBin,
+	)
+	s.cmd.Env = append(os.Environ(), "DATABASE_URL=")
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return s, fmt.Errorf("start skypanel dev: %w", err)
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return s, err
+	}
+	if s.docker, err = dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()); err != nil {
+		return s, err
+	}
+	if s.temporal, err = client.Dial(client.Options{HostPort: s.temporalAddr}); err != nil {
+		return s, fmt.Errorf("dial temporal: %w", err)
+	}
+	return s, nil
+}
+
+// waitReady polls until the admin token exists and the local node is online.
+func (s *stack) waitReady(ctx context.Context) error {
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	for {
+		if raw, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token")); err == nil {
+			s.adminToken = strings.TrimSpace(string(raw))
+			var nodes struct {
+				Items []struct{ ID, Name, Status string }
+			}
+			if status, _ := s.call(http.MethodGet, "/api/paas/admin/nodes", s.adminToken, nil, &nodes); status == http.StatusOK {
+				for _, n := range nodes.Items {
+					if n.Name == "local" && n.Status == "online" {
+						s.nodeID = n.ID
+						return nil
+					}
+				}
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("skypanel dev exited early: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("platform not ready: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (s *stack) dumpLog() {
+	raw, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return
+	}
+	if len(raw) > 20000 {
+		raw = raw[len(raw)-20000:]
+	}
+	fmt.Fprintf(os.Stderr, "---- skypanel dev output (tail) ----\n%s\n----\n", raw)
+}
+
+// stop sends SIGTERM like Ctrl-C and waits for a clean exit, then removes what the apps left.
+func (s *stack) stop() {
+	if s.temporal != nil {
+		s.temporal.Close()
+	}
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		deadline := time.Now().Add(60 * time.Second)
+		for s.cmd.ProcessState == nil && time.Now().Before(deadline) {
+			if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = s.cmd.Process.Kill()
+	}
+	if s.docker != nil {
+		removeLeftovers(s.docker)
+	}
+	_ = os.RemoveAll(s.workDir)
+}
+
+// call sends a JSON request with a bearer token and decodes the JSON answer into out.
+func (s *stack) call(method, path, token string, in, out any) (int, []byte) {
+	var body io.Reader
+	if in != nil {
+		raw, _ := json.Marshal(in)
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.apiURL+path, body)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		_ = json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode, raw
+}
+
+// throughNginx fetches http://<host>/ from the node's nginx, as a browser resolving
+// <name>.apps.localhost to 127.0.0.1 would.
+func (s *stack) throughNginx(host string) (int, string, http.Header) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.nginxAddr+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error(), nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), resp.Header
+}
+
+// eventually polls cond until it holds or the deadline passes (no fixed sleeps).
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %s; last state: %s", what, within, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

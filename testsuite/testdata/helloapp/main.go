@@ -1,0 +1,31 @@
+// helloapp is the app the e2e tests deploy: a static binary (FROM scratch, no registry) that
+// answers every request with the contents of /message.txt, on $PORT as the platform asks.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		fmt.Fprintln(os.Stderr, "PORT is not set")
+		os.Exit(1)
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := os.ReadFile("/message.txt")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(msg) //nolint:errcheck
+	})
+	fmt.Println("helloapp listening on :" + port)
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

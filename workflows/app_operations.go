@@ -1,0 +1,120 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/store"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+// AppOperationInput names an operation on an app other than a deploy. OperationID is unique
+// per request; the API has taken the app's operation lock for this workflow.
+type AppOperationInput struct {
+	AppID       string
+	OperationID string
+}
+
+// loadTarget reads the app and tags the workflow with its node for the Temporal UI.
+func loadTarget(ctx workflow.Context, appID string) (store.AppTarget, error) {
+	var t store.AppTarget
+	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadAppTarget, store.LoadAppTargetInput{AppID: appID}).Get(ctx, &t)
+	if err != nil {
+		return t, err
+	}
+	if t.NodeID != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, sptemporal.NodeIDKey.ValueSet(t.NodeID)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert node search attribute", "error", err)
+		}
+	}
+	return t, nil
+}
+
+var errNoRelease = temporal.NewNonRetryableApplicationError("the application has no release; deploy it first", "NoRelease", nil)
+
+// StartApp brings the current release back: a fresh instance, ready, routed.
+func StartApp(ctx workflow.Context, in AppOperationInput) error {
+	defer releaseLock(ctx, in.AppID)
+	return startRelease(ctx, in)
+}
+
+// RestartApp replaces the running instance with a fresh one of the same release, without
+// downtime: the old instance serves until the new one answers and is routed.
+func RestartApp(ctx workflow.Context, in AppOperationInput) error {
+	defer releaseLock(ctx, in.AppID)
+	return startRelease(ctx, in)
+}
+
+func startRelease(ctx workflow.Context, in AppOperationInput) error {
+	t, err := loadTarget(ctx, in.AppID)
+	if err != nil {
+		return err
+	}
+	if t.Image == "" || t.NodeID == "" {
+		return errNoRelease
+	}
+	instance := instanceName(t.Name, in.OperationID)
+	if err := (rollout{Target: t, ReleaseID: t.ReleaseID, Image: t.Image, Instance: instance}).run(ctx); err != nil {
+		return err
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.MarkAppRunning, store.MarkAppRunningInput{
+		AppID: in.AppID, Instance: instance, URL: t.URL,
+	}).Get(ctx, nil)
+}
+
+// StopApp stops serving the app: its route goes first (so nginx answers "no app" instead of
+// a bad gateway), then its instances.
+func StopApp(ctx workflow.Context, in AppOperationInput) error {
+	defer releaseLock(ctx, in.AppID)
+	t, err := loadTarget(ctx, in.AppID)
+	if err != nil {
+		return err
+	}
+	if t.NodeID != "" {
+		if err := removeFromNode(ctx, t, false); err != nil {
+			return err
+		}
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.MarkAppStopped, store.MarkAppStoppedInput{AppID: in.AppID}).Get(ctx, nil)
+}
+
+// DeleteApp removes everything of the app from its node, then its records.
+func DeleteApp(ctx workflow.Context, in AppOperationInput) error {
+	defer releaseLock(ctx, in.AppID)
+	t, err := loadTarget(ctx, in.AppID)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == store.ErrTypeAppNotFound {
+		return nil // already deleted: a retried delete is a no-op
+	}
+	if err != nil {
+		return err
+	}
+	if t.NodeID != "" {
+		if err := removeFromNode(ctx, t, true); err != nil {
+			return err
+		}
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteApplicationRecord, store.DeleteApplicationRecordInput{AppID: in.AppID}).Get(ctx, nil)
+}
+
+func removeFromNode(ctx workflow.Context, t store.AppTarget, images bool) error {
+	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if !images {
+		return nil
+	}
+	return workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveAppImages, docker.RemoveAppImagesInput{AppID: t.AppID}).Get(ctx, nil)
+}
+
+// All lists the workflows the control worker registers.
+var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp}

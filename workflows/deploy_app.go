@@ -1,0 +1,106 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/activities/store"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+// DeployAppInput names the deployment to run. The API has already recorded it (queued) and
+// taken the app's operation lock for this workflow.
+type DeployAppInput struct {
+	AppID        string
+	DeploymentID string
+}
+
+// DeployAppResult is the release that went live.
+type DeployAppResult struct {
+	CommitSHA string
+	Image     string
+	Instance  string
+	URL       string
+}
+
+// DeployApp clones the app's branch on its node, builds the image, starts a hardened instance,
+// waits until it answers, routes nginx to it and only then removes the previous instance. Any
+// failure marks the deployment failed with a reason and leaves the previous release serving.
+func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error) {
+	log := workflow.GetLogger(ctx)
+	defer releaseLock(ctx, in.AppID)
+	ctrl := controlContext(ctx)
+
+	var plan store.DeploymentPlan
+	if err := workflow.ExecuteActivity(ctrl, storeActs.PrepareDeployment, store.PrepareDeploymentInput{
+		AppID: in.AppID, DeploymentID: in.DeploymentID,
+	}).Get(ctx, &plan); err != nil {
+		return DeployAppResult{}, failDeployment(ctx, in, err)
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, sptemporal.NodeIDKey.ValueSet(plan.NodeID)); err != nil {
+		log.Warn("upsert node search attribute", "error", err)
+	}
+	log.Info("deploying", "app_id", in.AppID, "deployment_id", in.DeploymentID, "node_id", plan.NodeID)
+
+	cloneCtx := nodeContext(ctx, plan.NodeID, 10*time.Minute, 30*time.Second, 3)
+	var source gitclone.CloneResult
+	if err := workflow.ExecuteActivity(cloneCtx, gitActs.CloneRepository, gitclone.CloneInput{
+		AppID: in.AppID, DeploymentID: in.DeploymentID, GitURL: plan.GitURL, Branch: plan.GitBranch,
+		AllowLoopbackHTTP: plan.AllowLoopbackGit,
+	}).Get(ctx, &source); err != nil {
+		return DeployAppResult{}, failDeployment(ctx, in, err)
+	}
+
+	buildCtx := nodeContext(ctx, plan.NodeID, 30*time.Minute, time.Minute, 2)
+	var built docker.BuildImageResult
+	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
+		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
+	}).Get(ctx, &built)
+	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
+	if buildErr != nil {
+		return DeployAppResult{}, failDeployment(ctx, in, buildErr)
+	}
+
+	if err := workflow.ExecuteActivity(ctrl, storeActs.RecordBuild, store.RecordBuildInput{
+		DeploymentID: in.DeploymentID, CommitSHA: source.CommitSHA, Image: plan.ImageTag,
+	}).Get(ctx, nil); err != nil {
+		return DeployAppResult{}, failDeployment(ctx, in, err)
+	}
+
+	instance := instanceName(plan.Name, in.DeploymentID)
+	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instance: instance}).run(ctx); err != nil {
+		return DeployAppResult{}, failDeployment(ctx, in, err)
+	}
+
+	if err := workflow.ExecuteActivity(ctrl, storeActs.CompleteDeployment, store.CompleteDeploymentInput{
+		AppID: in.AppID, DeploymentID: in.DeploymentID, Instance: instance, URL: plan.URL,
+	}).Get(ctx, nil); err != nil {
+		return DeployAppResult{}, err
+	}
+	return DeployAppResult{CommitSHA: source.CommitSHA, Image: plan.ImageTag, Instance: instance, URL: plan.URL}, nil
+}
+
+// failDeployment records why the deployment failed and returns the original error, so the
+// workflow itself shows as failed in the Temporal UI with the same cause.
+func failDeployment(ctx workflow.Context, in DeployAppInput, cause error) error {
+	ctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	reason := failureReason(cause)
+	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.FailDeployment, store.FailDeploymentInput{
+		AppID: in.AppID, DeploymentID: in.DeploymentID, Reason: reason,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("record deployment failure", "deployment_id", in.DeploymentID, "error", err)
+	}
+	return cause
+}
+
+func removeWorkdir(ctx workflow.Context, nodeID, deploymentID string) {
+	cleanupCtx := nodeContext(ctx, nodeID, time.Minute, 0, 3)
+	if err := workflow.ExecuteActivity(cleanupCtx, gitActs.RemoveWorkdir, gitclone.RemoveWorkdirInput{DeploymentID: deploymentID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("remove work dir", "deployment_id", deploymentID, "error", err)
+	}
+}

@@ -1,0 +1,156 @@
+package workflows
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/store"
+)
+
+type deployAppSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func TestDeployApp(t *testing.T) { suite.Run(t, new(deployAppSuite)) }
+
+const (
+	testAppID        = "3f1c2b8e-0000-4000-8000-000000000001"
+	testDeploymentID = "9a7d5e41-0000-4000-8000-000000000002"
+	testNodeID       = "node-uuid"
+)
+
+var testPlan = store.DeploymentPlan{
+	AppTarget: store.AppTarget{
+		AppID: testAppID, OrgID: "org-1", Name: "hello", NodeID: testNodeID,
+		Hostname: "hello.apps.localhost", URL: "http://hello.apps.localhost:8088/",
+		CPUMillis: 250, MemoryMB: 256, CurrentInstance: "sp-hello-previous",
+	},
+	GitURL: "https://example.com/hello.git", GitBranch: "main",
+	ImageTag: "skypanel/app-" + testAppID + ":" + testDeploymentID,
+}
+
+func (s *deployAppSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(&store.Activities{})
+	s.env.RegisterActivity(&gitclone.Activities{})
+	s.env.RegisterActivity(&docker.Activities{})
+	s.env.RegisterActivity(&nginx.Activities{})
+	s.env.OnActivity(storeActs.PrepareDeployment, mock.Anything, mock.Anything).Return(testPlan, nil)
+	s.env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(gitActs.RemoveWorkdir, mock.Anything, mock.Anything).Return(nil).Maybe()
+}
+
+func (s *deployAppSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+func (s *deployAppSuite) expectCloneAndBuild(buildErr error) {
+	s.env.OnActivity(gitActs.CloneRepository, mock.Anything, mock.MatchedBy(func(in gitclone.CloneInput) bool {
+		return in.GitURL == testPlan.GitURL && in.Branch == "main" && in.DeploymentID == testDeploymentID
+	})).Return(gitclone.CloneResult{Dir: "/work/builds/x", CommitSHA: "abc123"}, nil)
+	s.env.OnActivity(dockerActs.BuildImage, mock.Anything, mock.MatchedBy(func(in docker.BuildImageInput) bool {
+		return in.ContextDir == "/work/builds/x" && in.ImageTag == testPlan.ImageTag
+	})).Return(docker.BuildImageResult{ImageID: "sha256:1"}, buildErr)
+}
+
+func (s *deployAppSuite) run() error {
+	s.env.ExecuteWorkflow(DeployApp, DeployAppInput{AppID: testAppID, DeploymentID: testDeploymentID})
+	s.True(s.env.IsWorkflowCompleted())
+	return s.env.GetWorkflowError()
+}
+
+func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInstance() {
+	instance := instanceName("hello", testDeploymentID)
+	var order []string
+	s.expectCloneAndBuild(nil)
+	s.env.OnActivity(storeActs.RecordBuild, mock.Anything, store.RecordBuildInput{
+		DeploymentID: testDeploymentID, CommitSHA: "abc123", Image: testPlan.ImageTag,
+	}).Return(nil).Once()
+	s.env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, docker.EnsureNetworkInput{OrgID: "org-1"}).
+		Return(docker.EnsureNetworkResult{Network: "skypanel-org-org-1"}, nil)
+	s.env.OnActivity(dockerActs.StartInstance, mock.Anything, mock.MatchedBy(func(in docker.StartInstanceInput) bool {
+		return in.InstanceName == instance && in.Network == "skypanel-org-org-1" && in.MemoryMB == 256 && in.CPUMillis == 250 && in.Port == AppPort
+	})).Return(docker.StartInstanceResult{InstanceName: instance, HostPort: 49153}, nil).Once()
+	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, nginx.PublishRouteInput{
+		AppID: testAppID, Hostname: "hello.apps.localhost", ReleaseID: testDeploymentID, Upstreams: []string{"127.0.0.1:49153"},
+	}).Return(func(_ any, _ nginx.PublishRouteInput) error { order = append(order, "route"); return nil }).Once()
+	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}}).
+		Return(func(_ any, _ docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
+			order = append(order, "remove-old")
+			return docker.RemoveInstancesResult{Removed: []string{"sp-hello-previous"}}, nil
+		}).Once()
+	s.env.OnActivity(storeActs.CompleteDeployment, mock.Anything, store.CompleteDeploymentInput{
+		AppID: testAppID, DeploymentID: testDeploymentID, Instance: instance, URL: testPlan.URL,
+	}).Return(nil).Once()
+
+	s.NoError(s.run())
+	var result DeployAppResult
+	s.NoError(s.env.GetWorkflowResult(&result))
+	s.Equal(instance, result.Instance)
+	s.Equal("abc123", result.CommitSHA)
+	s.Equal([]string{"route", "remove-old"}, order)
+}
+
+func (s *deployAppSuite) TestBuildFailureMarksFailedAndLeavesThePreviousReleaseAlone() {
+	s.expectCloneAndBuild(temporal.NewNonRetryableApplicationError("COPY failed: file not found in build context", "BuildFailed", nil))
+	var reason string
+	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
+		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+
+	err := s.run()
+	s.Error(err)
+	s.Contains(reason, "COPY failed")
+	s.env.AssertNotCalled(s.T(), "StartInstance", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "PublishRoute", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "RemoveInstances", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "CompleteDeployment", mock.Anything, mock.Anything)
+}
+
+func (s *deployAppSuite) TestInstanceThatNeverAnswersIsRemovedAndNotRouted() {
+	instance := instanceName("hello", testDeploymentID)
+	s.expectCloneAndBuild(nil)
+	s.env.OnActivity(storeActs.RecordBuild, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, mock.Anything).Return(docker.EnsureNetworkResult{Network: "n"}, nil)
+	s.env.OnActivity(dockerActs.StartInstance, mock.Anything, mock.Anything).Return(docker.StartInstanceResult{InstanceName: instance, HostPort: 1}, nil)
+	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("instance exited with code 1 before answering HTTP on $PORT", "InstanceExited", nil))
+	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Names: []string{instance}}).
+		Return(docker.RemoveInstancesResult{Removed: []string{instance}}, nil).Once()
+	var reason string
+	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
+		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+
+	s.Error(s.run())
+	s.Contains(reason, "exited with code 1")
+	s.env.AssertNotCalled(s.T(), "PublishRoute", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "CompleteDeployment", mock.Anything, mock.Anything)
+}
+
+func (s *deployAppSuite) TestOfflineNodeFailsWithAReasonSayingSo() {
+	s.env.OnActivity(gitActs.CloneRepository, mock.Anything, mock.Anything).
+		Return(gitclone.CloneResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, errors.New("not picked up")))
+	var reason string
+	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
+		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+
+	s.Error(s.run())
+	s.True(strings.Contains(reason, "offline"), reason)
+}
+
+func TestInstanceNameIsStablePerOperation(t *testing.T) {
+	require.Equal(t, instanceName("hello", "9a7d5e41-0000"), instanceName("hello", "9a7d5e41-0000"))
+	require.NotEqual(t, instanceName("hello", "9a7d5e41-0000"), instanceName("hello", "1b2c3d4e-0000"))
+	require.Equal(t, "sp-hello-9a7d5e41-000", instanceName("hello", "9a7d5e41-0000-4000"))
+}
