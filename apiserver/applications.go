@@ -34,7 +34,7 @@ type createAppInput struct {
 }
 
 type updateAppInput struct {
-	idPath
+	ID   string `path:"id" maxLength:"64"`
 	Body struct {
 		Name      *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
 		Runtime   *string `json:"runtime,omitempty" maxLength:"64"`

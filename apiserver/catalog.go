@@ -109,7 +109,7 @@ func (s *Server) registerCatalog() {
 		})
 	huma.Register(s.api, s.op("admin-update-plan", http.MethodPut, "/api/paas/admin/plans/{id}", "Replace a plan's fields; running apps pick up new limits at their next deploy", "admin", 0, true),
 		func(ctx context.Context, in *struct {
-			idPath
+			ID   string `path:"id" maxLength:"64"`
 			Body planFields
 		}) (*body[db.Plan], error) {
 			p := in.Body.plan()

@@ -46,7 +46,9 @@ func TestBadInputIsRefusedWithTheFieldAtFaultAndChangesNothing(t *testing.T) {
 		{"credentials in URL", "git_url", "https://user:secret@example.com/x.git", "body.git_url"},
 		{"metadata address", "git_url", "https://169.254.169.254/latest/meta-data", "body.git_url"},
 		{"private address", "git_url", "https://10.0.0.1/x.git", "body.git_url"},
-		{"IPv6 loopback over https", "git_url", "https://[::1]/x.git", "body.git_url"},
+		{"IPv6 link-local", "git_url", "https://[fe80::1]/x.git", "body.git_url"},
+		{"IPv6 unique local", "git_url", "https://[fd00::1]/x.git", "body.git_url"},
+		{"decimal IP", "git_url", "https://2852039166/x.git", "body.git_url"},
 		{"option as URL", "git_url", "--upload-pack=touch /tmp/pwned", "body.git_url"},
 		{"remote http host", "git_url", "http://example.com/x.git", "body.git_url"},
 		{"option as branch", "git_branch", "--upload-pack=touch /tmp/pwned", "body.git_branch"},
@@ -106,7 +108,9 @@ func TestBadInputIsRefusedWithTheFieldAtFaultAndChangesNothing(t *testing.T) {
 
 	t.Run("an app name cannot be changed", func(t *testing.T) {
 		var app application
-		platform.call(http.MethodPost, "/api/paas/applications", erin.token, with("name", uniqueName("fixed")), &app)
+		if status, raw := platform.call(http.MethodPost, "/api/paas/applications", erin.token, with("name", uniqueName("fixed")), &app); status != http.StatusCreated {
+			t.Fatalf("create: %d %s", status, raw)
+		}
 		status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, erin.token, map[string]string{"name": "other"}, nil)
 		if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.name") {
 			t.Errorf("rename: %d %s", status, raw)

@@ -71,7 +71,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 	}
 
 	instance := instanceName(plan.Name, in.DeploymentID)
-	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instance: instance}).run(ctx); err != nil {
+	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instance: instance, DeploymentID: in.DeploymentID}).run(ctx); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -85,9 +86,9 @@ func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInst
 	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, nginx.PublishRouteInput{
 		AppID: testAppID, Hostname: "hello.apps.localhost", ReleaseID: testDeploymentID, Upstreams: []string{"127.0.0.1:49153"},
-	}).Return(func(_ any, _ nginx.PublishRouteInput) error { order = append(order, "route"); return nil }).Once()
+	}).Return(func(_ context.Context, _ nginx.PublishRouteInput) error { order = append(order, "route"); return nil }).Once()
 	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}}).
-		Return(func(_ any, _ docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
+		Return(func(_ context.Context, _ docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
 			order = append(order, "remove-old")
 			return docker.RemoveInstancesResult{Removed: []string{"sp-hello-previous"}}, nil
 		}).Once()
@@ -107,7 +108,7 @@ func (s *deployAppSuite) TestBuildFailureMarksFailedAndLeavesThePreviousReleaseA
 	s.expectCloneAndBuild(temporal.NewNonRetryableApplicationError("COPY failed: file not found in build context", "BuildFailed", nil))
 	var reason string
 	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
-		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+		Return(func(_ context.Context, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
 
 	err := s.run()
 	s.Error(err)
@@ -130,7 +131,7 @@ func (s *deployAppSuite) TestInstanceThatNeverAnswersIsRemovedAndNotRouted() {
 		Return(docker.RemoveInstancesResult{Removed: []string{instance}}, nil).Once()
 	var reason string
 	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
-		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+		Return(func(_ context.Context, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
 
 	s.Error(s.run())
 	s.Contains(reason, "exited with code 1")
@@ -143,7 +144,7 @@ func (s *deployAppSuite) TestOfflineNodeFailsWithAReasonSayingSo() {
 		Return(gitclone.CloneResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, errors.New("not picked up")))
 	var reason string
 	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
-		Return(func(_ any, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+		Return(func(_ context.Context, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
 
 	s.Error(s.run())
 	s.True(strings.Contains(reason, "offline"), reason)

@@ -18,6 +18,9 @@ type rollout struct {
 	ReleaseID string
 	Image     string
 	Instance  string
+	// DeploymentID, when the rollout is a deploy's, receives a failing instance's last output
+	// in its build log.
+	DeploymentID string
 }
 
 // run returns the started instance's name. On failure the new instance is removed and the
@@ -32,7 +35,7 @@ func (r rollout) run(ctx workflow.Context) error {
 	}
 	var started docker.StartInstanceResult
 	err := workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, docker.StartInstanceInput{
-		AppID: t.AppID, OrgID: t.OrgID, ReleaseID: r.ReleaseID, InstanceName: r.Instance, Image: r.Image,
+		AppID: t.AppID, OrgID: t.OrgID, ReleaseID: r.ReleaseID, DeploymentID: r.DeploymentID, InstanceName: r.Instance, Image: r.Image,
 		Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort,
 	}).Get(ctx, &started)
 	if err != nil {
@@ -41,7 +44,7 @@ func (r rollout) run(ctx workflow.Context) error {
 	}
 	readyCtx := nodeContext(ctx, t.NodeID, ReadyTimeout+time.Minute, 15*time.Second, 1)
 	err = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, docker.WaitReadyInput{
-		InstanceName: r.Instance, HostPort: started.HostPort, Timeout: ReadyTimeout,
+		AppID: t.AppID, DeploymentID: r.DeploymentID, InstanceName: r.Instance, HostPort: started.HostPort, Timeout: ReadyTimeout,
 	}).Get(ctx, nil)
 	if err == nil {
 		routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 3)

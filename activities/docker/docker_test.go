@@ -89,6 +89,14 @@ var (
 	helloErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if helloBin != "" {
+		os.RemoveAll(filepath.Dir(helloBin))
+	}
+	os.Exit(code)
+}
+
 // buildHello compiles the static test server once per test binary.
 func buildHello(t *testing.T) string {
 	t.Helper()
@@ -98,6 +106,7 @@ func buildHello(t *testing.T) string {
 			helloErr = err
 			return
 		}
+		helloBin = filepath.Join(dir, "hello") // set early so TestMain removes dir
 		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "main.go"), []byte(helloServer), 0o644)
 		goBin, err := exec.LookPath("go")
@@ -109,9 +118,7 @@ func buildHello(t *testing.T) string {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
-			return
 		}
-		helloBin = filepath.Join(dir, "hello")
 	})
 	if helloErr != nil {
 		t.Fatal(helloErr)

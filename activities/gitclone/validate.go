@@ -46,6 +46,13 @@ func ValidateRemoteURL(raw string, allowLoopbackHTTP bool) error {
 			return errors.New("the git URL must not contain spaces or control characters")
 		}
 	}
+	if strings.Contains(raw, `\`) {
+		return errors.New("the git URL must not contain a backslash")
+	}
+	if authority, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(raw, "https://"), "http://"), "/"); strings.Contains(authority, "%") {
+		// Go decodes percent-escapes in a host, git and curl do not: judge only plain host names.
+		return errors.New("the git URL's host must not contain percent-encoding")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("the git URL is not a valid URL (use https://host/owner/repo.git)")

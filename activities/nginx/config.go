@@ -107,6 +107,8 @@ upstream %[3]s {
 server {
     listen %[5]s;
     server_name %[6]s;
+    # The release header is the platform's: an app cannot forge it.
+    proxy_hide_header %[7]s;
     add_header %[7]s %[2]s always;
 
     location / {

@@ -67,6 +67,7 @@ func get(t *testing.T, r *Router, host string) (*http.Response, string) {
 func upstream(t *testing.T, name string) (addr string) {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ReleaseHeader, "forged-by-the-app")
 		fmt.Fprintf(w, "%s host=%s path=%s xff=%s proto=%s", name, r.Host, r.URL.RequestURI(), r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
 	}))
 	t.Cleanup(srv.Close)
@@ -129,7 +130,7 @@ func TestRouterPublishesAndRemovesRoutes(t *testing.T) {
 		t.Fatalf("PublishRoute: %v", err)
 	}
 	resp, body = get(t, r, "demo.apps.localhost")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(ReleaseHeader) != "rel-1" {
+	if resp.StatusCode != http.StatusOK || fmt.Sprint(resp.Header.Values(ReleaseHeader)) != "[rel-1]" {
 		t.Fatalf("published host: %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 	want := "v1 host=demo.apps.localhost path=/path?q=1 xff=127.0.0.1 proto=http"

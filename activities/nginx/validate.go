@@ -137,3 +137,9 @@ func parseListen(s string) (listenAddr, error) {
 	}
 	return listenAddr{directive: net.JoinHostPort(ip.String(), port), probe: net.JoinHostPort(probe.String(), port)}, nil
 }
+
+// ValidateListen checks a listen address as RouterOptions.Listen takes it ("[IP]:PORT").
+func ValidateListen(s string) error {
+	_, err := parseListen(s)
+	return err
+}

@@ -1,0 +1,164 @@
+package workernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	dockerclient "github.com/docker/docker/client"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/temporal"
+)
+
+// Run is the agent: register (once), start the node's nginx, run the Temporal worker on the
+// node's task queue and report heartbeats, until ctx ends; then stop the worker (running
+// activities get its grace period), the heartbeats and, with --stop-nginx-on-exit, nginx.
+// It sets slog's default logger to carry node_id.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// 0711: nginx workers (an unprivileged user) may traverse to the nginx prefix; nobody else
+	// can list the directory, and agent.json and builds/ are root's alone.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(cfg.buildsDir(), 0o700); err != nil {
+		return fmt.Errorf("builds dir: %w", err)
+	}
+
+	info := readSystemInfo()
+	api := NewAPIClient(cfg.APIURL, "")
+	creds, err := ensureRegistered(ctx, cfg, api, info)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(slog.Default().With("node_id", creds.NodeID))
+	nodeAPI := api.withToken(creds.NodeToken)
+	logs := NewHTTPLogSink(nodeAPI)
+
+	dockerClient, err := docker.NewClient()
+	if err != nil {
+		return err
+	}
+	defer dockerClient.Close()
+	if _, err := dockerClient.Ping(ctx); err != nil {
+		slog.WarnContext(ctx, "docker engine not reachable yet; docker activities will fail until it is", "err", err)
+	}
+
+	router, err := nginx.NewRouter(nginx.RouterOptions{Prefix: cfg.nginxPrefix(), Binary: cfg.NginxBinary, Listen: cfg.NginxListen})
+	if err != nil {
+		return err
+	}
+	if err := router.Start(ctx); err != nil {
+		return fmt.Errorf("start nginx: %w", err)
+	}
+	if cfg.StopNginxOnExit {
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			if err := router.Stop(stopCtx); err != nil {
+				slog.Error("stop nginx", "err", err)
+			}
+		}()
+	}
+
+	tc, err := dialTemporal(ctx, cfg, creds.NodeID)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := temporal.NodeTaskQueue(creds.NodeID)
+	w := worker.New(tc, queue, worker.Options{
+		// Activities still running at shutdown get this long to finish before they are
+		// cancelled (and retried by Temporal, on this node once it is back).
+		WorkerStopTimeout: 10 * time.Second,
+		OnFatalError:      func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
+	})
+	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
+	}
+	slog.InfoContext(ctx, "agent running", "task_queue", queue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "nginx_listen", cfg.NginxListen, "version", Version)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		heartbeatLoop(ctx, nodeAPI, cfg.HeartbeatInterval, info, func(ctx context.Context) int {
+			return countContainers(ctx, dockerClient)
+		})
+	}()
+
+	<-ctx.Done()
+	slog.Info("agent stopping")
+	w.Stop()
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// registerActivities puts every node activity on the worker: git clone, Docker and nginx.
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router) {
+	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID})
+	r.RegisterActivity(&nginx.Activities{Router: router})
+}
+
+// dialTemporal connects to the Temporal frontend, retrying while it is unreachable (a node may
+// boot before the control plane).
+func dialTemporal(ctx context.Context, cfg Config, nodeID string) (client.Client, error) {
+	host, _ := os.Hostname()
+	opts := client.Options{
+		HostPort:      cfg.TemporalAddress,
+		Namespace:     cfg.TemporalNamespace,
+		Logger:        tlog.NewStructuredLogger(slog.Default()),
+		Identity:      fmt.Sprintf("skypanel-agent/%s@%s", nodeID, host),
+		DataConverter: cfg.DataConverter,
+	}
+	delay := time.Second
+	for {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		slog.WarnContext(ctx, "temporal not reachable, retrying", "address", cfg.TemporalAddress, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// countContainers is the number of running SkyPanel containers, for heartbeats; 0 when Docker
+// does not answer.
+func countContainers(ctx context.Context, dc *dockerclient.Client) int {
+	list, err := dc.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	if err != nil {
+		slog.WarnContext(ctx, "count containers", "err", err)
+		return 0
+	}
+	return len(list)
+}

@@ -1,0 +1,162 @@
+package workernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/activities/nginx"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+// nodeProbeWorkflow runs a few harmless node activities on the agent's queue, by name, the way
+// the control plane's workflows reach a node.
+func nodeProbeWorkflow(ctx workflow.Context, nodeQueue string) (string, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              nodeQueue,
+		ScheduleToStartTimeout: time.Minute,
+		StartToCloseTimeout:    time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	if err := workflow.ExecuteActivity(ctx, "RemoveWorkdir", gitclone.RemoveWorkdirInput{DeploymentID: "dep-x"}).Get(ctx, nil); err != nil {
+		return "", err
+	}
+	if err := workflow.ExecuteActivity(ctx, "RemoveRoute", nginx.RemoveRouteInput{AppID: "app-x"}).Get(ctx, nil); err != nil {
+		return "", err
+	}
+	var removed docker.RemoveInstancesResult
+	if err := workflow.ExecuteActivity(ctx, "RemoveInstances", docker.RemoveInstancesInput{AppID: "no-such-app-x"}).Get(ctx, &removed); err != nil {
+		return "", err
+	}
+	// This agent runs without --allow-loopback-git: a loopback clone must be refused.
+	err := workflow.ExecuteActivity(ctx, "CloneRepository", gitclone.CloneInput{
+		AppID: "app-x", DeploymentID: "dep-x", GitURL: "http://127.0.0.1:9/x.git", Branch: "main", AllowLoopbackHTTP: true,
+	}).Get(ctx, nil)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != gitclone.ErrTypeInvalidInput {
+		return "", fmt.Errorf("loopback clone: got %v, want an InvalidInput error", err)
+	}
+	return "ok: " + appErr.Error(), nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestAgentRunsNodeActivities runs the whole agent against a Temporal dev server and a fake API:
+// it registers, heartbeats, serves nginx and executes activities from a workflow, then stops.
+func TestAgentRunsNodeActivities(t *testing.T) {
+	temporalBin, _ := filepath.Abs("../bin/temporal")
+	if _, err := os.Stat(temporalBin); err != nil {
+		t.Skipf("no Temporal CLI at %s (make installs it)", temporalBin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  temporalBin,
+		ClientOptions: &client.Options{Namespace: "default"},
+		LogLevel:      "error",
+		Stdout:        io.Discard,
+		Stderr:        io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+
+	api := newFakeAPI(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg, err := ParseConfig([]string{
+		"--api-url", api.URL, "--data-dir", t.TempDir(), "--temporal-address", srv.FrontendHostPort(),
+		"--nginx-listen", listen, "--stop-nginx-on-exit", "--heartbeat-interval", "1s",
+	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(agentCtx, cfg) }()
+	defer func() {
+		stopAgent()
+		<-done
+	}()
+
+	// The control plane side: a workflow on its own queue calling the node's activities.
+	w := worker.New(srv.Client(), "agent-test-control", worker.Options{})
+	w.RegisterWorkflow(nodeProbeWorkflow)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	run, err := srv.Client().ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "agent-test-control"}, nodeProbeWorkflow, sptemporal.NodeTaskQueue("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result string
+	if err := run.Get(ctx, &result); err != nil {
+		t.Fatalf("workflow: %v", err)
+	}
+	if !strings.Contains(result, "--allow-loopback-git") {
+		t.Errorf("result %q", result)
+	}
+
+	// Registered once, heartbeating with the node token, nginx answering on its port.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		regs, beats, _, _ := api.counts()
+		if regs == 1 && beats >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registrations %d heartbeats %d", regs, beats)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + listen + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("nginx answered %d for an unknown host, want 404", resp.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "agent.json")); err != nil {
+		t.Error(err)
+	}
+
+	stopAgent()
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("agent did not stop")
+	}
+	if _, err := http.Get("http://" + listen + "/"); err == nil {
+		t.Error("nginx still answering after the agent stopped with --stop-nginx-on-exit")
+	}
+}

@@ -1,0 +1,141 @@
+package workernode
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// APIClient is the agent's one way of talking to the control plane's /api/paas/agent endpoints.
+type APIClient struct {
+	base  string // API base URL without a trailing slash
+	http  *http.Client
+	token string // the node token; empty before registration
+}
+
+// NewAPIClient talks to the API at baseURL; nodeToken may be empty until registration.
+func NewAPIClient(baseURL, nodeToken string) *APIClient {
+	return &APIClient{
+		base:  strings.TrimRight(baseURL, "/"),
+		http:  &http.Client{Timeout: 15 * time.Second},
+		token: nodeToken,
+	}
+}
+
+// withToken returns a client that authenticates as the node.
+func (c *APIClient) withToken(token string) *APIClient {
+	cp := *c
+	cp.token = token
+	return &cp
+}
+
+// StatusError is a non-success answer of the API; Body holds the start of its problem JSON.
+type StatusError struct {
+	Path   string
+	Status int
+	Body   string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("POST %s: HTTP %d: %s", e.Path, e.Status, e.Body)
+}
+
+// Temporary says whether trying again later may succeed (server errors, rate limiting).
+func (e *StatusError) Temporary() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout
+}
+
+// retryable says whether err is worth another attempt: a network failure or a temporary status.
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Temporary()
+	}
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// post sends body as JSON to path and decodes a 2xx answer into out (when out is not nil).
+func (c *APIClient) post(ctx context.Context, path string, body, out any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return &StatusError{Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+		return fmt.Errorf("POST %s: decode answer: %w", path, err)
+	}
+	return nil
+}
+
+// RegisterRequest is what a new node tells the control plane about itself.
+type RegisterRequest struct {
+	RegistrationToken string `json:"registration_token"`
+	Hostname          string `json:"hostname"`
+	CPUs              int    `json:"cpus"`
+	MemoryMB          int64  `json:"memory_mb"`
+}
+
+// RegisterResponse is the node's identity and credential.
+type RegisterResponse struct {
+	NodeID    string `json:"node_id"`
+	NodeToken string `json:"node_token"`
+	TaskQueue string `json:"task_queue"`
+}
+
+// Register exchanges a one-time registration token for the node's id and token.
+func (c *APIClient) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
+	var resp RegisterResponse
+	if err := c.post(ctx, "/api/paas/agent/register", req, &resp); err != nil {
+		return resp, err
+	}
+	if resp.NodeID == "" || resp.NodeToken == "" {
+		return resp, errors.New("register: the API answered without a node id or token")
+	}
+	return resp, nil
+}
+
+// Heartbeat is the node's periodic report.
+type Heartbeat struct {
+	CPUs         int    `json:"cpus"`
+	MemoryMB     int64  `json:"memory_mb"`
+	Containers   int    `json:"containers"`
+	AgentVersion string `json:"agent_version"`
+}
+
+// SendHeartbeat reports the node alive.
+func (c *APIClient) SendHeartbeat(ctx context.Context, hb Heartbeat) error {
+	return c.post(ctx, "/api/paas/agent/heartbeat", hb, nil)
+}
+
+// appendLogPath is where a deployment's log chunks go.
+func appendLogPath(deploymentID string) string {
+	return "/api/paas/agent/deployments/" + url.PathEscape(deploymentID) + "/logs"
+}

@@ -1,0 +1,143 @@
+// Package workernode is the node agent: it registers the machine with the control plane once,
+// reports heartbeats, runs the node's own nginx, and runs a Temporal worker (activities only) on
+// the node's task queue, executing git, Docker and nginx steps for the control plane's workflows.
+package workernode
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+
+	"github.com/skypanel/skypanel/activities/nginx"
+)
+
+// Defaults of the agent's configuration.
+const (
+	DefaultDataDir           = "/var/lib/skypanel-agent"
+	DefaultTemporalAddress   = "127.0.0.1:7233"
+	DefaultTemporalNamespace = "default"
+	DefaultHeartbeatInterval = 10 * time.Second
+)
+
+// Config is the agent's configuration: flags, each with an environment fallback.
+type Config struct {
+	APIURL            string        // --api-url, SKYPANEL_API_URL
+	RegistrationToken string        // --registration-token, SKYPANEL_REGISTRATION_TOKEN (first start only)
+	DataDir           string        // --data-dir, SKYPANEL_AGENT_DATA_DIR
+	TemporalAddress   string        // --temporal-address, TEMPORAL_ADDRESS
+	TemporalNamespace string        // --temporal-namespace, TEMPORAL_NAMESPACE
+	NginxListen       string        // --nginx-listen, SKYPANEL_NGINX_LISTEN
+	NginxBinary       string        // --nginx-bin, SKYPANEL_NGINX_BIN
+	AllowLoopbackGit  bool          // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
+	StopNginxOnExit   bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
+	HeartbeatInterval time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
+
+	// DataConverter, when set, encodes the worker's payloads (the control plane's payload codec).
+	// Not a flag: the main package sets it.
+	DataConverter converter.DataConverter
+}
+
+// ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
+// validates the result.
+func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("skypanel-agent", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.APIURL, "api-url", env("SKYPANEL_API_URL", ""), "control plane base URL, e.g. https://panel.example.com (env SKYPANEL_API_URL)")
+	// No env default for the token: flag usage would print it.
+	fs.StringVar(&c.RegistrationToken, "registration-token", "", "one-time node registration token, needed on first start only; prefer the env var (env SKYPANEL_REGISTRATION_TOKEN)")
+	fs.StringVar(&c.DataDir, "data-dir", env("SKYPANEL_AGENT_DATA_DIR", DefaultDataDir), "agent state: credentials, builds, nginx prefix (env SKYPANEL_AGENT_DATA_DIR)")
+	fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", DefaultTemporalNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
+	fs.StringVar(&c.NginxBinary, "nginx-bin", env("SKYPANEL_NGINX_BIN", nginx.DefaultBinary), "nginx executable (env SKYPANEL_NGINX_BIN)")
+
+	boolDefault := func(key string) (bool, error) {
+		v := getenv(key)
+		if v == "" {
+			return false, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("%s=%q: want true or false", key, v)
+		}
+		return b, nil
+	}
+	allowLoopback, err := boolDefault("SKYPANEL_ALLOW_LOOPBACK_GIT")
+	if err != nil {
+		return c, err
+	}
+	stopNginx, err := boolDefault("SKYPANEL_STOP_NGINX_ON_EXIT")
+	if err != nil {
+		return c, err
+	}
+	interval := DefaultHeartbeatInterval
+	if v := getenv("SKYPANEL_HEARTBEAT_INTERVAL"); v != "" {
+		if interval, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("SKYPANEL_HEARTBEAT_INTERVAL=%q: want a duration such as 10s", v)
+		}
+	}
+	fs.BoolVar(&c.AllowLoopbackGit, "allow-loopback-git", allowLoopback, "development only: clone from http(s)://localhost or loopback IPs when a deployment asks to (env SKYPANEL_ALLOW_LOOPBACK_GIT)")
+	fs.BoolVar(&c.StopNginxOnExit, "stop-nginx-on-exit", stopNginx, "stop the node's nginx when the agent exits; by default it keeps serving (env SKYPANEL_STOP_NGINX_ON_EXIT)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", interval, "how often the agent reports to the control plane (env SKYPANEL_HEARTBEAT_INTERVAL)")
+
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.RegistrationToken == "" {
+		c.RegistrationToken = getenv("SKYPANEL_REGISTRATION_TOKEN")
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the configuration. The registration token is checked when it is needed
+// (no saved credentials), not here.
+func (c Config) Validate() error {
+	var errs []error
+	if c.APIURL == "" {
+		errs = append(errs, errors.New("--api-url (SKYPANEL_API_URL) is required"))
+	} else if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("--api-url %q: want http(s)://host[:port][/path] without credentials or query", c.APIURL))
+	}
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		errs = append(errs, fmt.Errorf("--data-dir %q: want an absolute path", c.DataDir))
+	}
+	if c.TemporalAddress == "" || !strings.Contains(c.TemporalAddress, ":") {
+		errs = append(errs, fmt.Errorf("--temporal-address %q: want host:port", c.TemporalAddress))
+	}
+	if c.TemporalNamespace == "" {
+		errs = append(errs, errors.New("--temporal-namespace must not be empty"))
+	}
+	if err := nginx.ValidateListen(c.NginxListen); err != nil {
+		errs = append(errs, fmt.Errorf("--nginx-listen: %w", err))
+	}
+	if c.NginxBinary == "" {
+		errs = append(errs, errors.New("--nginx-bin must not be empty"))
+	}
+	if c.HeartbeatInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--heartbeat-interval %s: want at least 1s", c.HeartbeatInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Layout of the data directory.
+func (c Config) credentialsPath() string { return filepath.Join(c.DataDir, "agent.json") }
+func (c Config) buildsDir() string       { return filepath.Join(c.DataDir, "builds") }
+func (c Config) nginxPrefix() string     { return filepath.Join(c.DataDir, "nginx") }

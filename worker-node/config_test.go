@@ -1,0 +1,77 @@
+package workernode
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfigFlagsAndEnv(t *testing.T) {
+	env := envOf(map[string]string{
+		"SKYPANEL_API_URL":            "http://127.0.0.1:3001",
+		"SKYPANEL_REGISTRATION_TOKEN": "reg-token",
+		"SKYPANEL_AGENT_DATA_DIR":     "/srv/agent",
+		"TEMPORAL_ADDRESS":            "temporal:7233",
+		"SKYPANEL_ALLOW_LOOPBACK_GIT": "true",
+		"SKYPANEL_HEARTBEAT_INTERVAL": "5s",
+	})
+	c, err := ParseConfig([]string{"--data-dir", "/var/lib/x", "--nginx-listen", "127.0.0.1:8088", "--stop-nginx-on-exit"}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		APIURL: "http://127.0.0.1:3001", RegistrationToken: "reg-token", DataDir: "/var/lib/x",
+		TemporalAddress: "temporal:7233", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
+		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
+	}
+	if c != want {
+		t.Errorf("config\n got %+v\nwant %+v", c, want)
+	}
+
+	// A flag wins over the environment, false included.
+	c, err = ParseConfig([]string{"--allow-loopback-git=false", "--registration-token", "flag-token"}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AllowLoopbackGit || c.RegistrationToken != "flag-token" || c.NginxListen != ":80" || c.DataDir != "/srv/agent" {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestParseConfigRejects(t *testing.T) {
+	base := map[string]string{"SKYPANEL_API_URL": "https://panel.example.com"}
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{}, "--api-url"},
+		{[]string{"--api-url", "ftp://x"}, base, "--api-url"},
+		{[]string{"--api-url", "https://user:pw@x"}, base, "--api-url"},
+		{[]string{"--data-dir", "relative"}, base, "--data-dir"},
+		{[]string{"--temporal-address", "nohost"}, base, "--temporal-address"},
+		{[]string{"--nginx-listen", "example.com:80"}, base, "--nginx-listen"},
+		{[]string{"--heartbeat-interval", "10ms"}, base, "--heartbeat-interval"},
+		{[]string{"stray"}, base, "unexpected arguments"},
+		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_ALLOW_LOOPBACK_GIT": "maybe"}, "SKYPANEL_ALLOW_LOOPBACK_GIT"},
+		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_HEARTBEAT_INTERVAL": "often"}, "SKYPANEL_HEARTBEAT_INTERVAL"},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig(tt.args, envOf(tt.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseConfig(%v, %v) = %v, want an error about %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
+
+// --help must not print the registration token taken from the environment.
+func TestUsageHidesRegistrationToken(t *testing.T) {
+	var usage strings.Builder
+	ParseConfig([]string{"--help"}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "s3cret-token"}), &usage)
+	if strings.Contains(usage.String(), "s3cret-token") {
+		t.Errorf("usage shows the token:\n%s", usage.String())
+	}
+}
