@@ -126,7 +126,7 @@ func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, ins
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE applications SET status = 'running', current_deployment_id = $2, current_instance = $3,
-			url = $4, updated_at = now() WHERE id = $1`, appID, deploymentID, instance, url)
+			url = $4, updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID, instance, url)
 		return err
 	}))
 }
@@ -140,7 +140,16 @@ func (s *Store) FailDeployment(ctx context.Context, appID, deploymentID, reason 
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE applications SET status = CASE WHEN current_deployment_id IS NULL THEN 'failed' ELSE status END,
-			updated_at = now() WHERE id = $1`, appID)
+			updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID)
 		return err
 	}))
+}
+
+// releasedBy is the new active_workflow_id when the deployment whose id is in parameter param
+// ends: the lock is freed in the same transaction that publishes the outcome, so a client that
+// sees "succeeded" or "failed" can start its next operation at once. It stays untouched when
+// another workflow holds it.
+func releasedBy(param string) string {
+	return `CASE WHEN active_workflow_id = (SELECT workflow_id FROM deployments WHERE id = ` + param + `)
+		THEN NULL ELSE active_workflow_id END`
 }

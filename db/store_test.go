@@ -227,3 +227,31 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 		t.Errorf("log %q %v", text, err)
 	}
 }
+
+func TestFinishingADeploymentFreesItsLockInTheSameStep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dep := uuid.NewString()
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-c", StillRunning: never}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.CompleteDeployment(ctx, f.app.ID, dep, "sp-x-1", "http://x/"); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := testStore.GetApplication(ctx, f.org, f.app.ID)
+	if app.ActiveWorkflowID != nil || app.Status != db.AppRunning || app.CurrentDeploymentID == nil || *app.CurrentDeploymentID != dep {
+		t.Fatalf("after completion: %+v", app)
+	}
+
+	// A late failure report of an old deployment must not free a newer operation's lock.
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpRestart, OperationID: uuid.NewString(), WorkflowID: "wf-r", StillRunning: never}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.FailDeployment(ctx, f.app.ID, dep, "late"); err != nil {
+		t.Fatal(err)
+	}
+	app, _ = testStore.GetApplication(ctx, f.org, f.app.ID)
+	if app.ActiveWorkflowID == nil || *app.ActiveWorkflowID != "wf-r" {
+		t.Errorf("another operation's lock was freed: %v", app.ActiveWorkflowID)
+	}
+}

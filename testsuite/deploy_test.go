@@ -113,6 +113,9 @@ func TestDeployFromGitIsServedThroughNginxAndRedeploysNewCommits(t *testing.T) {
 		if hc.Memory != 256<<20 {
 			t.Errorf("memory %d, want the starter plan's 256 MiB", hc.Memory)
 		}
+		if hc.RestartPolicy.Name != "unless-stopped" {
+			t.Errorf("restart policy %q, want unless-stopped once the instance answered", hc.RestartPolicy.Name)
+		}
 		if hc.NanoCPUs != 250_000_000 {
 			t.Errorf("cpus %d, want the starter plan's 0.25", hc.NanoCPUs)
 		}

@@ -304,8 +304,14 @@ func TestBuildStartWaitRemove(t *testing.T) {
 		t.Errorf("container labels %v", l)
 	}
 
+	if info.HostConfig.RestartPolicy.Name != container.RestartPolicyDisabled {
+		t.Errorf("restart policy before ready: %v", info.HostConfig.RestartPolicy)
+	}
 	if err := f.run(t, f.a.WaitReady, WaitReadyInput{InstanceName: name, HostPort: res.HostPort, Timeout: 30 * time.Second}, nil); err != nil {
 		t.Fatalf("WaitReady: %v", err)
+	}
+	if ready, err := f.a.Client.ContainerInspect(ctx, res.ContainerID); err != nil || ready.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+		t.Errorf("restart policy once ready: %v %v", ready.HostConfig.RestartPolicy, err)
 	}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", res.HostPort))
 	if err != nil {
@@ -374,9 +380,6 @@ func checkHardening(t *testing.T, info container.InspectResponse, network string
 	}
 	if hc.NanoCPUs != 500_000_000 {
 		t.Errorf("nano cpus %d", hc.NanoCPUs)
-	}
-	if hc.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
-		t.Errorf("restart policy %v", hc.RestartPolicy)
 	}
 	if hc.LogConfig.Type != "json-file" || hc.LogConfig.Config["max-size"] == "" || hc.LogConfig.Config["max-file"] == "" {
 		t.Errorf("log config %v", hc.LogConfig)

@@ -19,10 +19,12 @@ import (
 
 // Hardening every app container gets; docs/node-agent.md explains each.
 const (
-	InstanceUser  = "1000:1000"
-	PidsLimit     = 512
-	LogMaxSize    = "10m"
-	LogMaxFiles   = "3"
+	InstanceUser = "1000:1000"
+	PidsLimit    = 512
+	LogMaxSize   = "10m"
+	LogMaxFiles  = "3"
+	// RestartPolicy applies once the instance has proven it answers (WaitReady). Until then it
+	// has none, so a crash on start stays visible with its exit code instead of looping.
 	RestartPolicy = container.RestartPolicyUnlessStopped
 )
 
@@ -142,7 +144,7 @@ func instanceSpec(in StartInstanceInput, nodeID string) (*container.Config, *con
 	hostConfig := &container.HostConfig{
 		NetworkMode:   container.NetworkMode(in.Network),
 		PortBindings:  nat.PortMap{port: []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: ""}}},
-		RestartPolicy: container.RestartPolicy{Name: RestartPolicy},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		LogConfig: container.LogConfig{
 			Type:   "json-file",
 			Config: map[string]string{"max-size": LogMaxSize, "max-file": LogMaxFiles},

@@ -64,6 +64,12 @@ func (a *Activities) WaitReady(ctx context.Context, in WaitReadyInput) error {
 			return a.instanceExited(ctx, in.DeploymentID, info)
 		}
 		if probe(ctx, url) {
+			// Proven healthy: from now on Docker restarts it if it crashes.
+			if _, err := a.Client.ContainerUpdate(ctx, info.ID, container.UpdateConfig{
+				RestartPolicy: container.RestartPolicy{Name: RestartPolicy},
+			}); err != nil {
+				return fmt.Errorf("set restart policy of %s: %w", in.InstanceName, err)
+			}
 			logger.InfoContext(ctx, "instance ready", "container_id", info.ID, "host_port", in.HostPort)
 			return nil
 		}
