@@ -79,6 +79,10 @@ func TestDeployFromGitIsServedThroughNginxAndRedeploysNewCommits(t *testing.T) {
 		}
 	})
 
+	t.Run("the workflow code replays the real history", func(t *testing.T) {
+		replayHistory(t, second.WorkflowID, "deploy_app_succeeded")
+	})
+
 	t.Run("the running container is hardened", func(t *testing.T) {
 		list := appContainers(t, app.ID)
 		if len(list) != 1 {
@@ -167,6 +171,7 @@ func TestBrokenBuildFailsAndThePreviousReleaseKeepsServing(t *testing.T) {
 	if !strings.Contains(logs, "no-such-file.txt") {
 		t.Errorf("build log does not show the build error:\n%s", logs)
 	}
+	replayHistory(t, bad.WorkflowID, "deploy_app_build_failed")
 	status, body, _ := platform.throughNginx(name + ".apps.localhost")
 	if status != http.StatusOK || body != "steady v1" {
 		t.Errorf("after the failed deploy nginx answers %d %q, want the previous release", status, body)

@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/skypanel/skypanel/activities/buildlog"
+
 	"archive/tar"
 	"context"
 	"encoding/json"
@@ -39,7 +41,7 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		release = in.DeploymentID
 	}
 	logger := slog.With("app_id", in.AppID, "deployment_id", in.DeploymentID, "node_id", a.NodeID)
-	logs := newLogWriter(a.Logs, in.DeploymentID, "build", activity.GetInfo(ctx).Attempt)
+	logs := buildlog.NewWriter(a.Logs, in.DeploymentID, "build", activity.GetInfo(ctx).Attempt)
 	defer logs.Flush(context.WithoutCancel(ctx))
 
 	if err := checkDockerfile(in.ContextDir); err != nil {
@@ -164,7 +166,7 @@ type buildMessage struct {
 
 // readBuildStream copies the build's output to the log and returns the image id the Engine
 // reports at the end, or a *buildError when the build failed.
-func readBuildStream(ctx context.Context, r io.Reader, logs *logWriter) (string, error) {
+func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer) (string, error) {
 	dec := json.NewDecoder(r)
 	var imageID string
 	for {

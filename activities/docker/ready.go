@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/skypanel/skypanel/activities/buildlog"
+
 	"bytes"
 	"context"
 	"errors"
@@ -140,7 +142,7 @@ func (a *Activities) writeTail(ctx context.Context, deploymentID, containerID, m
 	if a.Logs == nil || deploymentID == "" {
 		return
 	}
-	logs := newLogWriter(a.Logs, deploymentID, "start", activity.GetInfo(ctx).Attempt)
+	logs := buildlog.NewWriter(a.Logs, deploymentID, "start", activity.GetInfo(ctx).Attempt)
 	tail, err := a.containerTail(ctx, containerID)
 	if err != nil {
 		slog.WarnContext(ctx, "read container logs", "node_id", a.NodeID, "container_id", containerID, "err", err)

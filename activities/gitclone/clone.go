@@ -60,10 +60,11 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 		return CloneResult{}, fmt.Errorf("clear work dir of deployment %s: %w", in.DeploymentID, err)
 	}
 
-	logs := &logWriter{sink: a.Logs, deploymentID: in.DeploymentID, attempt: activity.GetInfo(ctx).Attempt}
+	logs := buildlog.NewWriter(a.Logs, in.DeploymentID, "clone", activity.GetInfo(ctx).Attempt)
+	defer logs.Flush(context.WithoutCancel(ctx))
 	logger := slog.With("app_id", in.AppID, "deployment_id", in.DeploymentID)
 	logger.InfoContext(ctx, "clone repository", "url", in.GitURL, "branch", in.Branch, "dir", dir)
-	logs.line(ctx, fmt.Sprintf("Cloning %s (branch %s)", in.GitURL, in.Branch))
+	logs.Write(ctx, fmt.Sprintf("Cloning %s (branch %s)\n", in.GitURL, in.Branch))
 
 	timeout := a.Timeout
 	if timeout <= 0 {
@@ -75,21 +76,21 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	onLine := func(line string) {
 		activity.RecordHeartbeat(ctx, "cloning")
 		if line != "" {
-			logs.line(ctx, line)
+			logs.Write(ctx, line+"\n")
 		}
 	}
 	out, err := runGit(cloneCtx, cloneArgs(in, dir, true), onLine)
 	if err != nil && strings.Contains(out, "does not support shallow") {
 		// Dumb-HTTP servers (a static file host) cannot serve a shallow clone: fetch the
 		// branch's full history instead.
-		logs.line(ctx, "The server cannot make a shallow clone; fetching the branch's full history")
+		logs.Write(ctx, "The server cannot make a shallow clone; fetching the branch's full history\n")
 		_ = os.RemoveAll(dir)
 		out, err = runGit(cloneCtx, cloneArgs(in, dir, false), onLine)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		if ctx.Err() == nil && errors.Is(cloneCtx.Err(), context.DeadlineExceeded) {
-			logs.line(ctx, fmt.Sprintf("git clone did not finish within %s", timeout))
+			logs.Write(ctx, fmt.Sprintf("git clone did not finish within %s\n", timeout))
 			return CloneResult{}, fmt.Errorf("git clone of %s timed out after %s", in.GitURL, timeout)
 		}
 		if ctx.Err() != nil {
@@ -106,7 +107,7 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	if !commitPattern.MatchString(sha) {
 		return CloneResult{}, fmt.Errorf("read cloned commit: unexpected output %q", sha)
 	}
-	logs.line(ctx, "Cloned commit "+sha)
+	logs.Write(ctx, "Cloned commit "+sha+"\n")
 	logger.InfoContext(ctx, "cloned repository", "commit", sha)
 	return CloneResult{Dir: dir, CommitSHA: sha}, nil
 }

@@ -1,4 +1,4 @@
-package docker
+package buildlog
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/skypanel/skypanel/activities/buildlog"
 )
 
 // Chunks are flushed when they reach chunkBytes or are older than chunkAge, so the log is
@@ -17,10 +15,10 @@ const (
 	chunkAge   = time.Second
 )
 
-// logWriter batches a deployment's log text into numbered chunks for the sink. The log is best
+// Writer batches a deployment's log text into numbered chunks for the sink. The log is best
 // effort: a sink failure is logged on the node and never fails the activity.
-type logWriter struct {
-	sink         buildlog.Sink
+type Writer struct {
+	sink         Sink
 	deploymentID string
 	source       string
 	attempt      int32
@@ -31,12 +29,14 @@ type logWriter struct {
 	started time.Time
 }
 
-func newLogWriter(sink buildlog.Sink, deploymentID, source string, attempt int32) *logWriter {
-	return &logWriter{sink: sink, deploymentID: deploymentID, source: source, attempt: attempt}
+// NewWriter writes deploymentID's log under source for one activity attempt. A nil sink or an
+// empty deployment id makes a writer that drops everything (activities run without a log).
+func NewWriter(sink Sink, deploymentID, source string, attempt int32) *Writer {
+	return &Writer{sink: sink, deploymentID: deploymentID, source: source, attempt: attempt}
 }
 
 // Write adds text and flushes when the pending chunk is big or old enough.
-func (w *logWriter) Write(ctx context.Context, text string) {
+func (w *Writer) Write(ctx context.Context, text string) {
 	if w.sink == nil || w.deploymentID == "" || text == "" {
 		return
 	}
@@ -52,7 +52,7 @@ func (w *logWriter) Write(ctx context.Context, text string) {
 }
 
 // Flush sends whatever is pending.
-func (w *logWriter) Flush(ctx context.Context) {
+func (w *Writer) Flush(ctx context.Context) {
 	if w.sink == nil || w.deploymentID == "" {
 		return
 	}
@@ -61,12 +61,12 @@ func (w *logWriter) Flush(ctx context.Context) {
 	w.flushLocked(ctx)
 }
 
-func (w *logWriter) flushLocked(ctx context.Context) {
+func (w *Writer) flushLocked(ctx context.Context) {
 	if w.buf.Len() == 0 {
 		return
 	}
 	w.seq++
-	chunk := buildlog.Chunk{DeploymentID: w.deploymentID, Source: w.source, Attempt: w.attempt, Seq: w.seq, Text: w.buf.String()}
+	chunk := Chunk{DeploymentID: w.deploymentID, Source: w.source, Attempt: w.attempt, Seq: w.seq, Text: w.buf.String()}
 	w.buf.Reset()
 	if err := w.sink.Append(ctx, chunk); err != nil {
 		slog.WarnContext(ctx, "append deployment log", "deployment_id", w.deploymentID, "source", w.source, "err", err)

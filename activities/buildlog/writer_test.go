@@ -1,0 +1,52 @@
+package buildlog
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+type recordingSink struct {
+	chunks []Chunk
+}
+
+func (s *recordingSink) Append(_ context.Context, c Chunk) error {
+	s.chunks = append(s.chunks, c)
+	return nil
+}
+
+func TestWriterBatchesSmallWritesAndNumbersChunks(t *testing.T) {
+	ctx := context.Background()
+	sink := &recordingSink{}
+	w := NewWriter(sink, "dep-1", "build", 2)
+	w.Write(ctx, "Step 1/3\n")
+	w.Write(ctx, "Step 2/3\n")
+	if len(sink.chunks) != 0 {
+		t.Fatalf("small writes were sent at once: %d chunks", len(sink.chunks))
+	}
+	w.Flush(ctx)
+	w.Write(ctx, strings.Repeat("x", chunkBytes)) // big enough to go at once
+	w.Flush(ctx)                                  // nothing pending: no empty chunk
+	if len(sink.chunks) != 2 {
+		t.Fatalf("%d chunks, want 2", len(sink.chunks))
+	}
+	first, second := sink.chunks[0], sink.chunks[1]
+	if first.Text != "Step 1/3\nStep 2/3\n" || first.Seq != 1 || second.Seq != 2 {
+		t.Errorf("chunks %+v %+v", first, second)
+	}
+	if first.DeploymentID != "dep-1" || first.Source != "build" || first.Attempt != 2 {
+		t.Errorf("chunk identity %+v", first)
+	}
+}
+
+func TestWriterWithoutSinkOrDeploymentDropsEverything(t *testing.T) {
+	ctx := context.Background()
+	sink := &recordingSink{}
+	NewWriter(nil, "dep-1", "build", 1).Write(ctx, "x\n")
+	w := NewWriter(sink, "", "build", 1)
+	w.Write(ctx, "x\n")
+	w.Flush(ctx)
+	if len(sink.chunks) != 0 {
+		t.Errorf("sent %d chunks", len(sink.chunks))
+	}
+}
