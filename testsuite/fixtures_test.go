@@ -41,7 +41,7 @@ var (
 	sharedGit *gitServer
 )
 
-func gitHost(t *testing.T) *gitServer {
+func gitHost(t testing.TB) *gitServer {
 	gitOnce.Do(func() {
 		root := filepath.Join(platform.workDir, "git")
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -54,14 +54,14 @@ func gitHost(t *testing.T) *gitServer {
 
 // repo is a working copy whose pushes land in a bare repository the gitServer serves.
 type repo struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	bare    string
 	URL     string
 	message string
 }
 
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -76,7 +76,7 @@ func git(t *testing.T, dir string, args ...string) string {
 
 // newHelloRepo creates a repository whose Dockerfile needs no registry: FROM scratch plus the
 // static helloapp binary, answering with message.
-func newHelloRepo(t *testing.T, name, message string) *repo {
+func newHelloRepo(t testing.TB, name, message string) *repo {
 	t.Helper()
 	host := gitHost(t)
 	r := &repo{t: t, dir: filepath.Join(platform.workDir, "src", name), bare: filepath.Join(host.root, name+".git")}
@@ -127,7 +127,7 @@ type customer struct {
 	orgID string
 }
 
-func newCustomer(t *testing.T, email string) customer {
+func newCustomer(t testing.TB, email string) customer {
 	t.Helper()
 	var out struct {
 		User struct {
@@ -152,7 +152,7 @@ type application struct {
 	CurrentDeploymentID *string `json:"current_deployment_id"`
 }
 
-func (c customer) createApp(t *testing.T, name, gitURL string) application {
+func (c customer) createApp(t testing.TB, name, gitURL string) application {
 	t.Helper()
 	var app application
 	status, raw := platform.call(http.MethodPost, "/api/paas/applications", c.token, map[string]string{
@@ -165,7 +165,7 @@ func (c customer) createApp(t *testing.T, name, gitURL string) application {
 	return app
 }
 
-func (c customer) getApp(t *testing.T, id string) application {
+func (c customer) getApp(t testing.TB, id string) application {
 	t.Helper()
 	var app application
 	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+id, c.token, nil, &app); status != http.StatusOK {
@@ -183,7 +183,7 @@ type deployment struct {
 }
 
 // deploy starts a deployment and waits until it is succeeded or failed.
-func (c customer) deploy(t *testing.T, appID string) deployment {
+func (c customer) deploy(t testing.TB, appID string) deployment {
 	t.Helper()
 	var started struct {
 		DeploymentID string `json:"deployment_id"`
@@ -196,7 +196,7 @@ func (c customer) deploy(t *testing.T, appID string) deployment {
 	return c.waitDeployment(t, appID, started.DeploymentID)
 }
 
-func (c customer) waitDeployment(t *testing.T, appID, deploymentID string) deployment {
+func (c customer) waitDeployment(t testing.TB, appID, deploymentID string) deployment {
 	t.Helper()
 	var dep deployment
 	eventually(t, 4*time.Minute, "deployment finished", func() (bool, string) {
@@ -206,7 +206,7 @@ func (c customer) waitDeployment(t *testing.T, appID, deploymentID string) deplo
 	return dep
 }
 
-func (c customer) logs(t *testing.T, appID, deploymentID string) string {
+func (c customer) logs(t testing.TB, appID, deploymentID string) string {
 	t.Helper()
 	status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+appID+"/deployments/"+deploymentID+"/logs", c.token, nil, nil)
 	if status != http.StatusOK {
@@ -216,7 +216,7 @@ func (c customer) logs(t *testing.T, appID, deploymentID string) string {
 }
 
 // operation starts stop/start/restart/delete and waits for its workflow to finish.
-func (c customer) operation(t *testing.T, appID, op string) {
+func (c customer) operation(t testing.TB, appID, op string) {
 	t.Helper()
 	method, path := http.MethodPost, "/api/paas/applications/"+appID+"/"+op
 	if op == "delete" {
@@ -237,7 +237,7 @@ func (c customer) operation(t *testing.T, appID, op string) {
 }
 
 // appContainers lists the running containers of an app on the local node.
-func appContainers(t *testing.T, appID string) []container.Summary {
+func appContainers(t testing.TB, appID string) []container.Summary {
 	t.Helper()
 	list, err := platform.docker.ContainerList(context.Background(), container.ListOptions{
 		All: true, Filters: filters.NewArgs(filters.Arg("label", "skypanel.app="+appID)),

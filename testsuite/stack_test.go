@@ -258,7 +258,7 @@ func (s *stack) throughNginx(host string) (int, string, http.Header) {
 }
 
 // eventually polls cond until it holds or the deadline passes (no fixed sleeps).
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""

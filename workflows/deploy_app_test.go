@@ -3,6 +3,8 @@ package workflows
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
 	enumspb "go.temporal.io/api/enums/v1"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -44,6 +47,7 @@ var testPlan = store.DeploymentPlan{
 }
 
 func (s *deployAppSuite) SetupTest() {
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&store.Activities{})
 	s.env.RegisterActivity(&gitclone.Activities{})

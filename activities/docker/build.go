@@ -40,7 +40,7 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	if release == "" {
 		release = in.DeploymentID
 	}
-	logger := slog.With("app_id", in.AppID, "deployment_id", in.DeploymentID, "node_id", a.NodeID)
+	logger := slog.With("app_id", in.AppID, "deployment_id", in.DeploymentID)
 	logs := buildlog.NewWriter(a.Logs, in.DeploymentID, "build", activity.GetInfo(ctx).Attempt)
 	defer logs.Flush(context.WithoutCancel(ctx))
 

@@ -45,7 +45,7 @@ func (a *Activities) StartInstance(ctx context.Context, in StartInstanceInput) (
 	if in.Network == "" {
 		in.Network = OrgNetworkName(in.OrgID)
 	}
-	logger := slog.With("app_id", in.AppID, "node_id", a.NodeID, "container", in.InstanceName)
+	logger := slog.With("app_id", in.AppID, "container", in.InstanceName)
 
 	id, err := a.reuseInstance(ctx, in, logger)
 	if err != nil {

@@ -22,7 +22,7 @@ func (a *Activities) EnsureNetwork(ctx context.Context, in EnsureNetworkInput) (
 		return EnsureNetworkResult{}, err
 	}
 	name := OrgNetworkName(in.OrgID)
-	logger := slog.With("org_id", in.OrgID, "node_id", a.NodeID, "network", name)
+	logger := slog.With("org_id", in.OrgID, "network", name)
 
 	a.networkMu.Lock()
 	defer a.networkMu.Unlock()

@@ -52,7 +52,7 @@ func (a *Activities) WaitReady(ctx context.Context, in WaitReadyInput) error {
 	if timeout <= 0 {
 		timeout = DefaultReadyTimeout
 	}
-	logger := slog.With("app_id", in.AppID, "node_id", a.NodeID, "container", in.InstanceName)
+	logger := slog.With("app_id", in.AppID, "container", in.InstanceName)
 	deadline := time.Now().Add(timeout)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", in.HostPort)
 
@@ -119,7 +119,7 @@ func (a *Activities) instanceExited(ctx context.Context, deploymentID string, in
 		msg = fmt.Sprintf("instance %s could not start: %s", name, info.State.Error)
 	}
 	a.writeTail(ctx, deploymentID, info.ID, msg)
-	slog.InfoContext(ctx, "instance exited", "node_id", a.NodeID, "app_id", info.Config.Labels[LabelApp],
+	slog.InfoContext(ctx, "instance exited", "app_id", info.Config.Labels[LabelApp],
 		"container", name, "container_id", info.ID, "exit_code", code)
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInstanceExited, nil)
 }
@@ -145,7 +145,7 @@ func (a *Activities) writeTail(ctx context.Context, deploymentID, containerID, m
 	logs := buildlog.NewWriter(a.Logs, deploymentID, "start", activity.GetInfo(ctx).Attempt)
 	tail, err := a.containerTail(ctx, containerID)
 	if err != nil {
-		slog.WarnContext(ctx, "read container logs", "node_id", a.NodeID, "container_id", containerID, "err", err)
+		slog.WarnContext(ctx, "read container logs", "container_id", containerID, "err", err)
 	}
 	if tail != "" {
 		logs.Write(ctx, "Last output of the app:\n"+tail)

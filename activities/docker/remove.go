@@ -61,7 +61,7 @@ func (a *Activities) RemoveInstances(ctx context.Context, in RemoveInstancesInpu
 				mu.Unlock()
 				return
 			}
-			slog.InfoContext(ctx, "removed container", "app_id", in.AppID, "node_id", a.NodeID, "container", c.name, "container_id", c.ID)
+			slog.InfoContext(ctx, "removed container", "app_id", in.AppID, "container", c.name, "container_id", c.ID)
 			mu.Lock()
 			removed = append(removed, c.name)
 			mu.Unlock()
@@ -141,7 +141,7 @@ func (a *Activities) RemoveAppImages(ctx context.Context, in RemoveAppImagesInpu
 		if err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove image %s of app %s: %w", img.ID, in.AppID, err)
 		}
-		slog.InfoContext(ctx, "removed image", "app_id", in.AppID, "node_id", a.NodeID, "image_id", img.ID, "tags", img.RepoTags)
+		slog.InfoContext(ctx, "removed image", "app_id", in.AppID, "image_id", img.ID, "tags", img.RepoTags)
 	}
 	return nil
 }
