@@ -182,6 +182,34 @@ func TestBrokenBuildFailsAndThePreviousReleaseKeepsServing(t *testing.T) {
 	}
 }
 
+func TestInstanceThatCrashesFailsTheDeployAndThePreviousReleaseKeepsServing(t *testing.T) {
+	fay := newCustomer(t, uniqueName("fay")+"@example.com")
+	name := uniqueName("crashy")
+	r := newHelloRepo(t, name, "crashy v1")
+	app := fay.createApp(t, name, r.URL)
+	good := fay.deploy(t, app.ID)
+	if good.Status != "succeeded" {
+		t.Fatalf("good deploy: %+v", good)
+	}
+
+	r.write("Dockerfile", "FROM scratch\nCOPY app /app\nCOPY message.txt /message.txt\nENTRYPOINT [\"/app\", \"crash\"]\n")
+	r.commitMessage("crashy v2")
+	bad := fay.deploy(t, app.ID)
+	if bad.Status != "failed" || !strings.Contains(bad.FailureReason, "exited with code 3") {
+		t.Fatalf("crashing release: %+v", bad)
+	}
+	if logs := fay.logs(t, app.ID, bad.ID); !strings.Contains(logs, "boom: crashing on purpose") {
+		t.Errorf("the deployment log lacks the app's own output:\n%s", logs)
+	}
+	status, body, header := platform.throughNginx(name + ".apps.localhost")
+	if status != http.StatusOK || body != "crashy v1" || header.Get("X-SkyPanel-Release") != good.ID {
+		t.Errorf("after the crash nginx answers %d %q (release %s), want the previous release", status, body, header.Get("X-SkyPanel-Release"))
+	}
+	if list := appContainers(t, app.ID); len(list) != 1 || list[0].Labels["skypanel.release"] != good.ID {
+		t.Errorf("containers after the failed release: %d (the crashed one must be removed)", len(list))
+	}
+}
+
 func TestLifecycleStopStartRestartDelete(t *testing.T) {
 	carol := newCustomer(t, uniqueName("carol")+"@example.com")
 	name := uniqueName("cycle")

@@ -1,5 +1,6 @@
 // helloapp is the app the e2e tests deploy: a static binary (FROM scratch, no registry) that
 // answers every request with the contents of /message.txt, on $PORT as the platform asks.
+// Started with the argument "crash" it exits at once, like an app with a broken start command.
 package main
 
 import (
@@ -9,6 +10,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "crash" {
+		fmt.Println("boom: crashing on purpose before listening")
+		os.Exit(3)
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		fmt.Fprintln(os.Stderr, "PORT is not set")
