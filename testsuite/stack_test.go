@@ -36,7 +36,10 @@ type stack struct {
 	helloBinary  string
 	docker       *dockerclient.Client
 	temporal     client.Client
+	binary       string
+	args         []string
 	cmd          *exec.Cmd
+	exited       <-chan error
 	logPath      string
 	nodeID       string
 }
@@ -122,25 +125,16 @@ func startStack(ctx context.Context) (*stack, error) {
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
 
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		return s, err
-	}
-	s.cmd = exec.Command(skypanelBin, "dev",
+	s.binary = skypanelBin
+	s.args = []string{"dev",
 		"--data-dir", s.dataDir,
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--temporal-port", strconv.Itoa(temporalPort),
 		"--ui-port", strconv.Itoa(uiPort),
 		"--app-public-port", strconv.Itoa(nginxPort),
 		"--agent-bin", agentBin,
-	)
-	s.cmd.Env = append(os.Environ(), "DATABASE_URL=")
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return s, fmt.Errorf("start skypanel dev: %w", err)
 	}
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.launch(ctx); err != nil {
 		return s, err
 	}
 	if s.docker, err = dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()); err != nil {
@@ -152,10 +146,28 @@ func startStack(ctx context.Context) (*stack, error) {
 	return s, nil
 }
 
+// launch starts `skypanel dev` (appending to its log) and waits until the platform is ready.
+func (s *stack) launch(ctx context.Context) error {
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	s.cmd = exec.Command(s.binary, s.args...)
+	s.cmd.Env = append(os.Environ(), "DATABASE_URL=")
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("start skypanel dev: %w", err)
+	}
+	exited := make(chan error, 1)
+	s.exited = exited
+	go func(cmd *exec.Cmd) { exited <- cmd.Wait() }(s.cmd)
+	return s.waitReady(ctx)
+}
+
 // waitReady polls until the admin token exists and the local node is online.
 func (s *stack) waitReady(ctx context.Context) error {
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
 	for {
 		if raw, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token")); err == nil {
 			s.adminToken = strings.TrimSpace(string(raw))
@@ -172,12 +184,28 @@ func (s *stack) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case err := <-exited:
+		case err := <-s.exited:
 			return fmt.Errorf("skypanel dev exited early: %v", err)
 		case <-ctx.Done():
 			return fmt.Errorf("platform not ready: %w", ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// terminate stops `skypanel dev` as Ctrl-C would and waits for it to exit.
+func (s *stack) terminate() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exited:
+		s.cmd = nil
+		return err
+	case <-time.After(60 * time.Second):
+		_ = s.cmd.Process.Kill()
+		return fmt.Errorf("skypanel dev did not stop within 60s of SIGTERM")
 	}
 }
 
@@ -197,16 +225,8 @@ func (s *stack) stop() {
 	if s.temporal != nil {
 		s.temporal.Close()
 	}
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		deadline := time.Now().Add(60 * time.Second)
-		for s.cmd.ProcessState == nil && time.Now().Before(deadline) {
-			if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_ = s.cmd.Process.Kill()
+	if err := s.terminate(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 	}
 	if s.docker != nil {
 		removeLeftovers(s.docker)

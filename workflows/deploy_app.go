@@ -54,7 +54,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
-	buildCtx := nodeContext(ctx, plan.NodeID, 30*time.Minute, time.Minute, 2)
+	buildCtx := nodeContext(ctx, plan.NodeID, 30*time.Minute, 20*time.Second, 2)
 	var built docker.BuildImageResult
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,

@@ -1,0 +1,142 @@
+package testsuite
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// slowBuildApp makes an app whose build has a step that takes seconds, and starts its deploy;
+// it returns once the build is inside that step.
+func slowBuildApp(t *testing.T, prefix string) (customer, application, *repo, string) {
+	t.Helper()
+	owner := newCustomer(t, uniqueName(prefix)+"@example.com")
+	name := uniqueName(prefix)
+	r := newHelloRepo(t, name, name) // a message of its own keeps Docker's build cache out
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is not installed (make deps installs it): %v", err)
+	}
+	r.write("busybox", string(busybox))
+	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\n"+
+		"RUN [\"/bin/busybox\", \"sleep\", \"4\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
+	r.commit("slow build")
+	app := owner.createApp(t, name, r.URL)
+	var started struct {
+		DeploymentID string `json:"deployment_id"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", owner.token, nil, &started); status != http.StatusAccepted {
+		t.Fatalf("deploy: %d %s", status, raw)
+	}
+	eventually(t, time.Minute, "the build reaches its slow step", func() (bool, string) {
+		_, raw := platform.call(http.MethodGet, "/api/paas/applications/"+app.ID+"/deployments/"+started.DeploymentID+"/logs", owner.token, nil, nil)
+		text := string(raw)
+		slow := strings.Index(text, `"sleep"`)
+		return slow >= 0 && strings.Contains(text[slow:], "Running in"), lastLine(text)
+	})
+	return owner, app, r, started.DeploymentID
+}
+
+// TestDeployResumesAfterThePlatformRestartsMidBuild stops the whole platform as Ctrl-C does
+// (API, worker, Temporal dev server, agent and its nginx) while a deployment is building,
+// starts it again on the same data, and expects the same deployment to finish. The agent drains
+// its running build before it exits; the workflow then continues from the next step after the
+// restart, without cloning or building again.
+func TestDeployResumesAfterThePlatformRestartsMidBuild(t *testing.T) {
+	gus, app, r, deploymentID := slowBuildApp(t, "durable")
+
+	if err := platform.terminate(); err != nil {
+		t.Fatalf("the platform did not stop cleanly: %v", err)
+	}
+	for _, addr := range []string{strings.TrimPrefix(platform.apiURL, "http://"), platform.nginxAddr} {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("%s still answers after the platform stopped", addr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := platform.launch(ctx); err != nil {
+		t.Fatalf("restart the platform: %v", err)
+	}
+
+	dep := gus.waitDeployment(t, app.ID, deploymentID)
+	logs := gus.logs(t, app.ID, deploymentID)
+	if dep.Status != "succeeded" {
+		t.Fatalf("the interrupted deployment ended %s: %s\n%s", dep.Status, dep.FailureReason, logs)
+	}
+	if clones, builds := strings.Count(logs, "Cloning "+r.URL), strings.Count(logs, "Building image"); clones != 1 || builds != 1 {
+		t.Errorf("cloned %d and built %d times, want once each: the workflow should resume, not start over:\n%s", clones, builds, logs)
+	}
+	waitServes(t, app.Name+".apps.localhost", app.Name)
+}
+
+// TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild kills the node agent with SIGKILL in the
+// middle of a build, as a machine crash would. The build's heartbeats stop, Temporal times the
+// attempt out and schedules it again on the node's queue, and the agent that comes back (here:
+// with the restarted platform) builds it: the deployment succeeds without a new clone.
+func TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild(t *testing.T) {
+	hal, app, r, deploymentID := slowBuildApp(t, "crashnode")
+
+	agentPID := findProcess(t, "skypanel-agent", platform.dataDir)
+	if err := syscall.Kill(agentPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// `skypanel dev` notices its agent died and stops everything else; start it all again.
+	_ = platform.terminate()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := platform.launch(ctx); err != nil {
+		t.Fatalf("restart the platform: %v", err)
+	}
+
+	dep := hal.waitDeployment(t, app.ID, deploymentID)
+	logs := hal.logs(t, app.ID, deploymentID)
+	if dep.Status != "succeeded" {
+		t.Fatalf("the deployment whose node crashed ended %s: %s\n%s", dep.Status, dep.FailureReason, logs)
+	}
+	if clones, builds := strings.Count(logs, "Cloning "+r.URL), strings.Count(logs, "Building image"); clones != 1 || builds != 2 {
+		t.Errorf("cloned %d and built %d times, want 1 clone and 2 builds (the crashed attempt, then its retry):\n%s", clones, builds, logs)
+	}
+	waitServes(t, app.Name+".apps.localhost", app.Name)
+}
+
+// findProcess returns the pid of the process named name whose command line mentions marker.
+func findProcess(t *testing.T, name, marker string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(raw), "\x00")
+		if filepath.Base(args[0]) == name && strings.Contains(string(raw), marker) {
+			return pid
+		}
+	}
+	t.Fatalf("no %s process for %s", name, marker)
+	return 0
+}
+
+func lastLine(text string) string {
+	text = strings.TrimSpace(text)
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		return text[i+1:]
+	}
+	return text
+}
