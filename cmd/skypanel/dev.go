@@ -202,8 +202,10 @@ func (s *devStack) runUntilShutdown(ctx context.Context, name string, part func(
 	})
 }
 
-// startAgent runs the real agent binary as the local node. The registration token travels in
-// the child's environment, never on its command line (which `ps` shows).
+// startAgent runs the real agent binary as the local node and supervises it as systemd would
+// on a real node: an agent that dies is started again (its apps keep serving meanwhile, and
+// Temporal retries the work it was doing). The registration token travels in the child's
+// environment, never on its command line (which `ps` shows).
 func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 	cfg := s.cfg
 	agentDir := filepath.Join(cfg.DataDir, "node-"+cfg.NodeName)
@@ -211,41 +213,84 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(cfg.AgentBin,
-		"--api-url", s.apiURL,
-		"--data-dir", agentDir,
-		"--temporal-address", cfg.TemporalAddress,
-		"--temporal-namespace", cfg.TemporalNamespace,
-		"--nginx-listen", cfg.NginxListen,
-		"--allow-loopback-git",
-		"--stop-nginx-on-exit",
-	)
-	cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	newCommand := func() *exec.Cmd {
+		cmd := exec.Command(cfg.AgentBin,
+			"--api-url", s.apiURL,
+			"--data-dir", agentDir,
+			"--temporal-address", cfg.TemporalAddress,
+			"--temporal-namespace", cfg.TemporalNamespace,
+			"--nginx-listen", cfg.NginxListen,
+			"--allow-loopback-git",
+			"--stop-nginx-on-exit",
+		)
+		cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		return cmd
+	}
+	first := newCommand()
+	if err := first.Start(); err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
-	exited := make(chan struct{})
+	stopping, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
 	go func() {
-		err := cmd.Wait()
-		close(exited)
-		select {
-		case <-ctx.Done():
-		default:
-			s.failed <- fmt.Errorf("node agent exited: %v", err)
-		}
+		defer close(done)
+		s.superviseAgent(stopping, first, newCommand)
 	}()
 	s.onShutdown(func(ctx context.Context) {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		stop()
 		select {
-		case <-exited:
+		case <-done:
 		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			<-exited
 		}
 	})
 	return nil
+}
+
+// agentCrashLoopLimit stops the restarts of an agent that keeps dying right after it starts
+// (a configuration error is not fixed by trying again).
+const agentCrashLoopLimit = 5
+
+func (s *devStack) superviseAgent(stopping context.Context, cmd *exec.Cmd, newCommand func() *exec.Cmd) {
+	quickExits := 0
+	for {
+		startedAt := time.Now()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-stopping.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+			return
+		case err := <-exited:
+			if time.Since(startedAt) < 5*time.Second {
+				quickExits++
+			} else {
+				quickExits = 0
+			}
+			if quickExits >= agentCrashLoopLimit {
+				s.failed <- fmt.Errorf("node agent keeps exiting right after it starts: %v", err)
+				return
+			}
+			s.log.Error("node agent exited; starting it again", "error", err)
+		}
+		select {
+		case <-stopping.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		cmd = newCommand()
+		if err := cmd.Start(); err != nil {
+			s.failed <- fmt.Errorf("restart agent: %w", err)
+			return
+		}
+	}
 }
 
 // localNodeRegistration makes sure node "local" exists and returns a fresh one-time
