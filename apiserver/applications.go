@@ -173,7 +173,8 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 
 func (s *Server) validateSource(gitURL, branch string) error {
 	if err := gitclone.ValidateRemoteURL(gitURL, s.cfg.AllowLoopbackGit); err != nil {
-		return fieldError("body.git_url", err.Error(), gitURL)
+		// The value is not echoed: a refused URL may carry a password.
+		return fieldError("body.git_url", err.Error(), nil)
 	}
 	if err := gitclone.ValidateBranch(branch); err != nil {
 		return fieldError("body.git_branch", err.Error(), branch)

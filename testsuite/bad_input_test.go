@@ -75,6 +75,9 @@ func TestBadInputIsRefusedWithTheFieldAtFaultAndChangesNothing(t *testing.T) {
 			if !found || p.Status != 422 || p.Title == "" {
 				t.Errorf("problem does not name %s: %s", c.location, raw)
 			}
+			if strings.Contains(string(raw), "secret") {
+				t.Errorf("the problem echoes a password: %s", raw)
+			}
 		})
 	}
 	var list struct{ Items []application }

@@ -12,8 +12,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	dockerclient "github.com/docker/docker/client"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/skypanel/skypanel/activities/docker"
@@ -75,7 +73,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
-	tc, err := dialTemporal(ctx, cfg, creds.NodeID)
+	// A node may boot before the control plane: Dial retries until Temporal answers.
+	host, _ := os.Hostname()
+	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
+		Address:       cfg.TemporalAddress,
+		Namespace:     cfg.TemporalNamespace,
+		Identity:      fmt.Sprintf("skypanel-agent/%s@%s", creds.NodeID, host),
+		DataConverter: cfg.DataConverter,
+	}, slog.Default())
 	if err != nil {
 		return err
 	}
@@ -120,36 +125,6 @@ func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, lo
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
 	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID})
 	r.RegisterActivity(&nginx.Activities{Router: router})
-}
-
-// dialTemporal connects to the Temporal frontend, retrying while it is unreachable (a node may
-// boot before the control plane).
-func dialTemporal(ctx context.Context, cfg Config, nodeID string) (client.Client, error) {
-	host, _ := os.Hostname()
-	opts := client.Options{
-		HostPort:      cfg.TemporalAddress,
-		Namespace:     cfg.TemporalNamespace,
-		Logger:        tlog.NewStructuredLogger(slog.Default()),
-		Identity:      fmt.Sprintf("skypanel-agent/%s@%s", nodeID, host),
-		DataConverter: cfg.DataConverter,
-	}
-	delay := time.Second
-	for {
-		c, err := client.DialContext(ctx, opts)
-		if err == nil {
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		slog.WarnContext(ctx, "temporal not reachable, retrying", "address", cfg.TemporalAddress, "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 30*time.Second)
-	}
 }
 
 // countContainers is the number of running SkyPanel containers, for heartbeats; 0 when Docker
