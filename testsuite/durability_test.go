@@ -90,6 +90,9 @@ func TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild(t *testing.T) {
 	if err := syscall.Kill(agentPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	if status, body, _ := platform.throughNginx("nothing-here.apps.localhost"); status != http.StatusNotFound || !strings.Contains(body, "no app") {
+		t.Errorf("the node's nginx must keep serving while its agent is down: %d %q", status, body)
+	}
 	eventually(t, time.Minute, "the agent is started again", func() (bool, string) {
 		pid, ok := lookupProcess("skypanel-agent", platform.dataDir)
 		return ok && pid != agentPID, "not yet"
