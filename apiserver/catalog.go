@@ -51,11 +51,18 @@ func (f planFields) plan() db.Plan {
 }
 
 type runtimeFields struct {
-	Slug      string `json:"slug" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
-	Name      string `json:"name" minLength:"1" maxLength:"100"`
-	Kind      string `json:"kind" enum:"node,python,php,dockerfile" doc:"Which buildpack builds apps of this runtime"`
-	Version   string `json:"version,omitempty" maxLength:"32" pattern:"^[A-Za-z0-9._-]*$"`
-	BaseImage string `json:"base_image,omitempty" maxLength:"255" pattern:"^[a-z0-9./:_@-]*$" doc:"Image the buildpack starts from"`
+	Slug       string `json:"slug" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
+	Name       string `json:"name" minLength:"1" maxLength:"100"`
+	Kind       string `json:"kind" enum:"auto,node,python,php,dockerfile" doc:"Which buildpack builds apps of this runtime (auto: detect from the repository)"`
+	Version    string `json:"version,omitempty" maxLength:"32" pattern:"^[A-Za-z0-9._-]*$"`
+	BuildImage string `json:"build_image,omitempty" maxLength:"255" pattern:"^[a-z0-9][a-z0-9./:_@-]*$" doc:"Image the buildpack builds in, e.g. node:20-bookworm-slim"`
+	RunImage   string `json:"run_image,omitempty" maxLength:"255" pattern:"^[a-z0-9][a-z0-9./:_@-]*$" doc:"Image apps run on"`
+	Active     *bool  `json:"active,omitempty" default:"true"`
+}
+
+func (f runtimeFields) runtime() db.Runtime {
+	return db.Runtime{Slug: f.Slug, Name: f.Name, Kind: f.Kind, Version: f.Version, BuildImage: f.BuildImage, RunImage: f.RunImage,
+		Active: f.Active == nil || *f.Active}
 }
 
 type idPath struct {
@@ -141,10 +148,23 @@ func (s *Server) registerCatalog() {
 		})
 	huma.Register(s.api, s.op("admin-create-runtime", http.MethodPost, "/api/paas/admin/runtimes", "Create a runtime", "admin", http.StatusCreated, true),
 		func(ctx context.Context, in *body[runtimeFields]) (*body[db.Runtime], error) {
-			f := in.Body
-			rt, err := s.store.CreateRuntime(ctx, db.Runtime{Slug: f.Slug, Name: f.Name, Kind: f.Kind, Version: f.Version, BaseImage: f.BaseImage, Active: true})
+			rt, err := s.store.CreateRuntime(ctx, in.Body.runtime())
 			if errors.Is(err, db.ErrConflict) {
-				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: f.Slug})
+				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "runtime", err)
+			}
+			return bodyOf(rt), nil
+		})
+	huma.Register(s.api, s.op("admin-update-runtime", http.MethodPut, "/api/paas/admin/runtimes/{id}", "Replace a runtime's fields (e.g. its images); apps pick them up at their next deploy", "admin", 0, true),
+		func(ctx context.Context, in *struct {
+			ID   string `path:"id" maxLength:"64"`
+			Body runtimeFields
+		}) (*body[db.Runtime], error) {
+			rt, err := s.store.UpdateRuntime(ctx, in.ID, in.Body.runtime())
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
 			}
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)

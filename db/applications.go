@@ -244,6 +244,9 @@ type AppTarget struct {
 	Image           string // the current release's image
 	ReleaseID       string // the current deployment
 	CurrentInstance string
+	RuntimeKind     string
+	BuildImage      string
+	RunImage        string
 }
 
 // AppTargetByID loads an app for a workflow (no organization scoping: workflows act for the
@@ -251,10 +254,12 @@ type AppTarget struct {
 func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
 	var t AppTarget
 	var nodeID, image, release *string
-	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, d.image, d.id, a.current_instance
-		FROM applications a JOIN plans p ON p.id = a.plan_id
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, d.image, d.id, a.current_instance,
+			rt.kind, rt.build_image, rt.run_image
+		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
-		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &image, &release, &t.CurrentInstance)
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &image, &release, &t.CurrentInstance,
+		&t.RuntimeKind, &t.BuildImage, &t.RunImage)
 	if err != nil {
 		return t, translate(err)
 	}

@@ -73,21 +73,22 @@ func (s *Store) DeletePlan(ctx context.Context, ref string) error {
 
 // Runtime is a language stack apps are built with.
 type Runtime struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	Version   string    `json:"version"`
-	BaseImage string    `json:"base_image"`
-	Active    bool      `json:"active"`
-	CreatedAt time.Time `json:"created_at"`
+	ID         string    `json:"id"`
+	Slug       string    `json:"slug"`
+	Name       string    `json:"name"`
+	Kind       string    `json:"kind"`
+	Version    string    `json:"version"`
+	BuildImage string    `json:"build_image"`
+	RunImage   string    `json:"run_image"`
+	Active     bool      `json:"active"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
-const runtimeColumns = `id, slug, name, kind, version, base_image, active, created_at`
+const runtimeColumns = `id, slug, name, kind, version, build_image, run_image, active, created_at`
 
 func scanRuntime(row pgx.Row) (Runtime, error) {
 	var r Runtime
-	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Kind, &r.Version, &r.BaseImage, &r.Active, &r.CreatedAt)
+	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Kind, &r.Version, &r.BuildImage, &r.RunImage, &r.Active, &r.CreatedAt)
 	return r, translate(err)
 }
 
@@ -107,9 +108,16 @@ func (s *Store) RuntimeByRef(ctx context.Context, ref string) (Runtime, error) {
 
 // CreateRuntime inserts a runtime.
 func (s *Store) CreateRuntime(ctx context.Context, r Runtime) (Runtime, error) {
-	return scanRuntime(s.pool.QueryRow(ctx, `INSERT INTO runtimes (slug, name, kind, version, base_image, active)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+runtimeColumns,
-		r.Slug, r.Name, r.Kind, r.Version, r.BaseImage, r.Active))
+	return scanRuntime(s.pool.QueryRow(ctx, `INSERT INTO runtimes (slug, name, kind, version, build_image, run_image, active)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+runtimeColumns,
+		r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active))
+}
+
+// UpdateRuntime replaces a runtime's editable fields (found by id or slug).
+func (s *Store) UpdateRuntime(ctx context.Context, ref string, r Runtime) (Runtime, error) {
+	return scanRuntime(s.pool.QueryRow(ctx, `UPDATE runtimes SET slug = $2, name = $3, kind = $4, version = $5,
+		build_image = $6, run_image = $7, active = $8 WHERE id::text = $1 OR slug = $1 RETURNING `+runtimeColumns,
+		ref, r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active))
 }
 
 // Region is a place nodes live in.

@@ -58,6 +58,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 	var built docker.BuildImageResult
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
+		Runtime: plan.RuntimeKind, BuildImage: plan.BuildImage, RunImage: plan.RunImage,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
 	if buildErr != nil {

@@ -22,6 +22,13 @@ type BuildImageInput struct {
 	ImageTag     string
 	// ReleaseID labels the image (skypanel.release); when empty the DeploymentID is used.
 	ReleaseID string
+	// Runtime is the app's runtime kind: dockerfile, node, python, php, or auto (detect).
+	// Without a Dockerfile in the repository, the buildpack of the kind generates one.
+	Runtime string
+	// BuildImage and RunImage are the runtime's base images (configuration: official images
+	// in production, local equivalents here). Empty for the dockerfile kind.
+	BuildImage string
+	RunImage   string
 }
 
 // BuildImageResult names the built image.

@@ -70,6 +70,10 @@ type AppTarget struct {
 	ReleaseID        string // the current release's deployment id
 	CurrentInstance  string
 	AllowLoopbackGit bool
+	// The app's runtime: its kind and the buildpack's base images.
+	RuntimeKind string
+	BuildImage  string
+	RunImage    string
 }
 
 // PrepareDeploymentInput names the deployment DeployApp runs.
@@ -131,6 +135,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
+		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
 	}, nil
 }
 
