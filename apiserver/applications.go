@@ -223,20 +223,25 @@ func (s *Server) resolveRegion(ctx context.Context, ref string) (db.Region, erro
 
 // startOperation takes the app's operation lock and starts the workflow that holds it. If the
 // workflow cannot be started the lock (and a queued deployment) is undone, so nothing changes.
-func (s *Server) startOperation(ctx context.Context, appID, kind string, workflow any) (*operationOutput, error) {
+// input, when set, builds the workflow's input from the new operation's id.
+func (s *Server) startOperation(ctx context.Context, appID, kind string, workflow any, input ...func(operationID string) any) (*operationOutput, error) {
 	p := principal(ctx)
 	operationID := uuid.NewString()
 	var workflowID string
-	var input any
-	if kind == db.OpDeploy {
+	var wfInput any
+	switch {
+	case kind == db.OpDeploy:
 		workflowID = sptemporal.DeployWorkflowID(appID, operationID)
-		input = workflows.DeployAppInput{AppID: appID, DeploymentID: operationID}
-	} else {
+		wfInput = workflows.DeployAppInput{AppID: appID, DeploymentID: operationID}
+	case len(input) > 0:
 		workflowID = sptemporal.AppOperationWorkflowID(kind, appID, operationID)
-		input = workflows.AppOperationInput{AppID: appID, OperationID: operationID}
+		wfInput = input[0](operationID)
+	default:
+		workflowID = sptemporal.AppOperationWorkflowID(kind, appID, operationID)
+		wfInput = workflows.AppOperationInput{AppID: appID, OperationID: operationID}
 	}
 	app, err := s.store.BeginOperation(ctx, p.OrgID, appID, db.OperationRequest{
-		Kind: kind, OperationID: operationID, WorkflowID: workflowID, StillRunning: s.workflowRunning,
+		Kind: kind, OperationID: operationID, WorkflowID: workflowID, UserID: p.UserID, StillRunning: s.workflowRunning,
 	})
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
@@ -246,7 +251,7 @@ func (s *Server) startOperation(ctx context.Context, appID, kind string, workflo
 		TaskQueue: sptemporal.ControlTaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			sptemporal.AppIDKey.ValueSet(app.ID), sptemporal.OrgIDKey.ValueSet(app.OrgID)),
-	}, workflow, input)
+	}, workflow, wfInput)
 	if err != nil {
 		deploymentID := ""
 		if kind == db.OpDeploy {

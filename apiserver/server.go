@@ -55,6 +55,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerAgent()
 	s.registerApplications()
 	s.registerDeployments()
+	s.registerReleases()
 	return s
 }
 

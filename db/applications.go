@@ -109,11 +109,12 @@ func (s *Store) UpdateApplication(ctx context.Context, orgID, appID string, c Ap
 
 // Operation kinds that take an app's operation lock.
 const (
-	OpDeploy  = "deploy"
-	OpStop    = "stop"
-	OpStart   = "start"
-	OpRestart = "restart"
-	OpDelete  = "delete"
+	OpDeploy   = "deploy"
+	OpStop     = "stop"
+	OpStart    = "start"
+	OpRestart  = "restart"
+	OpDelete   = "delete"
+	OpRollback = "rollback"
 )
 
 // InvalidStateError refuses an operation the app's state does not allow.
@@ -134,6 +135,7 @@ type OperationRequest struct {
 	Kind        string
 	OperationID string // for deploys, the new deployment's id
 	WorkflowID  string
+	UserID      string // who asked
 	// StillRunning tells whether the workflow holding the lock is still running, so a lock left
 	// by a crash between "lock" and "start workflow" does not block the app forever.
 	StillRunning func(ctx context.Context, workflowID string) (bool, error)
@@ -165,8 +167,12 @@ func (s *Store) BeginOperation(ctx context.Context, orgID, appID string, req Ope
 			return err
 		}
 		if req.Kind == OpDeploy {
-			if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch)
-				VALUES ($1, $2, $3, $4, $5)`, req.OperationID, appID, req.WorkflowID, gitURL, gitBranch); err != nil {
+			var creator *string
+			if req.UserID != "" {
+				creator = &req.UserID
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch, created_by)
+				VALUES ($1, $2, $3, $4, $5, $6)`, req.OperationID, appID, req.WorkflowID, gitURL, gitBranch, creator); err != nil {
 				return fmt.Errorf("record deployment: %w", err)
 			}
 		}
@@ -199,6 +205,10 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		}
 		if status == AppRunning {
 			return &InvalidStateError{Reason: "the application is already running"}
+		}
+	case OpRollback:
+		if !hasRelease {
+			return &InvalidStateError{Reason: "the application has no release yet; deploy it first"}
 		}
 	case OpRestart:
 		if !hasRelease {
@@ -242,7 +252,7 @@ type AppTarget struct {
 	CPUMillis       int
 	MemoryMB        int
 	Image           string // the current release's image
-	ReleaseID       string // the current deployment
+	ReleaseID       string // the operation (deployment or rollback) that made the current release
 	CurrentInstance string
 	RuntimeKind     string
 	BuildImage      string
@@ -254,9 +264,11 @@ type AppTarget struct {
 func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
 	var t AppTarget
 	var nodeID, image, release *string
-	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, d.image, d.id, a.current_instance,
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb,
+			COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
+		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
 		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage)

@@ -117,15 +117,19 @@ func (s *Store) SetDeploymentSource(ctx context.Context, deploymentID, commitSHA
 	return translate(err)
 }
 
-// CompleteDeployment marks the deployment succeeded and makes it the app's current release,
-// atomically.
+// CompleteDeployment marks the deployment succeeded, records it as the app's newest release and
+// makes that current, atomically.
 func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, instance, url string) error {
 	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'succeeded', finished_at = now(), failure_reason = ''
 			WHERE id = $1`, deploymentID); err != nil {
 			return err
 		}
+		if err := recordDeployRelease(ctx, tx, deploymentID); err != nil {
+			return fmt.Errorf("record release: %w", err)
+		}
 		_, err := tx.Exec(ctx, `UPDATE applications SET status = 'running', current_deployment_id = $2, current_instance = $3,
+			current_release_id = (SELECT id FROM releases WHERE operation_id = $2),
 			url = $4, updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID, instance, url)
 		return err
 	}))

@@ -133,6 +133,8 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--ui-port", strconv.Itoa(uiPort),
 		"--app-public-port", strconv.Itoa(nginxPort),
 		"--agent-bin", agentBin,
+		// Small, so the retention of release images is exercised by a few deploys.
+		"--keep-release-images", "2",
 	}
 	if err := s.launch(ctx); err != nil {
 		return s, err

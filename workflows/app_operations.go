@@ -117,4 +117,4 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget, images bool) error 
 }
 
 // All lists the workflows the control worker registers.
-var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp}
+var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp}

@@ -81,6 +81,10 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 	}).Get(ctx, nil); err != nil {
 		return DeployAppResult{}, err
 	}
+	// Runs started before releases had a retention policy end here, as they did.
+	if workflow.GetVersion(ctx, "prune-release-images", workflow.DefaultVersion, 1) == 1 {
+		pruneReleaseImages(ctx, plan.AppID, plan.NodeID)
+	}
 	return DeployAppResult{CommitSHA: source.CommitSHA, Image: plan.ImageTag, Instance: instance, URL: plan.URL}, nil
 }
 
@@ -103,5 +107,19 @@ func removeWorkdir(ctx workflow.Context, nodeID, deploymentID string) {
 	cleanupCtx := nodeContext(ctx, nodeID, time.Minute, 0, 3)
 	if err := workflow.ExecuteActivity(cleanupCtx, gitActs.RemoveWorkdir, gitclone.RemoveWorkdirInput{DeploymentID: deploymentID}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("remove work dir", "deployment_id", deploymentID, "error", err)
+	}
+}
+
+// pruneReleaseImages removes the images of releases past the app's retention count. The
+// release is live already: a failure here is logged, not fatal.
+func pruneReleaseImages(ctx workflow.Context, appID, nodeID string) {
+	var prune store.PruneReleaseImagesResult
+	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.PruneReleaseImages, store.PruneReleaseImagesInput{AppID: appID}).Get(ctx, &prune)
+	if err == nil && len(prune.Images) > 0 {
+		err = workflow.ExecuteActivity(nodeContext(ctx, nodeID, 5*time.Minute, 0, 3), dockerActs.RemoveImages,
+			docker.RemoveImagesInput{AppID: appID, Images: prune.Images}).Get(ctx, nil)
+	}
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("prune old release images", "app_id", appID, "error", err)
 	}
 }

@@ -99,6 +99,10 @@ func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInst
 	s.env.OnActivity(storeActs.CompleteDeployment, mock.Anything, store.CompleteDeploymentInput{
 		AppID: testAppID, DeploymentID: testDeploymentID, Instance: instance, URL: testPlan.URL,
 	}).Return(nil).Once()
+	s.env.OnActivity(storeActs.PruneReleaseImages, mock.Anything, store.PruneReleaseImagesInput{AppID: testAppID}).
+		Return(store.PruneReleaseImagesResult{Images: []string{"skypanel/app-x:old"}}, nil).Once()
+	s.env.OnActivity(dockerActs.RemoveImages, mock.Anything, docker.RemoveImagesInput{AppID: testAppID, Images: []string{"skypanel/app-x:old"}}).
+		Return(nil).Once()
 
 	s.NoError(s.run())
 	var result DeployAppResult

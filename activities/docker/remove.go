@@ -145,3 +145,38 @@ func (a *Activities) RemoveAppImages(ctx context.Context, in RemoveAppImagesInpu
 	}
 	return nil
 }
+
+// RemoveImages removes the named images of an app (old releases past the retention count).
+// An image that is not the app's, or is still used by a container, is left alone; a missing one
+// is fine.
+func (a *Activities) RemoveImages(ctx context.Context, in RemoveImagesInput) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	if err := checkID("app id", in.AppID); err != nil {
+		return err
+	}
+	for _, ref := range in.Images {
+		activity.RecordHeartbeat(ctx, "removing "+ref)
+		info, err := a.Client.ImageInspect(ctx, ref)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("inspect image %s: %w", ref, err)
+		}
+		if info.Config == nil || info.Config.Labels[LabelApp] != in.AppID {
+			slog.WarnContext(ctx, "not removing an image that is not the app's", "app_id", in.AppID, "image", ref)
+			continue
+		}
+		if _, err := a.Client.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+				slog.WarnContext(ctx, "image not removed", "app_id", in.AppID, "image", ref, "err", err)
+				continue
+			}
+			return fmt.Errorf("remove image %s of app %s: %w", ref, in.AppID, err)
+		}
+		slog.InfoContext(ctx, "removed old release image", "app_id", in.AppID, "image", ref)
+	}
+	return nil
+}

@@ -104,3 +104,10 @@ type RemoveInstancesResult struct {
 type RemoveAppImagesInput struct {
 	AppID string
 }
+
+// RemoveImagesInput removes some of the app's images (old releases past the retention count).
+// Only images labelled with the app are touched.
+type RemoveImagesInput struct {
+	AppID  string
+	Images []string
+}

@@ -20,6 +20,8 @@ type Activities struct {
 	Routing Routing
 	// AllowLoopbackGit lets nodes clone http:// repositories on loopback (`skypanel dev` only).
 	AllowLoopbackGit bool
+	// KeepReleaseImages is how many releases' images each app keeps for rollbacks (default 5).
+	KeepReleaseImages int
 }
 
 // Routing turns an app name into its public host name and URL.

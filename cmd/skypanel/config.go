@@ -19,6 +19,7 @@ type controlConfig struct {
 	AppURLScheme      string
 	AppPublicPort     int
 	AllowLoopbackGit  bool
+	KeepReleaseImages int
 }
 
 func envOr(key, def string) string {
@@ -42,6 +43,7 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.PlatformDomain, "platform-domain", envOr("PLATFORM_DOMAIN", "apps.localhost"), "apps answer at <name>.<domain> (PLATFORM_DOMAIN)")
 	fs.StringVar(&c.AppURLScheme, "app-url-scheme", envOr("APP_URL_SCHEME", "http"), "scheme of app URLs (APP_URL_SCHEME)")
 	fs.IntVar(&c.AppPublicPort, "app-public-port", envInt("APP_PUBLIC_PORT", defaultPublicPort), "port in app URLs, 0 for the scheme's default (APP_PUBLIC_PORT)")
+	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
 func (c *controlConfig) validate() error {
@@ -50,6 +52,9 @@ func (c *controlConfig) validate() error {
 	}
 	if c.PlatformDomain == "" {
 		return fmt.Errorf("PLATFORM_DOMAIN must not be empty")
+	}
+	if c.KeepReleaseImages < 1 {
+		return fmt.Errorf("keep-release-images must be at least 1 (the current release), not %d", c.KeepReleaseImages)
 	}
 	if c.AppURLScheme != "http" && c.AppURLScheme != "https" {
 		return fmt.Errorf("APP_URL_SCHEME must be http or https, not %q", c.AppURLScheme)

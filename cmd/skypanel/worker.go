@@ -43,7 +43,8 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	for _, wf := range workflows.All {
 		w.RegisterWorkflow(wf)
 	}
-	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit})
+	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
+		KeepReleaseImages: cfg.KeepReleaseImages})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start control worker: %w", err)
 	}
