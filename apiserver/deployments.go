@@ -14,9 +14,13 @@ type deploymentPath struct {
 	DeploymentID string `path:"deploymentId" maxLength:"64"`
 }
 
-type logOutput struct {
-	ContentType string `header:"Content-Type"`
-	Body        []byte
+type deploymentLogsInput struct {
+	ID           string `path:"id" maxLength:"64"`
+	DeploymentID string `path:"deploymentId" maxLength:"64"`
+	// Accept chooses between the log so far (text/plain) and the live stream
+	// (text/event-stream); OpenAPI documents it through the response's content types.
+	Accept      string `header:"Accept" hidden:"true"`
+	LastEventID string `header:"Last-Event-ID" doc:"With Accept: text/event-stream, the id of the last event received: the stream continues after it. Unknown values start from the beginning."`
 }
 
 func (s *Server) registerDeployments() {
@@ -36,12 +40,54 @@ func (s *Server) registerDeployments() {
 			}
 			return bodyOf(dep), nil
 		})
-	huma.Register(s.api, s.op("get-deployment-logs", http.MethodGet, "/api/paas/applications/{id}/deployments/{deploymentId}/logs", "The deployment's build log as plain text, readable while it grows", "deployments", 0, false),
-		func(ctx context.Context, in *deploymentPath) (*logOutput, error) {
-			text, err := s.store.DeploymentLog(ctx, principal(ctx).OrgID, in.ID, in.DeploymentID)
+	huma.Register(s.api, s.deploymentLogsOperation(),
+		func(ctx context.Context, in *deploymentLogsInput) (*huma.StreamResponse, error) {
+			orgID := principal(ctx).OrgID
+			if wantsEventStream(in.Accept) {
+				// Authorize before the stream starts: another organization's deployment is a
+				// 404 like a missing one.
+				dep, err := s.store.GetDeployment(ctx, orgID, in.ID, in.DeploymentID)
+				if err != nil {
+					return nil, s.problem(ctx, "deployment", err)
+				}
+				lastEventID := in.LastEventID
+				return &huma.StreamResponse{Body: func(hctx huma.Context) {
+					s.streamLog(hctx, dep.ID, lastEventID)
+				}}, nil
+			}
+			text, err := s.store.DeploymentLog(ctx, orgID, in.ID, in.DeploymentID)
 			if err != nil {
 				return nil, s.problem(ctx, "deployment", err)
 			}
-			return &logOutput{ContentType: "text/plain; charset=utf-8", Body: []byte(text)}, nil
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
+				hctx.SetStatus(http.StatusOK)
+				_, _ = hctx.BodyWriter().Write([]byte(text))
+			}}, nil
 		})
+}
+
+// deploymentLogsOperation documents both answers of the logs endpoint.
+func (s *Server) deploymentLogsOperation() huma.Operation {
+	op := s.op("get-deployment-logs", http.MethodGet, "/api/paas/applications/{id}/deployments/{deploymentId}/logs",
+		"The deployment's build log: the text so far, or a live stream", "deployments", http.StatusOK, false)
+	op.Description = "Without `Accept: text/event-stream`: the log so far as plain text, readable while it grows.\n\n" +
+		"With `Accept: text/event-stream`: the log as Server-Sent Events from its start, live while the deployment runs. " +
+		"Each line is one event (`data:` the line without its line break; `id:` a position to resume from with `Last-Event-ID`), " +
+		"comments are heartbeats, and when the deployment has ended and every line has been sent a last event `end` carries " +
+		"its status (`succeeded` or `failed`) and the server closes the stream. A stream that closes without `end` " +
+		"(server restart, or after an hour) can be resumed with `Last-Event-ID`."
+	op.Responses = map[string]*huma.Response{
+		"200": {
+			Description: "The log so far (text/plain) or its live stream (text/event-stream)",
+			Content: map[string]*huma.MediaType{
+				"text/plain": {Schema: &huma.Schema{Type: huma.TypeString}},
+				eventStreamType: {Schema: &huma.Schema{
+					Type:        huma.TypeString,
+					Description: "Server-Sent Events: `id: <chunk>-<offset>` and `data: <line>` per log line, then `event: end` with `data: succeeded` or `data: failed`.",
+				}},
+			},
+		},
+	}
+	return op
 }

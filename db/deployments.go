@@ -96,6 +96,10 @@ func (s *Store) AppendLogChunk(ctx context.Context, nodeID string, c buildlog.Ch
 	return translate(err)
 }
 
+// LogKeyResult is the control log key of a deployment's final line ("==> Deployed" or
+// "==> Deployment failed"), written after its terminal status: a live stream ends after it.
+const LogKeyResult = "result"
+
 // AppendControlLog writes a line of the control plane's own into a deployment's log (the
 // workflow's progress and its failure reason).
 func (s *Store) AppendControlLog(ctx context.Context, deploymentID, key, text string) error {

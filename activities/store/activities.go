@@ -169,7 +169,7 @@ func (a *Activities) CompleteDeployment(ctx context.Context, in CompleteDeployme
 	if err := a.Store.CompleteDeployment(ctx, in.AppID, in.DeploymentID, in.Instance, in.URL); err != nil {
 		return fmt.Errorf("complete deployment %s: %w", in.DeploymentID, err)
 	}
-	return a.Store.AppendControlLog(ctx, in.DeploymentID, "result", fmt.Sprintf("\n==> Deployed: %s is live at %s\n", in.Instance, in.URL))
+	return a.Store.AppendControlLog(ctx, in.DeploymentID, db.LogKeyResult, fmt.Sprintf("\n==> Deployed: %s is live at %s\n", in.Instance, in.URL))
 }
 
 // FailDeploymentInput is a deployment that did not go live.
@@ -184,7 +184,7 @@ func (a *Activities) FailDeployment(ctx context.Context, in FailDeploymentInput)
 	if err := a.Store.FailDeployment(ctx, in.AppID, in.DeploymentID, in.Reason); err != nil {
 		return fmt.Errorf("fail deployment %s: %w", in.DeploymentID, err)
 	}
-	return a.Store.AppendControlLog(ctx, in.DeploymentID, "result", "\n==> Deployment failed: "+in.Reason+"\n")
+	return a.Store.AppendControlLog(ctx, in.DeploymentID, db.LogKeyResult, "\n==> Deployment failed: "+in.Reason+"\n")
 }
 
 // ReleaseOperationInput frees an app's operation lock.
