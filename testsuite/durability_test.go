@@ -19,15 +19,7 @@ func slowBuildApp(t *testing.T, prefix string) (customer, application, *repo, st
 	t.Helper()
 	owner := newCustomer(t, uniqueName(prefix)+"@example.com")
 	name := uniqueName(prefix)
-	r := newHelloRepo(t, name, name) // a message of its own keeps Docker's build cache out
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static is not installed (make deps installs it): %v", err)
-	}
-	r.write("busybox", string(busybox))
-	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\n"+
-		"RUN [\"/bin/busybox\", \"sleep\", \"4\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
-	r.commit("slow build")
+	r := slowBuildRepo(t, name)
 	app := owner.createApp(t, name, r.URL)
 	var started struct {
 		DeploymentID string `json:"deployment_id"`

@@ -121,6 +121,22 @@ func (r *repo) commit(subject string) string {
 	return git(r.t, r.dir, "rev-parse", "HEAD")
 }
 
+// slowBuildRepo is an app whose build has a step that takes seconds; its own message keeps
+// Docker's build cache from skipping that step.
+func slowBuildRepo(t testing.TB, name string) *repo {
+	t.Helper()
+	r := newHelloRepo(t, name, name)
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is not installed (make deps installs it): %v", err)
+	}
+	r.write("busybox", string(busybox))
+	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\n"+
+		"RUN [\"/bin/busybox\", \"sleep\", \"4\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
+	r.commit("slow build")
+	return r
+}
+
 // customer is a signed-up customer with its own organization.
 type customer struct {
 	token string

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,22 +67,6 @@ func readEvents(t *testing.T, resp *http.Response, each func(logEvent)) ([]logEv
 		}
 	}
 	return events, sc.Err()
-}
-
-// slowBuildRepo is an app whose build has a step that takes seconds; its own message keeps
-// Docker's build cache from skipping that step.
-func slowBuildRepo(t *testing.T, name string) *repo {
-	t.Helper()
-	r := newHelloRepo(t, name, name)
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static is not installed (make deps installs it): %v", err)
-	}
-	r.write("busybox", string(busybox))
-	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\n"+
-		"RUN [\"/bin/busybox\", \"sleep\", \"4\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
-	r.commit("slow build")
-	return r
 }
 
 func dataOf(events []logEvent) []string {

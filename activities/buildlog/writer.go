@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Chunks are flushed when they reach chunkBytes or are older than chunkAge, so the log is
-// readable while it grows without one request per line.
+// Chunks are flushed when they reach chunkBytes or are chunkAge old (by a timer, so the last
+// lines before a long silent step are readable while it runs), without one request per line.
 const (
 	chunkBytes = 8 << 10
 	chunkAge   = time.Second
@@ -27,6 +27,7 @@ type Writer struct {
 	seq     int
 	buf     strings.Builder
 	started time.Time
+	timer   *time.Timer // flushes a pending chunk once it is chunkAge old
 }
 
 // NewWriter writes deploymentID's log under source for one activity attempt. A nil sink or an
@@ -48,6 +49,11 @@ func (w *Writer) Write(ctx context.Context, text string) {
 	w.buf.WriteString(text)
 	if w.buf.Len() >= chunkBytes || time.Since(w.started) >= chunkAge {
 		w.flushLocked(ctx)
+		return
+	}
+	if w.timer == nil {
+		flushCtx := context.WithoutCancel(ctx)
+		w.timer = time.AfterFunc(chunkAge, func() { w.Flush(flushCtx) })
 	}
 }
 
@@ -62,6 +68,10 @@ func (w *Writer) Flush(ctx context.Context) {
 }
 
 func (w *Writer) flushLocked(ctx context.Context) {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 	if w.buf.Len() == 0 {
 		return
 	}

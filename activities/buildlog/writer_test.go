@@ -3,16 +3,27 @@ package buildlog
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 type recordingSink struct {
+	mu     sync.Mutex
 	chunks []Chunk
 }
 
 func (s *recordingSink) Append(_ context.Context, c Chunk) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.chunks = append(s.chunks, c)
 	return nil
+}
+
+func (s *recordingSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.chunks)
 }
 
 func TestWriterBatchesSmallWritesAndNumbersChunks(t *testing.T) {
@@ -21,8 +32,8 @@ func TestWriterBatchesSmallWritesAndNumbersChunks(t *testing.T) {
 	w := NewWriter(sink, "dep-1", "build", 2)
 	w.Write(ctx, "Step 1/3\n")
 	w.Write(ctx, "Step 2/3\n")
-	if len(sink.chunks) != 0 {
-		t.Fatalf("small writes were sent at once: %d chunks", len(sink.chunks))
+	if n := sink.count(); n != 0 {
+		t.Fatalf("small writes were sent at once: %d chunks", n)
 	}
 	w.Flush(ctx)
 	w.Write(ctx, strings.Repeat("x", chunkBytes)) // big enough to go at once
@@ -48,5 +59,23 @@ func TestWriterWithoutSinkOrDeploymentDropsEverything(t *testing.T) {
 	w.Flush(ctx)
 	if len(sink.chunks) != 0 {
 		t.Errorf("sent %d chunks", len(sink.chunks))
+	}
+}
+
+func TestWriterSendsPendingLinesDuringASilentStep(t *testing.T) {
+	sink := &recordingSink{}
+	w := NewWriter(sink, "dep-1", "build", 1)
+	w.Write(context.Background(), "Step 3/3 : RUN a long silent command\n")
+	// No more writes and no Flush: the pending line must still reach the sink.
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pending line was never sent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.Flush(context.Background())
+	if n := sink.count(); n != 1 {
+		t.Errorf("%d chunks, want 1", n)
 	}
 }
