@@ -27,12 +27,13 @@ RUN_ARGS ?=
 # Go files to format-check: everything but generated/vendored trees and local state.
 GO_FILES = $(shell find . \( -path ./.git -o -path ./.data -o -path ./bin -o -name testdata -o -name node_modules -o -name vendor \) -prune -o -name '*.go' -print)
 
-.PHONY: help deps build run test lint vet fmt-check workflowcheck bench clean
+.PHONY: help deps base-images build run test lint vet fmt-check workflowcheck bench clean
 
 help:
 	@echo "make run     install what is missing, build, start SkyPanel locally (API :8080, Temporal UI :8233, apps :8088)"
 	@echo "make test    install what is missing, build, vet + gofmt + workflowcheck, go test ./... (e2e included)"
 	@echo "make deps    only install/start the prerequisites (scripts/deps.sh)"
+	@echo "make base-images  build the buildpacks' runtime images when missing (scripts/base-images.sh)"
 	@echo "make build   build bin/skypanel and bin/skypanel-agent"
 	@echo "make lint    go vet, gofmt check, workflowcheck on ./workflows/..."
 	@echo "make bench   run the benchmarks (BENCHTIME=$(BENCHTIME))"
@@ -41,14 +42,19 @@ help:
 deps:
 	@bash scripts/deps.sh
 
+# The buildpacks' runtime images (node, python, php), built locally when missing: no registry
+# is needed. A few minutes the first time, well under a second after.
+base-images: deps
+	@bash scripts/base-images.sh
+
 build:
 	$(GO) build -o bin/skypanel ./cmd/skypanel
 	$(GO) build -o bin/skypanel-agent ./cmd/skypanel-agent
 
-run: deps build
+run: deps base-images build
 	exec ./bin/skypanel dev $(RUN_ARGS)
 
-test: deps build lint
+test: deps base-images build lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 lint: vet fmt-check workflowcheck
@@ -71,7 +77,7 @@ workflowcheck:
 		bin/workflowcheck ./workflows/...; \
 	fi
 
-bench: deps build
+bench: deps base-images build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) ./...
 
 clean:

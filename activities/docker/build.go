@@ -2,6 +2,7 @@ package docker
 
 import (
 	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/buildpack"
 
 	"archive/tar"
 	"context"
@@ -13,22 +14,39 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
 
+// Labels of images built by a buildpack (the others are in types.go).
+const (
+	LabelBuildpack = "skypanel.buildpack" // the buildpack's kind: node, python or php
+	// LabelBase marks the runtime images apps are built FROM (scripts/base-images.sh), which
+	// cleanup never removes; an app's image says "false" over the value it inherits.
+	LabelBase = "skypanel.base"
+)
+
 // heartbeatEvery keeps long, silent steps (a RUN that prints nothing) from looking dead.
 const heartbeatEvery = 5 * time.Second
 
-// BuildImage builds the Dockerfile at the root of in.ContextDir into in.ImageTag with the
-// Engine's classic builder, streaming the build output to the deployment's log (source "build").
-// A failing build (bad Dockerfile, failing RUN, missing file) is the user's to fix: it returns a
-// non-retryable BuildFailed error carrying Docker's message.
+// BuildImage builds in.ContextDir into in.ImageTag with the Engine's classic builder, streaming
+// the build output to the deployment's log (source "build").
+//
+// The runtime decides the Dockerfile: the repository's own at its root for the dockerfile
+// runtime (and for auto when the repository has one); otherwise the buildpack of the runtime's
+// kind (or the detected one, for auto) generates one FROM the runtime's images, sent inside the
+// build context next to the repository (see package buildpack), never written into it.
+//
+// A failing build (bad Dockerfile, failing RUN, missing file, a repository the buildpack cannot
+// build) is the user's to fix: it returns a non-retryable BuildFailed error with a short reason.
 func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildImageResult, error) {
 	if err := a.ready(); err != nil {
 		return BuildImageResult{}, err
@@ -43,30 +61,67 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	logger := slog.With("app_id", in.AppID, "deployment_id", in.DeploymentID)
 	logs := buildlog.NewWriter(a.Logs, in.DeploymentID, "build", activity.GetInfo(ctx).Attempt)
 	defer logs.Flush(context.WithoutCancel(ctx))
+	buildFailed := func(msg string) error {
+		logs.Write(ctx, "ERROR: "+msg+"\n")
+		return temporal.NewNonRetryableApplicationError(msg, ErrTypeBuildFailed, nil)
+	}
 
-	if err := checkDockerfile(in.ContextDir); err != nil {
-		logs.Write(ctx, "ERROR: "+err.Error()+"\n")
-		return BuildImageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBuildFailed, nil)
+	plan, err := buildpack.Prepare(in.ContextDir, buildpack.Options{Runtime: in.Runtime, BuildImage: in.BuildImage, RunImage: in.RunImage})
+	if err != nil {
+		return BuildImageResult{}, buildFailed(err.Error())
+	}
+	labels := map[string]string{
+		LabelManaged: "true",
+		LabelApp:     in.AppID,
+		LabelRelease: release,
+	}
+	dockerfile := "Dockerfile"
+	var layout contextLayout
+	if plan == nil {
+		if err := checkDockerfile(in.ContextDir); err != nil {
+			return BuildImageResult{}, buildFailed(err.Error())
+		}
+	} else {
+		for _, line := range plan.Log {
+			logs.Write(ctx, line+"\n")
+		}
+		stopBeat := heartbeat(ctx, "pulling")
+		err := a.ensureBaseImages(ctx, plan, logs)
+		stopBeat()
+		if err != nil {
+			var missing *buildError
+			if errors.As(err, &missing) {
+				return BuildImageResult{}, buildFailed(missing.msg)
+			}
+			return BuildImageResult{}, err
+		}
+		dockerfile = buildpack.ContextDockerfile
+		layout = contextLayout{
+			prefix:   buildpack.ContextAppDir,
+			extra:    map[string][]byte{buildpack.ContextDockerfile: []byte(plan.Dockerfile)},
+			exclude:  plan.Exclude,
+			readable: true,
+		}
+		labels[LabelBuildpack] = string(plan.Kind)
+		// The runtime images are labelled as base images (never removed); the app's image
+		// inherits their labels and must not pass for one.
+		labels[LabelBase] = "false"
 	}
 
 	stopBeat := heartbeat(ctx, "building")
 	defer stopBeat()
 
-	pr := tarContext(ctx, in.ContextDir)
+	pr := tarContext(ctx, in.ContextDir, layout)
 	defer pr.Close()
-	logger.InfoContext(ctx, "build image", "image", in.ImageTag)
+	logger.InfoContext(ctx, "build image", "image", in.ImageTag, "buildpack", labels[LabelBuildpack])
 	logs.Write(ctx, fmt.Sprintf("Building image %s\n", in.ImageTag))
 	resp, err := a.Client.ImageBuild(ctx, pr, build.ImageBuildOptions{
 		Tags:        []string{in.ImageTag},
-		Dockerfile:  "Dockerfile",
+		Dockerfile:  dockerfile,
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
-		Labels: map[string]string{
-			LabelManaged: "true",
-			LabelApp:     in.AppID,
-			LabelRelease: release,
-		},
+		Labels:      labels,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -83,12 +138,18 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	}
 	defer resp.Body.Close()
 
-	imageID, err := readBuildStream(ctx, resp.Body, logs)
+	var output stepOutput
+	imageID, err := readBuildStream(ctx, resp.Body, logs, &output)
 	if err != nil {
 		var buildErr *buildError
 		if errors.As(err, &buildErr) {
 			logger.InfoContext(ctx, "build failed", "image", in.ImageTag, "err", buildErr.msg)
-			return BuildImageResult{}, temporal.NewNonRetryableApplicationError("docker build failed: "+buildErr.msg, ErrTypeBuildFailed, nil)
+			reason := "docker build failed: " + buildErr.msg
+			if plan != nil {
+				reason = plan.Explain(buildErr.msg, output.Lines())
+				logs.Write(ctx, "Build failed: "+reason+"\n")
+			}
+			return BuildImageResult{}, temporal.NewNonRetryableApplicationError(reason, ErrTypeBuildFailed, nil)
 		}
 		if ctx.Err() != nil {
 			return BuildImageResult{}, ctx.Err()
@@ -105,6 +166,77 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	logs.Write(ctx, fmt.Sprintf("Built image %s (%s)\n", in.ImageTag, imageID))
 	logger.InfoContext(ctx, "built image", "image", in.ImageTag, "image_id", imageID)
 	return BuildImageResult{ImageID: imageID}, nil
+}
+
+// ensureBaseImages makes sure the images a buildpack builds FROM are on the node, pulling a
+// missing one (production nodes reach a registry). Where none is reachable, the images are
+// built locally (scripts/base-images.sh) and a missing one is reported as such (a *buildError),
+// not as the Engine's pull error deep in the build.
+func (a *Activities) ensureBaseImages(ctx context.Context, plan *buildpack.Plan, logs *buildlog.Writer) error {
+	for _, img := range plan.Images() {
+		_, err := a.Client.ImageInspect(ctx, img)
+		switch {
+		case err == nil:
+			continue
+		case !errdefs.IsNotFound(err):
+			return fmt.Errorf("inspect image %s: %w", img, err)
+		}
+		logs.Write(ctx, fmt.Sprintf("Pulling %s (not on this node yet)\n", img))
+		if err := a.pullImage(ctx, img); err != nil {
+			var pullErr *buildError
+			if !errors.As(err, &pullErr) {
+				return err
+			}
+			return &buildError{msg: fmt.Sprintf("the %s runtime's image %s is not on this node and could not be pulled (%s): build it with scripts/base-images.sh (make base-images)",
+				plan.Kind.Title(), img, shorten(pullErr.msg, 200))}
+		}
+	}
+	return nil
+}
+
+// pullImage pulls ref. What the Engine or the registry refuses is a *buildError; a failure to
+// reach the Engine is returned as is (retryable).
+func (a *Activities) pullImage(ctx context.Context, ref string) error {
+	rc, err := a.Client.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if client.IsErrConnectionFailed(err) {
+			return fmt.Errorf("pull %s: %w", ref, err)
+		}
+		return &buildError{msg: engineMessage(err)}
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var m buildMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("pull %s: %w", ref, err)
+		}
+		activity.RecordHeartbeat(ctx, "pulling "+ref)
+		if m.Error != "" || m.ErrorDetail != nil {
+			msg := m.Error
+			if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+				msg = m.ErrorDetail.Message
+			}
+			return &buildError{msg: strings.TrimSpace(msg)}
+		}
+	}
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func validateBuild(in BuildImageInput) error {
@@ -130,10 +262,6 @@ func validateBuild(in BuildImageInput) error {
 
 // checkDockerfile explains a missing Dockerfile in the user's words before Docker does in its own.
 func checkDockerfile(dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil || !st.IsDir() {
-		return fmt.Errorf("the build context %s does not exist on this node", dir)
-	}
 	fi, err := os.Lstat(filepath.Join(dir, "Dockerfile"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -164,9 +292,10 @@ type buildMessage struct {
 	Aux json.RawMessage `json:"aux"`
 }
 
-// readBuildStream copies the build's output to the log and returns the image id the Engine
-// reports at the end, or a *buildError when the build failed.
-func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer) (string, error) {
+// readBuildStream copies the build's output to the log (and to out, which keeps the current
+// step's output; out may be nil) and returns the image id the Engine reports at the end, or a
+// *buildError when the build failed.
+func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer, out *stepOutput) (string, error) {
 	dec := json.NewDecoder(r)
 	var imageID string
 	for {
@@ -189,6 +318,7 @@ func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer) (s
 			return "", &buildError{msg: msg}
 		case m.Stream != "":
 			logs.Write(ctx, m.Stream)
+			out.write(m.Stream)
 		case m.Status != "" && m.Progress == "":
 			logs.Write(ctx, m.Status+"\n")
 		case len(m.Aux) > 0:
@@ -228,32 +358,111 @@ func heartbeat(ctx context.Context, details string) (stop func()) {
 	return func() { ticker.Stop(); close(quit) }
 }
 
-// tarContext streams dir as a tar archive. The repository's .git directory is left out (it is
-// not part of the app and can be large); symbolic links are archived as links, never followed,
-// so a link in a repository cannot pull a file of the node into the image.
-func tarContext(ctx context.Context, dir string) *io.PipeReader {
+// stepOutput keeps the last lines of the output of the build's current step (the classic
+// builder starts each with "Step N/M : "), which a buildpack reads to explain a failure.
+type stepOutput struct {
+	lines   []string
+	partial string
+}
+
+const (
+	maxStepLines   = 200
+	maxPartialLine = 4 << 10
+)
+
+func (s *stepOutput) write(text string) {
+	if s == nil {
+		return
+	}
+	parts := strings.Split(s.partial+text, "\n")
+	s.partial = parts[len(parts)-1]
+	if len(s.partial) > maxPartialLine {
+		s.partial = s.partial[len(s.partial)-maxPartialLine:]
+	}
+	for _, line := range parts[:len(parts)-1] {
+		line = strings.TrimRight(line, "\r")
+		if strings.HasPrefix(line, "Step ") && strings.Contains(line, " : ") {
+			s.lines = s.lines[:0]
+			continue
+		}
+		s.lines = append(s.lines, line)
+		if len(s.lines) > 2*maxStepLines {
+			s.lines = append(s.lines[:0], s.lines[len(s.lines)-maxStepLines:]...)
+		}
+	}
+}
+
+// Lines are the current step's last lines of output.
+func (s *stepOutput) Lines() []string {
+	lines := s.lines
+	if len(lines) > maxStepLines {
+		lines = lines[len(lines)-maxStepLines:]
+	}
+	out := append([]string(nil), lines...)
+	if strings.TrimSpace(s.partial) != "" {
+		out = append(out, s.partial)
+	}
+	return out
+}
+
+// contextLayout shapes the build context of a buildpack build; the zero value is the
+// repository as it is, at the root of the context (a Dockerfile build).
+type contextLayout struct {
+	// prefix puts the repository under this directory of the context.
+	prefix string
+	// extra are generated files (path in the context → content), written before the repository.
+	extra map[string][]byte
+	// exclude are repository paths (slash-separated) left out, besides .git.
+	exclude []string
+	// readable makes every file readable, and every directory searchable, by all: the app runs
+	// as uid 1000 while COPY gives the files to root.
+	readable bool
+}
+
+// tarContext streams dir as a tar archive laid out as l says. The repository's .git directory
+// is left out (it is not part of the app and can be large); symbolic links are archived as
+// links, never followed, so a link in a repository cannot pull a file of the node into the image.
+func tarContext(ctx context.Context, dir string, l contextLayout) *io.PipeReader {
 	pr, pw := io.Pipe()
+	exclude := map[string]bool{".git": true}
+	for _, e := range l.exclude {
+		exclude[strings.Trim(e, "/")] = true
+	}
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rel, err := filepath.Rel(dir, path)
-			if err != nil {
-				return err
-			}
-			if rel == "." {
-				return nil
-			}
-			if rel == ".git" && d.IsDir() {
-				return filepath.SkipDir
-			}
-			return addToTar(tw, path, filepath.ToSlash(rel), d)
-		})
+		err := writeExtra(tw, l.extra)
+		if err == nil && l.prefix != "" {
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: l.prefix + "/", Mode: 0o755, ModTime: time.Unix(0, 0)})
+		}
+		if err == nil {
+			err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				rel, err := filepath.Rel(dir, path)
+				if err != nil {
+					return err
+				}
+				if rel == "." {
+					return nil
+				}
+				rel = filepath.ToSlash(rel)
+				if exclude[rel] {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				name := rel
+				if l.prefix != "" {
+					name = l.prefix + "/" + rel
+				}
+				return addToTar(tw, path, name, d, l.readable)
+			})
+		}
 		if err == nil {
 			err = tw.Close()
 		}
@@ -262,7 +471,37 @@ func tarContext(ctx context.Context, dir string) *io.PipeReader {
 	return pr
 }
 
-func addToTar(tw *tar.Writer, path, name string, d fs.DirEntry) error {
+// writeExtra writes the generated files, sorted, each after its parent directories.
+func writeExtra(tw *tar.Writer, files map[string][]byte) error {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	dirs := map[string]bool{}
+	for _, name := range names {
+		parts := strings.Split(name, "/")
+		for i := 1; i < len(parts); i++ {
+			d := strings.Join(parts[:i], "/") + "/"
+			if !dirs[d] {
+				dirs[d] = true
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: time.Unix(0, 0)}); err != nil {
+					return err
+				}
+			}
+		}
+		content := files[name]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(content)), ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(content); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addToTar(tw *tar.Writer, path, name string, d fs.DirEntry, readable bool) error {
 	info, err := d.Info()
 	if err != nil {
 		return err
@@ -286,6 +525,9 @@ func addToTar(tw *tar.Writer, path, name string, d fs.DirEntry) error {
 		hdr.Name += "/"
 	}
 	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+	if readable {
+		hdr.Mode = readableMode(hdr.Mode, info.IsDir())
+	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
@@ -299,4 +541,16 @@ func addToTar(tw *tar.Writer, path, name string, d fs.DirEntry) error {
 	defer f.Close()
 	_, err = io.CopyN(tw, f, info.Size())
 	return err
+}
+
+// readableMode gives group and others read access (and search on directories, and execute
+// where the owner has it), never write.
+func readableMode(mode int64, dir bool) int64 {
+	switch {
+	case dir:
+		return mode | 0o555
+	case mode&0o100 != 0:
+		return mode | 0o555
+	}
+	return mode | 0o444
 }

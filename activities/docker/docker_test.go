@@ -390,6 +390,9 @@ func checkHardening(t *testing.T, info container.InspectResponse, network string
 	if _, ok := info.NetworkSettings.Networks[network]; !ok {
 		t.Errorf("not attached to %s: %v", network, info.NetworkSettings.Networks)
 	}
+	if hc.Init == nil || !*hc.Init {
+		t.Errorf("no init process: an app without a SIGTERM handler would only stop when killed")
+	}
 	if hc.Privileged || len(hc.Binds) > 0 || len(hc.Mounts) > 0 {
 		t.Errorf("privileged %v binds %v mounts %v", hc.Privileged, hc.Binds, hc.Mounts)
 	}

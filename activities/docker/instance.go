@@ -28,6 +28,8 @@ const (
 	RestartPolicy = container.RestartPolicyUnlessStopped
 )
 
+var initProcess = true
+
 // InstanceCapAdd is what a web process may need after dropping every capability: bind a low
 // port and switch user/group (some runtimes' entrypoints do).
 var InstanceCapAdd = []string{"NET_BIND_SERVICE", "CHOWN", "SETGID", "SETUID"}
@@ -145,6 +147,9 @@ func instanceSpec(in StartInstanceInput, nodeID string) (*container.Config, *con
 		NetworkMode:   container.NetworkMode(in.Network),
 		PortBindings:  nat.PortMap{port: []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: ""}}},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		// A tiny init as PID 1 forwards SIGTERM to the app and reaps its children: an app that
+		// installs no signal handler still stops at once instead of after the grace period.
+		Init: &initProcess,
 		LogConfig: container.LogConfig{
 			Type:   "json-file",
 			Config: map[string]string{"max-size": LogMaxSize, "max-file": LogMaxFiles},
