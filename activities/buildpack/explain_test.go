@@ -27,7 +27,7 @@ func TestExplainNpmFailures(t *testing.T) {
 	}{
 		{"unknown package", `
 npm ERR! code E404
-npm ERR! 404 Not Found - GET https://registry.npmjs.org/no-such-package-skypanel - Not found
+npm ERR! 404 Not Found - GET https://registry.example/no-such-package-skypanel - Not found
 npm ERR! 404
 npm ERR! 404  'no-such-package-skypanel@^1.0.0' is not in this registry.
 npm ERR! 404
@@ -36,7 +36,7 @@ npm ERR! 404 tarball, folder, http url, or git repo.
 
 npm ERR! A complete log of this run can be found in:
 npm ERR!     /root/.npm/_logs/2026-11-25T10_00_00_000Z-debug-0.log
-`, "npm install failed: 404 Not Found - GET https://registry.npmjs.org/no-such-package-skypanel - Not found (E404)"},
+`, "npm install failed: 404 Not Found - GET https://registry.example/no-such-package-skypanel - Not found (E404)"},
 		{"no such version, npm 10 wording", "\x1b[91mnpm error code ETARGET\nnpm error notarget No matching version found for express@99.0.0.\nnpm error notarget In most cases you or one of your dependencies are requesting\n\x1b[0m",
 			"npm install failed: notarget No matching version found for express@99.0.0. (ETARGET)"},
 		{"lock out of sync", "npm ERR! code EUSAGE\nnpm ERR! \nnpm ERR! `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync. Please update your lock file with `npm install` before continuing.\n",
