@@ -166,3 +166,25 @@ func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
 	}
 	return out, translate(rows.Err())
 }
+
+// StackImages returns, for each buildpack stack (node, python, php), the images of its
+// catalogue runtime: the one whose slug is the stack's name when active, else the oldest active
+// one. The auto runtime builds a detected stack with them.
+func (s *Store) StackImages(ctx context.Context) (map[string][2]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (kind) kind, build_image, run_image FROM runtimes
+		WHERE active AND kind IN ('node', 'python', 'php') AND (build_image <> '' OR run_image <> '')
+		ORDER BY kind, (slug = kind) DESC, created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("stack images: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][2]string{}
+	for rows.Next() {
+		var kind, build, run string
+		if err := rows.Scan(&kind, &build, &run); err != nil {
+			return nil, fmt.Errorf("stack images: %w", err)
+		}
+		out[kind] = [2]string{build, run}
+	}
+	return out, translate(rows.Err())
+}

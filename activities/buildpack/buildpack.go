@@ -101,6 +101,9 @@ type Options struct {
 	// Empty: the kind's DefaultImage. When only one is set it is used for both.
 	BuildImage string
 	RunImage   string
+	// ByKind are the catalogue's images per stack, used by the auto runtime for the stack it
+	// detects ([0] build, [1] run). A stack missing here uses its DefaultImage.
+	ByKind map[Kind][2]string
 }
 
 // Error is a problem with the repository that its owner has to fix; its text is meant for them.
@@ -215,6 +218,9 @@ func Prepare(dir string, opts Options) (*Plan, error) {
 
 func (p *Plan) setImages(opts Options) error {
 	build, run := strings.TrimSpace(opts.BuildImage), strings.TrimSpace(opts.RunImage)
+	if catalogue, ok := opts.ByKind[p.Kind]; ok && build == "" && run == "" {
+		build, run = strings.TrimSpace(catalogue[0]), strings.TrimSpace(catalogue[1])
+	}
 	switch {
 	case build == "" && run == "":
 		build, run = DefaultImage(p.Kind), DefaultImage(p.Kind)

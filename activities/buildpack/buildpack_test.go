@@ -432,3 +432,23 @@ func TestJSONArrayStaysOnOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoRuntimeUsesTheCatalogueImagesOfTheDetectedStack(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "requirements.txt"), []byte("# stdlib only\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte("print('hi')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Prepare(dir, Options{Runtime: "auto", ByKind: map[Kind][2]string{
+		Python: {"registry.example/python:build", "registry.example/python:run"},
+		Node:   {"registry.example/node:1", "registry.example/node:1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Kind != Python || plan.BuildImage != "registry.example/python:build" || plan.RunImage != "registry.example/python:run" {
+		t.Errorf("plan %s build %s run %s", plan.Kind, plan.BuildImage, plan.RunImage)
+	}
+}

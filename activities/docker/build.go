@@ -66,7 +66,11 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		return temporal.NewNonRetryableApplicationError(msg, ErrTypeBuildFailed, nil)
 	}
 
-	plan, err := buildpack.Prepare(in.ContextDir, buildpack.Options{Runtime: in.Runtime, BuildImage: in.BuildImage, RunImage: in.RunImage})
+	byKind := make(map[buildpack.Kind][2]string, len(in.StackImages))
+	for kind, images := range in.StackImages {
+		byKind[buildpack.Kind(kind)] = [2]string{images.Build, images.Run}
+	}
+	plan, err := buildpack.Prepare(in.ContextDir, buildpack.Options{Runtime: in.Runtime, BuildImage: in.BuildImage, RunImage: in.RunImage, ByKind: byKind})
 	if err != nil {
 		return BuildImageResult{}, buildFailed(err.Error())
 	}

@@ -29,6 +29,15 @@ type BuildImageInput struct {
 	// in production, local equivalents here). Empty for the dockerfile kind.
 	BuildImage string
 	RunImage   string
+	// StackImages are the catalogue's images per stack (node, python, php), for the auto
+	// runtime: the detected stack's entry is used.
+	StackImages map[string]StackImages
+}
+
+// StackImages are one stack's build and run images.
+type StackImages struct {
+	Build string
+	Run   string
 }
 
 // BuildImageResult names the built image.

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -72,10 +73,12 @@ type AppTarget struct {
 	ReleaseID        string // the current release's deployment id
 	CurrentInstance  string
 	AllowLoopbackGit bool
-	// The app's runtime: its kind and the buildpack's base images.
+	// The app's runtime: its kind and the buildpack's base images; for the auto runtime, the
+	// catalogue's images of every stack.
 	RuntimeKind string
 	BuildImage  string
 	RunImage    string
+	StackImages map[string]docker.StackImages
 }
 
 // PrepareDeploymentInput names the deployment DeployApp runs.
@@ -131,8 +134,20 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 	if err != nil {
 		return AppTarget{}, notRetryable(err)
 	}
+	var stacks map[string]docker.StackImages
+	if t.RuntimeKind == "auto" {
+		catalogue, err := a.Store.StackImages(ctx)
+		if err != nil {
+			return AppTarget{}, err
+		}
+		stacks = make(map[string]docker.StackImages, len(catalogue))
+		for kind, images := range catalogue {
+			stacks[kind] = docker.StackImages{Build: images[0], Run: images[1]}
+		}
+	}
 	return AppTarget{
-		AppID: t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
+		StackImages: stacks,
+		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
