@@ -38,25 +38,10 @@ if [ "${1:-}" = --rebuild ]; then
 fi
 
 START=$SECONDS
+SCRIPT_NAME=base-images
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # (the script has cd-ed to the repository root)
 log() { printf 'base-images: [%3ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
-die() {
-	printf 'base-images: error: %s\n' "$*" >&2
-	exit 1
-}
-
-if [ "$(id -u)" -eq 0 ]; then
-	SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-	SUDO=(sudo)
-else
-	SUDO=()
-fi
-as_root() {
-	if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
-		die "need root for: $* (run as root, or install sudo)"
-	fi
-	"${SUDO[@]}" "$@"
-}
 docker_() {
 	if [ "$(id -u)" -ne 0 ] && ! docker version >/dev/null 2>&1 && [ ${#SUDO[@]} -gt 0 ]; then
 		"${SUDO[@]}" docker "$@"

@@ -27,25 +27,9 @@ GO_TOOLS=(
 
 DOCKER_START_TIMEOUT=${DOCKER_START_TIMEOUT:-90}
 
-log() { printf 'deps: %s\n' "$*" >&2; }
-die() {
-	printf 'deps: error: %s\n' "$*" >&2
-	exit 1
-}
-
-if [ "$(id -u)" -eq 0 ]; then
-	SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-	SUDO=(sudo)
-else
-	SUDO=()
-fi
-as_root() {
-	if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
-		die "need root for: $* (run as root, or install sudo)"
-	fi
-	"${SUDO[@]}" "$@"
-}
+SCRIPT_NAME=deps
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # (the script has cd-ed to the repository root)
 
 # --- Go -----------------------------------------------------------------------------------
 # `sudo make ...` resets PATH; the usual Go install locations are added back.

@@ -28,17 +28,7 @@ func needBaseImages(t testing.TB) {
 // plus files (name → content), served by the test git host.
 func newBuildpackRepo(t testing.TB, name, fixture string, files map[string]string) *repo {
 	t.Helper()
-	host := gitHost(t)
-	r := &repo{t: t, dir: filepath.Join(platform.workDir, "src", name), bare: filepath.Join(host.root, name+".git")}
-	r.URL = host.srv.URL + "/" + name + ".git"
-	for _, d := range []string{r.dir, r.bare} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, r.bare, "init", "-q", "--bare", "--initial-branch=main")
-	git(t, r.dir, "init", "-q", "--initial-branch=main")
-	git(t, r.dir, "remote", "add", "origin", r.bare)
+	r := newRepo(t, name)
 	src := filepath.Join("testdata", "buildpacks", fixture)
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -74,9 +74,9 @@ func git(t testing.TB, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// newHelloRepo creates a repository whose Dockerfile needs no registry: FROM scratch plus the
-// static helloapp binary, answering with message.
-func newHelloRepo(t testing.TB, name, message string) *repo {
+// newRepo creates an empty working copy whose pushes land in a bare repository the test git
+// host serves at r.URL.
+func newRepo(t testing.TB, name string) *repo {
 	t.Helper()
 	host := gitHost(t)
 	r := &repo{t: t, dir: filepath.Join(platform.workDir, "src", name), bare: filepath.Join(host.root, name+".git")}
@@ -86,9 +86,17 @@ func newHelloRepo(t testing.TB, name, message string) *repo {
 			t.Fatal(err)
 		}
 	}
-	git(t, r.bare, "init", "--bare", "--initial-branch=main")
-	git(t, r.dir, "init", "--initial-branch=main")
+	git(t, r.bare, "init", "-q", "--bare", "--initial-branch=main")
+	git(t, r.dir, "init", "-q", "--initial-branch=main")
 	git(t, r.dir, "remote", "add", "origin", r.bare)
+	return r
+}
+
+// newHelloRepo creates a repository whose Dockerfile needs no registry: FROM scratch plus the
+// static helloapp binary, answering with message.
+func newHelloRepo(t testing.TB, name, message string) *repo {
+	t.Helper()
+	r := newRepo(t, name)
 	binary, err := os.ReadFile(platform.helloBinary)
 	if err != nil {
 		t.Fatal(err)
