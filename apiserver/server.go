@@ -56,6 +56,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerApplications()
 	s.registerDeployments()
 	s.registerReleases()
+	s.registerInstances()
 	return s
 }
 

@@ -31,6 +31,7 @@ type Application struct {
 	GitURL              string    `json:"git_url"`
 	GitBranch           string    `json:"git_branch"`
 	Status              string    `json:"status"`
+	Instances           int       `json:"instances"`
 	URL                 string    `json:"url"`
 	CurrentDeploymentID *string   `json:"current_deployment_id,omitempty"`
 	ActiveWorkflowID    *string   `json:"active_workflow_id,omitempty"`
@@ -40,7 +41,7 @@ type Application struct {
 	currentInstance string
 }
 
-const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.url,
+const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.url,
 	a.current_deployment_id, a.active_workflow_id, a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
@@ -50,7 +51,7 @@ const appFrom = ` FROM applications a
 
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
-	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.URL,
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.URL,
 		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
@@ -115,6 +116,7 @@ const (
 	OpRestart  = "restart"
 	OpDelete   = "delete"
 	OpRollback = "rollback"
+	OpScale    = "scale"
 )
 
 // InvalidStateError refuses an operation the app's state does not allow.
@@ -206,6 +208,10 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		if status == AppRunning {
 			return &InvalidStateError{Reason: "the application is already running"}
 		}
+	case OpScale:
+		if status != AppRunning {
+			return &InvalidStateError{Reason: "only a running application can be scaled; deploy or start it first"}
+		}
 	case OpRollback:
 		if !hasRelease {
 			return &InvalidStateError{Reason: "the application has no release yet; deploy it first"}
@@ -251,6 +257,7 @@ type AppTarget struct {
 	NodeID          string
 	CPUMillis       int
 	MemoryMB        int
+	Instances       int
 	Image           string // the current release's image
 	ReleaseID       string // the operation (deployment or rollback) that made the current release
 	CurrentInstance string
@@ -264,13 +271,13 @@ type AppTarget struct {
 func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
 	var t AppTarget
 	var nodeID, image, release *string
-	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb,
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, a.instances,
 			COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
-		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &image, &release, &t.CurrentInstance,
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &t.Instances, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage)
 	if err != nil {
 		return t, translate(err)
@@ -341,5 +348,11 @@ func (s *Store) DeleteApplication(ctx context.Context, appID string) error {
 func (s *Store) MarkAppDeploying(ctx context.Context, appID string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'deploying', updated_at = now()
 		WHERE id = $1 AND current_deployment_id IS NULL AND status <> 'deleting'`, appID)
+	return translate(err)
+}
+
+// SetInstanceCount records how many instances the app runs (1-10).
+func (s *Store) SetInstanceCount(ctx context.Context, appID string, instances int) error {
+	_, err := s.pool.Exec(ctx, `UPDATE applications SET instances = $2, updated_at = now() WHERE id = $1`, appID, instances)
 	return translate(err)
 }

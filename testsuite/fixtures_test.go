@@ -172,6 +172,7 @@ type application struct {
 	ID                  string  `json:"id"`
 	Name                string  `json:"name"`
 	Status              string  `json:"status"`
+	Instances           int     `json:"instances"`
 	URL                 string  `json:"url"`
 	CurrentDeploymentID *string `json:"current_deployment_id"`
 }
@@ -253,10 +254,16 @@ func (c customer) operation(t testing.TB, appID, op string) {
 	if status != http.StatusAccepted {
 		t.Fatalf("%s: %d %s", op, status, raw)
 	}
+	c.waitWorkflow(t, started.WorkflowID)
+}
+
+// waitWorkflow waits until the operation's workflow has finished, and fails the test if it failed.
+func (c customer) waitWorkflow(t testing.TB, workflowID string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := platform.temporal.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, nil); err != nil {
-		t.Fatalf("%s workflow %s failed: %v", op, started.WorkflowID, err)
+	if err := platform.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil); err != nil {
+		t.Fatalf("workflow %s failed: %v", workflowID, err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 type release struct {
@@ -43,11 +42,7 @@ func (c customer) rollback(t testing.TB, appID string, version int) (int, string
 	if status != http.StatusAccepted {
 		return status, string(raw)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := platform.temporal.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, nil); err != nil {
-		t.Fatalf("rollback workflow %s: %v", started.WorkflowID, err)
-	}
+	c.waitWorkflow(t, started.WorkflowID)
 	return status, ""
 }
 

@@ -58,8 +58,9 @@ func startRelease(ctx workflow.Context, in AppOperationInput) error {
 	if t.Image == "" || t.NodeID == "" {
 		return errNoRelease
 	}
-	instance := instanceName(t.Name, in.OperationID)
-	if err := (rollout{Target: t, ReleaseID: t.ReleaseID, Image: t.Image, Instance: instance}).run(ctx); err != nil {
+	instances := instanceNames(t.Name, in.OperationID, 1, instanceCount(t))
+	instance := instances[0]
+	if err := (rollout{Target: t, ReleaseID: t.ReleaseID, Image: t.Image, Instances: instances}).run(ctx); err != nil {
 		return err
 	}
 	return workflow.ExecuteActivity(controlContext(ctx), storeActs.MarkAppRunning, store.MarkAppRunningInput{
@@ -117,4 +118,4 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget, images bool) error 
 }
 
 // All lists the workflows the control worker registers.
-var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp}
+var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp, ScaleApp, ListAppInstances}

@@ -71,8 +71,9 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
-	instance := instanceName(plan.Name, in.DeploymentID)
-	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instance: instance, DeploymentID: in.DeploymentID}).run(ctx); err != nil {
+	instances := instanceNames(plan.Name, in.DeploymentID, 1, instanceCount(plan.AppTarget))
+	instance := instances[0]
+	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instances: instances, DeploymentID: in.DeploymentID}).run(ctx); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 

@@ -32,8 +32,9 @@ func RollbackApp(ctx workflow.Context, in RollbackAppInput) error {
 	}
 	target := plan.AppTarget
 	target.CPUMillis, target.MemoryMB = plan.CPUMillis, plan.MemoryMB
-	instance := instanceName(plan.Name, in.OperationID)
-	if err := (rollout{Target: target, ReleaseID: in.OperationID, Image: plan.Image, Instance: instance}).run(ctx); err != nil {
+	instances := instanceNames(plan.Name, in.OperationID, 1, instanceCount(target))
+	instance := instances[0]
+	if err := (rollout{Target: target, ReleaseID: in.OperationID, Image: plan.Image, Instances: instances}).run(ctx); err != nil {
 		return err
 	}
 	return workflow.ExecuteActivity(ctrl, storeActs.CompleteRollback, store.CompleteRollbackInput{

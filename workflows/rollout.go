@@ -11,72 +11,102 @@ import (
 	"github.com/skypanel/skypanel/activities/store"
 )
 
-// rollout is the zero-downtime switch shared by deploy, start and restart: start the new
-// instance, wait until it answers, point nginx at it, and only then remove the others.
+// rollout is the zero-downtime switch shared by deploy, rollback, start and restart: start the
+// new instances, wait until every one answers, point nginx at them, and only then remove the
+// others.
 type rollout struct {
 	Target    store.AppTarget
 	ReleaseID string
 	Image     string
-	Instance  string
+	Instances []string
 	// DeploymentID, when the rollout is a deploy's, receives a failing instance's last output
 	// in its build log.
 	DeploymentID string
 }
 
-// run returns the started instance's name. On failure the new instance is removed and the
-// previous one keeps serving.
+// run starts r.Instances. On failure the new instances are removed and the previous ones keep
+// serving.
 func (r rollout) run(ctx workflow.Context) error {
-	t := r.Target
-	shortCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
-
-	var network docker.EnsureNetworkResult
-	if err := workflow.ExecuteActivity(shortCtx, dockerActs.EnsureNetwork, docker.EnsureNetworkInput{OrgID: t.OrgID}).Get(ctx, &network); err != nil {
-		return err
-	}
-	var started docker.StartInstanceResult
-	err := workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, docker.StartInstanceInput{
-		AppID: t.AppID, OrgID: t.OrgID, ReleaseID: r.ReleaseID, DeploymentID: r.DeploymentID, InstanceName: r.Instance, Image: r.Image,
-		Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort,
-	}).Get(ctx, &started)
-	if err != nil {
-		r.removeNewInstance(ctx)
-		return err
-	}
-	readyCtx := nodeContext(ctx, t.NodeID, ReadyTimeout+time.Minute, 15*time.Second, 1)
-	err = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, docker.WaitReadyInput{
-		AppID: t.AppID, DeploymentID: r.DeploymentID, InstanceName: r.Instance, HostPort: started.HostPort, Timeout: ReadyTimeout,
-	}).Get(ctx, nil)
+	ports, err := startInstances(ctx, r.Target, r.ReleaseID, r.Image, r.Instances, r.DeploymentID)
 	if err == nil {
-		routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 3)
-		err = workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
-			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: r.ReleaseID,
-			Upstreams: []string{loopbackUpstream(started.HostPort)},
-		}).Get(ctx, nil)
+		err = publishRoute(ctx, r.Target, r.ReleaseID, ports)
 	}
 	if err != nil {
-		r.removeNewInstance(ctx)
+		removeInstances(ctx, r.Target, r.Instances)
 		return err
 	}
-	// nginx now serves the new instance: the old ones can go. A failure here leaves an extra
-	// container running but the release is live, so it is logged, not fatal.
-	removeErr := workflow.ExecuteActivity(shortCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{
-		AppID: t.AppID, Keep: []string{r.Instance},
-	}).Get(ctx, nil)
+	// nginx now serves the new instances: the old ones can go. A failure here leaves extra
+	// containers running but the release is live, so it is logged, not fatal.
+	removeErr := workflow.ExecuteActivity(nodeContext(ctx, r.Target.NodeID, 2*time.Minute, 0, 5), dockerActs.RemoveInstances,
+		docker.RemoveInstancesInput{AppID: r.Target.AppID, Keep: r.Instances}).Get(ctx, nil)
 	if removeErr != nil {
-		workflow.GetLogger(ctx).Error("remove previous instances", "app_id", t.AppID, "error", removeErr)
+		workflow.GetLogger(ctx).Error("remove previous instances", "app_id", r.Target.AppID, "error", removeErr)
 	}
 	return nil
 }
 
-func (r rollout) removeNewInstance(ctx workflow.Context) {
+// startInstances starts the named hardened instances of a release side by side and waits until
+// every one answers HTTP; it returns their loopback ports. The caller removes them on failure.
+func startInstances(ctx workflow.Context, t store.AppTarget, releaseID, image string, names []string, deploymentID string) ([]int, error) {
+	shortCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+	var network docker.EnsureNetworkResult
+	if err := workflow.ExecuteActivity(shortCtx, dockerActs.EnsureNetwork, docker.EnsureNetworkInput{OrgID: t.OrgID}).Get(ctx, &network); err != nil {
+		return nil, err
+	}
+	starts := make([]workflow.Future, len(names))
+	for i, name := range names {
+		starts[i] = workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, docker.StartInstanceInput{
+			AppID: t.AppID, OrgID: t.OrgID, ReleaseID: releaseID, DeploymentID: deploymentID, InstanceName: name, Image: image,
+			Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort,
+		})
+	}
+	ports := make([]int, len(names))
+	var firstErr error
+	for i, f := range starts {
+		var started docker.StartInstanceResult
+		if err := f.Get(ctx, &started); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		ports[i] = started.HostPort
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	readyCtx := nodeContext(ctx, t.NodeID, ReadyTimeout+time.Minute, 15*time.Second, 1)
+	waits := make([]workflow.Future, len(names))
+	for i, name := range names {
+		waits[i] = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, docker.WaitReadyInput{
+			AppID: t.AppID, DeploymentID: deploymentID, InstanceName: name, HostPort: ports[i], Timeout: ReadyTimeout,
+		})
+	}
+	for _, f := range waits {
+		if err := f.Get(ctx, nil); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return ports, firstErr
+}
+
+// publishRoute points the app's host name at exactly these loopback ports.
+func publishRoute(ctx workflow.Context, t store.AppTarget, releaseID string, ports []int) error {
+	upstreams := make([]string, len(ports))
+	for i, port := range ports {
+		upstreams[i] = loopbackUpstream(port)
+	}
+	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 3)
+	return workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
+		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: releaseID, Upstreams: upstreams,
+	}).Get(ctx, nil)
+}
+
+// removeInstances removes exactly the named instances, whatever happened to the workflow.
+func removeInstances(ctx workflow.Context, t store.AppTarget, names []string) {
 	ctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	cleanupCtx := nodeContext(ctx, r.Target.NodeID, 2*time.Minute, 0, 3)
-	err := workflow.ExecuteActivity(cleanupCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{
-		AppID: r.Target.AppID, Names: []string{r.Instance},
-	}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 3), dockerActs.RemoveInstances,
+		docker.RemoveInstancesInput{AppID: t.AppID, Names: names}).Get(ctx, nil)
 	if err != nil {
-		workflow.GetLogger(ctx).Error("remove failed instance", "app_id", r.Target.AppID, "instance", r.Instance, "error", err)
+		workflow.GetLogger(ctx).Error("remove instances", "app_id", t.AppID, "instances", names, "error", err)
 	}
 }
 
@@ -85,4 +115,25 @@ const AppPort = 8080
 
 func loopbackUpstream(hostPort int) string {
 	return "127.0.0.1:" + strconv.Itoa(hostPort)
+}
+
+// instanceNames names the count instances an operation starts, from index first (1-based):
+// sp-<app>-<op12>, then sp-<app>-<op12>-2, ... so a retried start finds what it made before.
+func instanceNames(appName, operationID string, first, count int) []string {
+	names := make([]string, count)
+	for i := range names {
+		names[i] = instanceName(appName, operationID)
+		if n := first + i; n > 1 {
+			names[i] += "-" + strconv.Itoa(n)
+		}
+	}
+	return names
+}
+
+// instanceCount is how many instances the app runs (at least one).
+func instanceCount(t store.AppTarget) int {
+	if t.Instances < 1 {
+		return 1
+	}
+	return t.Instances
 }

@@ -120,3 +120,25 @@ type RemoveImagesInput struct {
 	AppID  string
 	Images []string
 }
+
+// ListInstancesInput names the app whose containers are listed.
+type ListInstancesInput struct {
+	AppID string
+}
+
+// Instance is one container of an app as the node sees it.
+type Instance struct {
+	Name        string    `json:"name"`
+	ContainerID string    `json:"container_id"`
+	ReleaseID   string    `json:"release_id"`
+	State       string    `json:"state"` // Docker's: running, restarting, exited, ...
+	HostPort    int       `json:"host_port"`
+	Restarts    int       `json:"restarts"`
+	ExitCode    int       `json:"exit_code"`
+	StartedAt   time.Time `json:"started_at"`
+}
+
+// ListInstancesResult lists an app's containers, sorted by name.
+type ListInstancesResult struct {
+	Instances []Instance
+}

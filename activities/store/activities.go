@@ -69,6 +69,7 @@ type AppTarget struct {
 	URL              string
 	CPUMillis        int
 	MemoryMB         int
+	Instances        int    // how many instances the app runs
 	Image            string // the current release's image ("" before the first deploy)
 	ReleaseID        string // the current release's deployment id
 	CurrentInstance  string
@@ -149,7 +150,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		StackImages: stacks,
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
-		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB,
+		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
@@ -243,4 +244,16 @@ type DeleteApplicationRecordInput struct {
 // DeleteApplicationRecord removes the app's rows once nothing of it runs any more.
 func (a *Activities) DeleteApplicationRecord(ctx context.Context, in DeleteApplicationRecordInput) error {
 	return a.Store.DeleteApplication(ctx, in.AppID)
+}
+
+// SetInstanceCountInput records how many instances the app runs.
+type SetInstanceCountInput struct {
+	AppID     string
+	Instances int
+}
+
+// SetInstanceCount records the app's instance count once scaling is done; deploys, restarts
+// and rollbacks start that many.
+func (a *Activities) SetInstanceCount(ctx context.Context, in SetInstanceCountInput) error {
+	return a.Store.SetInstanceCount(ctx, in.AppID, in.Instances)
 }

@@ -19,6 +19,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "PORT is not set")
 		os.Exit(1)
 	}
+	instance, _ := os.Hostname() // the container's id: tells the instances behind nginx apart
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		msg, err := os.ReadFile("/message.txt")
 		if err != nil {
@@ -26,6 +27,7 @@ func main() {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Instance", instance)
 		w.Write(msg) //nolint:errcheck
 	})
 	fmt.Println("helloapp listening on :" + port)

@@ -1,0 +1,60 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// ListInstances reports every container of the app on this node: what scaling starts from and
+// what GET .../instances shows.
+func (a *Activities) ListInstances(ctx context.Context, in ListInstancesInput) (ListInstancesResult, error) {
+	if err := a.ready(); err != nil {
+		return ListInstancesResult{}, err
+	}
+	if err := checkID("app id", in.AppID); err != nil {
+		return ListInstancesResult{}, err
+	}
+	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelApp+"="+in.AppID),
+	)})
+	if err != nil {
+		return ListInstancesResult{}, fmt.Errorf("list containers of app %s: %w", in.AppID, err)
+	}
+	out := make([]Instance, 0, len(list))
+	for _, c := range list {
+		info, err := a.Client.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		inst := Instance{
+			Name:        strings.TrimPrefix(info.Name, "/"),
+			ContainerID: info.ID,
+			ReleaseID:   c.Labels[LabelRelease],
+			Restarts:    info.RestartCount,
+		}
+		if s := info.State; s != nil {
+			inst.State, inst.ExitCode = s.Status, s.ExitCode
+			inst.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
+		}
+		if info.NetworkSettings != nil {
+			for _, bindings := range info.NetworkSettings.Ports {
+				for _, b := range bindings {
+					if port, err := strconv.Atoi(b.HostPort); err == nil && b.HostIP == "127.0.0.1" {
+						inst.HostPort = port
+					}
+				}
+			}
+		}
+		out = append(out, inst)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return ListInstancesResult{Instances: out}, nil
+}
