@@ -224,8 +224,8 @@ func TestLifecycleStopStartRestartDelete(t *testing.T) {
 	if got := carol.getApp(t, app.ID); got.Status != "stopped" {
 		t.Errorf("after stop: %s", got.Status)
 	}
-	if status, _, _ := platform.throughNginx(host); status != http.StatusNotFound {
-		t.Errorf("a stopped app answers %d through nginx, want 404", status)
+	if status, body, _ := platform.throughNginx(host); status != http.StatusServiceUnavailable || !strings.Contains(body, "stopped") {
+		t.Errorf("a stopped app answers %d %q through nginx, want a 503 saying it is stopped", status, body)
 	}
 	if n := len(appContainers(t, app.ID)); n != 0 {
 		t.Errorf("a stopped app has %d containers", n)

@@ -68,8 +68,8 @@ func startRelease(ctx workflow.Context, in AppOperationInput) error {
 	}).Get(ctx, nil)
 }
 
-// StopApp stops serving the app: its route goes first (so nginx answers "no app" instead of
-// a bad gateway), then its instances.
+// StopApp stops serving the app: its route turns into a 503 "this app is stopped" page first
+// (so clients get a clear answer, never a bad gateway), then its instances go.
 func StopApp(ctx workflow.Context, in AppOperationInput) error {
 	defer releaseLock(ctx, in.AppID)
 	t, err := loadTarget(ctx, in.AppID)
@@ -77,7 +77,7 @@ func StopApp(ctx workflow.Context, in AppOperationInput) error {
 		return err
 	}
 	if t.NodeID != "" {
-		if err := removeFromNode(ctx, t, false); err != nil {
+		if err := stopOnNode(ctx, t, in.OperationID); err != nil {
 			return err
 		}
 	}
@@ -96,23 +96,37 @@ func DeleteApp(ctx workflow.Context, in AppOperationInput) error {
 		return err
 	}
 	if t.NodeID != "" {
-		if err := removeFromNode(ctx, t, true); err != nil {
+		if err := removeFromNode(ctx, t); err != nil {
 			return err
 		}
 	}
 	return workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteApplicationRecord, store.DeleteApplicationRecordInput{AppID: in.AppID}).Get(ctx, nil)
 }
 
-func removeFromNode(ctx workflow.Context, t store.AppTarget, images bool) error {
+func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) error {
+	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+	var route error
+	// Runs started before the stopped page removed the route, as they did.
+	if workflow.GetVersion(ctx, "stopped-page", workflow.DefaultVersion, 1) == 1 {
+		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
+			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "stopped-" + operationID, Stopped: true,
+		}).Get(ctx, nil)
+	} else {
+		route = workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil)
+	}
+	if route != nil {
+		return route
+	}
+	return workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID}).Get(ctx, nil)
+}
+
+func removeFromNode(ctx workflow.Context, t store.AppTarget) error {
 	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
 	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	if err := workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
 		return err
-	}
-	if !images {
-		return nil
 	}
 	return workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveAppImages, docker.RemoveAppImagesInput{AppID: t.AppID}).Get(ctx, nil)
 }

@@ -91,9 +91,24 @@ func upstreamName(appID string) string { return "skypanel-app-" + appID }
 // siteFile is the app's server block file under sites/.
 func siteFile(appID string) string { return "app-" + appID + ".conf" }
 
+// StoppedText is the body of the 503 nginx answers for a stopped app.
+const StoppedText = "this app is stopped"
+
 // renderSite is one app's upstream and server block. Every value in it was validated by
 // validateRoute, so nothing a user typed can add a directive.
 func renderSite(listen listenAddr, in PublishRouteInput) string {
+	if in.Stopped {
+		return fmt.Sprintf(`# app %[1]s, stopped. Written by the SkyPanel agent.
+server {
+    listen %[2]s;
+    server_name %[3]s;
+    default_type text/plain;
+    add_header %[4]s %[5]s always;
+    add_header Retry-After 60 always;
+    return 503 "%[6]s\n";
+}
+`, in.AppID, listen.directive, in.Hostname, ReleaseHeader, in.ReleaseID, StoppedText)
+	}
 	var servers strings.Builder
 	for _, u := range dedupe(in.Upstreams) {
 		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=5s;\n", u)

@@ -11,6 +11,8 @@ type PublishRouteInput struct {
 	Hostname  string
 	ReleaseID string
 	Upstreams []string
+	// Stopped routes the host name to a 503 "this app is stopped" page instead of upstreams.
+	Stopped bool `json:",omitempty"`
 }
 
 // RemoveRouteInput removes the app's server block (on stop and delete).

@@ -91,8 +91,8 @@ func validateRoute(in PublishRouteInput) error {
 	if err := ValidateHostname(in.Hostname); err != nil {
 		return err
 	}
-	if len(in.Upstreams) == 0 {
-		return invalid("no upstream to route to")
+	if in.Stopped != (len(in.Upstreams) == 0) {
+		return invalid("a route has upstreams, or is stopped, never both or neither")
 	}
 	for _, u := range in.Upstreams {
 		if err := validateUpstream(u); err != nil {
