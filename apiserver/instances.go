@@ -27,11 +27,13 @@ type instanceView struct {
 	Name      string    `json:"name"`
 	Container string    `json:"container_id"`
 	ReleaseID string    `json:"release_id"`
-	State     string    `json:"state" doc:"Docker's state: running, restarting, exited, ..."`
+	State     string    `json:"state" doc:"running, restarting, exited, ... or crashing: it keeps dying (see exit_code and last_output)"`
 	Current   bool      `json:"current" doc:"runs the current release"`
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exit_code"`
 	StartedAt time.Time `json:"started_at"`
+	// LastOutput is the app's last output when the instance is not running.
+	LastOutput string `json:"last_output,omitempty"`
 }
 
 func (s *Server) registerInstances() {
@@ -82,8 +84,12 @@ func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instance
 	}
 	views := make([]instanceView, 0, len(list.Instances))
 	for _, inst := range list.Instances {
+		state := inst.State
+		if inst.Crashing {
+			state = "crashing"
+		}
 		views = append(views, instanceView{
-			Name: inst.Name, Container: inst.ContainerID, ReleaseID: inst.ReleaseID, State: inst.State,
+			Name: inst.Name, Container: inst.ContainerID, ReleaseID: inst.ReleaseID, State: state, LastOutput: inst.LastOutput,
 			Current:  inst.ReleaseID != "" && inst.ReleaseID == target.ReleaseID,
 			Restarts: inst.Restarts, ExitCode: inst.ExitCode, StartedAt: inst.StartedAt,
 		})

@@ -105,6 +105,11 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		reconcileLoop(ctx, router, &docker.Activities{Client: dockerClient, NodeID: creds.NodeID})
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		heartbeatLoop(ctx, nodeAPI, cfg.HeartbeatInterval, info, func(ctx context.Context) int {
 			return countContainers(ctx, dockerClient)
 		})

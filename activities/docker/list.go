@@ -53,6 +53,10 @@ func (a *Activities) ListInstances(ctx context.Context, in ListInstancesInput) (
 				}
 			}
 		}
+		if inst.State != "running" {
+			inst.Crashing = inst.Restarts >= CrashingAfterRestarts
+			inst.LastOutput, _ = a.containerTail(ctx, info.ID)
+		}
 		out = append(out, inst)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

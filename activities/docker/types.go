@@ -136,7 +136,14 @@ type Instance struct {
 	Restarts    int       `json:"restarts"`
 	ExitCode    int       `json:"exit_code"`
 	StartedAt   time.Time `json:"started_at"`
+	// Crashing: it keeps dying (restarted CrashingAfterRestarts times or more and not running
+	// now). LastOutput is its last output then, for its owner to read.
+	Crashing   bool   `json:"crashing"`
+	LastOutput string `json:"last_output,omitempty"`
 }
+
+// CrashingAfterRestarts is how many restarts make an instance that is not running "crashing".
+const CrashingAfterRestarts = 3
 
 // ListInstancesResult lists an app's containers, sorted by name.
 type ListInstancesResult struct {

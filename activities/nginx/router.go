@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,6 +47,9 @@ type Router struct {
 	opts   RouterOptions
 	listen listenAddr
 	mu     sync.Mutex
+	// routeMu makes writing a site file and its route file one step, so Repoint never
+	// overwrites a release published meanwhile. Always taken before mu.
+	routeMu sync.Mutex
 }
 
 // ConfigTestError is nginx -t rejecting a configuration; the previous one was restored.
@@ -145,10 +149,79 @@ func (r *Router) Publish(ctx context.Context, in PublishRouteInput, heartbeat fu
 	if err := validateRoute(in); err != nil {
 		return err
 	}
-	if err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in))); err != nil {
+	if err := r.publish(ctx, in); err != nil {
 		return err
 	}
 	return r.waitHeader(ctx, in.Hostname, ReleaseHeader, in.ReleaseID, heartbeat)
+}
+
+// routePath keeps, beside an app's site file, the route it was rendered from (the name does not
+// match sites/*.conf), so the node can check it against what runs.
+func (r *Router) routePath(app string) string {
+	return filepath.Join(r.sitesDir(), "app-"+app+".route.json")
+}
+
+func (r *Router) publish(ctx context.Context, in PublishRouteInput) error {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	if err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in))); err != nil {
+		return err
+	}
+	return r.saveRoute(in)
+}
+
+func (r *Router) saveRoute(in PublishRouteInput) error {
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(r.routePath(in.AppID), raw, 0o600)
+}
+
+// Routes returns every route this node serves, as last published.
+func (r *Router) Routes() ([]PublishRouteInput, error) {
+	paths, err := filepath.Glob(filepath.Join(r.sitesDir(), "app-*.route.json"))
+	if err != nil {
+		return nil, err
+	}
+	var routes []PublishRouteInput
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var in PublishRouteInput
+		if err := json.Unmarshal(raw, &in); err != nil || validateRoute(in) != nil {
+			slog.Warn("ignoring an unreadable route file", "path", path)
+			continue
+		}
+		routes = append(routes, in)
+	}
+	return routes, nil
+}
+
+// Repoint replaces the upstreams of an app's route, but only while the route still serves
+// release: a deploy that published another release meanwhile wins. It reports whether it
+// changed anything.
+func (r *Router) Repoint(ctx context.Context, appID, release string, upstreams []string) (bool, error) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	raw, err := os.ReadFile(r.routePath(appID))
+	if err != nil {
+		return false, nil // the route is gone
+	}
+	var route PublishRouteInput
+	if err := json.Unmarshal(raw, &route); err != nil || route.ReleaseID != release || route.Stopped {
+		return false, nil
+	}
+	route.Upstreams = upstreams
+	if err := validateRoute(route); err != nil {
+		return false, err
+	}
+	if err := r.apply(ctx, appID, []byte(renderSite(r.listen, route))); err != nil {
+		return false, err
+	}
+	return true, r.saveRoute(route)
 }
 
 // Remove deletes the app's server block; an app with none is fine.
@@ -156,7 +229,15 @@ func (r *Router) Remove(ctx context.Context, appID string) error {
 	if err := validateSlug("app id", appID); err != nil {
 		return err
 	}
-	return r.apply(ctx, appID, nil)
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	if err := r.apply(ctx, appID, nil); err != nil {
+		return err
+	}
+	if err := os.Remove(r.routePath(appID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove route of app %s: %w", appID, err)
+	}
+	return nil
 }
 
 // apply replaces (content != nil) or removes the app's site file, tests the whole config and
