@@ -106,9 +106,11 @@ func TestRollbackServesAnEarlierReleaseWithoutRebuilding(t *testing.T) {
 	t.Run("old release images are pruned past the retention count", func(t *testing.T) {
 		// The stack keeps 2 images per app: after v4, v4's and v3's (= v1's) stay; v2's goes.
 		r.commitMessage("release four")
-		if dep := ida.deploy(t, app.ID); dep.Status != "succeeded" {
+		dep := ida.deploy(t, app.ID)
+		if dep.Status != "succeeded" {
 			t.Fatalf("deploy v4: %+v", dep)
 		}
+		ida.waitWorkflow(t, dep.WorkflowID) // pruning is the deploy's last step, after "succeeded"
 		byVersion := map[int]release{}
 		for _, rel := range ida.releases(t, app.ID) {
 			byVersion[rel.Version] = rel
