@@ -102,7 +102,7 @@ func TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild(t *testing.T) {
 }
 
 // findProcess returns the pid of the process named name whose command line mentions marker.
-func findProcess(t *testing.T, name, marker string) int {
+func findProcess(t testing.TB, name, marker string) int {
 	t.Helper()
 	pid, ok := lookupProcess(name, marker)
 	if !ok {
