@@ -27,6 +27,8 @@ const generationProbeHost = "config-generation.skypanel.invalid"
 func renderBase(listen listenAddr) string {
 	return fmt.Sprintf(`# Written by the SkyPanel agent; changes are overwritten when the agent starts.
 worker_processes auto;
+# Bounds how long a reload's old workers may keep serving long-lived connections (websockets).
+worker_shutdown_timeout %[3]s;
 pid run/nginx.pid;
 error_log logs/error.log warn;
 
@@ -68,17 +70,21 @@ http {
     proxy_max_temp_file_size 0;
 
     server {
-        listen %s default_server;
+        listen %[1]s default_server;
         server_name _;
         default_type text/plain;
         include generation.conf;
-        return 404 "%s\n";
+        return 404 "%[2]s\n";
     }
 
     include sites/*.conf;
 }
-`, listen.directive, NotServedText)
+`, listen.directive, NotServedText, workerShutdownTimeout)
 }
+
+// workerShutdownTimeout is nginx's worker_shutdown_timeout; the router waits this long (and a
+// little more) for a reload's old workers to go before it reports the new routes live.
+const workerShutdownTimeout = "10s"
 
 // renderGeneration is generation.conf, included by the default server.
 func renderGeneration(generation string) string {

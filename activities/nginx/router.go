@@ -1,6 +1,7 @@
 package nginx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -294,10 +295,78 @@ func (r *Router) load(ctx context.Context, rollback func()) error {
 		}
 		return err
 	}
+	master := r.masterPID()
+	oldWorkers := workersOf(master)
 	if err := r.reload(ctx); err != nil {
 		return err
 	}
-	return r.waitHeader(ctx, generationProbeHost, GenerationHeader, generation, nil)
+	if err := r.waitHeader(ctx, generationProbeHost, GenerationHeader, generation, nil); err != nil {
+		return err
+	}
+	return waitGone(ctx, master, oldWorkers, 12*time.Second)
+}
+
+// workersOf lists the worker processes of an nginx master (its children), 0 for none.
+func workersOf(master int) []int {
+	if master == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var workers []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if parent, _ := procParent(pid); parent == master {
+			workers = append(workers, pid)
+		}
+	}
+	return workers
+}
+
+// procParent reads a process's parent pid and state from /proc/<pid>/stat.
+func procParent(pid int) (int, byte) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+	rest := string(raw[bytes.LastIndexByte(raw, ')')+1:])
+	fields := strings.Fields(rest)
+	if len(fields) < 2 {
+		return 0, 0
+	}
+	parent, _ := strconv.Atoi(fields[1])
+	return parent, fields[0][0]
+}
+
+// waitGone waits until the old workers of a reload have finished their requests and exited:
+// until then they may still send requests to upstreams the new configuration dropped, so the
+// instances behind those must not be stopped yet. Bounded by nginx's worker_shutdown_timeout.
+func waitGone(ctx context.Context, master int, pids []int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, pid := range pids {
+		for {
+			// Gone, a zombie, or the pid reused by another process.
+			if parent, state := procParent(pid); parent != master || state == 'Z' {
+				break
+			}
+			if time.Now().After(deadline) {
+				slog.WarnContext(ctx, "old nginx workers still running after the reload", "pid", pid)
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // test runs nginx -t on the whole configuration.
