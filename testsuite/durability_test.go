@@ -121,12 +121,8 @@ func lookupProcess(name, marker string) (int, bool) {
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(raw), "\x00")
-		if filepath.Base(args[0]) == name && strings.Contains(string(raw), marker) {
+		args := processArgs(pid)
+		if len(args) > 0 && filepath.Base(args[0]) == name && strings.Contains(strings.Join(args, " "), marker) {
 			return pid, true
 		}
 	}
@@ -139,4 +135,13 @@ func lastLine(text string) string {
 		return text[i+1:]
 	}
 	return text
+}
+
+// processArgs is a process's command line, nil when it is gone.
+func processArgs(pid int) []string {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
 }

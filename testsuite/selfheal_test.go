@@ -42,10 +42,12 @@ func TestAppComesBackAfterDockerdRestarts(t *testing.T) {
 		t.Fatalf("the same container should have come back: before %d, after %d", len(before), len(after))
 	}
 	if hostPort(before[0].Ports) != hostPort(after[0].Ports) {
-		log, _ := os.ReadFile(platform.logPath)
-		if !strings.Contains(string(log), "repointed route") {
-			t.Error("the container came back on a new port, but the agent logged no repointed route")
-		}
+		// nginx serves the new route before the agent's Repoint returns (it then waits for the
+		// old workers to drain) and logs it.
+		eventually(t, 30*time.Second, "the agent logs that it repointed the route", func() (bool, string) {
+			log, _ := os.ReadFile(platform.logPath)
+			return strings.Contains(string(log), "repointed route"), "the container came back on a new port, but no repointed route is logged"
+		})
 	} else {
 		t.Log("Docker gave the container its old port back: repointing was not needed this time")
 	}
@@ -98,27 +100,10 @@ func restartDockerd(t *testing.T) {
 
 func dockerdProcess(t *testing.T) (int, []string) {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
+	pid := findProcess(t, "dockerd", "")
+	argv := processArgs(pid)
+	if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe")); err == nil {
+		argv[0] = exe
 	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-		if filepath.Base(argv[0]) == "dockerd" {
-			if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil {
-				argv[0] = exe
-			}
-			return pid, argv
-		}
-	}
-	t.Fatal("no dockerd process found")
-	return 0, nil
+	return pid, argv
 }

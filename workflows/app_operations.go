@@ -108,7 +108,7 @@ func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) err
 	var route error
 	// Runs started before the stopped page removed the route, as they did.
 	if workflow.GetVersion(ctx, "stopped-page", workflow.DefaultVersion, 1) == 1 {
-		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
+		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 45*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
 			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "stopped-" + operationID, Stopped: true,
 		}).Get(ctx, nil)
 	} else {

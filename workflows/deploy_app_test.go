@@ -3,8 +3,6 @@ package workflows
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
 	enumspb "go.temporal.io/api/enums/v1"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -47,7 +44,7 @@ var testPlan = store.DeploymentPlan{
 }
 
 func (s *deployAppSuite) SetupTest() {
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s.SetLogger(quietLogger)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterActivity(&store.Activities{})
 	s.env.RegisterActivity(&gitclone.Activities{})

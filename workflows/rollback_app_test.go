@@ -1,27 +1,17 @@
 package workflows
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
 	"github.com/skypanel/skypanel/activities/store"
 )
 
 func TestRollbackStartsTheKeptImageWithItsOwnConfigAndBuildsNothing(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterActivity(&store.Activities{})
-	env.RegisterActivity(&docker.Activities{})
-	env.RegisterActivity(&nginx.Activities{})
+	env := newTestEnv()
 
 	const opID = "5b0c0000-0000-4000-8000-000000000009"
 	instance := instanceName("hello", opID)

@@ -93,7 +93,7 @@ func publishRoute(ctx workflow.Context, t store.AppTarget, releaseID string, por
 	for i, port := range ports {
 		upstreams[i] = loopbackUpstream(port)
 	}
-	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 15*time.Second, 3)
+	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 45*time.Second, 3) // a reload waits up to 12 s for old workers before it heartbeats
 	return workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
 		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: releaseID, Upstreams: upstreams,
 	}).Get(ctx, nil)

@@ -1,14 +1,11 @@
 package workflows
 
 import (
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/skypanel/skypanel/activities/docker"
@@ -17,12 +14,7 @@ import (
 )
 
 func scaleEnv(t *testing.T, running int) (*testsuite.TestWorkflowEnvironment, store.AppTarget) {
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterActivity(&store.Activities{})
-	env.RegisterActivity(&docker.Activities{})
-	env.RegisterActivity(&nginx.Activities{})
+	env := newTestEnv()
 	target := testPlan.AppTarget
 	target.Image, target.ReleaseID = "skypanel/app-x:v1", "rel-1"
 	env.OnActivity(storeActs.LoadAppTarget, mock.Anything, mock.Anything).Return(target, nil)
