@@ -11,14 +11,8 @@ import (
 // the previous instance → the new response served through nginx. ns/op is the wall time a
 // customer waits for `git push` to be live (`make bench`).
 func BenchmarkRedeploy(b *testing.B) {
-	owner := newCustomer(b, uniqueName("bench")+"@example.com")
-	name := uniqueName("bench")
-	r := newHelloRepo(b, name, "bench 0")
-	app := owner.createApp(b, name, r.URL)
-	if dep := owner.deploy(b, app.ID); dep.Status != "succeeded" {
-		b.Fatalf("first deploy: %+v", dep)
-	}
-	host := name + ".apps.localhost"
+	owner, app, r, _ := liveHelloApp(b, "bench", "bench 0")
+	host := app.Name + ".apps.localhost"
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
 		b.StopTimer()

@@ -149,14 +149,8 @@ func containsEnv(env []string, want string) bool {
 }
 
 func TestBrokenBuildFailsAndThePreviousReleaseKeepsServing(t *testing.T) {
-	bob := newCustomer(t, uniqueName("bob")+"@example.com")
-	name := uniqueName("steady")
-	r := newHelloRepo(t, name, "steady v1")
-	app := bob.createApp(t, name, r.URL)
-	good := bob.deploy(t, app.ID)
-	if good.Status != "succeeded" {
-		t.Fatalf("good deploy: %+v\n%s", good, bob.logs(t, app.ID, good.ID))
-	}
+	bob, app, r, good := liveHelloApp(t, "steady", "steady v1")
+	name := app.Name
 
 	r.write("Dockerfile", "FROM scratch\nCOPY app /app\nCOPY no-such-file.txt /message.txt\nENTRYPOINT [\"/app\"]\n")
 	r.commit("break the build")
@@ -183,14 +177,8 @@ func TestBrokenBuildFailsAndThePreviousReleaseKeepsServing(t *testing.T) {
 }
 
 func TestInstanceThatCrashesFailsTheDeployAndThePreviousReleaseKeepsServing(t *testing.T) {
-	fay := newCustomer(t, uniqueName("fay")+"@example.com")
-	name := uniqueName("crashy")
-	r := newHelloRepo(t, name, "crashy v1")
-	app := fay.createApp(t, name, r.URL)
-	good := fay.deploy(t, app.ID)
-	if good.Status != "succeeded" {
-		t.Fatalf("good deploy: %+v", good)
-	}
+	fay, app, r, good := liveHelloApp(t, "crashy", "crashy v1")
+	name := app.Name
 
 	r.write("Dockerfile", "FROM scratch\nCOPY app /app\nCOPY message.txt /message.txt\nENTRYPOINT [\"/app\", \"crash\"]\n")
 	r.commitMessage("crashy v2")
@@ -211,14 +199,8 @@ func TestInstanceThatCrashesFailsTheDeployAndThePreviousReleaseKeepsServing(t *t
 }
 
 func TestLifecycleStopStartRestartDelete(t *testing.T) {
-	carol := newCustomer(t, uniqueName("carol")+"@example.com")
-	name := uniqueName("cycle")
-	r := newHelloRepo(t, name, "cycle v1")
-	app := carol.createApp(t, name, r.URL)
-	if dep := carol.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
-	host := name + ".apps.localhost"
+	carol, app, _, _ := liveHelloApp(t, "cycle", "cycle v1")
+	host := app.Name + ".apps.localhost"
 
 	carol.operation(t, app.ID, "stop")
 	if got := carol.getApp(t, app.ID); got.Status != "stopped" {

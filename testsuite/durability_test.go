@@ -59,15 +59,7 @@ func TestDeployResumesAfterThePlatformRestartsMidBuild(t *testing.T) {
 		t.Fatalf("restart the platform: %v", err)
 	}
 
-	dep := gus.waitDeployment(t, app.ID, deploymentID)
-	logs := gus.logs(t, app.ID, deploymentID)
-	if dep.Status != "succeeded" {
-		t.Fatalf("the interrupted deployment ended %s: %s\n%s", dep.Status, dep.FailureReason, logs)
-	}
-	if clones, builds := strings.Count(logs, "Cloning "+r.URL), strings.Count(logs, "Building image"); clones != 1 || builds != 1 {
-		t.Errorf("cloned %d and built %d times, want once each: the workflow should resume, not start over:\n%s", clones, builds, logs)
-	}
-	waitServes(t, app.Name+".apps.localhost", app.Name)
+	expectResumed(t, gus, app, r, deploymentID, 1)
 }
 
 // TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild kills the node agent with SIGKILL in the
@@ -90,13 +82,21 @@ func TestBuildIsRetriedWhenTheNodeAgentDiesMidBuild(t *testing.T) {
 		return ok && pid != agentPID, "not yet"
 	})
 
-	dep := hal.waitDeployment(t, app.ID, deploymentID)
-	logs := hal.logs(t, app.ID, deploymentID)
+	expectResumed(t, hal, app, r, deploymentID, 2) // the crashed attempt, then its retry
+}
+
+// expectResumed checks that an interrupted deployment finished as the same deployment: it
+// succeeded, the repository was cloned once (the workflow resumed rather than starting over),
+// the image built builds times, and the app serves its message.
+func expectResumed(t *testing.T, owner customer, app application, r *repo, deploymentID string, builds int) {
+	t.Helper()
+	dep := owner.waitDeployment(t, app.ID, deploymentID)
+	logs := owner.logs(t, app.ID, deploymentID)
 	if dep.Status != "succeeded" {
-		t.Fatalf("the deployment whose node crashed ended %s: %s\n%s", dep.Status, dep.FailureReason, logs)
+		t.Fatalf("the interrupted deployment ended %s: %s\n%s", dep.Status, dep.FailureReason, logs)
 	}
-	if clones, builds := strings.Count(logs, "Cloning "+r.URL), strings.Count(logs, "Building image"); clones != 1 || builds != 2 {
-		t.Errorf("cloned %d and built %d times, want 1 clone and 2 builds (the crashed attempt, then its retry):\n%s", clones, builds, logs)
+	if clones, built := strings.Count(logs, "Cloning "+r.URL), strings.Count(logs, "Building image"); clones != 1 || built != builds {
+		t.Errorf("cloned %d and built %d times, want 1 clone and %d builds:\n%s", clones, built, builds, logs)
 	}
 	waitServes(t, app.Name+".apps.localhost", app.Name)
 }

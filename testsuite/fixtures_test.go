@@ -145,6 +145,21 @@ func slowBuildRepo(t testing.TB, name string) *repo {
 	return r
 }
 
+// liveHelloApp is the starting point of most tests: a new customer whose hello app answers
+// message, deployed. It returns the customer, the app, its repository and the deployment.
+func liveHelloApp(t testing.TB, prefix, message string) (customer, application, *repo, deployment) {
+	t.Helper()
+	owner := newCustomer(t, uniqueName(prefix)+"@example.com")
+	name := uniqueName(prefix)
+	r := newHelloRepo(t, name, message)
+	app := owner.createApp(t, name, r.URL)
+	dep := owner.deploy(t, app.ID)
+	if dep.Status != "succeeded" {
+		t.Fatalf("deploy of %s: %+v\n%s", name, dep, owner.logs(t, app.ID, dep.ID))
+	}
+	return owner, app, r, dep
+}
+
 // customer is a signed-up customer with its own organization.
 type customer struct {
 	token string

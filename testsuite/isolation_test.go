@@ -8,15 +8,9 @@ import (
 )
 
 func TestCustomerCannotSeeOrTouchAnotherCustomersApp(t *testing.T) {
-	owner := newCustomer(t, uniqueName("owner")+"@example.com")
+	owner, app, _, dep := liveHelloApp(t, "private", "private")
 	intruder := newCustomer(t, uniqueName("intruder")+"@example.com")
-	name := uniqueName("private")
-	r := newHelloRepo(t, name, "private")
-	app := owner.createApp(t, name, r.URL)
-	dep := owner.deploy(t, app.ID)
-	if dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
+	name := app.Name
 	missing := "00000000-0000-4000-8000-000000000000"
 
 	cases := []struct{ name, method, path string }{

@@ -41,14 +41,8 @@ func servingInstances(t testing.TB, host, want string, requests int) map[string]
 }
 
 func TestScaleUpAndDownBehindNginx(t *testing.T) {
-	jo := newCustomer(t, uniqueName("jo")+"@example.com")
-	name := uniqueName("scaled")
-	host := name + ".apps.localhost"
-	r := newHelloRepo(t, name, "scaled v1")
-	app := jo.createApp(t, name, r.URL)
-	if dep := jo.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
+	jo, app, r, _ := liveHelloApp(t, "scaled", "scaled v1")
+	host := app.Name + ".apps.localhost"
 
 	status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/scale", jo.token, map[string]int{"instances": 11}, nil)
 	if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.instances") {

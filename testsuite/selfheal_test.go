@@ -21,14 +21,8 @@ import (
 // agent notices that its route points at a port nothing answers on and repoints nginx. Nobody
 // calls the API.
 func TestAppComesBackAfterDockerdRestarts(t *testing.T) {
-	kim := newCustomer(t, uniqueName("kim")+"@example.com")
-	name := uniqueName("phoenix")
-	host := name + ".apps.localhost"
-	r := newHelloRepo(t, name, "phoenix")
-	app := kim.createApp(t, name, r.URL)
-	if dep := kim.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
+	_, app, _, _ := liveHelloApp(t, "phoenix", "phoenix")
+	host := app.Name + ".apps.localhost"
 	before := appContainers(t, app.ID)
 
 	restartDockerd(t)

@@ -69,14 +69,8 @@ func (g *loadGenerator) finish(minRequests int64) (int64, int64) {
 // total for each operation (`make bench`; figures, not assertions: the target is 0 failed out
 // of at least 5,000).
 func BenchmarkZeroDowntime(b *testing.B) {
-	owner := newCustomer(b, uniqueName("load")+"@example.com")
-	name := uniqueName("load")
-	host := name + ".apps.localhost"
-	r := newHelloRepo(b, name, "load v1")
-	app := owner.createApp(b, name, r.URL)
-	if dep := owner.deploy(b, app.ID); dep.Status != "succeeded" {
-		b.Fatalf("deploy: %+v", dep)
-	}
+	owner, app, r, _ := liveHelloApp(b, "load", "load v1")
+	host := app.Name + ".apps.localhost"
 	version := 1
 	operations := []struct {
 		name string
