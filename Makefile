@@ -20,7 +20,9 @@ BIN := $(CURDIR)/bin
 export SKYPANEL_BIN_DIR := $(BIN)
 
 TEST_TIMEOUT ?= 25m
-BENCHTIME ?= 1s
+BENCHTIME ?= 1x
+# Which benchmarks make bench runs (a go test -bench pattern), e.g. make bench BENCH=ZeroDowntime.
+BENCH ?= .
 # Passed to `skypanel dev` by make run, e.g. make run RUN_ARGS='-h'.
 RUN_ARGS ?=
 
@@ -36,7 +38,7 @@ help:
 	@echo "make base-images  build the buildpacks' runtime images when missing (scripts/base-images.sh)"
 	@echo "make build   build bin/skypanel and bin/skypanel-agent"
 	@echo "make lint    go vet, gofmt check, workflowcheck on ./workflows/..."
-	@echo "make bench   run the benchmarks (BENCHTIME=$(BENCHTIME))"
+	@echo "make bench   run the benchmarks and print the figures as one table (BENCH=$(BENCH) BENCHTIME=$(BENCHTIME))"
 	@echo "make clean   remove the built binaries (keeps bin/temporal, bin/workflowcheck and .data/)"
 
 deps:
@@ -80,8 +82,12 @@ workflowcheck:
 		bin/workflowcheck ./workflows/...; \
 	fi
 
+# Every benchmark is one run of a whole scenario (BENCHTIME=1x); the output is kept in
+# .data/bench.txt and summed up as one table by scripts/bench-table.sh.
 bench: deps base-images build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) ./...
+	@mkdir -p .data
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) -v ./testsuite | tee .data/bench.txt
+	@bash scripts/bench-table.sh .data/bench.txt
 
 clean:
 	rm -f bin/skypanel bin/skypanel-*

@@ -30,17 +30,20 @@ type createAppInput struct {
 		Region    string `json:"region,omitempty" maxLength:"64" doc:"Region id or slug; may be omitted when there is one region"`
 		GitURL    string `json:"git_url" minLength:"1" maxLength:"2048" doc:"https:// URL of the repository"`
 		GitBranch string `json:"git_branch,omitempty" maxLength:"255" default:"main"`
+		// DrainSeconds is the app's drain grace.
+		DrainSeconds int `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" default:"10" doc:"Seconds old instances get to finish their requests when a deploy, scale or restart replaces them (1-120; SIGTERM, then SIGKILL after this long)"`
 	}
 }
 
 type updateAppInput struct {
 	ID   string `path:"id" maxLength:"64"`
 	Body struct {
-		Name      *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
-		Runtime   *string `json:"runtime,omitempty" maxLength:"64"`
-		Plan      *string `json:"plan,omitempty" maxLength:"64"`
-		GitURL    *string `json:"git_url,omitempty" maxLength:"2048"`
-		GitBranch *string `json:"git_branch,omitempty" maxLength:"255"`
+		Name         *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
+		Runtime      *string `json:"runtime,omitempty" maxLength:"64"`
+		Plan         *string `json:"plan,omitempty" maxLength:"64"`
+		GitURL       *string `json:"git_url,omitempty" maxLength:"2048"`
+		GitBranch    *string `json:"git_branch,omitempty" maxLength:"255"`
+		DrainSeconds *int    `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" doc:"Drain grace for old instances, 1-120 seconds; used from the next rollout"`
 	}
 }
 
@@ -117,7 +120,7 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	}
 	app, err := s.store.CreateApplication(ctx, db.NewApplication{
 		OrgID: principal(ctx).OrgID, Name: b.Name, RuntimeID: runtime.ID, PlanID: plan.ID, RegionID: region.ID,
-		GitURL: b.GitURL, GitBranch: branch,
+		GitURL: b.GitURL, GitBranch: branch, DrainSeconds: b.DrainSeconds,
 	})
 	if errors.Is(err, db.ErrConflict) {
 		return nil, huma.Error409Conflict("an application with this name already exists",
@@ -149,7 +152,7 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 	if err := s.validateSource(url, branch); err != nil {
 		return nil, err
 	}
-	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch}
+	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch, DrainSeconds: b.DrainSeconds}
 	if b.Runtime != nil || b.Plan != nil {
 		runtimeRef, planRef := current.Runtime, current.Plan
 		if b.Runtime != nil {

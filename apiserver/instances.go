@@ -28,11 +28,12 @@ type instanceView struct {
 	Container string    `json:"container_id"`
 	ReleaseID string    `json:"release_id"`
 	State     string    `json:"state" doc:"running, restarting, exited, ... or crashing: it keeps dying (see exit_code and last_output)"`
+	Health    string    `json:"health" enum:"healthy,unhealthy,down" doc:"healthy: it answered HTTP on its port when listed; unhealthy: running but not answering; down: not running"`
 	Current   bool      `json:"current" doc:"runs the current release"`
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exit_code"`
 	StartedAt time.Time `json:"started_at"`
-	// LastOutput is the app's last output when the instance is not running.
+	// LastOutput is the app's last output when the instance is not running or keeps crashing.
 	LastOutput string `json:"last_output,omitempty"`
 }
 
@@ -88,8 +89,15 @@ func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instance
 		if inst.Crashing {
 			state = "crashing"
 		}
+		health := "down"
+		if inst.State == "running" {
+			health = "unhealthy"
+			if inst.Healthy {
+				health = "healthy"
+			}
+		}
 		views = append(views, instanceView{
-			Name: inst.Name, Container: inst.ContainerID, ReleaseID: inst.ReleaseID, State: state, LastOutput: inst.LastOutput,
+			Name: inst.Name, Container: inst.ContainerID, ReleaseID: inst.ReleaseID, State: state, Health: health, LastOutput: inst.LastOutput,
 			Current:  inst.ReleaseID != "" && inst.ReleaseID == target.ReleaseID,
 			Restarts: inst.Restarts, ExitCode: inst.ExitCode, StartedAt: inst.StartedAt,
 		})

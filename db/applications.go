@@ -32,6 +32,7 @@ type Application struct {
 	GitBranch           string    `json:"git_branch"`
 	Status              string    `json:"status"`
 	Instances           int       `json:"instances"`
+	DrainSeconds        int       `json:"drain_seconds"`
 	URL                 string    `json:"url"`
 	CurrentDeploymentID *string   `json:"current_deployment_id,omitempty"`
 	ActiveWorkflowID    *string   `json:"active_workflow_id,omitempty"`
@@ -41,7 +42,7 @@ type Application struct {
 	currentInstance string
 }
 
-const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.url,
+const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.url,
 	a.current_deployment_id, a.active_workflow_id, a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
@@ -51,7 +52,7 @@ const appFrom = ` FROM applications a
 
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
-	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.URL,
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.URL,
 		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
@@ -74,14 +75,15 @@ func (s *Store) GetApplication(ctx context.Context, orgID, appID string) (Applic
 // NewApplication is what a customer asks for.
 type NewApplication struct {
 	OrgID, Name, RuntimeID, PlanID, RegionID, GitURL, GitBranch string
+	DrainSeconds                                                int // 0 = the default (10)
 }
 
 // CreateApplication inserts an app.
 func (s *Store) CreateApplication(ctx context.Context, n NewApplication) (Application, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `INSERT INTO applications (org_id, name, runtime_id, plan_id, region_id, git_url, git_branch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		n.OrgID, n.Name, n.RuntimeID, n.PlanID, n.RegionID, n.GitURL, n.GitBranch).Scan(&id)
+	err := s.pool.QueryRow(ctx, `INSERT INTO applications (org_id, name, runtime_id, plan_id, region_id, git_url, git_branch, drain_seconds)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE(NULLIF($8, 0), 10)) RETURNING id`,
+		n.OrgID, n.Name, n.RuntimeID, n.PlanID, n.RegionID, n.GitURL, n.GitBranch, n.DrainSeconds).Scan(&id)
 	if err != nil {
 		return Application{}, translate(err)
 	}
@@ -91,14 +93,17 @@ func (s *Store) CreateApplication(ctx context.Context, n NewApplication) (Applic
 // ApplicationChanges are the fields an owner may change; nil means unchanged.
 type ApplicationChanges struct {
 	RuntimeID, PlanID, GitURL, GitBranch *string
+	DrainSeconds                         *int
 }
 
-// UpdateApplication applies changes; they take effect at the next deployment.
+// UpdateApplication applies changes; they take effect at the next deployment (the drain time
+// at the next rollout).
 func (s *Store) UpdateApplication(ctx context.Context, orgID, appID string, c ApplicationChanges) (Application, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE applications SET
 			runtime_id = COALESCE($3, runtime_id), plan_id = COALESCE($4, plan_id),
-			git_url = COALESCE($5, git_url), git_branch = COALESCE($6, git_branch), updated_at = now()
-		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch)
+			git_url = COALESCE($5, git_url), git_branch = COALESCE($6, git_branch),
+			drain_seconds = COALESCE($7, drain_seconds), updated_at = now()
+		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch, c.DrainSeconds)
 	if err != nil {
 		return Application{}, translate(err)
 	}
@@ -258,6 +263,7 @@ type AppTarget struct {
 	CPUMillis       int
 	MemoryMB        int
 	Instances       int
+	DrainSeconds    int
 	Image           string // the current release's image
 	ReleaseID       string // the operation (deployment or rollback) that made the current release
 	CurrentInstance string
@@ -271,13 +277,13 @@ type AppTarget struct {
 func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
 	var t AppTarget
 	var nodeID, image, release *string
-	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, a.instances,
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, a.instances, a.drain_seconds,
 			COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
-		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &t.Instances, &image, &release, &t.CurrentInstance,
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage)
 	if err != nil {
 		return t, translate(err)

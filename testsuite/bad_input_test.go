@@ -119,4 +119,37 @@ func TestBadInputIsRefusedWithTheFieldAtFaultAndChangesNothing(t *testing.T) {
 			t.Errorf("rename: %d %s", status, raw)
 		}
 	})
+
+	t.Run("drain time is 1-120 seconds and is kept", func(t *testing.T) {
+		create := map[string]any{}
+		for k, v := range with("name", uniqueName("drain")) {
+			create[k] = v
+		}
+		for _, bad := range []int{0, 121, -5} {
+			create["drain_seconds"] = bad
+			status, raw := platform.call(http.MethodPost, "/api/paas/applications", erin.token, create, nil)
+			if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.drain_seconds") {
+				t.Errorf("create with drain_seconds %d: %d %s, want 422 on body.drain_seconds", bad, status, raw)
+			}
+		}
+		create["drain_seconds"] = 30
+		var app struct {
+			ID           string `json:"id"`
+			DrainSeconds int    `json:"drain_seconds"`
+		}
+		if status, raw := platform.call(http.MethodPost, "/api/paas/applications", erin.token, create, &app); status != http.StatusCreated || app.DrainSeconds != 30 {
+			t.Fatalf("create with drain_seconds 30: %d %s", status, raw)
+		}
+		status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, erin.token, map[string]int{"drain_seconds": 500}, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.drain_seconds") {
+			t.Errorf("update to 500: %d %s", status, raw)
+		}
+		platform.call(http.MethodGet, "/api/paas/applications/"+app.ID, erin.token, nil, &app)
+		if app.DrainSeconds != 30 {
+			t.Errorf("a refused update changed drain_seconds to %d", app.DrainSeconds)
+		}
+		if status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, erin.token, map[string]int{"drain_seconds": 60}, &app); status != http.StatusOK || app.DrainSeconds != 60 {
+			t.Errorf("update to 60: %d %s", status, raw)
+		}
+	})
 }

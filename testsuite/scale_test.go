@@ -11,9 +11,13 @@ import (
 )
 
 type instance struct {
-	Name    string `json:"name"`
-	State   string `json:"state"`
-	Current bool   `json:"current"`
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Health     string `json:"health"`
+	Current    bool   `json:"current"`
+	Restarts   int    `json:"restarts"`
+	ExitCode   int    `json:"exit_code"`
+	LastOutput string `json:"last_output"`
 }
 
 func (c customer) instances(t testing.TB, appID string) []instance {

@@ -108,8 +108,8 @@ func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) err
 	var route error
 	// Runs started before the stopped page removed the route, as they did.
 	if workflow.GetVersion(ctx, "stopped-page", workflow.DefaultVersion, 1) == 1 {
-		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 45*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
-			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "stopped-" + operationID, Stopped: true,
+		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
+			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "stopped-" + operationID, Stopped: true, Drain: drainGrace(t),
 		}).Get(ctx, nil)
 	} else {
 		route = workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil)
@@ -117,7 +117,7 @@ func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) err
 	if route != nil {
 		return route
 	}
-	return workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID}).Get(ctx, nil)
+	return drainInstances(ctx, t, nil)
 }
 
 func removeFromNode(ctx workflow.Context, t store.AppTarget) error {

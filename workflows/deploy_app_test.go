@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -31,13 +32,17 @@ const (
 	testAppID        = "3f1c2b8e-0000-4000-8000-000000000001"
 	testDeploymentID = "9a7d5e41-0000-4000-8000-000000000002"
 	testNodeID       = "node-uuid"
+	// testDrainSeconds is the app's drain_seconds: the route change and the removal of old
+	// instances must both be given it.
+	testDrainSeconds = 25
+	testDrain        = testDrainSeconds * time.Second
 )
 
 var testPlan = store.DeploymentPlan{
 	AppTarget: store.AppTarget{
 		AppID: testAppID, OrgID: "org-1", Name: "hello", NodeID: testNodeID,
 		Hostname: "hello.apps.localhost", URL: "http://hello.apps.localhost:8088/",
-		CPUMillis: 250, MemoryMB: 256, CurrentInstance: "sp-hello-previous",
+		CPUMillis: 250, MemoryMB: 256, CurrentInstance: "sp-hello-previous", DrainSeconds: testDrainSeconds,
 	},
 	GitURL: "https://example.com/hello.git", GitBranch: "main",
 	ImageTag: "skypanel/app-" + testAppID + ":" + testDeploymentID,
@@ -86,9 +91,9 @@ func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInst
 	})).Return(docker.StartInstanceResult{InstanceName: instance, HostPort: 49153}, nil).Once()
 	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, nginx.PublishRouteInput{
-		AppID: testAppID, Hostname: "hello.apps.localhost", ReleaseID: testDeploymentID, Upstreams: []string{"127.0.0.1:49153"},
+		AppID: testAppID, Hostname: "hello.apps.localhost", ReleaseID: testDeploymentID, Upstreams: []string{"127.0.0.1:49153"}, Drain: testDrain,
 	}).Return(func(_ context.Context, _ nginx.PublishRouteInput) error { order = append(order, "route"); return nil }).Once()
-	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}}).
+	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}, GracePeriod: testDrain}).
 		Return(func(_ context.Context, _ docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
 			order = append(order, "remove-old")
 			return docker.RemoveInstancesResult{Removed: []string{"sp-hello-previous"}}, nil

@@ -25,7 +25,7 @@ func TestRollbackStartsTheKeptImageWithItsOwnConfigAndBuildsNothing(t *testing.T
 	})).Return(docker.StartInstanceResult{InstanceName: instance, HostPort: 40000}, nil).Once()
 	env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.Anything).Return(nil).Once()
-	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}}).
+	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}, GracePeriod: testDrain}).
 		Return(docker.RemoveInstancesResult{}, nil).Once()
 	env.OnActivity(storeActs.CompleteRollback, mock.Anything, store.CompleteRollbackInput{
 		AppID: testAppID, OperationID: opID, Version: 1, UserID: "user-1", Instance: instance, URL: testPlan.URL,

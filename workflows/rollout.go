@@ -37,9 +37,7 @@ func (r rollout) run(ctx workflow.Context) error {
 	}
 	// nginx now serves the new instances: the old ones can go. A failure here leaves extra
 	// containers running but the release is live, so it is logged, not fatal.
-	removeErr := workflow.ExecuteActivity(nodeContext(ctx, r.Target.NodeID, 2*time.Minute, 0, 5), dockerActs.RemoveInstances,
-		docker.RemoveInstancesInput{AppID: r.Target.AppID, Keep: r.Instances}).Get(ctx, nil)
-	if removeErr != nil {
+	if removeErr := drainInstances(ctx, r.Target, r.Instances); removeErr != nil {
 		workflow.GetLogger(ctx).Error("remove previous instances", "app_id", r.Target.AppID, "error", removeErr)
 	}
 	return nil
@@ -93,10 +91,26 @@ func publishRoute(ctx workflow.Context, t store.AppTarget, releaseID string, por
 	for i, port := range ports {
 		upstreams[i] = loopbackUpstream(port)
 	}
-	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 45*time.Second, 3) // a reload waits up to 12 s for old workers before it heartbeats
+	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 3)
 	return workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
-		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: releaseID, Upstreams: upstreams,
+		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: releaseID, Upstreams: upstreams, Drain: drainGrace(t),
 	}).Get(ctx, nil)
+}
+
+// drainInstances stops and removes every instance of the app but those in keep, giving each
+// the app's drain grace to finish its requests after SIGTERM. Call it once nginx no longer
+// routes to them (publishRoute has waited for nginx's old workers by then).
+func drainInstances(ctx workflow.Context, t store.AppTarget, keep []string) error {
+	return workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 0, 5), dockerActs.RemoveInstances,
+		docker.RemoveInstancesInput{AppID: t.AppID, Keep: keep, GracePeriod: drainGrace(t)}).Get(ctx, nil)
+}
+
+// drainGrace is how long the app's old instances get to finish their requests (drain_seconds).
+func drainGrace(t store.AppTarget) time.Duration {
+	if t.DrainSeconds <= 0 {
+		return nginx.DefaultDrain
+	}
+	return time.Duration(t.DrainSeconds) * time.Second
 }
 
 // removeInstances removes exactly the named instances, whatever happened to the workflow.

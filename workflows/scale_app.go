@@ -59,9 +59,7 @@ func ScaleApp(ctx workflow.Context, in ScaleAppInput) error {
 			return err
 		}
 		// Everything else goes: the extra instances, and any that no longer runs.
-		err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5), dockerActs.RemoveInstances,
-			docker.RemoveInstancesInput{AppID: t.AppID, Keep: namesOf(kept)}).Get(ctx, nil)
-		if err != nil {
+		if err := drainInstances(ctx, t, namesOf(kept)); err != nil {
 			return err
 		}
 	}

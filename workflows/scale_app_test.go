@@ -58,7 +58,7 @@ func TestScaleDownUnroutesBeforeRemoving(t *testing.T) {
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.MatchedBy(func(in nginx.PublishRouteInput) bool {
 		return len(in.Upstreams) == 1 && in.Upstreams[0] == "127.0.0.1:41000"
 	})).Run(func(mock.Arguments) { order = append(order, "route") }).Return(nil).Once()
-	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{"sp-hello-old-1"}}).
+	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{"sp-hello-old-1"}, GracePeriod: testDrain}).
 		Run(func(mock.Arguments) { order = append(order, "remove") }).Return(docker.RemoveInstancesResult{}, nil).Once()
 	env.OnActivity(storeActs.SetInstanceCount, mock.Anything, store.SetInstanceCountInput{AppID: testAppID, Instances: 1}).Return(nil).Once()
 

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,12 +54,27 @@ func (a *Activities) ListInstances(ctx context.Context, in ListInstancesInput) (
 				}
 			}
 		}
-		if inst.State != "running" {
-			inst.Crashing = inst.Restarts >= CrashingAfterRestarts
+		if inst.State == "running" && inst.HostPort > 0 {
+			probeCtx, cancel := context.WithTimeout(ctx, time.Second)
+			inst.Healthy = probe(probeCtx, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.HostPort))+"/")
+			cancel()
+		}
+		inst.Crashing = crashing(inst, time.Now())
+		if inst.Crashing || inst.State != "running" {
 			inst.LastOutput, _ = a.containerTail(ctx, info.ID)
 		}
 		out = append(out, inst)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return ListInstancesResult{Instances: out}, nil
+}
+
+// crashing tells an instance that keeps dying from one that crashed once long ago: Docker's
+// restart count never goes down, so a running instance counts only while its current run is
+// younger than CrashWindow.
+func crashing(inst Instance, now time.Time) bool {
+	if inst.Restarts < CrashingAfterRestarts {
+		return false
+	}
+	return inst.State != "running" || now.Sub(inst.StartedAt) < CrashWindow
 }

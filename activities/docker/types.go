@@ -136,14 +136,22 @@ type Instance struct {
 	Restarts    int       `json:"restarts"`
 	ExitCode    int       `json:"exit_code"`
 	StartedAt   time.Time `json:"started_at"`
-	// Crashing: it keeps dying (restarted CrashingAfterRestarts times or more and not running
-	// now). LastOutput is its last output then, for its owner to read.
+	// Healthy: running, and it answered HTTP on its port within a second when listed (the
+	// same probe that gates an instance into nginx's upstream).
+	Healthy bool `json:"healthy"`
+	// Crashing: it keeps dying (restarted CrashingAfterRestarts times or more, and not running
+	// now or running for less than CrashWindow). LastOutput is its last output then, for its
+	// owner to read.
 	Crashing   bool   `json:"crashing"`
 	LastOutput string `json:"last_output,omitempty"`
 }
 
-// CrashingAfterRestarts is how many restarts make an instance that is not running "crashing".
-const CrashingAfterRestarts = 3
+// CrashingAfterRestarts is how many restarts make an instance "crashing", while it is down or
+// within CrashWindow of its last start.
+const (
+	CrashingAfterRestarts = 3
+	CrashWindow           = time.Minute
+)
 
 // ListInstancesResult lists an app's containers, sorted by name.
 type ListInstancesResult struct {

@@ -27,7 +27,7 @@ func (a *Activities) PublishRoute(ctx context.Context, in PublishRouteInput) err
 
 // RemoveRoute stops serving the app's host name (idempotent).
 func (a *Activities) RemoveRoute(ctx context.Context, in RemoveRouteInput) error {
-	return asActivityError(a.Router.Remove(ctx, in.AppID))
+	return asActivityError(a.Router.Remove(ctx, in.AppID, in.Drain, func() { activity.RecordHeartbeat(ctx, "removing route") }))
 }
 
 // asActivityError makes the user's mistakes non-retryable; other failures (nginx not running, a

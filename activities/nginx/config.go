@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // NotServedText is the body of the 404 nginx answers for a host name no app is published at.
@@ -82,9 +83,24 @@ http {
 `, listen.directive, NotServedText, workerShutdownTimeout)
 }
 
-// workerShutdownTimeout is nginx's worker_shutdown_timeout; the router waits this long (and a
-// little more) for a reload's old workers to go before it reports the new routes live.
-const workerShutdownTimeout = "10s"
+// Drain bounds: how long the router waits, after a reload, for the old workers still proxying
+// to an app's previous instances (PublishRouteInput.Drain, the app's drain_seconds).
+// nginx's worker_shutdown_timeout is the largest, so no app's requests are cut short by nginx.
+const (
+	DefaultDrain          = 10 * time.Second
+	MaxDrain              = 120 * time.Second
+	workerShutdownTimeout = "120s"
+)
+
+func drainLimit(drain time.Duration) time.Duration {
+	switch {
+	case drain <= 0:
+		return DefaultDrain
+	case drain > MaxDrain:
+		return MaxDrain
+	}
+	return drain
+}
 
 // renderGeneration is generation.conf, included by the default server.
 func renderGeneration(generation string) string {

@@ -110,7 +110,8 @@ func (r *Router) Start(ctx context.Context) error {
 	if err := writeFileAtomic(r.confPath(), []byte(renderBase(r.listen)), 0o644); err != nil {
 		return fmt.Errorf("write nginx.conf: %w", err)
 	}
-	if err := r.load(ctx, nil); err != nil {
+	// No drain wait: the workers a restarted agent retires serve the same routes.
+	if _, err := r.load(ctx, nil); err != nil {
 		return err
 	}
 	slog.InfoContext(ctx, "nginx running", "prefix", r.opts.Prefix, "listen", r.opts.Listen, "pid", r.masterPID())
@@ -150,10 +151,14 @@ func (r *Router) Publish(ctx context.Context, in PublishRouteInput, heartbeat fu
 	if err := validateRoute(in); err != nil {
 		return err
 	}
-	if err := r.publish(ctx, in); err != nil {
+	reloaded, err := r.publish(ctx, in)
+	if err != nil {
 		return err
 	}
-	return r.waitHeader(ctx, in.Hostname, ReleaseHeader, in.ReleaseID, heartbeat)
+	if err := r.waitHeader(ctx, in.Hostname, ReleaseHeader, in.ReleaseID, heartbeat); err != nil {
+		return err
+	}
+	return reloaded.drain(ctx, in.Drain, heartbeat)
 }
 
 // routePath keeps, beside an app's site file, the route it was rendered from (the name does not
@@ -162,13 +167,14 @@ func (r *Router) routePath(app string) string {
 	return filepath.Join(r.sitesDir(), "app-"+app+".route.json")
 }
 
-func (r *Router) publish(ctx context.Context, in PublishRouteInput) error {
+func (r *Router) publish(ctx context.Context, in PublishRouteInput) (reload, error) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	if err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in))); err != nil {
-		return err
+	reloaded, err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in)))
+	if err != nil {
+		return reload{}, err
 	}
-	return r.saveRoute(in)
+	return reloaded, r.saveRoute(in)
 }
 
 func (r *Router) saveRoute(in PublishRouteInput) error {
@@ -205,55 +211,74 @@ func (r *Router) Routes() ([]PublishRouteInput, error) {
 // release: a deploy that published another release meanwhile wins. It reports whether it
 // changed anything.
 func (r *Router) Repoint(ctx context.Context, appID, release string, upstreams []string) (bool, error) {
+	changed, reloaded, drain, err := r.repoint(ctx, appID, release, upstreams)
+	if err != nil || !changed {
+		return changed, err
+	}
+	return true, reloaded.drain(ctx, drain, nil)
+}
+
+func (r *Router) repoint(ctx context.Context, appID, release string, upstreams []string) (bool, reload, time.Duration, error) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
 	raw, err := os.ReadFile(r.routePath(appID))
 	if err != nil {
-		return false, nil // the route is gone
+		return false, reload{}, 0, nil // the route is gone
 	}
 	var route PublishRouteInput
 	if err := json.Unmarshal(raw, &route); err != nil || route.ReleaseID != release || route.Stopped {
-		return false, nil
+		return false, reload{}, 0, nil
 	}
 	route.Upstreams = upstreams
 	if err := validateRoute(route); err != nil {
-		return false, err
+		return false, reload{}, 0, err
 	}
-	if err := r.apply(ctx, appID, []byte(renderSite(r.listen, route))); err != nil {
-		return false, err
+	reloaded, err := r.apply(ctx, appID, []byte(renderSite(r.listen, route)))
+	if err != nil {
+		return false, reload{}, 0, err
 	}
-	return true, r.saveRoute(route)
+	return true, reloaded, route.Drain, r.saveRoute(route)
 }
 
-// Remove deletes the app's server block; an app with none is fine.
-func (r *Router) Remove(ctx context.Context, appID string) error {
+// Remove deletes the app's server block (an app with none is fine), then waits up to drain for
+// the requests nginx's old workers still proxy to the app.
+func (r *Router) Remove(ctx context.Context, appID string, drain time.Duration, heartbeat func()) error {
 	if err := validateSlug("app id", appID); err != nil {
 		return err
 	}
-	r.routeMu.Lock()
-	defer r.routeMu.Unlock()
-	if err := r.apply(ctx, appID, nil); err != nil {
+	reloaded, err := r.remove(ctx, appID)
+	if err != nil {
 		return err
 	}
-	if err := os.Remove(r.routePath(appID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove route of app %s: %w", appID, err)
+	return reloaded.drain(ctx, drain, heartbeat)
+}
+
+func (r *Router) remove(ctx context.Context, appID string) (reload, error) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	reloaded, err := r.apply(ctx, appID, nil)
+	if err != nil {
+		return reload{}, err
 	}
-	return nil
+	if err := os.Remove(r.routePath(appID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return reload{}, fmt.Errorf("remove route of app %s: %w", appID, err)
+	}
+	return reloaded, nil
 }
 
 // apply replaces (content != nil) or removes the app's site file, tests the whole config and
 // reloads; a config nginx rejects is rolled back and returned as *ConfigTestError.
-func (r *Router) apply(ctx context.Context, appID string, content []byte) error {
+func (r *Router) apply(ctx context.Context, appID string, content []byte) (reload, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	path := r.sitePath(appID)
 	previous, err := os.ReadFile(path)
 	hadPrevious := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
+		return reload{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if content == nil && !hadPrevious {
-		return nil
+		return reload{}, nil
 	}
 	if content != nil {
 		err = writeFileAtomic(path, content, 0o644)
@@ -261,7 +286,7 @@ func (r *Router) apply(ctx context.Context, appID string, content []byte) error 
 		err = os.Remove(path)
 	}
 	if err != nil {
-		return fmt.Errorf("write site of app %s: %w", appID, err)
+		return reload{}, fmt.Errorf("write site of app %s: %w", appID, err)
 	}
 	restore := func() {
 		var err error
@@ -274,36 +299,55 @@ func (r *Router) apply(ctx context.Context, appID string, content []byte) error 
 			slog.ErrorContext(ctx, "restore nginx site", "app_id", appID, "err", err)
 		}
 	}
-	if err := r.load(ctx, restore); err != nil {
-		return err
+	reloaded, err := r.load(ctx, restore)
+	if err != nil {
+		return reload{}, err
 	}
 	slog.InfoContext(ctx, "nginx site updated", "app_id", appID, "removed", content == nil)
-	return nil
+	return reloaded, nil
 }
 
 // load checks the configuration on disk and makes the master serve it: a new generation is
 // written, nginx -t run (on failure rollback, if set, restores the previous files), the master
 // reloaded or started, and the default server polled until it answers with the new generation.
-func (r *Router) load(ctx context.Context, rollback func()) error {
+// It returns the workers the reload retired; the caller drains them (reload.drain) once it no
+// longer holds the router's locks, so one app's long drain does not hold up the others.
+func (r *Router) load(ctx context.Context, rollback func()) (reload, error) {
 	generation := strconv.FormatInt(time.Now().UnixNano(), 10)
 	if err := writeFileAtomic(filepath.Join(r.opts.Prefix, "generation.conf"), []byte(renderGeneration(generation)), 0o644); err != nil {
-		return fmt.Errorf("write generation.conf: %w", err)
+		return reload{}, fmt.Errorf("write generation.conf: %w", err)
 	}
 	if err := r.test(ctx); err != nil {
 		if rollback != nil {
 			rollback()
 		}
-		return err
+		return reload{}, err
 	}
 	master := r.masterPID()
-	oldWorkers := workersOf(master)
+	retired := reload{master: master, oldWorkers: workersOf(master)}
 	if err := r.reload(ctx); err != nil {
-		return err
+		return reload{}, err
 	}
 	if err := r.waitHeader(ctx, generationProbeHost, GenerationHeader, generation, nil); err != nil {
-		return err
+		return reload{}, err
 	}
-	return waitGone(ctx, master, oldWorkers, 12*time.Second)
+	return retired, nil
+}
+
+// reload is what a configuration reload left behind: the old workers, which finish the requests
+// they had accepted, possibly to upstreams the new configuration dropped.
+type reload struct {
+	master     int
+	oldWorkers []int
+}
+
+// drain waits until the old workers are gone, at most drain (DefaultDrain when zero, never more
+// than MaxDrain): until then the instances they proxy to must not be stopped.
+func (rl reload) drain(ctx context.Context, drain time.Duration, heartbeat func()) error {
+	if len(rl.oldWorkers) == 0 {
+		return nil
+	}
+	return waitGone(ctx, rl.master, rl.oldWorkers, drainLimit(drain), heartbeat)
 }
 
 // workersOf lists the worker processes of an nginx master (its children), 0 for none.
@@ -346,9 +390,11 @@ func procParent(pid int) (int, byte) {
 
 // waitGone waits until the old workers of a reload have finished their requests and exited:
 // until then they may still send requests to upstreams the new configuration dropped, so the
-// instances behind those must not be stopped yet. Bounded by nginx's worker_shutdown_timeout.
-func waitGone(ctx context.Context, master int, pids []int, limit time.Duration) error {
+// instances behind those must not be stopped yet. Bounded by limit (nginx's own bound is
+// worker_shutdown_timeout, MaxDrain). heartbeat (may be nil) is called about once a second.
+func waitGone(ctx context.Context, master int, pids []int, limit time.Duration, heartbeat func()) error {
 	deadline := time.Now().Add(limit)
+	lastBeat := time.Now()
 	for _, pid := range pids {
 		for {
 			// Gone, a zombie, or the pid reused by another process.
@@ -356,8 +402,12 @@ func waitGone(ctx context.Context, master int, pids []int, limit time.Duration) 
 				break
 			}
 			if time.Now().After(deadline) {
-				slog.WarnContext(ctx, "old nginx workers still running after the reload", "pid", pid)
+				slog.WarnContext(ctx, "old nginx workers still running after the drain time", "pid", pid, "drain", limit)
 				return nil
+			}
+			if heartbeat != nil && time.Since(lastBeat) > time.Second {
+				heartbeat()
+				lastBeat = time.Now()
 			}
 			select {
 			case <-ctx.Done():

@@ -70,6 +70,7 @@ type AppTarget struct {
 	CPUMillis        int
 	MemoryMB         int
 	Instances        int    // how many instances the app runs
+	DrainSeconds     int    // how long old instances get to finish their requests (0: 10 s)
 	Image            string // the current release's image ("" before the first deploy)
 	ReleaseID        string // the current release's deployment id
 	CurrentInstance  string
@@ -150,7 +151,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		StackImages: stacks,
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
-		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances,
+		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances, DrainSeconds: t.DrainSeconds,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,

@@ -1,18 +1,32 @@
 // helloapp is the app the e2e tests deploy: a static binary (FROM scratch, no registry) that
 // answers every request with the contents of /message.txt, on $PORT as the platform asks.
-// Started with the argument "crash" it exits at once, like an app with a broken start command.
+// Started with the argument "crash" it exits at once, like an app with a broken start command;
+// with "serve-then-exit <duration>" it serves for that long, then exits with code 4, like an app
+// that keeps dying in production.
 package main
 
 import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "crash" {
 		fmt.Println("boom: crashing on purpose before listening")
 		os.Exit(3)
+	}
+	if len(os.Args) > 2 && os.Args[1] == "serve-then-exit" {
+		lifetime, err := time.ParseDuration(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		time.AfterFunc(lifetime, func() {
+			fmt.Println("out of memory (pretend): giving up after " + lifetime.String())
+			os.Exit(4)
+		})
 	}
 	port := os.Getenv("PORT")
 	if port == "" {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prints the issue's benchmark figures as one table from `go test -bench` output (a file, or
+# stdin). Used by `make bench`; each figure comes from the benchmark named in its row.
+set -euo pipefail
+
+awk '
+/^Benchmark/ {
+    name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+    # After the name and the iteration count come "value unit" pairs.
+    for (i = 3; i + 1 <= NF; i += 2) m[name, $(i + 1)] = $i
+    seen[name] = 1
+}
+function get(b, unit) { return ((b, unit) in m) ? m[b, unit] : "" }
+function row(figure, value, target) { printf "| %-44s | %-40s | %-14s |\n", figure, value, target }
+function missing(b) { return "not run (" b ")" }
+END {
+    printf "| %-44s | %-40s | %-14s |\n", "figure", "measured", "target"
+    printf "|%s|%s|%s|\n", "----------------------------------------------", "------------------------------------------", "----------------"
+    split("redeploy rollback restart scale-1-10 scale-10-1", ops, " ")
+    for (k = 1; k <= 5; k++) {
+        op = ops[k]
+        f = get("ZeroDowntime", op "-failed"); t = get("ZeroDowntime", op "-requests")
+        row("1. failed requests during " op, (t == "" ? missing("ZeroDowntime") : sprintf("%d failed / %d", f, t)), "0 / >= 5000")
+    }
+    r = get("DeployOverhead", "overhead-ratio")
+    row("2. deploy overhead (platform / docker+nginx)", (r == "" ? missing("DeployOverhead") : sprintf("%.2f (%.2f s / %.2f s)", r, get("DeployOverhead", "platform-s"), get("DeployOverhead", "floor-s"))), "<= 1.10")
+    p = get("TaskPickup", "p50-ms")
+    row("3. task pickup, 202 to first node activity", (p == "" ? missing("TaskPickup") : sprintf("p50 %.1f ms, p99 %.1f ms", p, get("TaskPickup", "p99-ms"))), "p50 <= 50 ms")
+    r = get("ScaleOut", "ratio")
+    row("4. scale 1->10 (platform / docker run x10)", (r == "" ? missing("ScaleOut") : sprintf("%.2f (%.2f s / %.2f s)", r, get("ScaleOut", "platform-s"), get("ScaleOut", "floor-s"))), "<= 1.2")
+    i = get("AgentMemory", "idle-MiB")
+    row("5. agent resident memory", (i == "" ? missing("AgentMemory") : sprintf("idle %.1f MiB, building %.1f MiB", i, get("AgentMemory", "building-MiB"))), "idle <= 40 MB")
+    if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
+    c = get("NodeRebuild", "cold/cached")
+    if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")
+}
+' "${1:-/dev/stdin}"
