@@ -306,7 +306,7 @@ func TestLogStreamStopsWhenTheClientLeaves(t *testing.T) {
 }
 
 func TestLogsOperationDocumentsBothContentTypes(t *testing.T) {
-	s := New(Config{}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(Config{Keyring: testKeyring(t)}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	raw, err := json.Marshal(s.API().OpenAPI())
 	if err != nil {
 		t.Fatal(err)

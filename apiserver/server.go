@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // Config is what the API needs beyond its dependencies.
@@ -23,6 +24,12 @@ type Config struct {
 	AllowLoopbackGit bool
 	// Version is reported in the OpenAPI document.
 	Version string
+	// Keyring seals and opens the apps' environment values and serves the Temporal codec
+	// endpoint. Required.
+	Keyring *secrets.Keyring
+	// CodecOrigins are the Temporal Web UI origins (e.g. http://127.0.0.1:8233) allowed to call
+	// the codec endpoint from the browser.
+	CodecOrigins []string
 }
 
 // Server serves the API.
@@ -39,6 +46,9 @@ type Server struct {
 func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Logger) *Server {
 	if cfg.Version == "" {
 		cfg.Version = "0.1.0"
+	}
+	if cfg.Keyring == nil {
+		panic("apiserver: Config.Keyring is required")
 	}
 	mux := http.NewServeMux()
 	hcfg := huma.DefaultConfig("SkyPanel PaaS API", cfg.Version)
@@ -57,6 +67,8 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerDeployments()
 	s.registerReleases()
 	s.registerInstances()
+	s.registerEnv()
+	s.registerCodec()
 	return s
 }
 

@@ -122,6 +122,8 @@ const (
 	OpDelete   = "delete"
 	OpRollback = "rollback"
 	OpScale    = "scale"
+	// OpConfigure rolls out a change of the app's environment (ConfigureApp).
+	OpConfigure = "configure"
 )
 
 // InvalidStateError refuses an operation the app's state does not allow.

@@ -42,6 +42,8 @@ type ReleaseConfig struct {
 	CPUMillis int    `json:"cpu_millis"`
 	MemoryMB  int    `json:"memory_mb"`
 	Runtime   string `json:"runtime"`
+	// EnvKeys are the names of the variables the release runs with (values are never copied).
+	EnvKeys []string `json:"env_keys,omitempty"`
 }
 
 const releaseColumns = `r.id, r.app_id, r.version, r.kind, r.description, r.deployment_id, r.restored_version, r.commit_sha, r.image,
@@ -84,7 +86,8 @@ func recordDeployRelease(ctx context.Context, tx pgx.Tx, deploymentID string) er
 	_, err := tx.Exec(ctx, `INSERT INTO releases (app_id, version, operation_id, kind, deployment_id, commit_sha, image, config, description, created_by)
 		SELECT d.app_id, COALESCE((SELECT max(version) FROM releases WHERE app_id = d.app_id), 0) + 1, d.id, 'deploy', d.id,
 			d.commit_sha, d.image,
-			jsonb_build_object('plan', p.slug, 'cpu_millis', p.cpu_millis, 'memory_mb', p.memory_mb, 'runtime', rt.slug),
+			jsonb_build_object('plan', p.slug, 'cpu_millis', p.cpu_millis, 'memory_mb', p.memory_mb, 'runtime', rt.slug,
+				'env_keys', (SELECT COALESCE(jsonb_agg(key ORDER BY key), '[]'::jsonb) FROM app_env WHERE app_id = d.app_id)),
 			CASE WHEN d.commit_sha = '' THEN 'Deploy' ELSE 'Deploy ' || left(d.commit_sha, 7) END, d.created_by
 		FROM deployments d JOIN applications a ON a.id = d.app_id
 		JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id

@@ -31,6 +31,10 @@ type ClientConfig struct {
 	// DataConverter, when set, replaces the SDK's default converter. This is the seam for the
 	// AES-GCM payload codec (converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec)).
 	DataConverter converter.DataConverter
+	// FailureConverter, when set, replaces the SDK's default failure converter. With the payload
+	// codec it must be the one from EncryptionConverters, or error messages and stack traces stay
+	// in plaintext in histories.
+	FailureConverter converter.FailureConverter
 	// TLS, when set, is used for the gRPC connection (mTLS to a production cluster).
 	TLS *tls.Config
 	// AttemptTimeout bounds one connection attempt; default 5s.
@@ -40,10 +44,11 @@ type ClientConfig struct {
 // Options returns the SDK client options for cfg (logger may be nil).
 func (cfg ClientConfig) Options(logger *slog.Logger) client.Options {
 	opts := client.Options{
-		HostPort:      cfg.Address,
-		Namespace:     cfg.Namespace,
-		Identity:      cfg.Identity,
-		DataConverter: cfg.DataConverter,
+		HostPort:         cfg.Address,
+		Namespace:        cfg.Namespace,
+		Identity:         cfg.Identity,
+		DataConverter:    cfg.DataConverter,
+		FailureConverter: cfg.FailureConverter,
 	}
 	if opts.HostPort == "" {
 		opts.HostPort = DefaultAddress

@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	sptemporal "github.com/skypanel/skypanel/temporal"
 	"github.com/skypanel/skypanel/workflows"
 )
 
@@ -28,6 +31,18 @@ func replayHistory(t *testing.T, workflowID, recordAs string) {
 			t.Fatalf("history of %s: %v", workflowID, err)
 		}
 		history.Events = append(history.Events, event)
+	}
+	// The stored payloads are encrypted; decode them with the platform's keyring first (what the
+	// Temporal UI does through the codec endpoint), so the replay and a recorded history read
+	// like any other.
+	codec := sptemporal.NewPayloadCodec(platform.keyring)
+	if err := proxy.VisitPayloads(ctx, history, proxy.VisitPayloadsOptions{
+		SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return codec.Decode(payloads)
+		},
+	}); err != nil {
+		t.Fatalf("decode the history of %s: %v", workflowID, err)
 	}
 	replayer := worker.NewWorkflowReplayer()
 	for _, wf := range workflows.All {

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
+	"github.com/skypanel/skypanel/secrets"
+	sptemporal "github.com/skypanel/skypanel/temporal"
 	"go.temporal.io/sdk/client"
 )
 
@@ -36,6 +38,7 @@ type stack struct {
 	helloBinary  string
 	docker       *dockerclient.Client
 	temporal     client.Client
+	keyring      *secrets.Keyring
 	binary       string
 	args         []string
 	cmd          *exec.Cmd
@@ -142,7 +145,13 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.docker, err = dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()); err != nil {
 		return s, err
 	}
-	if s.temporal, err = client.Dial(client.Options{HostPort: s.temporalAddr}); err != nil {
+	// Payloads are encrypted with the keyring skypanel dev generated: the tests' client uses it
+	// too, to read workflow results.
+	if s.keyring, _, err = secrets.LoadKeyring(secrets.KeySource{DevKeyFile: filepath.Join(s.dataDir, "secret.key")}); err != nil {
+		return s, fmt.Errorf("load the dev keyring: %w", err)
+	}
+	dataConverter, failureConverter := sptemporal.EncryptionConverters(s.keyring)
+	if s.temporal, err = client.Dial(client.Options{HostPort: s.temporalAddr, DataConverter: dataConverter, FailureConverter: failureConverter}); err != nil {
 		return s, fmt.Errorf("dial temporal: %w", err)
 	}
 	return s, nil
@@ -156,7 +165,8 @@ func (s *stack) launch(ctx context.Context) error {
 	}
 	defer logFile.Close()
 	s.cmd = exec.Command(s.binary, s.args...)
-	s.cmd.Env = append(os.Environ(), "DATABASE_URL=")
+	// The dev defaults: a local database and a keyring generated into the data dir.
+	s.cmd.Env = append(os.Environ(), "DATABASE_URL=", secrets.KeyringEnv+"=")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/activities/gitclone"
 	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/temporal"
 )
 
@@ -26,6 +27,10 @@ import (
 // It sets slog's default logger to carry node_id.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	keyring, err := cfg.Keyring()
+	if err != nil {
 		return err
 	}
 	// 0711: nginx workers (an unprivileged user) may traverse to the nginx prefix; nobody else
@@ -75,11 +80,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// A node may boot before the control plane: Dial retries until Temporal answers.
 	host, _ := os.Hostname()
+	dataConverter, failureConverter := temporal.EncryptionConverters(keyring)
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
-		Address:       cfg.TemporalAddress,
-		Namespace:     cfg.TemporalNamespace,
-		Identity:      fmt.Sprintf("skypanel-agent/%s@%s", creds.NodeID, host),
-		DataConverter: cfg.DataConverter,
+		Address:          cfg.TemporalAddress,
+		Namespace:        cfg.TemporalNamespace,
+		Identity:         fmt.Sprintf("skypanel-agent/%s@%s", creds.NodeID, host),
+		DataConverter:    dataConverter,
+		FailureConverter: failureConverter,
 	}, slog.Default())
 	if err != nil {
 		return err
@@ -95,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		WorkerStopTimeout: 10 * time.Second,
 		OnFatalError:      func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router)
+	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -126,9 +133,9 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker and nginx.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring})
 	r.RegisterActivity(&nginx.Activities{Router: router})
 }
 

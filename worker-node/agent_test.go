@@ -22,6 +22,7 @@ import (
 	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/activities/gitclone"
 	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
@@ -87,11 +88,27 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	defer srv.Stop()
 
 	api := newFakeAPI(t)
+	// The agent encrypts its payloads with the platform's keyring: the control side's client
+	// must hold the same one.
+	keyEntry, err := secrets.NewKeyEntry("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, err := secrets.ParseKeyring(keyEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataConverter, failureConverter := sptemporal.EncryptionConverters(keyring)
+	control, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), DataConverter: dataConverter, FailureConverter: failureConverter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer control.Close()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg, err := ParseConfig([]string{
 		"--api-url", api.URL, "--data-dir", t.TempDir(), "--temporal-address", srv.FrontendHostPort(),
 		"--nginx-listen", listen, "--stop-nginx-on-exit", "--heartbeat-interval", "1s",
-	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc"}), io.Discard)
+	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc", secrets.KeyringEnv: keyEntry}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,13 +122,13 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	}()
 
 	// The control plane side: a workflow on its own queue calling the node's activities.
-	w := worker.New(srv.Client(), "agent-test-control", worker.Options{})
+	w := worker.New(control, "agent-test-control", worker.Options{})
 	w.RegisterWorkflow(nodeProbeWorkflow)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	run, err := srv.Client().ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "agent-test-control"}, nodeProbeWorkflow, sptemporal.NodeTaskQueue("node-1"))
+	run, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "agent-test-control"}, nodeProbeWorkflow, sptemporal.NodeTaskQueue("node-1"))
 	if err != nil {
 		t.Fatal(err)
 	}

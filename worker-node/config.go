@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/converter"
-
 	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // Defaults of the agent's configuration.
@@ -39,10 +38,21 @@ type Config struct {
 	AllowLoopbackGit  bool          // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
 	StopNginxOnExit   bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
 	HeartbeatInterval time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
+	SecretKeyFile     string        // --secret-key-file, SKYPANEL_SECRET_KEY_FILE
 
-	// DataConverter, when set, encodes the worker's payloads (the control plane's payload codec).
-	// Not a flag: the main package sets it.
-	DataConverter converter.DataConverter
+	// secretKeySpec is SKYPANEL_SECRET_KEY (never a flag: ps and usage would show it). The
+	// platform's keyring, from it or from SecretKeyFile, decrypts workflow payloads and the
+	// apps' environment values on this node.
+	secretKeySpec string
+}
+
+// Keyring loads the platform's keyring: SKYPANEL_SECRET_KEY, else --secret-key-file.
+func (c Config) Keyring() (*secrets.Keyring, error) {
+	ring, _, err := secrets.LoadKeyring(secrets.KeySource{EnvValue: c.secretKeySpec, DevKeyFile: c.SecretKeyFile})
+	if err != nil {
+		return nil, fmt.Errorf("the node needs the platform's secret keyring (SKYPANEL_SECRET_KEY or --secret-key-file): %w", err)
+	}
+	return ring, nil
 }
 
 // ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
@@ -64,6 +74,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", DefaultTemporalNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", env("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the platform's keyring, when SKYPANEL_SECRET_KEY is not set (env SKYPANEL_SECRET_KEY_FILE)")
+	c.secretKeySpec = getenv(secrets.KeyringEnv)
 	fs.StringVar(&c.NginxBinary, "nginx-bin", env("SKYPANEL_NGINX_BIN", nginx.DefaultBinary), "nginx executable (env SKYPANEL_NGINX_BIN)")
 
 	boolDefault := func(key string) (bool, error) {

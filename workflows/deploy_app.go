@@ -59,6 +59,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
 		Runtime: plan.RuntimeKind, BuildImage: plan.BuildImage, RunImage: plan.RunImage, StackImages: plan.StackImages,
+		Env: plan.Env,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
 	if buildErr != nil {

@@ -55,7 +55,7 @@ func startInstances(ctx workflow.Context, t store.AppTarget, releaseID, image st
 	for i, name := range names {
 		starts[i] = workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, docker.StartInstanceInput{
 			AppID: t.AppID, OrgID: t.OrgID, ReleaseID: releaseID, DeploymentID: deploymentID, InstanceName: name, Image: image,
-			Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort,
+			Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort, Env: t.Env,
 		})
 	}
 	ports := make([]int, len(names))

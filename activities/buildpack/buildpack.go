@@ -104,6 +104,10 @@ type Options struct {
 	// ByKind are the catalogue's images per stack, used by the auto runtime for the stack it
 	// detects ([0] build, [1] run). A stack missing here uses its DefaultImage.
 	ByKind map[Kind][2]string
+	// BuildArgs name the app's build-time variables: the generated Dockerfile declares each
+	// (ARG) in its build stage, so install and build steps see them. Values travel as build
+	// arguments, never in the Dockerfile.
+	BuildArgs []string
 }
 
 // Error is a problem with the repository that its owner has to fix; its text is meant for them.
@@ -137,7 +141,8 @@ type Plan struct {
 	// Log is what to tell the app's owner before the build starts, one line each.
 	Log []string
 
-	steps []step
+	buildArgs []string
+	steps     []step
 }
 
 // Images are the images the generated Dockerfile builds FROM.
@@ -177,7 +182,7 @@ func Prepare(dir string, opts Options) (*Plan, error) {
 		return nil, userError("runtime %q has no buildpack: use dockerfile, auto, node, python or php", runtime)
 	}
 
-	p := &Plan{Kind: kind, Marker: marker}
+	p := &Plan{Kind: kind, Marker: marker, buildArgs: opts.BuildArgs}
 	if err := p.setImages(opts); err != nil {
 		return nil, err
 	}

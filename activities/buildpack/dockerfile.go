@@ -80,6 +80,9 @@ func (g *generator) header(p *Plan, workdir string) {
 		g.line("FROM %s AS build", p.BuildImage)
 	}
 	g.line("WORKDIR %s", workdir)
+	for _, name := range p.buildArgs {
+		g.line("ARG %s", name)
+	}
 }
 
 // runStage switches to the run image when it differs from the build image, copying what the

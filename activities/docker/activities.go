@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // Error types of the non-retryable application errors this package returns.
@@ -26,6 +27,9 @@ type Activities struct {
 	Client *client.Client
 	Logs   buildlog.Sink
 	NodeID string
+	// Keyring opens the apps' sealed environment values; nil on a node without a key (then
+	// apps with variables cannot start there).
+	Keyring *secrets.Keyring
 
 	networkMu sync.Mutex // serializes EnsureNetwork so two calls never race to create one network
 }

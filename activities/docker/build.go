@@ -70,7 +70,20 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	for kind, images := range in.StackImages {
 		byKind[buildpack.Kind(kind)] = [2]string{images.Build, images.Run}
 	}
-	plan, err := buildpack.Prepare(in.ContextDir, buildpack.Options{Runtime: in.Runtime, BuildImage: in.BuildImage, RunImage: in.RunImage, ByKind: byKind})
+	buildEnv, err := a.openEnv(in.AppID, in.Env, true)
+	if err != nil {
+		return BuildImageResult{}, err
+	}
+	buildArgs := make(map[string]*string, len(buildEnv))
+	argNames := make([]string, 0, len(buildEnv))
+	for k, v := range buildEnv {
+		buildArgs[k] = &v
+		argNames = append(argNames, k)
+	}
+	sort.Strings(argNames)
+	plan, err := buildpack.Prepare(in.ContextDir, buildpack.Options{
+		Runtime: in.Runtime, BuildImage: in.BuildImage, RunImage: in.RunImage, ByKind: byKind, BuildArgs: argNames,
+	})
 	if err != nil {
 		return BuildImageResult{}, buildFailed(err.Error())
 	}
@@ -126,7 +139,9 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		ForceRemove: true,
 		Version:     build.BuilderV1,
 		Labels:      labels,
+		BuildArgs:   buildArgs,
 	})
+	clear(buildArgs)
 	if err != nil {
 		if ctx.Err() != nil {
 			return BuildImageResult{}, ctx.Err()
@@ -261,7 +276,7 @@ func validateBuild(in BuildImageInput) error {
 	if !filepath.IsAbs(in.ContextDir) {
 		return invalidInput("the build context %q is not an absolute path", in.ContextDir)
 	}
-	return nil
+	return validateSealedVars(in.Env)
 }
 
 // checkDockerfile explains a missing Dockerfile in the user's words before Docker does in its own.

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 type memSink struct {
@@ -146,7 +147,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1_000_000_000)
 	f := &fixture{sink: &memSink{}, appID: "test-app-" + suffix, orgID: "test-org-" + suffix}
-	f.a = &Activities{Client: c, Logs: f.sink, NodeID: "test-node"}
+	f.a = &Activities{Client: c, Logs: f.sink, NodeID: "test-node", Keyring: testKeyring(t)}
 	t.Cleanup(func() {
 		byApp := filters.NewArgs(filters.Arg("label", LabelApp+"="+f.appID))
 		list, _ := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byApp})
@@ -240,8 +241,9 @@ func (f *fixture) buildHelloImage(t *testing.T) string {
 	return tag
 }
 
-func (f *fixture) start(t *testing.T, tag, name string, env map[string]string) (StartInstanceResult, error) {
+func (f *fixture) start(t *testing.T, tag, name string, plain map[string]string) (StartInstanceResult, error) {
 	t.Helper()
+	env := sealVars(t, f.a.Keyring, f.appID, plain)
 	var net EnsureNetworkResult
 	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
 		t.Fatalf("EnsureNetwork: %v", err)
@@ -495,8 +497,11 @@ func TestStartInstanceRejectsBadInput(t *testing.T) {
 		func(in *StartInstanceInput) { in.InstanceName = "../x" },
 		func(in *StartInstanceInput) { in.AppID = "a b" },
 		func(in *StartInstanceInput) { in.Port = 0 },
-		func(in *StartInstanceInput) { in.Env = map[string]string{"lower": "x"} },
-		func(in *StartInstanceInput) { in.Env = map[string]string{"A=B": "x"} },
+		func(in *StartInstanceInput) { in.Env = []SealedVar{{Key: "lower", Sealed: "v1:k:x"}} },
+		func(in *StartInstanceInput) { in.Env = []SealedVar{{Key: "A=B", Sealed: "v1:k:x"}} },
+		func(in *StartInstanceInput) {
+			in.Env = []SealedVar{{Key: "A", Sealed: "v1:k:x"}, {Key: "A", Sealed: "v1:k:y"}}
+		},
 		func(in *StartInstanceInput) { in.Image = "--privileged" },
 	}
 	for i, mutate := range bad {
@@ -507,5 +512,66 @@ func TestStartInstanceRejectsBadInput(t *testing.T) {
 		if !errors.As(err, &appErr) || appErr.Type() != ErrTypeInvalidInput {
 			t.Errorf("case %d: %v, want InvalidInput", i, err)
 		}
+	}
+}
+
+func testKeyring(t *testing.T) *secrets.Keyring {
+	t.Helper()
+	entry, err := secrets.NewKeyEntry("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secrets.ParseKeyring(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
+// sealVars seals plain values for appID, as the API stores them.
+func sealVars(t *testing.T, ring *secrets.Keyring, appID string, plain map[string]string) []SealedVar {
+	t.Helper()
+	keys := make([]string, 0, len(plain))
+	for k := range plain {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var vars []SealedVar
+	for _, k := range keys {
+		sealed, err := ring.Encrypt([]byte(plain[k]), secrets.AppEnvValue(appID, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars = append(vars, SealedVar{Key: k, Sealed: sealed})
+	}
+	return vars
+}
+
+// A value sealed for another app, or under a key the node lacks, never starts a container: the
+// start fails with a non-retryable error naming the variable and not the value.
+func TestStartInstanceFailsClosedOnForeignSealedValues(t *testing.T) {
+	f := newFixture(t)
+	tag := f.buildHelloImage(t)
+	var net EnsureNetworkResult
+	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
+		t.Fatal(err)
+	}
+	otherApp := sealVars(t, f.a.Keyring, "another-app", map[string]string{"TOKEN": "s3cr3t-value"})
+	otherKey := sealVars(t, testKeyring(t), f.appID, map[string]string{"TOKEN": "s3cr3t-value"})
+	for name, env := range map[string][]SealedVar{"sealed for another app": otherApp, "sealed under another key": otherKey} {
+		err := f.run(t, f.a.StartInstance, StartInstanceInput{
+			AppID: f.appID, OrgID: f.orgID, ReleaseID: "r1", InstanceName: f.appID + "-sealed", Image: tag, Network: net.Network,
+			CPUMillis: 500, MemoryMB: 64, Port: 8000, Env: env,
+		}, nil)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != ErrTypeSecretUnavailable || !appErr.NonRetryable() {
+			t.Errorf("%s: %v, want a non-retryable SecretUnavailable", name, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "TOKEN")) {
+			t.Errorf("%s: the error should name TOKEN and not its value: %v", name, err)
+		}
+	}
+	if _, err := f.a.Client.ContainerInspect(context.Background(), f.appID+"-sealed"); err == nil {
+		t.Error("a container was created with an environment the node could not open")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -106,8 +105,13 @@ func (a *Activities) reuseInstance(ctx context.Context, in StartInstanceInput, l
 }
 
 func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) (string, error) {
-	config, hostConfig, netConfig := instanceSpec(in, a.NodeID)
+	env, err := a.openEnv(in.AppID, in.Env, false)
+	if err != nil {
+		return "", err
+	}
+	config, hostConfig, netConfig := instanceSpec(in, env, a.NodeID)
 	resp, err := a.Client.ContainerCreate(ctx, config, hostConfig, netConfig, nil, in.InstanceName)
+	clear(env) // the opened values are not kept around in this process
 	if err == nil {
 		return resp.ID, nil
 	}
@@ -125,15 +129,16 @@ func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) 
 	return "", fmt.Errorf("create container %s: %w", in.InstanceName, err)
 }
 
-// instanceSpec is the one place an app container's configuration is decided.
-func instanceSpec(in StartInstanceInput, nodeID string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+// instanceSpec is the one place an app container's configuration is decided; env is the app's
+// opened environment.
+func instanceSpec(in StartInstanceInput, env map[string]string, nodeID string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	port := nat.Port(strconv.Itoa(in.Port) + "/tcp")
 	memory := int64(in.MemoryMB) * 1024 * 1024
 	pids := int64(PidsLimit)
 	config := &container.Config{
 		Image:        in.Image,
 		User:         InstanceUser,
-		Env:          instanceEnv(in),
+		Env:          instanceEnv(in.Port, env),
 		ExposedPorts: nat.PortSet{port: struct{}{}},
 		Labels: map[string]string{
 			LabelManaged: "true",
@@ -172,17 +177,17 @@ func instanceSpec(in StartInstanceInput, nodeID string) (*container.Config, *con
 
 // instanceEnv is PORT plus the app's variables in a stable order; the platform's PORT wins over
 // a user variable of the same name.
-func instanceEnv(in StartInstanceInput) []string {
-	keys := make([]string, 0, len(in.Env))
-	for k := range in.Env {
+func instanceEnv(port int, vars map[string]string) []string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
 		if k != "PORT" {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
-	env := []string{"PORT=" + strconv.Itoa(in.Port)}
+	env := []string{"PORT=" + strconv.Itoa(port)}
 	for _, k := range keys {
-		env = append(env, k+"="+in.Env[k])
+		env = append(env, k+"="+vars[k])
 	}
 	return env
 }
@@ -218,15 +223,7 @@ func validateInstance(in StartInstanceInput) error {
 	if in.CPUMillis < 1 {
 		return invalidInput("invalid CPU limit %d millicores", in.CPUMillis)
 	}
-	for k, v := range in.Env {
-		if !envKeyPattern.MatchString(k) {
-			return invalidInput("invalid environment variable name %q: use A-Z, 0-9 and '_', not starting with a digit", k)
-		}
-		if strings.ContainsRune(v, 0) {
-			return invalidInput("environment variable %s contains a NUL character", k)
-		}
-	}
-	return nil
+	return validateSealedVars(in.Env)
 }
 
 // publishedPort reads the loopback port Docker chose for the container's port.

@@ -32,6 +32,9 @@ type BuildImageInput struct {
 	// StackImages are the catalogue's images per stack (node, python, php), for the auto
 	// runtime: the detected stack's entry is used.
 	StackImages map[string]StackImages
+	// Env is the app's environment, sealed; the build-time variables among it are given to the
+	// build as build arguments.
+	Env []SealedVar `json:",omitempty"`
 }
 
 // StackImages are one stack's build and run images.
@@ -66,11 +69,21 @@ type StartInstanceInput struct {
 	Network      string
 	CPUMillis    int
 	MemoryMB     int
-	Port         int               // the port the app must listen on, given to it as $PORT
-	Env          map[string]string // extra environment (the env-vars issue fills it)
+	Port         int // the port the app must listen on, given to it as $PORT
+	// Env is the app's environment, values sealed; the node opens them with the platform's
+	// keyring just before it creates the container.
+	Env []SealedVar
 	// DeploymentID, when set, receives the container's last log lines (source "start") if it
 	// exits right after starting.
 	DeploymentID string
+}
+
+// SealedVar is an environment variable whose value is a secrets envelope bound to the app and
+// the key (secrets.AppEnvValue). BuildTime: the build sees it too, as a build argument.
+type SealedVar struct {
+	Key       string
+	Sealed    string
+	BuildTime bool `json:",omitempty"`
 }
 
 // StartInstanceResult tells where the instance answers on the node's loopback.

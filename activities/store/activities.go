@@ -61,18 +61,21 @@ func notRetryable(err error) error {
 
 // AppTarget is an app as a workflow acts on it.
 type AppTarget struct {
-	AppID            string
-	OrgID            string
-	Name             string
-	NodeID           string
-	Hostname         string
-	URL              string
-	CPUMillis        int
-	MemoryMB         int
-	Instances        int    // how many instances the app runs
-	DrainSeconds     int    // how long old instances get to finish their requests (0: 10 s)
-	Image            string // the current release's image ("" before the first deploy)
-	ReleaseID        string // the current release's deployment id
+	AppID        string
+	OrgID        string
+	Name         string
+	NodeID       string
+	Hostname     string
+	URL          string
+	CPUMillis    int
+	MemoryMB     int
+	Instances    int // how many instances the app runs
+	DrainSeconds int // how long old instances get to finish their requests (0: 10 s)
+	// Env is the app's environment, each value still sealed (a secrets envelope the node opens
+	// when it starts an instance or a build): workflow histories never hold a plaintext value.
+	Env              []docker.SealedVar `json:",omitempty"`
+	Image            string             // the current release's image ("" before the first deploy)
+	ReleaseID        string             // the current release's deployment id
 	CurrentInstance  string
 	AllowLoopbackGit bool
 	// The app's runtime: its kind and the buildpack's base images; for the auto runtime, the
@@ -136,6 +139,14 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 	if err != nil {
 		return AppTarget{}, notRetryable(err)
 	}
+	vars, err := a.Store.ListEnv(ctx, in.AppID)
+	if err != nil {
+		return AppTarget{}, err
+	}
+	env := make([]docker.SealedVar, len(vars))
+	for i, v := range vars {
+		env[i] = docker.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
+	}
 	var stacks map[string]docker.StackImages
 	if t.RuntimeKind == "auto" {
 		catalogue, err := a.Store.StackImages(ctx)
@@ -148,6 +159,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		}
 	}
 	return AppTarget{
+		Env:         env,
 		StackImages: stacks,
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),

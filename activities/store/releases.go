@@ -99,3 +99,22 @@ func (a *Activities) PruneReleaseImages(ctx context.Context, in PruneReleaseImag
 	}
 	return PruneReleaseImagesResult{Images: images}, nil
 }
+
+// CompleteConfigReleaseInput is a config change now serving.
+type CompleteConfigReleaseInput struct {
+	AppID       string
+	OperationID string
+	UserID      string
+	Description string // what changed, by key name ("Set CANARY, unset OLD"): never a value
+	Instance    string
+	URL         string
+}
+
+// CompleteConfigRelease records the config change as the app's newest release and makes it
+// current.
+func (a *Activities) CompleteConfigRelease(ctx context.Context, in CompleteConfigReleaseInput) error {
+	if err := a.Store.CompleteConfigRelease(ctx, in.AppID, in.OperationID, in.UserID, in.Description, in.Instance, in.URL); err != nil {
+		return fmt.Errorf("record config release of %s: %w", in.AppID, err)
+	}
+	return nil
+}

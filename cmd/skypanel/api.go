@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -22,9 +23,13 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("api", flag.ExitOnError)
 	cfg.bind(fs, 0)
 	addr := fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
+	codecOrigins := fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
 	adminTokenFile := fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if err := cfg.loadKeyring(log, false); err != nil {
 		return err
 	}
 	store, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
@@ -46,7 +51,8 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	return serveAPI(ctx, log, apiserver.New(apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit}, store, tc, log), listener)
+	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins)}
+	return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
 }
 
 // serveAPI serves until ctx is done, then drains in-flight requests.
@@ -88,4 +94,15 @@ func dialTemporal(ctx context.Context, log *slog.Logger, cfg controlConfig) (cli
 	dialCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return sptemporal.Dial(dialCtx, cfg.temporalClient(), log)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 
 	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
@@ -20,6 +22,11 @@ type controlConfig struct {
 	AppPublicPort     int
 	AllowLoopbackGit  bool
 	KeepReleaseImages int
+	// SecretKeyFile holds the keyring when SKYPANEL_SECRET_KEY is unset (dev generates it).
+	SecretKeyFile string
+
+	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
+	keyring *secrets.Keyring
 }
 
 func envOr(key, def string) string {
@@ -43,6 +50,7 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.PlatformDomain, "platform-domain", envOr("PLATFORM_DOMAIN", "apps.localhost"), "apps answer at <name>.<domain> (PLATFORM_DOMAIN)")
 	fs.StringVar(&c.AppURLScheme, "app-url-scheme", envOr("APP_URL_SCHEME", "http"), "scheme of app URLs (APP_URL_SCHEME)")
 	fs.IntVar(&c.AppPublicPort, "app-public-port", envInt("APP_PUBLIC_PORT", defaultPublicPort), "port in app URLs, 0 for the scheme's default (APP_PUBLIC_PORT)")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the secret keyring, used when SKYPANEL_SECRET_KEY is unset (SKYPANEL_SECRET_KEY_FILE)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -66,6 +74,28 @@ func (c *controlConfig) routing() store.Routing {
 	return store.Routing{PlatformDomain: c.PlatformDomain, URLScheme: c.AppURLScheme, PublicPort: c.AppPublicPort}
 }
 
+// loadKeyring reads the secret keyring from SKYPANEL_SECRET_KEY, else from SecretKeyFile;
+// with generate (skypanel dev) a missing file is created with a new key.
+func (c *controlConfig) loadKeyring(log *slog.Logger, generate bool) error {
+	ring, created, err := secrets.LoadKeyring(secrets.KeySource{
+		EnvValue: os.Getenv(secrets.KeyringEnv), DevKeyFile: c.SecretKeyFile, GenerateDevKey: generate,
+	})
+	if err != nil {
+		return fmt.Errorf("secret keyring (set %s, or --secret-key-file): %w", secrets.KeyringEnv, err)
+	}
+	if created {
+		log.Info("generated a new secret key", "file", c.SecretKeyFile, "key_id", ring.PrimaryID())
+	}
+	c.keyring = ring
+	return nil
+}
+
+// temporalClient is the Temporal client configuration of every control-plane process: with the
+// keyring, payloads and failures are encrypted before they reach Temporal.
 func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
-	return sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
+	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
+	if c.keyring != nil {
+		cfg.DataConverter, cfg.FailureConverter = sptemporal.EncryptionConverters(c.keyring)
+	}
+	return cfg
 }

@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/db/localcluster"
+	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/temporal/devserver"
 )
 
@@ -80,6 +83,9 @@ func parseDevConfig(args []string) (devConfig, error) {
 		return cfg, err
 	}
 	cfg.DataDir = dataDir
+	if cfg.SecretKeyFile == "" {
+		cfg.SecretKeyFile = filepath.Join(dataDir, "secret.key")
+	}
 	if cfg.AgentBin == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -120,6 +126,11 @@ func (s *devStack) start(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	// Locally the keyring lives in the data dir, made on the first start (production requires
+	// SKYPANEL_SECRET_KEY).
+	if err := cfg.loadKeyring(s.log, true); err != nil {
+		return err
+	}
 
 	if cfg.DatabaseURL == "" {
 		s.log.Info("starting local Postgres cluster", "dir", filepath.Join(cfg.DataDir, "postgres"))
@@ -140,6 +151,8 @@ func (s *devStack) start(ctx context.Context) error {
 		CLIPath: cfg.TemporalCLI, DBFile: filepath.Join(cfg.DataDir, "temporal.db"),
 		IP: cfg.TemporalIP, Port: cfg.TemporalPort, UIPort: cfg.UIPort,
 		LogFile: filepath.Join(cfg.DataDir, "temporal.log"), Logger: s.log,
+		// The Web UI decodes payloads through the API's codec endpoint (administrators only).
+		CodecEndpoint: strings.TrimSuffix(loopbackURL(cfg.APIAddr)+codecEndpointPath, "/"),
 	})
 	if err != nil {
 		return fmt.Errorf("start Temporal: %w", err)
@@ -156,6 +169,10 @@ func (s *devStack) start(ctx context.Context) error {
 		return err
 	}
 	s.onShutdown(func(context.Context) { closeDB() })
+	// After a rotation (skypanel secrets rotate) the stored secrets move to the new key here.
+	if _, err := reencryptSecrets(ctx, s.log, st, cfg.keyring); err != nil {
+		return err
+	}
 	s.tokenFile = filepath.Join(cfg.DataDir, "admin.token")
 	if err := ensureAdminToken(ctx, st, s.tokenFile); err != nil {
 		return err
@@ -172,7 +189,8 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
-		return serveAPI(ctx, s.log, apiserver.New(apiserver.Config{AllowLoopbackGit: true}, st, tc, s.log), listener)
+		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL)}
+		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
 	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {
 		return runControlWorker(ctx, s.log, cfg.controlConfig, st, tc)
@@ -222,6 +240,7 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 			"--nginx-listen", cfg.NginxListen,
 			"--allow-loopback-git",
 			"--stop-nginx-on-exit",
+			"--secret-key-file", cfg.SecretKeyFile,
 		)
 		cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -351,10 +370,50 @@ func (s *devStack) printBanner() {
 
     API            %[1]s
     API docs       %[1]s/docs   (OpenAPI: %[1]s/openapi.json)
-    Temporal UI    %[2]s
+    Temporal UI    %[2]s   (payloads are encrypted; to read them, sign in at %[1]s%[8]slogin)
     Apps           %[3]s://<name>.%[4]s:%[5]d/
     Admin token    %[6]s   (curl -H "Authorization: Bearer $(cat %[6]s)" %[1]s/api/paas/admin/nodes)
-    Data           %[7]s
+    Data           %[7]s   (secret keyring: %[9]s)
 
-`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir)
+`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir, codecEndpointPath, s.keyringSource())
+}
+
+// keyringSource says where the keyring came from, for the banner.
+func (s *devStack) keyringSource() string {
+	if os.Getenv(secrets.KeyringEnv) != "" {
+		return secrets.KeyringEnv
+	}
+	return s.cfg.SecretKeyFile
+}
+
+// codecEndpointPath is where the API serves the Temporal UI's remote codec.
+const codecEndpointPath = "/api/paas/temporal-codec/"
+
+// loopbackURL is the http:// URL of a listen address, on 127.0.0.1 when it listens on all
+// addresses.
+func loopbackURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// uiOrigins are the origins a browser may show the Temporal UI under: its URL, and the same
+// port on localhost and 127.0.0.1.
+func uiOrigins(uiURL string) []string {
+	u, err := url.Parse(uiURL)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	origins := []string{u.Scheme + "://" + u.Host}
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		if origin := u.Scheme + "://" + net.JoinHostPort(host, u.Port()); origin != origins[0] {
+			origins = append(origins, origin)
+		}
+	}
+	return origins
 }

@@ -18,6 +18,7 @@ commands:
   api       serve the REST API
   worker    run the control-plane Temporal worker (workflows + state activities)
   migrate   apply database migrations and exit
+  secrets   manage the secret keyring: new-key, rotate, reencrypt
 
 Run 'skypanel <command> -h' for the command's flags.`
 
@@ -41,6 +42,8 @@ func main() {
 		err = runWorker(ctx, log, args)
 	case "migrate":
 		err = runMigrate(ctx, log, args)
+	case "secrets":
+		err = runSecrets(ctx, log, args)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return

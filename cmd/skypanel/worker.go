@@ -23,6 +23,9 @@ func runWorker(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.loadKeyring(log, false); err != nil {
+		return err
+	}
 	st, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
 // helloapp is the app the e2e tests deploy: a static binary (FROM scratch, no registry) that
-// answers every request with the contents of /message.txt, on $PORT as the platform asks.
+// answers every request with the contents of /message.txt, on $PORT as the platform asks, and
+// /env/NAME with the value of the environment variable NAME.
 // Started with the argument "crash" it exits at once, like an app with a broken start command;
 // with "serve-then-exit <duration>" it serves for that long, then exits with code 4, like an app
 // that keeps dying in production.
@@ -34,6 +35,12 @@ func main() {
 		os.Exit(1)
 	}
 	instance, _ := os.Hostname() // the container's id: tells the instances behind nginx apart
+	// /env/NAME echoes the variable NAME: how the tests see what the platform gave the app.
+	http.HandleFunc("/env/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Instance", instance)
+		fmt.Fprint(w, os.Getenv(r.URL.Path[len("/env/"):]))
+	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		msg, err := os.ReadFile("/message.txt")
 		if err != nil {

@@ -1,0 +1,156 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/skypanel/skypanel/db"
+)
+
+func envOf(t *testing.T, appID string) map[string]string {
+	t.Helper()
+	vars, err := testStore.ListEnv(context.Background(), appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, v := range vars {
+		m[v.Key] = v.Sealed
+	}
+	return m
+}
+
+// An app that runs no release stores the change and takes no lock; removing a variable that
+// does not exist changes nothing at all, even the other changes of the same request.
+func TestEnvChangesAreAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-1", StillRunning: never}
+	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:aaa"}, {Key: "B", Sealed: "v1:k1:bbb"}}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rollout || len(res.Created) != 2 {
+		t.Errorf("a never-deployed app: rollout %v, created %v", res.Rollout, res.Created)
+	}
+	if app, _ := testStore.GetApplication(ctx, f.org, f.app.ID); app.ActiveWorkflowID != nil {
+		t.Errorf("a change to an app without a release took the lock")
+	}
+
+	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:changed"}, {Key: "MISSING", Unset: true}}, req)
+	var missing *db.EnvKeyNotFoundError
+	if !errors.As(err, &missing) || missing.Key != "MISSING" {
+		t.Fatalf("unset of a missing key: %v", err)
+	}
+	if got := envOf(t, f.app.ID); got["A"] != "v1:k1:aaa" || len(got) != 2 {
+		t.Errorf("a refused request changed the environment: %v", got)
+	}
+
+	// Another organization sees no such app.
+	other := newFixture(t)
+	if _, err := testStore.ChangeEnv(ctx, other.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:x"}}, req); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("another organization's change: %v, want not found", err)
+	}
+}
+
+// A running app's change takes the operation lock in the same transaction; a busy app refuses
+// the change; undoing puts every value back and frees the lock.
+func TestEnvChangeOfARunningAppTakesTheLockAndCanBeUndone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	runningWithRelease(t, f)
+	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-2", StillRunning: always}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Sealed: "v1:k1:keep"}}, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.ReleaseOperation(ctx, f.app.ID, "wf-env-2"); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Unset: true}, {Key: "NEW", Sealed: "v1:k1:new"}},
+		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-3", StillRunning: always})
+	if err != nil || !res.Rollout {
+		t.Fatalf("change of a running app: %+v %v", res, err)
+	}
+	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "OTHER", Sealed: "v1:k1:o"}},
+		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-4", StillRunning: always})
+	var busy *db.BusyError
+	if !errors.As(err, &busy) {
+		t.Errorf("a change while another rolls out: %v, want busy", err)
+	}
+	if err := testStore.UndoEnvChange(ctx, f.app.ID, "wf-env-3", res); err != nil {
+		t.Fatal(err)
+	}
+	if got := envOf(t, f.app.ID); len(got) != 1 || got["KEEP"] != "v1:k1:keep" {
+		t.Errorf("after undo: %v, want only KEEP as before", got)
+	}
+	if app, _ := testStore.GetApplication(ctx, f.org, f.app.ID); app.ActiveWorkflowID != nil {
+		t.Errorf("undo kept the lock")
+	}
+}
+
+func TestReplaceSealedValueOnlyReplacesWhatItRead(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-5", StillRunning: never}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: "v1:old:1"}}, req); err != nil {
+		t.Fatal(err)
+	}
+	ref := db.AppEnvRef{AppID: f.app.ID, Key: "K", Sealed: "v1:old:1"}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: "v1:new:2"}}, req); err != nil {
+		t.Fatal(err)
+	}
+	replaced, err := testStore.ReplaceSealedValue(ctx, ref, "v1:new:resealed")
+	if err != nil || replaced {
+		t.Errorf("a value changed meanwhile was replaced: %v %v", replaced, err)
+	}
+	if got := envOf(t, f.app.ID); got["K"] != "v1:new:2" {
+		t.Errorf("K = %q", got["K"])
+	}
+}
+
+// runningWithRelease deploys f's app (on paper): a succeeded deployment, release v1, running.
+func runningWithRelease(t *testing.T, f fixture) {
+	t.Helper()
+	ctx := context.Background()
+	dep := uuid.NewString()
+	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-deploy-" + dep, StillRunning: never}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.CompleteDeployment(ctx, f.app.ID, dep, "sp-x-1", "http://x/"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A config release copies the current release's image and lists the variable names, never
+// their values.
+func TestConfigReleaseKeepsTheImageAndNamesTheKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	runningWithRelease(t, f)
+	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-6", StillRunning: never}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "CANARY", Sealed: "v1:k1:sealed"}}, req); err != nil {
+		t.Fatal(err)
+	}
+	op := uuid.NewString()
+	if err := testStore.CompleteConfigRelease(ctx, f.app.ID, op, "", "Set CANARY", "sp-x-2", "http://x/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.CompleteConfigRelease(ctx, f.app.ID, op, "", "Set CANARY", "sp-x-2", "http://x/"); err != nil {
+		t.Fatalf("recording it twice: %v", err)
+	}
+	releases, err := testStore.ListReleases(ctx, f.org, f.app.ID)
+	if err != nil || len(releases) != 2 {
+		t.Fatalf("releases %+v %v", releases, err)
+	}
+	latest, first := releases[0], releases[1]
+	if latest.Kind != "config" || latest.Version != 2 || latest.Image != first.Image || latest.Description != "Set CANARY" || !latest.Current {
+		t.Errorf("config release %+v (first %+v)", latest, first)
+	}
+	if raw := string(latest.Config); !strings.Contains(raw, `"env_keys": ["CANARY"]`) || strings.Contains(raw, "sealed") {
+		t.Errorf("config snapshot %s", raw)
+	}
+}

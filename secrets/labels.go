@@ -1,0 +1,10 @@
+package secrets
+
+// Associated data binds each kind of secret to its place, so an envelope copied into another
+// record fails to open. One function per kind of secret, used both where it is sealed and where
+// it is opened.
+
+// AppEnvValue labels the value of environment variable key of an app.
+func AppEnvValue(appID, key string) []byte {
+	return []byte("app_env:" + appID + ":" + key)
+}
