@@ -86,7 +86,7 @@ workflowcheck:
 # .data/bench.txt and summed up as one table by scripts/bench-table.sh.
 bench: deps base-images build
 	@mkdir -p .data
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) -v ./testsuite | tee .data/bench.txt
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(TEST_TIMEOUT) -v ./db ./testsuite | tee .data/bench.txt
 	@bash scripts/bench-table.sh .data/bench.txt
 
 clean:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -30,6 +31,9 @@ type Config struct {
 	// CodecOrigins are the Temporal Web UI origins (e.g. http://127.0.0.1:8233) allowed to call
 	// the codec endpoint from the browser.
 	CodecOrigins []string
+	// BillingPeriod is the billing run's period: a credit resumes an organization's suspended
+	// apps once its wallet pays one period of them.
+	BillingPeriod time.Duration
 }
 
 // Server serves the API.
@@ -69,6 +73,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerInstances()
 	s.registerEnv()
 	s.registerCodec()
+	s.registerWallet()
 	return s
 }
 

@@ -50,6 +50,9 @@ func (s *Store) CreateUser(ctx context.Context, email, name, role string, tokenH
 		if err := tx.QueryRow(ctx, `INSERT INTO organizations (name) VALUES ($1) RETURNING id`, name).Scan(&u.OrgID); err != nil {
 			return err
 		}
+		if err := ensureWallet(ctx, tx, u.OrgID, s.Currency); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `INSERT INTO users (email, name, role) VALUES ($1, $2, $3)
 			RETURNING id, email, name, role, created_at`, email, name, role).
 			Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt); err != nil {

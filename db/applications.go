@@ -124,6 +124,9 @@ const (
 	OpScale    = "scale"
 	// OpConfigure rolls out a change of the app's environment (ConfigureApp).
 	OpConfigure = "configure"
+	// OpSuspend and OpResume are billing's: the wallet cannot pay, then can again.
+	OpSuspend = "suspend"
+	OpResume  = "resume"
 )
 
 // InvalidStateError refuses an operation the app's state does not allow.
@@ -200,6 +203,9 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 	if status == AppDeleting && kind != OpDelete {
 		return &InvalidStateError{Reason: "the application is being deleted"}
 	}
+	if status == AppSuspended && kind != OpDelete && kind != OpResume {
+		return &InvalidStateError{Reason: "the application is suspended: its organization's wallet cannot pay for it. Add funds and it resumes by itself"}
+	}
 	switch kind {
 	case OpStop:
 		if status == AppStopped {
@@ -214,6 +220,14 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		}
 		if status == AppRunning {
 			return &InvalidStateError{Reason: "the application is already running"}
+		}
+	case OpSuspend:
+		if status != AppRunning {
+			return &InvalidStateError{Reason: "only a running application is suspended"}
+		}
+	case OpResume:
+		if status != AppSuspended {
+			return &InvalidStateError{Reason: "the application is not suspended"}
 		}
 	case OpScale:
 		if status != AppRunning {
@@ -335,20 +349,28 @@ var ErrNoNode = errors.New("no online node in the application's region")
 
 // SetAppRunning records that instance of the current release now serves the app.
 func (s *Store) SetAppRunning(ctx context.Context, appID, instance, url string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'running', current_instance = $2, url = $3, updated_at = now() WHERE id = $1`, appID, instance, url)
-	return translate(err)
+	return s.changeAndSyncUsage(ctx, appID, `UPDATE applications SET status = 'running', current_instance = $2, url = $3, updated_at = now() WHERE id = $1`, appID, instance, url)
+}
+
+// changeAndSyncUsage runs one update of the app and brings its usage segment in line, in one
+// transaction: billing starts and stops exactly when the app's state does.
+func (s *Store) changeAndSyncUsage(ctx context.Context, appID, sql string, args ...any) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			return err
+		}
+		return syncUsage(ctx, tx, appID)
+	}))
 }
 
 // SetAppStopped records that the app serves nothing on purpose.
 func (s *Store) SetAppStopped(ctx context.Context, appID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE applications SET status = 'stopped', current_instance = '', updated_at = now() WHERE id = $1`, appID)
-	return translate(err)
+	return s.changeAndSyncUsage(ctx, appID, `UPDATE applications SET status = 'stopped', current_instance = '', updated_at = now() WHERE id = $1`, appID)
 }
 
 // DeleteApplication removes the app's row (its deployments and logs cascade).
 func (s *Store) DeleteApplication(ctx context.Context, appID string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, appID)
-	return translate(err)
+	return s.changeAndSyncUsage(ctx, appID, `DELETE FROM applications WHERE id = $1`, appID)
 }
 
 // MarkAppDeploying shows a first deployment under way; an app with a release keeps its status
@@ -361,6 +383,5 @@ func (s *Store) MarkAppDeploying(ctx context.Context, appID string) error {
 
 // SetInstanceCount records how many instances the app runs (1-10).
 func (s *Store) SetInstanceCount(ctx context.Context, appID string, instances int) error {
-	_, err := s.pool.Exec(ctx, `UPDATE applications SET instances = $2, updated_at = now() WHERE id = $1`, appID, instances)
-	return translate(err)
+	return s.changeAndSyncUsage(ctx, appID, `UPDATE applications SET instances = $2, updated_at = now() WHERE id = $1`, appID, instances)
 }

@@ -135,7 +135,10 @@ func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, ins
 		_, err := tx.Exec(ctx, `UPDATE applications SET status = 'running', current_deployment_id = $2, current_instance = $3,
 			current_release_id = (SELECT id FROM releases WHERE operation_id = $2),
 			url = $4, updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID, instance, url)
-		return err
+		if err != nil {
+			return err
+		}
+		return syncUsage(ctx, tx, appID)
 	}))
 }
 

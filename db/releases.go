@@ -115,7 +115,10 @@ func (s *Store) CompleteRollback(ctx context.Context, appID, operationID string,
 		_, err := tx.Exec(ctx, `UPDATE applications a SET current_release_id = r.id, current_deployment_id = r.deployment_id,
 				current_instance = $3, url = $4, status = 'running', updated_at = now()
 			FROM releases r WHERE r.operation_id = $2 AND a.id = $1`, appID, operationID, instance, url)
-		return err
+		if err != nil {
+			return err
+		}
+		return syncUsage(ctx, tx, appID)
 	}))
 }
 

@@ -11,10 +11,15 @@ import (
 // Store runs SkyPanel's queries. Every state change is one transaction: all or nothing.
 type Store struct {
 	pool *pgxpool.Pool
+	// Currency of new wallets (ISO 4217, minor units everywhere); DefaultCurrency unless set.
+	Currency string
 }
 
+// DefaultCurrency is the wallets' currency unless configured otherwise.
+const DefaultCurrency = "USD"
+
 // NewStore wraps an open pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, Currency: DefaultCurrency} }
 
 // Pool exposes the pool for health checks.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

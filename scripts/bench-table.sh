@@ -30,6 +30,8 @@ END {
     row("4. scale 1->10 (platform / docker run x10)", (r == "" ? missing("ScaleOut") : sprintf("%.2f (%.2f s / %.2f s)", r, get("ScaleOut", "platform-s"), get("ScaleOut", "floor-s"))), "<= 1.2")
     i = get("AgentMemory", "idle-MiB")
     row("5. agent resident memory", (i == "" ? missing("AgentMemory") : sprintf("idle %.1f MiB, building %.1f MiB", i, get("AgentMemory", "building-MiB"))), "idle <= 40 MB")
+    e = get("BillingRun10000Apps", "entries")
+    row("6. billing run over 10,000 running apps", (e == "" ? missing("BillingRun10000Apps") : sprintf("%.2f s, %d ledger entries", get("BillingRun10000Apps", "run-s"), e)), "<= 60 s, 10000")
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")

@@ -19,10 +19,12 @@ const (
 	SearchAttrAppID  = "SkyPanelAppID"
 	SearchAttrOrgID  = "SkyPanelOrgID"
 	SearchAttrNodeID = "SkyPanelNodeID"
+	// SearchAttrOperation names platform-wide work: "billing", "suspend", "resume".
+	SearchAttrOperation = "SkyPanelOperation"
 )
 
 // SearchAttributeNames lists the keyword search attributes the namespace must have.
-var SearchAttributeNames = []string{SearchAttrAppID, SearchAttrOrgID, SearchAttrNodeID}
+var SearchAttributeNames = []string{SearchAttrAppID, SearchAttrOrgID, SearchAttrNodeID, SearchAttrOperation}
 
 // DeployWorkflowID names the DeployApp run of one deployment. It doubles as an idempotency key:
 // starting the same deployment twice finds the existing run.
@@ -37,7 +39,19 @@ func AppOperationWorkflowID(operation, appID, operationID string) string {
 
 // Typed keys of the search attributes, for workflows and the API.
 var (
-	AppIDKey  = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrAppID)
-	OrgIDKey  = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOrgID)
-	NodeIDKey = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrNodeID)
+	AppIDKey     = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrAppID)
+	OrgIDKey     = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOrgID)
+	NodeIDKey    = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrNodeID)
+	OperationKey = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOperation)
 )
+
+// BillingScheduleID is the Temporal Schedule that starts BillingRun every period.
+const BillingScheduleID = "skypanel-billing"
+
+// BillingRunWorkflowID names a billing run started by hand (the schedule names its own).
+func BillingRunWorkflowID(runID string) string { return "billing/" + runID }
+
+// SuspendOrganizationWorkflowID and ResumeOrganizationWorkflowID: at most one of each runs per
+// organization at a time (a second start finds the running one).
+func SuspendOrganizationWorkflowID(orgID string) string { return "suspend/" + orgID }
+func ResumeOrganizationWorkflowID(orgID string) string  { return "resume/" + orgID }

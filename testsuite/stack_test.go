@@ -138,6 +138,8 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--agent-bin", agentBin,
 		// Small, so the retention of release images is exercised by a few deploys.
 		"--keep-release-images", "2",
+		// Short, so an app runs through whole billing periods within a test.
+		"--billing-period", billingPeriod.String(),
 	}
 	if err := s.launch(ctx); err != nil {
 		return s, err

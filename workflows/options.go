@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/skypanel/skypanel/activities/billing"
 	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/activities/gitclone"
 	"github.com/skypanel/skypanel/activities/nginx"
@@ -25,6 +26,7 @@ var (
 	gitActs    *gitclone.Activities
 	dockerActs *docker.Activities
 	nginxActs  *nginx.Activities
+	billActs   *billing.Activities
 )
 
 // NodePickupTimeout is how long a node-bound activity may wait for its node to take it: past it

@@ -113,12 +113,27 @@ func upstreamName(appID string) string { return "skypanel-app-" + appID }
 // siteFile is the app's server block file under sites/.
 func siteFile(appID string) string { return "app-" + appID + ".conf" }
 
-// StoppedText is the body of the 503 nginx answers for a stopped app.
-const StoppedText = "this app is stopped"
+// StoppedText is the body of the 503 nginx answers for a stopped app, SuspendedText of the 402
+// for an app its organization's wallet cannot pay for.
+const (
+	StoppedText   = "this app is stopped"
+	SuspendedText = "this app is suspended: its organization's prepaid balance cannot pay for it"
+)
 
 // renderSite is one app's upstream and server block. Every value in it was validated by
 // validateRoute, so nothing a user typed can add a directive.
 func renderSite(listen listenAddr, in PublishRouteInput) string {
+	if in.Stopped && in.Suspended {
+		return fmt.Sprintf(`# app %[1]s, suspended for payment. Written by the SkyPanel agent.
+server {
+    listen %[2]s;
+    server_name %[3]s;
+    default_type text/plain;
+    add_header %[4]s %[5]s always;
+    return 402 "%[6]s\n";
+}
+`, in.AppID, listen.directive, in.Hostname, ReleaseHeader, in.ReleaseID, SuspendedText)
+	}
 	if in.Stopped {
 		return fmt.Sprintf(`# app %[1]s, stopped. Written by the SkyPanel agent.
 server {

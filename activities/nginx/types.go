@@ -15,6 +15,8 @@ type PublishRouteInput struct {
 	Upstreams []string
 	// Stopped routes the host name to a 503 "this app is stopped" page instead of upstreams.
 	Stopped bool `json:",omitempty"`
+	// Suspended (with Stopped) answers 402 "this app is suspended" instead: billing's page.
+	Suspended bool `json:",omitempty"`
 	// Drain is how long the route change waits for nginx's old workers to finish the requests
 	// they still proxy to the previous upstreams (0: DefaultDrain; at most MaxDrain).
 	Drain time.Duration `json:",omitempty"`

@@ -91,6 +91,9 @@ func validateRoute(in PublishRouteInput) error {
 	if err := ValidateHostname(in.Hostname); err != nil {
 		return err
 	}
+	if in.Suspended && !in.Stopped {
+		return invalid("a suspended route is a stopped route")
+	}
 	if in.Stopped != (len(in.Upstreams) == 0) {
 		return invalid("a route has upstreams, or is stopped, never both or neither")
 	}

@@ -23,6 +23,9 @@ type Activities struct {
 	AllowLoopbackGit bool
 	// KeepReleaseImages is how many releases' images each app keeps for rollbacks (default 5).
 	KeepReleaseImages int
+	// WorkflowRunning tells whether the workflow holding an app's lock still runs (billing's
+	// suspend and resume take app locks like the API does).
+	WorkflowRunning func(ctx context.Context, workflowID string) (bool, error)
 }
 
 // Routing turns an app name into its public host name and URL.

@@ -37,6 +37,7 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer closeDB()
+	store.Currency = cfg.Currency
 	if *adminTokenFile != "" {
 		if err := ensureAdminToken(ctx, store, *adminTokenFile); err != nil {
 			return err
@@ -51,7 +52,7 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins)}
+	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins), BillingPeriod: cfg.BillingPeriod}
 	return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
 }
 

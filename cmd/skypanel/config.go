@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strconv"
+	"time"
 
+	"github.com/skypanel/skypanel/activities/billing"
 	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
@@ -22,6 +26,10 @@ type controlConfig struct {
 	AppPublicPort     int
 	AllowLoopbackGit  bool
 	KeepReleaseImages int
+	// BillingPeriod is how often apps are charged (an hour; tests use seconds).
+	BillingPeriod time.Duration
+	// Currency of the wallets (ISO 4217); plan prices are minor units of it.
+	Currency string
 	// SecretKeyFile holds the keyring when SKYPANEL_SECRET_KEY is unset (dev generates it).
 	SecretKeyFile string
 
@@ -50,6 +58,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.PlatformDomain, "platform-domain", envOr("PLATFORM_DOMAIN", "apps.localhost"), "apps answer at <name>.<domain> (PLATFORM_DOMAIN)")
 	fs.StringVar(&c.AppURLScheme, "app-url-scheme", envOr("APP_URL_SCHEME", "http"), "scheme of app URLs (APP_URL_SCHEME)")
 	fs.IntVar(&c.AppPublicPort, "app-public-port", envInt("APP_PUBLIC_PORT", defaultPublicPort), "port in app URLs, 0 for the scheme's default (APP_PUBLIC_PORT)")
+	fs.DurationVar(&c.BillingPeriod, "billing-period", envDuration("SKYPANEL_BILLING_PERIOD", billing.DefaultPeriod), "how often running apps are charged, prorated per second (SKYPANEL_BILLING_PERIOD)")
+	fs.StringVar(&c.Currency, "currency", envOr("SKYPANEL_CURRENCY", db.DefaultCurrency), "currency of new wallets, ISO 4217; plan prices are its minor units (SKYPANEL_CURRENCY)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the secret keyring, used when SKYPANEL_SECRET_KEY is unset (SKYPANEL_SECRET_KEY_FILE)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
@@ -60,6 +70,12 @@ func (c *controlConfig) validate() error {
 	}
 	if c.PlatformDomain == "" {
 		return fmt.Errorf("PLATFORM_DOMAIN must not be empty")
+	}
+	if c.BillingPeriod < time.Second || c.BillingPeriod > 24*time.Hour {
+		return fmt.Errorf("billing-period %s: want between 1s and 24h", c.BillingPeriod)
+	}
+	if !currencyPattern.MatchString(c.Currency) {
+		return fmt.Errorf("currency %q: want an ISO 4217 code such as USD", c.Currency)
 	}
 	if c.KeepReleaseImages < 1 {
 		return fmt.Errorf("keep-release-images must be at least 1 (the current release), not %d", c.KeepReleaseImages)
@@ -98,4 +114,13 @@ func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
 		cfg.DataConverter, cfg.FailureConverter = sptemporal.EncryptionConverters(c.keyring)
 	}
 	return cfg
+}
+
+var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return d
+	}
+	return def
 }

@@ -169,6 +169,7 @@ func (s *devStack) start(ctx context.Context) error {
 		return err
 	}
 	s.onShutdown(func(context.Context) { closeDB() })
+	st.Currency = cfg.Currency
 	// After a rotation (skypanel secrets rotate) the stored secrets move to the new key here.
 	if _, err := reencryptSecrets(ctx, s.log, st, cfg.keyring); err != nil {
 		return err
@@ -189,7 +190,7 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
-		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL)}
+		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
 	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {

@@ -1,0 +1,353 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AppSuspended: the organization's wallet cannot pay for the app; its instances are stopped
+// and nginx answers 402 until funds are added.
+const AppSuspended = "suspended"
+
+// Ledger entry kinds.
+const (
+	LedgerCredit = "credit"
+	LedgerCharge = "charge"
+)
+
+// Wallet is an organization's prepaid balance, in minor units of Currency.
+type Wallet struct {
+	OrgID    string `json:"organization_id"`
+	Balance  int64  `json:"balance" doc:"Minor units (cents)"`
+	Currency string `json:"currency"`
+}
+
+// LedgerEntry is one credit or charge.
+type LedgerEntry struct {
+	ID              int64      `json:"id"`
+	Kind            string     `json:"kind" enum:"credit,charge"`
+	Amount          int64      `json:"amount" doc:"Minor units, always positive; a charge lowers the balance"`
+	Currency        string     `json:"currency"`
+	AppID           *string    `json:"app_id,omitempty"`
+	AppName         *string    `json:"app_name,omitempty"`
+	PeriodStart     *time.Time `json:"period_start,omitempty"`
+	PeriodEnd       *time.Time `json:"period_end,omitempty"`
+	InstanceSeconds *float64   `json:"instance_seconds,omitempty" doc:"Charges: instances × seconds run in the period"`
+	PricePerHour    *int64     `json:"price_per_hour,omitempty" doc:"Charges: the plan's price per instance-hour, minor units"`
+	Reference       *string    `json:"reference,omitempty"`
+	Description     string     `json:"description"`
+	CreatedAt       time.Time  `json:"created_at"`
+}
+
+// UsageSegment is a stretch of time an app ran with a fixed instance count and price.
+type UsageSegment struct {
+	AppID        string
+	OrgID        string
+	AppName      string
+	Instances    int
+	PricePerHour int64
+	StartedAt    time.Time
+	EndedAt      *time.Time // nil: still running
+}
+
+// Charge is what an app owes for one period; Key makes it happen once.
+type Charge struct {
+	OrgID           string
+	AppID           string
+	AppName         string
+	PeriodStart     time.Time
+	PeriodEnd       time.Time
+	InstanceSeconds float64
+	PricePerHour    int64
+	Amount          int64
+}
+
+// ChargeKey is a charge's idempotency key: one charge per app and period, however often a
+// billing run is retried or repeated.
+func ChargeKey(appID string, periodStart time.Time) string {
+	return "charge:" + appID + ":" + periodStart.UTC().Format(time.RFC3339Nano)
+}
+
+func creditKey(orgID, reference string) string { return "credit:" + orgID + ":" + reference }
+
+// syncUsage makes the app's open usage segment match what it runs now, in tx: running (not
+// suspended, not stopped) with N instances at the plan's price. Call it in every transaction
+// that changes the app's status, instance count or plan-in-effect; time is the transaction's.
+func syncUsage(ctx context.Context, tx pgx.Tx, appID string) error {
+	var status, name, orgID string
+	var instances int
+	var price int64
+	err := tx.QueryRow(ctx, `SELECT a.status, a.name, a.org_id, a.instances, p.price_per_hour_minor
+		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID).Scan(&status, &name, &orgID, &instances, &price)
+	gone := errors.Is(err, pgx.ErrNoRows)
+	if err != nil && !gone {
+		return fmt.Errorf("read app %s for usage: %w", appID, err)
+	}
+	running := !gone && status == AppRunning
+	var openID int64
+	var openInstances int
+	var openPrice int64
+	err = tx.QueryRow(ctx, `SELECT id, instances, price_per_hour FROM usage_segments WHERE app_id = $1 AND ended_at IS NULL FOR UPDATE`, appID).
+		Scan(&openID, &openInstances, &openPrice)
+	hasOpen := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read usage of app %s: %w", appID, err)
+	}
+	if hasOpen && running && openInstances == instances && openPrice == price {
+		return nil
+	}
+	if hasOpen {
+		if _, err := tx.Exec(ctx, `UPDATE usage_segments SET ended_at = now() WHERE id = $1`, openID); err != nil {
+			return fmt.Errorf("close usage of app %s: %w", appID, err)
+		}
+	}
+	if !running {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO usage_segments (app_id, org_id, app_name, instances, price_per_hour, currency, started_at)
+		VALUES ($1, $2, $3, $4, $5, (SELECT currency FROM wallets WHERE org_id = $2), now())`, appID, orgID, name, instances, price)
+	if err != nil {
+		return fmt.Errorf("open usage of app %s: %w", appID, err)
+	}
+	return nil
+}
+
+// UsageBetween returns the usage segments that overlap [from, to).
+func (s *Store) UsageBetween(ctx context.Context, from, to time.Time) ([]UsageSegment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT app_id::text, org_id::text, app_name, instances, price_per_hour, started_at, ended_at
+		FROM usage_segments WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1)`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("usage between %s and %s: %w", from, to, err)
+	}
+	return collect(rows, func(row pgx.Row) (UsageSegment, error) {
+		var u UsageSegment
+		err := row.Scan(&u.AppID, &u.OrgID, &u.AppName, &u.Instances, &u.PricePerHour, &u.StartedAt, &u.EndedAt)
+		return u, err
+	})
+}
+
+// RecordCharges writes the charges in one transaction, each at most once (by ChargeKey), and
+// lowers each wallet by what was newly charged. It returns how many entries it wrote: a retry
+// of a run that already committed writes none.
+func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error) {
+	if len(charges) == 0 {
+		return 0, nil
+	}
+	orgs := make([]string, len(charges))
+	apps := make([]string, len(charges))
+	names := make([]string, len(charges))
+	starts := make([]time.Time, len(charges))
+	ends := make([]time.Time, len(charges))
+	seconds := make([]float64, len(charges))
+	prices := make([]int64, len(charges))
+	amounts := make([]int64, len(charges))
+	keys := make([]string, len(charges))
+	for i, c := range charges {
+		if c.Amount <= 0 {
+			return 0, fmt.Errorf("charge of app %s for %s: amount %d is not positive", c.AppID, c.PeriodStart, c.Amount)
+		}
+		orgs[i], apps[i], names[i], starts[i], ends[i] = c.OrgID, c.AppID, c.AppName, c.PeriodStart, c.PeriodEnd
+		seconds[i], prices[i], amounts[i], keys[i] = c.InstanceSeconds, c.PricePerHour, c.Amount, ChargeKey(c.AppID, c.PeriodStart)
+	}
+	var written int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Concurrent runs insert the same keys: the second waits for the first's commit, then
+		// skips them, so only the first lowers the wallets.
+		return tx.QueryRow(ctx, `WITH c AS (
+				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::bigint[], $8::bigint[], $9::text[])
+					AS c(org_id, app_id, app_name, period_start, period_end, instance_seconds, price, amount, key)),
+			inserted AS (
+				INSERT INTO ledger_entries (org_id, kind, amount, currency, idempotency_key, app_id, app_name, period_start, period_end,
+					instance_seconds, price_per_hour, description)
+				SELECT c.org_id, 'charge', c.amount, w.currency, c.key, c.app_id, c.app_name, c.period_start, c.period_end,
+					c.instance_seconds, c.price,
+					c.app_name || ': ' || round(c.instance_seconds::numeric, 1) || ' instance-seconds at ' || c.price || '/h'
+				FROM c JOIN wallets w ON w.org_id = c.org_id
+				ON CONFLICT (idempotency_key) DO NOTHING
+				RETURNING org_id, amount),
+			totals AS (SELECT org_id, sum(amount) AS total, count(*) AS n FROM inserted GROUP BY org_id),
+			updated AS (
+				UPDATE wallets w SET balance = w.balance - t.total, updated_at = now() FROM totals t WHERE w.org_id = t.org_id RETURNING t.n)
+			SELECT COALESCE(sum(n), 0) FROM updated`,
+			orgs, apps, names, starts, ends, seconds, prices, amounts, keys).Scan(&written)
+	})
+	return written, translate(err)
+}
+
+// EnsureWallet creates the organization's wallet in currency if it has none.
+func ensureWallet(ctx context.Context, tx pgx.Tx, orgID, currency string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO wallets (org_id, currency) VALUES ($1, $2) ON CONFLICT (org_id) DO NOTHING`, orgID, currency)
+	return err
+}
+
+// GetWallet returns the organization's wallet.
+func (s *Store) GetWallet(ctx context.Context, orgID string) (Wallet, error) {
+	w := Wallet{OrgID: orgID}
+	err := s.pool.QueryRow(ctx, `SELECT balance, currency FROM wallets WHERE org_id::text = $1`, orgID).Scan(&w.Balance, &w.Currency)
+	return w, translate(err)
+}
+
+// LedgerBalance is the balance derived from the ledger alone (what the wallet's cached balance
+// must equal).
+func (s *Store) LedgerBalance(ctx context.Context, orgID string) (int64, error) {
+	var balance int64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(sum(CASE WHEN kind = 'credit' THEN amount ELSE -amount END), 0)
+		FROM ledger_entries WHERE org_id = $1`, orgID).Scan(&balance)
+	return balance, translate(err)
+}
+
+// Credit adds amount to the organization's wallet once per reference: the same reference again
+// returns the first entry and created=false. ErrNotFound for an unknown organization.
+func (s *Store) Credit(ctx context.Context, orgID string, amount int64, reference string) (LedgerEntry, bool, error) {
+	if amount <= 0 {
+		return LedgerEntry{}, false, fmt.Errorf("credit amount %d is not positive", amount)
+	}
+	var id int64
+	created := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var currency string
+		if err := tx.QueryRow(ctx, `SELECT currency FROM wallets WHERE org_id::text = $1 FOR UPDATE`, orgID).Scan(&currency); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO ledger_entries (org_id, kind, amount, currency, idempotency_key, reference, description)
+			VALUES ($1, 'credit', $2, $3, $4, $5, 'Credit: ' || $5) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
+			orgID, amount, currency, creditKey(orgID, reference), reference).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tx.QueryRow(ctx, `SELECT id FROM ledger_entries WHERE idempotency_key = $1`, creditKey(orgID, reference)).Scan(&id)
+		}
+		if err != nil {
+			return err
+		}
+		created = true
+		_, err = tx.Exec(ctx, `UPDATE wallets SET balance = balance + $2, updated_at = now() WHERE org_id = $1`, orgID, amount)
+		return err
+	})
+	if err != nil {
+		return LedgerEntry{}, false, translate(err)
+	}
+	entry, err := s.ledgerEntry(ctx, id)
+	return entry, created, err
+}
+
+const ledgerColumns = `id, kind, amount, currency, app_id::text, app_name, period_start, period_end, instance_seconds::float8,
+	price_per_hour, reference, description, created_at`
+
+func scanLedger(row pgx.Row) (LedgerEntry, error) {
+	var e LedgerEntry
+	err := row.Scan(&e.ID, &e.Kind, &e.Amount, &e.Currency, &e.AppID, &e.AppName, &e.PeriodStart, &e.PeriodEnd, &e.InstanceSeconds,
+		&e.PricePerHour, &e.Reference, &e.Description, &e.CreatedAt)
+	return e, translate(err)
+}
+
+func (s *Store) ledgerEntry(ctx context.Context, id int64) (LedgerEntry, error) {
+	return scanLedger(s.pool.QueryRow(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries WHERE id = $1`, id))
+}
+
+// ListLedger pages through an organization's entries, newest first: limit entries with ids
+// below before (0: from the newest).
+func (s *Store) ListLedger(ctx context.Context, orgID string, before int64, limit int) ([]LedgerEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+ledgerColumns+` FROM ledger_entries
+		WHERE org_id::text = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`, orgID, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list ledger: %w", err)
+	}
+	return collect(rows, scanLedger)
+}
+
+// BilledUntil is the end of the last period charged (zero before the first run).
+func (s *Store) BilledUntil(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := s.pool.QueryRow(ctx, `SELECT billed_until FROM billing_cursor`).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return t, translate(err)
+}
+
+// AdvanceBilledUntil moves the cursor forward to t (never back: runs may overlap).
+func (s *Store) AdvanceBilledUntil(ctx context.Context, t time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO billing_cursor (billed_until) VALUES ($1)
+		ON CONFLICT (id) DO UPDATE SET billed_until = GREATEST(billing_cursor.billed_until, EXCLUDED.billed_until)`, t)
+	return translate(err)
+}
+
+// EarliestOpenUsage is the start of the oldest usage segment that is still open or ended after
+// since (zero when there is none): where billing starts when it has never run.
+func (s *Store) EarliestUsage(ctx context.Context) (time.Time, error) {
+	var t *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(started_at) FROM usage_segments`).Scan(&t); err != nil {
+		return time.Time{}, translate(err)
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return *t, nil
+}
+
+// WalletStanding is an organization whose wallet does not cover the next period of its running
+// apps (to suspend), or covers it for its suspended apps (to resume).
+type WalletStanding struct {
+	OrgID    string
+	Balance  int64
+	NextCost int64
+}
+
+// OrgsToSuspend lists organizations with running apps whose wallet cannot pay one more period
+// of them (period seconds; the cost of a period is rounded as charges are).
+func (s *Store) OrgsToSuspend(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
+	return s.standings(ctx, `a.status = 'running'`, `w.balance < c.cost`, period)
+}
+
+// OrgsToResume lists organizations with suspended apps whose wallet now pays one period of them.
+func (s *Store) OrgsToResume(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
+	return s.standings(ctx, `a.status = 'suspended' AND a.active_workflow_id IS NULL`, `w.balance >= c.cost`, period)
+}
+
+func (s *Store) standings(ctx context.Context, appFilter, walletFilter string, period time.Duration) ([]WalletStanding, error) {
+	rows, err := s.pool.Query(ctx, `WITH c AS (
+			SELECT a.org_id, sum(round(p.price_per_hour_minor::numeric * a.instances * $1 / 3600)) AS cost
+			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE `+appFilter+` GROUP BY a.org_id)
+		SELECT w.org_id::text, w.balance, c.cost::bigint FROM c JOIN wallets w ON w.org_id = c.org_id WHERE `+walletFilter+`
+		ORDER BY w.org_id`, period.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("wallet standings: %w", err)
+	}
+	return collect(rows, func(row pgx.Row) (WalletStanding, error) {
+		var w WalletStanding
+		err := row.Scan(&w.OrgID, &w.Balance, &w.NextCost)
+		return w, err
+	})
+}
+
+// AppsWithStatus lists the ids of an organization's apps in status (running, suspended).
+func (s *Store) AppsWithStatus(ctx context.Context, orgID, status string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM applications WHERE org_id::text = $1 AND status = $2 ORDER BY created_at`, orgID, status)
+	if err != nil {
+		return nil, fmt.Errorf("list %s apps: %w", status, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// SetAppSuspended records that the app serves a 402 page because its wallet cannot pay; its
+// usage stops now.
+func (s *Store) SetAppSuspended(ctx context.Context, appID string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE applications SET status = 'suspended', current_instance = '', updated_at = now() WHERE id = $1`, appID); err != nil {
+			return err
+		}
+		return syncUsage(ctx, tx, appID)
+	}))
+}
+
+// EndUsageForSuspension ends the usage of an organization's running apps at paidUntil (the end
+// of the last period charged), when billing decides to suspend them: the minutes the suspension
+// itself takes are not charged, so a wallet that paid up to paidUntil owes nothing more.
+func (s *Store) EndUsageForSuspension(ctx context.Context, orgID string, paidUntil time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE usage_segments u SET ended_at = GREATEST(u.started_at, $2)
+		FROM applications a WHERE u.app_id = a.id AND a.org_id::text = $1 AND a.status = 'running' AND u.ended_at IS NULL`, orgID, paidUntil)
+	return translate(err)
+}

@@ -1,0 +1,279 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/workflows"
+)
+
+// billingPeriod is the test stack's billing period: whole periods pass within a test.
+const billingPeriod = 3 * time.Second
+
+// pricePerHour makes a period of one instance cost 3,000: 1,000 minor units a second.
+const pricePerHour = 3_600_000
+
+type ledgerEntry struct {
+	ID              int64      `json:"id"`
+	Kind            string     `json:"kind"`
+	Amount          int64      `json:"amount"`
+	AppID           *string    `json:"app_id"`
+	PeriodStart     *time.Time `json:"period_start"`
+	PeriodEnd       *time.Time `json:"period_end"`
+	InstanceSeconds *float64   `json:"instance_seconds"`
+}
+
+type wallet struct {
+	OrgID    string `json:"organization_id"`
+	Balance  int64  `json:"balance"`
+	Currency string `json:"currency"`
+}
+
+func (c customer) wallet(t testing.TB) wallet {
+	t.Helper()
+	var w wallet
+	if status, raw := platform.call(http.MethodGet, "/api/paas/wallet", c.token, nil, &w); status != http.StatusOK {
+		t.Fatalf("wallet: %d %s", status, raw)
+	}
+	return w
+}
+
+// ledger reads every entry, page by page.
+func (c customer) ledger(t testing.TB) []ledgerEntry {
+	t.Helper()
+	var all []ledgerEntry
+	before := int64(0)
+	for {
+		var page struct {
+			Items      []ledgerEntry `json:"items"`
+			NextBefore int64         `json:"next_before"`
+		}
+		path := fmt.Sprintf("/api/paas/wallet/transactions?limit=2&before=%d", before)
+		if status, raw := platform.call(http.MethodGet, path, c.token, nil, &page); status != http.StatusOK {
+			t.Fatalf("transactions: %d %s", status, raw)
+		}
+		all = append(all, page.Items...)
+		if page.NextBefore == 0 {
+			return all
+		}
+		before = page.NextBefore
+	}
+}
+
+func credit(t testing.TB, orgID string, amount any, reference string) (int, []byte) {
+	t.Helper()
+	return platform.call(http.MethodPost, "/api/paas/admin/organizations/"+orgID+"/wallet/credit", platform.adminToken,
+		map[string]any{"amount": amount, "reference": reference}, nil)
+}
+
+// TestBillingChargesTwoPeriodsSuspendsAndResumes: an app on a pricey plan with a wallet that
+// pays exactly two periods is charged twice, the right amounts, then suspended (nginx answers
+// 402); a credit brings it back with no other call.
+func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
+	owner := newCustomer(t, uniqueName("payer")+"@example.com")
+	var plan struct {
+		ID   string `json:"id"`
+		Slug string `json:"slug"`
+	}
+	slug := uniqueName("metered")
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
+		"slug": slug, "name": "Metered", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
+	}, &plan); status != http.StatusCreated {
+		t.Fatalf("create plan: %d %s", status, raw)
+	}
+	// 6,000 pays the first (partial) period and one whole one, and never a third: the
+	// suspension comes right after the second charge.
+	if status, raw := credit(t, owner.orgID, 6000, "topup-"+slug); status != http.StatusCreated {
+		t.Fatalf("credit: %d %s", status, raw)
+	}
+	name := uniqueName("metered")
+	r := newHelloRepo(t, name, "paid for")
+	var app application
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications", owner.token, map[string]any{
+		"name": name, "runtime": "dockerfile", "plan": slug, "region": "local", "git_url": r.URL, "drain_seconds": 1,
+	}, &app); status != http.StatusCreated {
+		t.Fatalf("create app: %d %s", status, raw)
+	}
+	remember(&created.apps, app.ID)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	host := app.Name + ".apps.localhost"
+
+	eventually(t, 60*time.Second, "the app is suspended and nginx answers 402", func() (bool, string) {
+		got := owner.getApp(t, app.ID)
+		status, body, _ := platform.throughNginx(host)
+		return got.Status == "suspended" && status == http.StatusPaymentRequired && strings.Contains(body, "suspended"),
+			fmt.Sprintf("status %s, nginx %d %q", got.Status, status, body)
+	})
+	if n := len(appContainers(t, app.ID)); n != 0 {
+		t.Errorf("%d containers left after the suspension", n)
+	}
+
+	var charges []ledgerEntry
+	var credited int64
+	for _, e := range owner.ledger(t) {
+		switch e.Kind {
+		case "charge":
+			charges = append(charges, e)
+		case "credit":
+			credited += e.Amount
+		}
+	}
+	if len(charges) != 2 {
+		t.Fatalf("%d charges, want exactly 2: %+v", len(charges), charges)
+	}
+	var charged int64
+	for _, c := range charges {
+		if c.AppID == nil || *c.AppID != app.ID || c.InstanceSeconds == nil || c.PeriodStart == nil || c.PeriodEnd == nil {
+			t.Fatalf("charge %+v does not name the app, its period and usage", c)
+		}
+		if period := c.PeriodEnd.Sub(*c.PeriodStart); period != billingPeriod {
+			t.Errorf("charge for a period of %s, want %s", period, billingPeriod)
+		}
+		// 1,000 a second per instance, rounded half up.
+		if want := int64(math.Floor(*c.InstanceSeconds*pricePerHour/3600 + 0.5)); c.Amount != want || *c.InstanceSeconds > billingPeriod.Seconds() {
+			t.Errorf("charge of %d for %.3f instance-seconds, want %d", c.Amount, *c.InstanceSeconds, want)
+		}
+		charged += c.Amount
+	}
+	// Newest first: the second charge is a whole period.
+	if *charges[0].InstanceSeconds != billingPeriod.Seconds() || charges[0].Amount != 3000 {
+		t.Errorf("the second charge %+v, want a whole period: 3.000 instance-seconds, 3000", charges[0])
+	}
+	if w := owner.wallet(t); w.Balance != credited-charged || w.Currency != "USD" || w.OrgID != owner.orgID {
+		t.Errorf("wallet %+v, want balance %d (credits %d - charges %d)", w, credited-charged, credited, charged)
+	}
+
+	// The same top-up reference again credits nothing; a new one resumes the app by itself.
+	if status, raw := credit(t, owner.orgID, 6000, "topup-"+slug); status != http.StatusOK {
+		t.Errorf("the same reference again: %d %s, want 200", status, raw)
+	}
+	var topUp struct {
+		Balance  int64  `json:"balance"`
+		Resuming string `json:"resuming_workflow_id"`
+	}
+	status, raw := platform.call(http.MethodPost, "/api/paas/admin/organizations/"+owner.orgID+"/wallet/credit", platform.adminToken,
+		map[string]any{"amount": 30000, "reference": "topup-2-" + slug}, &topUp)
+	if status != http.StatusCreated || topUp.Resuming == "" {
+		t.Fatalf("second credit: %d %s, want 201 naming the resuming workflow", status, raw)
+	}
+	owner.waitWorkflow(t, topUp.Resuming)
+	if got := owner.getApp(t, app.ID); got.Status != "running" {
+		t.Errorf("after the credit the app is %s", got.Status)
+	}
+	if status, body, _ := platform.throughNginx(host); status != http.StatusOK || body != "paid for" {
+		t.Errorf("after the credit nginx answers %d %q", status, body)
+	}
+	// Stop it before the wallet runs dry again; stopping ends its billing at once.
+	owner.operation(t, app.ID, "stop")
+}
+
+// TestConcurrentBillingRunsChargeOnce starts two billing runs together on top of the
+// scheduled ones: every app has at most one charge per period.
+func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
+	owner, app, _, _ := liveHelloApp(t, "twice", "twice")
+	// The platform's cheapest plan costs too little for a few seconds: make this app pricey.
+	slug := uniqueName("twice")
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
+		"slug": slug, "name": "Twice", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
+	}, nil); status != http.StatusCreated {
+		t.Fatalf("create plan: %d %s", status, raw)
+	}
+	if status, raw := credit(t, owner.orgID, 1_000_000, "topup-"+slug); status != http.StatusCreated {
+		t.Fatalf("credit: %d %s", status, raw)
+	}
+	if status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, owner.token, map[string]any{"plan": slug}, nil); status != http.StatusOK {
+		t.Fatalf("change plan: %d %s", status, raw)
+	}
+	owner.operation(t, app.ID, "restart") // the new plan's price applies from this rollout
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deadline := time.Now().Add(3 * billingPeriod)
+	for time.Now().Before(deadline) {
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run, err := platform.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+					ID:        sptemporal.BillingRunWorkflowID(fmt.Sprintf("%s-%d-%d", slug, time.Now().UnixNano(), i)),
+					TaskQueue: sptemporal.ControlTaskQueue,
+				}, workflows.BillingRun, workflows.BillingRunInput{})
+				if err == nil {
+					err = run.Get(ctx, nil)
+				}
+				if err != nil {
+					t.Errorf("billing run: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	perPeriod := map[string]int{}
+	charges := 0
+	for _, e := range owner.ledger(t) {
+		if e.Kind != "charge" {
+			continue
+		}
+		charges++
+		key := (*e.AppID) + "@" + e.PeriodStart.Format(time.RFC3339Nano)
+		if perPeriod[key]++; perPeriod[key] > 1 {
+			t.Errorf("two charges for one period: %s", key)
+		}
+	}
+	if charges < 2 {
+		t.Errorf("%d charges after %s of runs: the runs charged nothing, the check proves nothing", charges, 3*billingPeriod)
+	}
+	owner.operation(t, app.ID, "stop")
+}
+
+// TestCreditBadInputWritesNothing: zero, negative and fractional amounts, a missing reference
+// and an unknown organization are refused, and the wallet does not move.
+func TestCreditBadInputWritesNothing(t *testing.T) {
+	owner := newCustomer(t, uniqueName("badcredit")+"@example.com")
+	cases := []struct {
+		name     string
+		org      string
+		amount   any
+		ref      string
+		status   int
+		location string
+	}{
+		{"zero", owner.orgID, 0, "r1", 422, "body.amount"},
+		{"negative", owner.orgID, -500, "r2", 422, "body.amount"},
+		{"fractional", owner.orgID, 12.5, "r3", 422, "body.amount"},
+		{"a string", owner.orgID, "100", "r4", 422, "body.amount"},
+		{"no reference", owner.orgID, 100, "", 422, "body.reference"},
+		{"unknown organization", "7b2d0000-0000-4000-8000-00000000dead", 100, "r5", 404, "path.orgId"},
+		{"not an id", "not-a-uuid", 100, "r6", 404, "path.orgId"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, raw := credit(t, c.org, c.amount, c.ref)
+			if status != c.status || !strings.Contains(string(raw), c.location) {
+				t.Errorf("%d %s, want %d naming %s", status, raw, c.status, c.location)
+			}
+		})
+	}
+	if status, _ := platform.call(http.MethodPost, "/api/paas/admin/organizations/"+owner.orgID+"/wallet/credit", owner.token,
+		map[string]any{"amount": 100, "reference": "self"}, nil); status != http.StatusForbidden {
+		t.Errorf("a customer crediting itself: %d, want 403", status)
+	}
+	if w := owner.wallet(t); w.Balance != 0 {
+		t.Errorf("refused credits moved the wallet to %d", w.Balance)
+	}
+	if entries := owner.ledger(t); len(entries) != 0 {
+		t.Errorf("refused credits wrote %d entries", len(entries))
+	}
+}

@@ -1,0 +1,168 @@
+package workflows
+
+import (
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/billing"
+	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+// BillingRunInput is empty when the schedule starts the run; the run bills every period that
+// ended by its start time.
+type BillingRunInput struct{}
+
+// BillingRunResult says what one run did.
+type BillingRunResult struct {
+	Charged   billing.ChargeDuePeriodsResult
+	Suspended []string // organizations whose suspension was started
+	Resumed   []string // organizations whose resumption was started
+}
+
+// BillingRun charges every running app for the periods that ended (once per app and period,
+// whatever retries or overlapping runs), then suspends the organizations whose wallet cannot pay
+// the next period and resumes those whose wallet can again. The schedule starts it every period.
+func BillingRun(ctx workflow.Context, _ BillingRunInput) (BillingRunResult, error) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, sptemporal.OperationKey.ValueSet("billing")); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert operation search attribute", "error", err)
+	}
+	var res BillingRunResult
+	chargeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           sptemporal.ControlTaskQueue,
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+	})
+	if err := workflow.ExecuteActivity(chargeCtx, billActs.ChargeDuePeriods, billing.ChargeDuePeriodsInput{Now: workflow.Now(ctx)}).Get(ctx, &res.Charged); err != nil {
+		return res, err
+	}
+	var standings billing.WalletStandingsResult
+	paidUntil := res.Charged.BilledUntil
+	if paidUntil.IsZero() {
+		paidUntil = workflow.Now(ctx)
+	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), billActs.WalletStandings, billing.WalletStandingsInput{PaidUntil: paidUntil}).Get(ctx, &standings); err != nil {
+		return res, err
+	}
+	for _, org := range standings.Suspend {
+		if startOrgWorkflow(ctx, SuspendOrganization, sptemporal.SuspendOrganizationWorkflowID(org), org, "suspend") {
+			res.Suspended = append(res.Suspended, org)
+		}
+	}
+	for _, org := range standings.Resume {
+		if startOrgWorkflow(ctx, ResumeOrganization, sptemporal.ResumeOrganizationWorkflowID(org), org, "resume") {
+			res.Resumed = append(res.Resumed, org)
+		}
+	}
+	return res, nil
+}
+
+// startOrgWorkflow starts a suspension or resumption as an abandoned child (it outlives the
+// run), unless one is already running for the organization. It reports whether it started one.
+func startOrgWorkflow(ctx workflow.Context, wf any, workflowID, orgID, operation string) bool {
+	childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            workflowID,
+		TaskQueue:             sptemporal.ControlTaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(sptemporal.OrgIDKey.ValueSet(orgID), sptemporal.OperationKey.ValueSet(operation)),
+	})
+	child := workflow.ExecuteChildWorkflow(childCtx, wf, OrganizationInput{OrgID: orgID})
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		// Already running for this organization (a previous run started it): that one does it.
+		workflow.GetLogger(ctx).Info("organization workflow not started", "org_id", orgID, "operation", operation, "error", err)
+		return false
+	}
+	return true
+}
+
+// OrganizationInput names the organization a suspension or resumption acts on.
+type OrganizationInput struct {
+	OrgID string
+}
+
+// SuspendOrganization suspends every running app of an organization whose wallet cannot pay:
+// nginx answers 402 for it, its instances are drained and removed, its usage (and billing)
+// stops; nothing is deleted. An app busy with another operation is left for the next run.
+func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, error) {
+	var apps, suspended []string
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppRunning}).Get(ctx, &apps); err != nil {
+		return nil, err
+	}
+	for _, appID := range apps {
+		done, err := withAppLock(ctx, in.OrgID, appID, db.OpSuspend, func() error { return suspendApp(ctx, appID) })
+		if err != nil {
+			return suspended, err
+		}
+		if done {
+			suspended = append(suspended, appID)
+		}
+	}
+	return suspended, nil
+}
+
+func suspendApp(ctx workflow.Context, appID string) error {
+	t, err := loadTarget(ctx, appID)
+	if err != nil {
+		return err
+	}
+	if t.NodeID != "" {
+		routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5)
+		if err := workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
+			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "suspended-" + workflow.GetInfo(ctx).WorkflowExecution.RunID,
+			Stopped: true, Suspended: true, Drain: drainGrace(t),
+		}).Get(ctx, nil); err != nil {
+			return err
+		}
+		if err := drainInstances(ctx, t, nil); err != nil {
+			return err
+		}
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.MarkAppSuspended, store.MarkAppSuspendedInput{AppID: appID}).Get(ctx, nil)
+}
+
+// ResumeOrganization brings every suspended app of an organization back with the zero-downtime
+// start (fresh instances, ready, routed), once its wallet pays the next period again.
+func ResumeOrganization(ctx workflow.Context, in OrganizationInput) ([]string, error) {
+	var apps, resumed []string
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppSuspended}).Get(ctx, &apps); err != nil {
+		return nil, err
+	}
+	operationID := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	for _, appID := range apps {
+		done, err := withAppLock(ctx, in.OrgID, appID, db.OpResume, func() error {
+			return startRelease(ctx, AppOperationInput{AppID: appID, OperationID: operationID})
+		})
+		if err != nil {
+			return resumed, err
+		}
+		if done {
+			resumed = append(resumed, appID)
+		}
+	}
+	return resumed, nil
+}
+
+// withAppLock runs op under the app's operation lock, like a customer's operation; an app whose
+// lock is held, or that is no longer in the state the kind needs, is skipped (done false).
+func withAppLock(ctx workflow.Context, orgID, appID, kind string, op func() error) (bool, error) {
+	var locked bool
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LockApp, store.LockAppInput{OrgID: orgID, AppID: appID, Kind: kind}).Get(ctx, &locked); err != nil {
+		return false, err
+	}
+	if !locked {
+		workflow.GetLogger(ctx).Info("app skipped: busy or in another state", "app_id", appID, "operation", kind)
+		return false, nil
+	}
+	defer releaseLock(ctx, appID)
+	if err := op(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
