@@ -336,3 +336,20 @@ func TestResumeOrganizationStartsTheSuspendedApps(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)
 }
+
+// After the period setting changes, a cursor off the new boundaries gets a short period up to
+// the next boundary: nothing is charged twice and nothing before it has ended.
+func TestBillingRealignsAfterThePeriodChanges(t *testing.T) {
+	m := newMemBilling(time.Hour)
+	m.wallets["org"] = 1_000_000
+	m.usage = []db.UsageSegment{{AppID: "a", OrgID: "org", AppName: "a", Instances: 1, PricePerHour: 120, StartedAt: day(9, 0)}}
+	m.billedUntil = day(10, 30) // billed every 30 minutes until now
+	res, _ := runBilling(t, m, day(12, 10))
+	if res.Charged.Periods != 2 || !res.Charged.BilledUntil.Equal(day(12, 0)) {
+		t.Fatalf("%+v, want 10:30-11:00 and 11:00-12:00", res.Charged)
+	}
+	assertCharges(t, m, map[string]int64{
+		db.ChargeKey("a", day(10, 30)): 60,
+		db.ChargeKey("a", day(11, 0)):  120,
+	})
+}

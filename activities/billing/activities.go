@@ -74,8 +74,14 @@ func (a *Activities) ChargeDuePeriods(ctx context.Context, in ChargeDuePeriodsIn
 		from = PeriodStart(earliest, period)
 	}
 	res := ChargeDuePeriodsResult{BilledUntil: from}
-	for start := from; start.Before(until) && res.Periods < maxPeriodsPerRun; start = start.Add(period) {
-		end := start.Add(period)
+	for start := from; res.Periods < maxPeriodsPerRun; {
+		// Periods end on aligned boundaries. A cursor off the boundaries (the period setting
+		// changed) first gets a shorter period up to the next boundary, so no period is charged
+		// before it has ended and none overlaps one charged under the old setting.
+		end := PeriodStart(start, period).Add(period)
+		if end.After(until) {
+			break
+		}
 		usage, err := a.Store.UsageBetween(ctx, start, end)
 		if err != nil {
 			return res, err
@@ -90,6 +96,7 @@ func (a *Activities) ChargeDuePeriods(ctx context.Context, in ChargeDuePeriodsIn
 		res.Periods++
 		res.Charges += written
 		res.BilledUntil = end
+		start = end
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, res.BilledUntil)
 		}

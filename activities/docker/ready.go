@@ -23,8 +23,9 @@ import (
 const (
 	DefaultReadyTimeout = 60 * time.Second
 	probeTimeout        = 2 * time.Second
-	probeEvery          = 300 * time.Millisecond
-	logTailLines        = "30"
+	// Short: every step of a deploy waits on this, and a probe of a loopback port costs little.
+	probeEvery   = 50 * time.Millisecond
+	logTailLines = "30"
 )
 
 // probeClient sends readiness probes: no keep-alive (each probe is a fresh connection), no

@@ -566,7 +566,7 @@ func (r *Router) waitHeader(ctx context.Context, hostname, header, want string, 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond): // a reload takes effect within milliseconds
 		}
 	}
 }
