@@ -162,7 +162,7 @@ func (s *Server) envViews(ctx context.Context, appID string, withValues bool) (*
 		}
 		plain, err := s.cfg.Keyring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
 		if err != nil {
-			views[i].Unreadable = unreadableReason(err)
+			views[i].Unreadable = secrets.Explain(err)
 			s.log.ErrorContext(ctx, "stored environment value cannot be opened", "app_id", appID, "key", v.Key, "error", err)
 			continue
 		}
@@ -170,17 +170,6 @@ func (s *Server) envViews(ctx context.Context, appID string, withValues bool) (*
 		views[i].Value = &value
 	}
 	return listOf(views), nil
-}
-
-func unreadableReason(err error) string {
-	switch {
-	case errors.Is(err, secrets.ErrUnknownKey):
-		return "sealed with a key this server's keyring does not hold"
-	case errors.Is(err, secrets.ErrTampered):
-		return "the stored value was modified"
-	default:
-		return "the stored value is malformed"
-	}
 }
 
 // changeEnv validates, seals and stores the changes in one transaction, then, when the app

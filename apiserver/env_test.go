@@ -10,11 +10,7 @@ import (
 
 func testKeyring(t *testing.T) *secrets.Keyring {
 	t.Helper()
-	entry, err := secrets.NewKeyEntry("k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := secrets.ParseKeyring(entry)
+	ring, err := secrets.NewKeyring("k1")
 	if err != nil {
 		t.Fatal(err)
 	}

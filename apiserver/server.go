@@ -4,19 +4,17 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
+	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
 // Config is what the API needs beyond its dependencies.
@@ -122,16 +120,7 @@ func principal(ctx context.Context) db.Principal {
 	return p
 }
 
-// workflowRunning tells whether a workflow is still running; a workflow Temporal does not know
-// is not running.
+// workflowRunning tells whether the workflow holding an app's lock is still running.
 func (s *Server) workflowRunning(ctx context.Context, workflowID string) (bool, error) {
-	resp, err := s.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return resp.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	return sptemporal.WorkflowRunning(s.temporal)(ctx, workflowID)
 }

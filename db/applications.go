@@ -153,6 +153,22 @@ type OperationRequest struct {
 	StillRunning func(ctx context.Context, workflowID string) (bool, error)
 }
 
+// checkHolder refuses the lock while another workflow holds it and still runs; a holder that no
+// longer runs (a crash between "lock" and "start workflow") is taken over.
+func (req OperationRequest) checkHolder(ctx context.Context, holder *string) error {
+	if holder == nil || *holder == req.WorkflowID {
+		return nil
+	}
+	running, err := req.StillRunning(ctx, *holder)
+	if err != nil {
+		return fmt.Errorf("check operation %s: %w", *holder, err)
+	}
+	if running {
+		return &BusyError{WorkflowID: *holder}
+	}
+	return nil
+}
+
 // BeginOperation takes the app's operation lock for req.WorkflowID in one transaction, checks
 // the app's state allows the operation, and for a deploy records the queued deployment.
 // Two operations on one app never interleave: the second gets a *BusyError.
@@ -166,14 +182,8 @@ func (s *Store) BeginOperation(ctx context.Context, orgID, appID string, req Ope
 		if err != nil {
 			return translate(err)
 		}
-		if holder != nil && *holder != req.WorkflowID {
-			running, err := req.StillRunning(ctx, *holder)
-			if err != nil {
-				return fmt.Errorf("check operation %s: %w", *holder, err)
-			}
-			if running {
-				return &BusyError{WorkflowID: *holder}
-			}
+		if err := req.checkHolder(ctx, holder); err != nil {
+			return err
 		}
 		if err := checkOperationAllowed(req.Kind, status, current != nil); err != nil {
 			return err

@@ -73,14 +73,8 @@ func (s *Store) ChangeEnv(ctx context.Context, orgID, appID string, changes []En
 		if status == AppDeleting {
 			return &InvalidStateError{Reason: "the application is being deleted"}
 		}
-		if holder != nil && *holder != req.WorkflowID {
-			running, err := req.StillRunning(ctx, *holder)
-			if err != nil {
-				return fmt.Errorf("check operation %s: %w", *holder, err)
-			}
-			if running {
-				return &BusyError{WorkflowID: *holder}
-			}
+		if err := req.checkHolder(ctx, holder); err != nil {
+			return err
 		}
 		for _, c := range changes {
 			var prev EnvVar

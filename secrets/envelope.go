@@ -176,3 +176,16 @@ func parseBinaryEnvelope(envelope []byte) (id string, sealed []byte, err error) 
 	}
 	return id, sealed, nil
 }
+
+// Explain says in a few words why a value could not be opened, for an error message or an API
+// field: never the value, never the key.
+func Explain(err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		return "it was sealed with a key the keyring does not hold"
+	case errors.Is(err, ErrTampered):
+		return "the sealed value was modified or belongs to another record"
+	default:
+		return "the sealed value is malformed"
+	}
+}

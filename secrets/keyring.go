@@ -158,3 +158,12 @@ func (r *Keyring) Spec() string {
 	}
 	return strings.Join(entries, ",")
 }
+
+// NewKeyring makes a keyring of one fresh random key named id.
+func NewKeyring(id string) (*Keyring, error) {
+	entry, err := NewKeyEntry(id)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyring(entry)
+}

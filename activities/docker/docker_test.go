@@ -517,11 +517,7 @@ func TestStartInstanceRejectsBadInput(t *testing.T) {
 
 func testKeyring(t *testing.T) *secrets.Keyring {
 	t.Helper()
-	entry, err := secrets.NewKeyEntry("k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := secrets.ParseKeyring(entry)
+	ring, err := secrets.NewKeyring("k1")
 	if err != nil {
 		t.Fatal(err)
 	}

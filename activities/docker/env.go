@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -45,7 +44,7 @@ func (a *Activities) openEnv(appID string, vars []SealedVar, buildTime bool) (ma
 		plain, err := a.Keyring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
 		if err != nil {
 			return nil, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, openFailure(err)),
+				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
 				ErrTypeSecretUnavailable, nil)
 		}
 		if strings.ContainsRune(string(plain), 0) {
@@ -54,15 +53,4 @@ func (a *Activities) openEnv(appID string, vars []SealedVar, buildTime bool) (ma
 		env[v.Key] = string(plain)
 	}
 	return env, nil
-}
-
-func openFailure(err error) string {
-	switch {
-	case errors.Is(err, secrets.ErrUnknownKey):
-		return "it was sealed with a key this node's keyring does not hold"
-	case errors.Is(err, secrets.ErrTampered):
-		return "the sealed value was modified or belongs to another app"
-	default:
-		return "the sealed value is malformed"
-	}
 }

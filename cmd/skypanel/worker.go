@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -51,7 +48,7 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		w.RegisterWorkflow(wf)
 	}
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
-		KeepReleaseImages: cfg.KeepReleaseImages, WorkflowRunning: workflowRunning(tc)})
+		KeepReleaseImages: cfg.KeepReleaseImages, WorkflowRunning: sptemporal.WorkflowRunning(tc)})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start control worker: %w", err)
@@ -64,19 +61,4 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	<-ctx.Done()
 	w.Stop()
 	return nil
-}
-
-// workflowRunning tells whether a workflow is still running; one Temporal does not know is not.
-func workflowRunning(tc client.Client) func(ctx context.Context, workflowID string) (bool, error) {
-	return func(ctx context.Context, workflowID string) (bool, error) {
-		resp, err := tc.DescribeWorkflowExecution(ctx, workflowID, "")
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return resp.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
-	}
 }
