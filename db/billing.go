@@ -130,6 +130,20 @@ func (s *Store) UsageBetween(ctx context.Context, from, to time.Time) ([]UsageSe
 	})
 }
 
+// AppUsageBetween returns one app's usage segments that overlap [from, to).
+func (s *Store) AppUsageBetween(ctx context.Context, appID string, from, to time.Time) ([]UsageSegment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT app_id::text, org_id::text, app_name, instances, price_per_hour, started_at, ended_at
+		FROM usage_segments WHERE app_id::text = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)`, appID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("usage of app %s: %w", appID, err)
+	}
+	return collect(rows, func(row pgx.Row) (UsageSegment, error) {
+		var u UsageSegment
+		err := row.Scan(&u.AppID, &u.OrgID, &u.AppName, &u.Instances, &u.PricePerHour, &u.StartedAt, &u.EndedAt)
+		return u, err
+	})
+}
+
 // RecordCharges writes the charges in one transaction, each at most once (by ChargeKey), and
 // lowers each wallet by what was newly charged. It returns how many entries it wrote: a retry
 // of a run that already committed writes none.

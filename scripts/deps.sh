@@ -72,23 +72,34 @@ docker_answers() {
 	timeout 15 docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1 ||
 		{ [ ${#SUDO[@]} -gt 0 ] && timeout 15 sudo -n docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
 }
+start_dockerd() {
+	command -v dockerd >/dev/null 2>&1 || die "dockerd not found (package docker.io)"
+	log "starting dockerd (log: .data/dockerd.log)"
+	# Ask for sudo's password now, in the foreground, not from the background job.
+	if [ ${#SUDO[@]} -gt 0 ]; then sudo -v; fi
+	# setsid + nohup: the daemon outlives this script and make; it is not stopped by
+	# `make clean` (stop it with: kill \$(cat /var/run/docker.pid)).
+	as_root setsid nohup dockerd >>"$DATA/dockerd.log" 2>&1 </dev/null &
+	disown || true
+	dockerd_started=$SECONDS
+}
 if [ "${SKIP_DOCKER:-}" != 1 ]; then
 	command -v docker >/dev/null 2>&1 || die "docker client not found (package docker.io)"
 	if ! docker_answers; then
+		dockerd_started=-100
 		if pgrep -x dockerd >/dev/null 2>&1; then
 			log "dockerd is running but not answering yet; waiting"
 		else
-			command -v dockerd >/dev/null 2>&1 || die "dockerd not found (package docker.io)"
-			log "starting dockerd (log: .data/dockerd.log)"
-			# Ask for sudo's password now, in the foreground, not from the background job.
-			if [ ${#SUDO[@]} -gt 0 ]; then sudo -v; fi
-			# setsid + nohup: the daemon outlives this script and make; it is not stopped by
-			# `make clean` (stop it with: kill \$(cat /var/run/docker.pid)).
-			as_root setsid nohup dockerd >>"$DATA/dockerd.log" 2>&1 </dev/null &
-			disown || true
+			start_dockerd
 		fi
 		deadline=$((SECONDS + DOCKER_START_TIMEOUT))
 		until docker_answers; do
+			# A dockerd that was shutting down when we looked is gone now: start one.
+			if ! pgrep -x dockerd >/dev/null 2>&1 && [ $((SECONDS - dockerd_started)) -ge 5 ]; then
+				log "dockerd is not running (it was stopping)"
+				start_dockerd
+				deadline=$((SECONDS + DOCKER_START_TIMEOUT))
+			fi
 			if [ $SECONDS -ge $deadline ]; then
 				tail -n 20 "$DATA/dockerd.log" >&2 2>/dev/null || true
 				die "the Docker Engine did not answer within ${DOCKER_START_TIMEOUT}s (see .data/dockerd.log)"

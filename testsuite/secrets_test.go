@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -80,7 +81,7 @@ func randomCanary(t testing.TB) string {
 // workflow history Temporal keeps, not in the logs of the API, worker and agent, not in the
 // build log of a deployment made with it.
 func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
-	owner, app, _, first := liveHelloApp(t, "secret", "secret v1")
+	owner, app, r, first := liveHelloApp(t, "secret", "secret v1")
 	host := app.Name + ".apps.localhost"
 	canary, buildCanary := randomCanary(t), randomCanary(t)
 
@@ -147,6 +148,18 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 		t.Fatalf("bulk set: %d %s", status, raw)
 	}
 	owner.waitWorkflow(t, change.WorkflowID)
+	// The build checks it sees BUILD_CANARY, by its hash: the value itself never appears in
+	// the Dockerfile, so a build log that held it would be the platform's doing.
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is not installed (make deps installs it): %v", err)
+	}
+	sum := sha256.Sum256([]byte(buildCanary))
+	r.write("busybox", string(busybox))
+	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nARG BUILD_CANARY\n"+
+		`RUN ["/bin/busybox", "sh", "-c", "test \"$(printf %s \"$BUILD_CANARY\" | /bin/busybox sha256sum | /bin/busybox cut -c1-64)\" = `+hex.EncodeToString(sum[:])+`"]`+"\n"+
+		"COPY app /app\nCOPY message.txt /message.txt\nUSER 1000:1000\nENTRYPOINT [\"/app\"]\n")
+	r.commit("the build needs BUILD_CANARY")
 	dep := owner.deploy(t, app.ID)
 	if dep.Status != "succeeded" {
 		t.Fatalf("deploy with the environment: %+v\n%s", dep, owner.logs(t, app.ID, dep.ID))
@@ -177,6 +190,9 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertAbsent("the api, worker and agent logs", processLog)
+	if !bytes.Contains(processLog, []byte("administrator revealed environment values")) {
+		t.Error("the admin's reveal of values is not logged")
+	}
 	temporalLog, _ := os.ReadFile(filepath.Join(platform.dataDir, "temporal.log"))
 	assertAbsent("the Temporal server log", temporalLog)
 

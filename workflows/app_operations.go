@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/skypanel/skypanel/activities/billing"
 	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/activities/nginx"
 	"github.com/skypanel/skypanel/activities/store"
@@ -100,7 +101,14 @@ func DeleteApp(ctx workflow.Context, in AppOperationInput) error {
 			return err
 		}
 	}
-	return workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteApplicationRecord, store.DeleteApplicationRecordInput{AppID: in.AppID}).Get(ctx, nil)
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteApplicationRecord, store.DeleteApplicationRecordInput{AppID: in.AppID}).Get(ctx, nil); err != nil {
+		return err
+	}
+	// Deletes started before billing settled at once left it to the next billing run.
+	if workflow.GetVersion(ctx, "settle-on-delete", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), billActs.SettleApp, billing.SettleAppInput{AppID: in.AppID, Now: workflow.Now(ctx)}).Get(ctx, nil)
 }
 
 func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) error {

@@ -77,6 +77,17 @@ func (m *memBilling) UsageBetween(_ context.Context, from, to time.Time) ([]db.U
 	return out, nil
 }
 
+func (m *memBilling) AppUsageBetween(ctx context.Context, appID string, from, to time.Time) ([]db.UsageSegment, error) {
+	all, _ := m.UsageBetween(ctx, from, to)
+	var out []db.UsageSegment
+	for _, u := range all {
+		if u.AppID == appID {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 func (m *memBilling) RecordCharges(_ context.Context, charges []db.Charge) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -352,4 +363,31 @@ func TestBillingRealignsAfterThePeriodChanges(t *testing.T) {
 		db.ChargeKey("a", day(10, 30)): 60,
 		db.ChargeKey("a", day(11, 0)):  120,
 	})
+}
+
+// Deleting an app settles the period it was deleted in at once, under the key the period's
+// billing run uses, so that run charges nothing more.
+func TestDeleteAppSettlesThePeriodAtOnce(t *testing.T) {
+	m := newMemBilling(time.Hour)
+	m.wallets["org"] = 1_000
+	deleted := day(10, 30)
+	m.usage = []db.UsageSegment{{AppID: testAppID, OrgID: "org", AppName: "hello", Instances: 1, PricePerHour: 100, StartedAt: day(10, 0), EndedAt: &deleted}}
+	env := newTestEnv()
+	env.SetStartTime(deleted)
+	env.RegisterActivity(&billing.Activities{Store: m, Period: time.Hour})
+	target := testPlan.AppTarget
+	target.NodeID = "" // nothing on a node: only the records go
+	env.OnActivity(storeActs.LoadAppTarget, mock.Anything, mock.Anything).Return(target, nil)
+	env.OnActivity(storeActs.DeleteApplicationRecord, mock.Anything, store.DeleteApplicationRecordInput{AppID: testAppID}).Return(nil).Once()
+	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil)
+	env.ExecuteWorkflow(DeleteApp, AppOperationInput{AppID: testAppID, OperationID: "op"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	assertCharges(t, m, map[string]int64{db.ChargeKey(testAppID, day(10, 0)): 50})
+
+	runBilling(t, m, day(11, 1))
+	assertCharges(t, m, map[string]int64{db.ChargeKey(testAppID, day(10, 0)): 50})
+	if m.wallets["org"] != 950 {
+		t.Errorf("wallet %d, want 950: the period was charged once", m.wallets["org"])
+	}
 }

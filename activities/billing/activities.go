@@ -22,6 +22,7 @@ type Store interface {
 	AdvanceBilledUntil(ctx context.Context, t time.Time) error
 	EarliestUsage(ctx context.Context) (time.Time, error)
 	UsageBetween(ctx context.Context, from, to time.Time) ([]db.UsageSegment, error)
+	AppUsageBetween(ctx context.Context, appID string, from, to time.Time) ([]db.UsageSegment, error)
 	RecordCharges(ctx context.Context, charges []db.Charge) (int, error)
 	OrgsToSuspend(ctx context.Context, period time.Duration) ([]db.WalletStanding, error)
 	OrgsToResume(ctx context.Context, period time.Duration) ([]db.WalletStanding, error)
@@ -140,4 +141,28 @@ func (a *Activities) WalletStandings(ctx context.Context, in WalletStandingsInpu
 		res.Resume = append(res.Resume, r.OrgID)
 	}
 	return res, nil
+}
+
+// SettleAppInput names a deleted app and when it was deleted.
+type SettleAppInput struct {
+	AppID string
+	Now   time.Time
+}
+
+// SettleApp charges a deleted app for the period it was deleted in, right away, with the same
+// key the period's billing run uses: that run then finds it charged (its usage ended at the
+// deletion, so the amounts agree). Earlier periods not billed yet are charged by the runs.
+func (a *Activities) SettleApp(ctx context.Context, in SettleAppInput) (int, error) {
+	period := a.period()
+	start := PeriodStart(in.Now, period)
+	usage, err := a.Store.AppUsageBetween(ctx, in.AppID, start, start.Add(period))
+	if err != nil {
+		return 0, err
+	}
+	for _, u := range usage {
+		if u.EndedAt == nil {
+			return 0, fmt.Errorf("app %s still has open usage: settle it once it is deleted", in.AppID)
+		}
+	}
+	return a.Store.RecordCharges(ctx, ChargesFor(usage, start, start.Add(period)))
 }
