@@ -28,6 +28,8 @@ END {
     row("3. task pickup, 202 to first node activity", (p == "" ? missing("TaskPickup") : sprintf("p50 %.1f ms, p99 %.1f ms", p, get("TaskPickup", "p99-ms"))), "p50 <= 50 ms")
     r = get("ScaleOut", "ratio")
     row("4. scale 1->10 (platform / docker run x10)", (r == "" ? missing("ScaleOut") : sprintf("%.2f (%.2f s / %.2f s)", r, get("ScaleOut", "platform-s"), get("ScaleOut", "floor-s"))), "<= 1.2")
+    q = get("ScaleOut", "ratio-seq")
+    if (q != "") row("   the same, runs one after the other by hand", sprintf("%.2f (%.2f s / %.2f s)", q, get("ScaleOut", "platform-s"), get("ScaleOut", "floor-seq-s")), "<= 1.2")
     i = get("AgentMemory", "idle-MiB")
     row("5. agent resident memory", (i == "" ? missing("AgentMemory") : sprintf("idle %.1f MiB, building %.1f MiB", i, get("AgentMemory", "building-MiB"))), "idle <= 40 MB")
     e = get("BillingRun10000Apps", "entries")

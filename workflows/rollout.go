@@ -51,12 +51,53 @@ func startInstances(ctx workflow.Context, t store.AppTarget, releaseID, image st
 	if err := workflow.ExecuteActivity(shortCtx, dockerActs.EnsureNetwork, docker.EnsureNetworkInput{OrgID: t.OrgID}).Get(ctx, &network); err != nil {
 		return nil, err
 	}
-	starts := make([]workflow.Future, len(names))
-	for i, name := range names {
-		starts[i] = workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, docker.StartInstanceInput{
+	startInput := func(name string) docker.StartInstanceInput {
+		return docker.StartInstanceInput{
 			AppID: t.AppID, OrgID: t.OrgID, ReleaseID: releaseID, DeploymentID: deploymentID, InstanceName: name, Image: image,
 			Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort, Env: t.Env,
+		}
+	}
+	readyInput := func(name string, port int) docker.WaitReadyInput {
+		return docker.WaitReadyInput{AppID: t.AppID, DeploymentID: deploymentID, InstanceName: name, HostPort: port, Timeout: ReadyTimeout}
+	}
+	// Runs started before each instance was probed as soon as it started, as they did: every
+	// start first, then every probe.
+	if workflow.GetVersion(ctx, "pipeline-ready", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return startThenProbeAll(ctx, t, names, startInput, readyInput)
+	}
+	ports := make([]int, len(names))
+	errs := make([]error, len(names))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, name := range names {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			var started docker.StartInstanceResult
+			startCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+			if errs[i] = workflow.ExecuteActivity(startCtx, dockerActs.StartInstance, startInput(name)).Get(ctx, &started); errs[i] != nil {
+				return
+			}
+			ports[i] = started.HostPort
+			readyCtx := nodeContext(ctx, t.NodeID, ReadyTimeout+time.Minute, 15*time.Second, 1)
+			errs[i] = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, readyInput(name, started.HostPort)).Get(ctx, nil)
 		})
+	}
+	wg.Wait(ctx)
+	for _, err := range errs {
+		if err != nil {
+			return ports, err
+		}
+	}
+	return ports, nil
+}
+
+// startThenProbeAll is startInstances before "pipeline-ready": all starts, then all probes.
+func startThenProbeAll(ctx workflow.Context, t store.AppTarget, names []string,
+	startInput func(string) docker.StartInstanceInput, readyInput func(string, int) docker.WaitReadyInput) ([]int, error) {
+	shortCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+	starts := make([]workflow.Future, len(names))
+	for i, name := range names {
+		starts[i] = workflow.ExecuteActivity(shortCtx, dockerActs.StartInstance, startInput(name))
 	}
 	ports := make([]int, len(names))
 	var firstErr error
@@ -73,9 +114,7 @@ func startInstances(ctx workflow.Context, t store.AppTarget, releaseID, image st
 	readyCtx := nodeContext(ctx, t.NodeID, ReadyTimeout+time.Minute, 15*time.Second, 1)
 	waits := make([]workflow.Future, len(names))
 	for i, name := range names {
-		waits[i] = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, docker.WaitReadyInput{
-			AppID: t.AppID, DeploymentID: deploymentID, InstanceName: name, HostPort: ports[i], Timeout: ReadyTimeout,
-		})
+		waits[i] = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, readyInput(name, ports[i]))
 	}
 	for _, f := range waits {
 		if err := f.Get(ctx, nil); err != nil && firstErr == nil {
