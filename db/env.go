@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // EnvVar is one of an app's environment variables as stored: the value sealed (a secrets
@@ -201,3 +202,40 @@ func (s *Store) CompleteConfigRelease(ctx context.Context, appID, operationID, u
 // envKeysJSON is the app's variable names (never values) as a JSON array, for a release's
 // config snapshot; $1 is the app id.
 const envKeysJSON = `(SELECT COALESCE(jsonb_agg(key ORDER BY key), '[]'::jsonb) FROM app_env WHERE app_id = $1)`
+
+// ReencryptResult counts a re-encryption pass.
+type ReencryptResult struct {
+	Stored  int // sealed values on the platform
+	Moved   int // re-sealed under the primary key by this pass
+	Skipped int // changed while the pass ran (sealed under the primary by that change, or left for the next pass)
+}
+
+// ReencryptSecrets re-seals every stored secret that is not under the keyring's primary key,
+// one row at a time and only if the row still holds what was read. It stops at the first value
+// it cannot open: the key that sealed it must stay in the keyring until that is resolved.
+func (s *Store) ReencryptSecrets(ctx context.Context, ring *secrets.Keyring) (ReencryptResult, error) {
+	values, err := s.SealedValues(ctx)
+	if err != nil {
+		return ReencryptResult{}, err
+	}
+	res := ReencryptResult{Stored: len(values)}
+	for _, v := range values {
+		if !ring.NeedsReencrypt(v.Sealed) {
+			continue
+		}
+		resealed, err := ring.Reencrypt(v.Sealed, secrets.AppEnvValue(v.AppID, v.Key))
+		if err != nil {
+			return res, fmt.Errorf("re-encrypt %s of app %s: %s: %w", v.Key, v.AppID, secrets.Explain(err), err)
+		}
+		replaced, err := s.ReplaceSealedValue(ctx, v, resealed)
+		if err != nil {
+			return res, err
+		}
+		if replaced {
+			res.Moved++
+		} else {
+			res.Skipped++
+		}
+	}
+	return res, nil
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 func envOf(t *testing.T, appID string) map[string]string {
@@ -29,7 +31,7 @@ func TestEnvChangesAreAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-1", StillRunning: never}
-	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:aaa"}, {Key: "B", Sealed: "v1:k1:bbb"}}, req)
+	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: sealed(t, f.app.ID, "A", "aaa")}, {Key: "B", Sealed: sealed(t, f.app.ID, "B", "bbb")}}, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,18 +42,18 @@ func TestEnvChangesAreAllOrNothing(t *testing.T) {
 		t.Errorf("a change to an app without a release took the lock")
 	}
 
-	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:changed"}, {Key: "MISSING", Unset: true}}, req)
+	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: sealed(t, f.app.ID, "A", "changed")}, {Key: "MISSING", Unset: true}}, req)
 	var missing *db.EnvKeyNotFoundError
 	if !errors.As(err, &missing) || missing.Key != "MISSING" {
 		t.Fatalf("unset of a missing key: %v", err)
 	}
-	if got := envOf(t, f.app.ID); got["A"] != "v1:k1:aaa" || len(got) != 2 {
+	if got := envOf(t, f.app.ID); got["A"] != sealed(t, f.app.ID, "A", "aaa") || len(got) != 2 {
 		t.Errorf("a refused request changed the environment: %v", got)
 	}
 
 	// Another organization sees no such app.
 	other := newFixture(t)
-	if _, err := testStore.ChangeEnv(ctx, other.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: "v1:k1:x"}}, req); !errors.Is(err, db.ErrNotFound) {
+	if _, err := testStore.ChangeEnv(ctx, other.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: sealed(t, f.app.ID, "A", "x")}}, req); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("another organization's change: %v, want not found", err)
 	}
 }
@@ -63,19 +65,19 @@ func TestEnvChangeOfARunningAppTakesTheLockAndCanBeUndone(t *testing.T) {
 	f := newFixture(t)
 	runningWithRelease(t, f)
 	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-2", StillRunning: always}
-	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Sealed: "v1:k1:keep"}}, req); err != nil {
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Sealed: sealed(t, f.app.ID, "KEEP", "keep")}}, req); err != nil {
 		t.Fatal(err)
 	}
 	if err := testStore.ReleaseOperation(ctx, f.app.ID, "wf-env-2"); err != nil {
 		t.Fatal(err)
 	}
 
-	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Unset: true}, {Key: "NEW", Sealed: "v1:k1:new"}},
+	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Unset: true}, {Key: "NEW", Sealed: sealed(t, f.app.ID, "NEW", "new")}},
 		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-3", StillRunning: always})
 	if err != nil || !res.Rollout {
 		t.Fatalf("change of a running app: %+v %v", res, err)
 	}
-	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "OTHER", Sealed: "v1:k1:o"}},
+	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "OTHER", Sealed: sealed(t, f.app.ID, "OTHER", "o")}},
 		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-4", StillRunning: always})
 	var busy *db.BusyError
 	if !errors.As(err, &busy) {
@@ -84,7 +86,7 @@ func TestEnvChangeOfARunningAppTakesTheLockAndCanBeUndone(t *testing.T) {
 	if err := testStore.UndoEnvChange(ctx, f.app.ID, "wf-env-3", res); err != nil {
 		t.Fatal(err)
 	}
-	if got := envOf(t, f.app.ID); len(got) != 1 || got["KEEP"] != "v1:k1:keep" {
+	if got := envOf(t, f.app.ID); len(got) != 1 || got["KEEP"] != sealed(t, f.app.ID, "KEEP", "keep") {
 		t.Errorf("after undo: %v, want only KEEP as before", got)
 	}
 	if app, _ := testStore.GetApplication(ctx, f.org, f.app.ID); app.ActiveWorkflowID != nil {
@@ -96,18 +98,18 @@ func TestReplaceSealedValueOnlyReplacesWhatItRead(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-5", StillRunning: never}
-	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: "v1:old:1"}}, req); err != nil {
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: sealed(t, f.app.ID, "K", "1")}}, req); err != nil {
 		t.Fatal(err)
 	}
-	ref := db.AppEnvRef{AppID: f.app.ID, Key: "K", Sealed: "v1:old:1"}
-	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: "v1:new:2"}}, req); err != nil {
+	ref := db.AppEnvRef{AppID: f.app.ID, Key: "K", Sealed: sealed(t, f.app.ID, "K", "1")}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: sealed(t, f.app.ID, "K", "2")}}, req); err != nil {
 		t.Fatal(err)
 	}
-	replaced, err := testStore.ReplaceSealedValue(ctx, ref, "v1:new:resealed")
+	replaced, err := testStore.ReplaceSealedValue(ctx, ref, sealed(t, f.app.ID, "K", "resealed"))
 	if err != nil || replaced {
 		t.Errorf("a value changed meanwhile was replaced: %v %v", replaced, err)
 	}
-	if got := envOf(t, f.app.ID); got["K"] != "v1:new:2" {
+	if got := envOf(t, f.app.ID); got["K"] != sealed(t, f.app.ID, "K", "2") {
 		t.Errorf("K = %q", got["K"])
 	}
 }
@@ -132,7 +134,7 @@ func TestConfigReleaseKeepsTheImageAndNamesTheKeys(t *testing.T) {
 	f := newFixture(t)
 	runningWithRelease(t, f)
 	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-6", StillRunning: never}
-	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "CANARY", Sealed: "v1:k1:sealed"}}, req); err != nil {
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "CANARY", Sealed: sealed(t, f.app.ID, "CANARY", "sealed")}}, req); err != nil {
 		t.Fatal(err)
 	}
 	op := uuid.NewString()
@@ -153,4 +155,96 @@ func TestConfigReleaseKeepsTheImageAndNamesTheKeys(t *testing.T) {
 	if raw := string(latest.Config); !strings.Contains(raw, `"env_keys": ["CANARY"]`) || strings.Contains(raw, "sealed") {
 		t.Errorf("config snapshot %s", raw)
 	}
+}
+
+// testRing seals the values the tests store, as the API does: every stored value is a real
+// envelope, so a re-encryption pass over the whole table opens them all.
+var (
+	testRing     = mustKeyring("k1")
+	sealedMu     sync.Mutex
+	sealedValues = map[string]string{}
+)
+
+func mustKeyring(id string) *secrets.Keyring {
+	ring, err := secrets.NewKeyring(id)
+	if err != nil {
+		panic(err)
+	}
+	return ring
+}
+
+// sealed returns the envelope of value for appID's key, the same one every time it is asked
+// for the same triple (so tests can compare what is stored).
+func sealed(t *testing.T, appID, key, value string) string {
+	t.Helper()
+	sealedMu.Lock()
+	defer sealedMu.Unlock()
+	id := appID + "/" + key + "/" + value
+	if env, ok := sealedValues[id]; ok {
+		return env
+	}
+	env, err := testRing.Encrypt([]byte(value), secrets.AppEnvValue(appID, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedValues[id] = env
+	return env
+}
+
+// Rotation over real rows: values sealed under k1 stay readable with the ring "k2,k1", a pass
+// moves every one under k2, a second pass has nothing to do, and then a ring of k2 alone opens
+// them all.
+func TestReencryptSecretsMovesEveryValueToThePrimaryKey(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-rot", StillRunning: never}
+	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{
+		{Key: "TOKEN", Sealed: sealed(t, f.app.ID, "TOKEN", "t0ken")},
+		{Key: "URL", Sealed: sealed(t, f.app.ID, "URL", "postgres://x")},
+	}, req); err != nil {
+		t.Fatal(err)
+	}
+	k2 := mustKeyring("k2")
+	rotated, err := secrets.ParseKeyring(k2.Spec() + "," + testRing.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := testStore.ReencryptSecrets(ctx, rotated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Moved < 2 || res.Moved != res.Stored {
+		t.Errorf("first pass %+v: want every stored value moved", res)
+	}
+	again, err := testStore.ReencryptSecrets(ctx, rotated)
+	if err != nil || again.Moved != 0 {
+		t.Errorf("second pass %+v %v: want nothing left to move", again, err)
+	}
+	vars, _ := testStore.ListEnv(ctx, f.app.ID)
+	want := map[string]string{"TOKEN": "t0ken", "URL": "postgres://x"}
+	for _, v := range vars {
+		plain, err := k2.Decrypt(v.Sealed, secrets.AppEnvValue(f.app.ID, v.Key))
+		if err != nil || string(plain) != want[v.Key] {
+			t.Errorf("%s under k2 alone: %q %v", v.Key, plain, err)
+		}
+		if _, err := testRing.Decrypt(v.Sealed, secrets.AppEnvValue(f.app.ID, v.Key)); !errors.Is(err, secrets.ErrUnknownKey) {
+			t.Errorf("%s still opens with the old key alone: %v", v.Key, err)
+		}
+	}
+	// Everything the other tests stored moved too; put the table back under k1 for them.
+	if _, err := testStore.ReencryptSecrets(ctx, mustKeyringSpec(t, testRing.Spec()+","+k2.Spec())); err != nil {
+		t.Fatal(err)
+	}
+	sealedMu.Lock()
+	sealedValues = map[string]string{}
+	sealedMu.Unlock()
+}
+
+func mustKeyringSpec(t *testing.T, spec string) *secrets.Keyring {
+	t.Helper()
+	ring, err := secrets.ParseKeyring(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
 }

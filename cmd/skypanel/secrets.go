@@ -77,30 +77,11 @@ func runSecrets(ctx context.Context, log *slog.Logger, args []string) error {
 }
 
 // reencryptSecrets moves every stored secret not yet under the keyring's primary key onto it.
-// A value changed meanwhile is skipped (it was just sealed under the primary anyway, or the next
-// pass takes it). It stops at the first value it cannot open: that key must stay in the keyring.
 func reencryptSecrets(ctx context.Context, log *slog.Logger, st *db.Store, ring *secrets.Keyring) (int, error) {
-	values, err := st.SealedValues(ctx)
+	res, err := st.ReencryptSecrets(ctx, ring)
 	if err != nil {
-		return 0, err
+		return res.Moved, err
 	}
-	moved := 0
-	for _, v := range values {
-		if !ring.NeedsReencrypt(v.Sealed) {
-			continue
-		}
-		resealed, err := ring.Reencrypt(v.Sealed, secrets.AppEnvValue(v.AppID, v.Key))
-		if err != nil {
-			return moved, fmt.Errorf("re-encrypt %s of app %s: %w", v.Key, v.AppID, err)
-		}
-		replaced, err := st.ReplaceSealedValue(ctx, v, resealed)
-		if err != nil {
-			return moved, err
-		}
-		if replaced {
-			moved++
-		}
-	}
-	log.Info("secrets re-encrypted under the primary key", "key_id", ring.PrimaryID(), "re_encrypted", moved, "stored", len(values))
-	return moved, nil
+	log.Info("secrets re-encrypted under the primary key", "key_id", ring.PrimaryID(), "re_encrypted", res.Moved, "stored", res.Stored, "changed_meanwhile", res.Skipped)
+	return res.Moved, nil
 }
