@@ -47,6 +47,11 @@ http {
     uwsgi_temp_path temp/uwsgi;
     scgi_temp_path temp/scgi;
 
+    # A connection that has not sent a request yet (a client's spare, pre-dialed one) is not
+    # idle to nginx: a reload's old worker keeps it, and keeps living, until this timeout. Short,
+    # so old workers exit soon after a reload and the router's drain wait ends early.
+    client_header_timeout 5s;
+
     server_names_hash_bucket_size 128;
     server_names_hash_max_size 8192;
     client_max_body_size 100m;
