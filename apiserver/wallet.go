@@ -112,28 +112,22 @@ func (s *Server) creditWallet(ctx context.Context, in *creditInput) (*creditOutp
 // resumeIfPaid starts ResumeOrganization when the organization has suspended apps and its
 // wallet now pays one period of them. An already running resumption is fine.
 func (s *Server) resumeIfPaid(ctx context.Context, orgID string) (string, error) {
-	standings, err := s.store.OrgsToResume(ctx, s.cfg.BillingPeriod)
-	if err != nil {
+	resumable, err := s.store.CanResume(ctx, orgID, s.cfg.BillingPeriod)
+	if err != nil || !resumable {
 		return "", err
 	}
-	for _, st := range standings {
-		if st.OrgID != orgID {
-			continue
-		}
-		workflowID := sptemporal.ResumeOrganizationWorkflowID(orgID)
-		_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       workflowID,
-			TaskQueue:                sptemporal.ControlTaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			TypedSearchAttributes: temporal.NewSearchAttributes(
-				sptemporal.OrgIDKey.ValueSet(orgID), sptemporal.OperationKey.ValueSet("resume")),
-		}, workflows.ResumeOrganization, workflows.OrganizationInput{OrgID: orgID})
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if err != nil && !errors.As(err, &started) {
-			return "", err
-		}
-		return workflowID, nil
+	workflowID := sptemporal.ResumeOrganizationWorkflowID(orgID)
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflowID,
+		TaskQueue:                sptemporal.ControlTaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			sptemporal.OrgIDKey.ValueSet(orgID), sptemporal.OperationKey.ValueSet("resume")),
+	}, workflows.ResumeOrganization, workflows.OrganizationInput{OrgID: orgID})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return "", err
 	}
-	return "", nil
+	return workflowID, nil
 }

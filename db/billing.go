@@ -118,24 +118,20 @@ func syncUsage(ctx context.Context, tx pgx.Tx, appID string) error {
 
 // UsageBetween returns the usage segments that overlap [from, to).
 func (s *Store) UsageBetween(ctx context.Context, from, to time.Time) ([]UsageSegment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT app_id::text, org_id::text, app_name, instances, price_per_hour, started_at, ended_at
-		FROM usage_segments WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1)`, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("usage between %s and %s: %w", from, to, err)
-	}
-	return collect(rows, func(row pgx.Row) (UsageSegment, error) {
-		var u UsageSegment
-		err := row.Scan(&u.AppID, &u.OrgID, &u.AppName, &u.Instances, &u.PricePerHour, &u.StartedAt, &u.EndedAt)
-		return u, err
-	})
+	return s.usageBetween(ctx, "", from, to)
 }
 
 // AppUsageBetween returns one app's usage segments that overlap [from, to).
 func (s *Store) AppUsageBetween(ctx context.Context, appID string, from, to time.Time) ([]UsageSegment, error) {
+	return s.usageBetween(ctx, appID, from, to)
+}
+
+// usageBetween is UsageBetween, for one app when appID is set.
+func (s *Store) usageBetween(ctx context.Context, appID string, from, to time.Time) ([]UsageSegment, error) {
 	rows, err := s.pool.Query(ctx, `SELECT app_id::text, org_id::text, app_name, instances, price_per_hour, started_at, ended_at
-		FROM usage_segments WHERE app_id::text = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)`, appID, from, to)
+		FROM usage_segments WHERE ($3 = '' OR app_id::text = $3) AND started_at < $2 AND (ended_at IS NULL OR ended_at > $1)`, from, to, appID)
 	if err != nil {
-		return nil, fmt.Errorf("usage of app %s: %w", appID, err)
+		return nil, fmt.Errorf("usage between %s and %s: %w", from, to, err)
 	}
 	return collect(rows, func(row pgx.Row) (UsageSegment, error) {
 		var u UsageSegment
@@ -192,7 +188,7 @@ func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error
 	return written, translate(err)
 }
 
-// EnsureWallet creates the organization's wallet in currency if it has none.
+// ensureWallet creates the organization's wallet in currency if it has none.
 func ensureWallet(ctx context.Context, tx pgx.Tx, orgID, currency string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO wallets (org_id, currency) VALUES ($1, $2) ON CONFLICT (org_id) DO NOTHING`, orgID, currency)
 	return err
@@ -289,8 +285,8 @@ func (s *Store) AdvanceBilledUntil(ctx context.Context, t time.Time) error {
 	return translate(err)
 }
 
-// EarliestOpenUsage is the start of the oldest usage segment that is still open or ended after
-// since (zero when there is none): where billing starts when it has never run.
+// EarliestUsage is the start of the oldest usage segment (zero when there is none): where
+// billing starts when it has never run.
 func (s *Store) EarliestUsage(ctx context.Context) (time.Time, error) {
 	var t *time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT min(started_at) FROM usage_segments`).Scan(&t); err != nil {
@@ -313,20 +309,31 @@ type WalletStanding struct {
 // OrgsToSuspend lists organizations with running apps whose wallet cannot pay one more period
 // of them (period seconds; the cost of a period is rounded as charges are).
 func (s *Store) OrgsToSuspend(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
-	return s.standings(ctx, `a.status = 'running'`, `w.balance < c.cost`, period)
+	return s.standings(ctx, `a.status = 'running'`, `w.balance < c.cost`, period, "")
 }
 
 // OrgsToResume lists organizations with suspended apps whose wallet now pays one period of them.
 func (s *Store) OrgsToResume(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
-	return s.standings(ctx, `a.status = 'suspended' AND a.active_workflow_id IS NULL`, `w.balance >= c.cost`, period)
+	return s.standings(ctx, resumableApps, `w.balance >= c.cost`, period, "")
 }
 
-func (s *Store) standings(ctx context.Context, appFilter, walletFilter string, period time.Duration) ([]WalletStanding, error) {
+// CanResume tells whether the organization has suspended apps its wallet now pays one period of.
+func (s *Store) CanResume(ctx context.Context, orgID string, period time.Duration) (bool, error) {
+	standings, err := s.standings(ctx, resumableApps, `w.balance >= c.cost`, period, orgID)
+	return len(standings) > 0, err
+}
+
+// resumableApps are suspended apps no operation holds.
+const resumableApps = `a.status = 'suspended' AND a.active_workflow_id IS NULL`
+
+// standings lists the organizations (only orgID, when set) whose apps matching appFilter cost,
+// for one period, what walletFilter asks of their balance.
+func (s *Store) standings(ctx context.Context, appFilter, walletFilter string, period time.Duration, orgID string) ([]WalletStanding, error) {
 	rows, err := s.pool.Query(ctx, `WITH c AS (
 			SELECT a.org_id, sum(round(p.price_per_hour_minor::numeric * a.instances * $1 / 3600)) AS cost
-			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE `+appFilter+` GROUP BY a.org_id)
+			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE (`+appFilter+`) AND ($2 = '' OR a.org_id::text = $2) GROUP BY a.org_id)
 		SELECT w.org_id::text, w.balance, c.cost::bigint FROM c JOIN wallets w ON w.org_id = c.org_id WHERE `+walletFilter+`
-		ORDER BY w.org_id`, period.Seconds())
+		ORDER BY w.org_id`, period.Seconds(), orgID)
 	if err != nil {
 		return nil, fmt.Errorf("wallet standings: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	sptemporal "github.com/skypanel/skypanel/temporal"
@@ -118,6 +119,9 @@ func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	if n := len(appContainers(t, app.ID)); n != 0 {
 		t.Errorf("%d containers left after the suspension", n)
 	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", owner.token, nil, nil); status != http.StatusConflict || !strings.Contains(string(raw), "suspended") {
+		t.Errorf("deploy of a suspended app: %d %s, want 409 saying it is suspended", status, raw)
+	}
 
 	var charges []ledgerEntry
 	var credited int64
@@ -174,8 +178,30 @@ func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	if status, body, _ := platform.throughNginx(host); status != http.StatusOK || body != "paid for" {
 		t.Errorf("after the credit nginx answers %d %q", status, body)
 	}
-	// Stop it before the wallet runs dry again; stopping ends its billing at once.
+	// Stop it before the wallet runs dry again: its billing ends at the stop, so once a billing
+	// run has charged the period after the stop, no charge for that period or later exists.
 	owner.operation(t, app.ID, "stop")
+	afterStop := time.Now().Truncate(billingPeriod).Add(billingPeriod)
+	waitForBillingRun(t, afterStop.Add(billingPeriod))
+	for _, e := range owner.ledger(t) {
+		if e.Kind == "charge" && !e.PeriodStart.Before(afterStop) {
+			t.Errorf("charged for a period after the stop: %+v", e)
+		}
+	}
+}
+
+// waitForBillingRun waits until a billing run started at or after since has completed: it has
+// charged every period that ended by since.
+func waitForBillingRun(t *testing.T, since time.Time) {
+	t.Helper()
+	query := fmt.Sprintf(`SkyPanelOperation = "billing" AND ExecutionStatus = "Completed" AND StartTime >= "%s"`, since.UTC().Format(time.RFC3339Nano))
+	eventually(t, 30*time.Second, "a billing run after "+since.Format(time.RFC3339), func() (bool, string) {
+		resp, err := platform.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 1})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(resp.GetExecutions()) > 0, "none yet"
+	})
 }
 
 // TestConcurrentBillingRunsChargeOnce starts two billing runs together on top of the
@@ -235,7 +261,27 @@ func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
 	if charges < 2 {
 		t.Errorf("%d charges after %s of runs: the runs charged nothing, the check proves nothing", charges, 3*billingPeriod)
 	}
-	owner.operation(t, app.ID, "stop")
+
+	// Deleting the app settles the period it is deleted in at once. Started right after a
+	// period boundary, the delete ends before that period does; a charge for a period that has
+	// not ended yet can only be the settlement (billing runs charge ended periods).
+	for time.Since(time.Now().Truncate(billingPeriod)) > billingPeriod/10 {
+		time.Sleep(10 * time.Millisecond) // until just after the next boundary: at most one period
+	}
+	deleting := time.Now()
+	owner.operation(t, app.ID, "delete")
+	period := deleting.Truncate(billingPeriod)
+	if ended := time.Now().Truncate(billingPeriod); !ended.Equal(period) {
+		t.Logf("the delete took %s, into the next period: the settlement is not told from a billing run this time", time.Since(deleting))
+		return
+	}
+	settled := false
+	for _, e := range owner.ledger(t) {
+		settled = settled || (e.Kind == "charge" && *e.AppID == app.ID && e.PeriodStart.Equal(period) && e.Amount > 0)
+	}
+	if !settled {
+		t.Errorf("no charge for the period the app was deleted in (%s) right after the delete", period.Format(time.RFC3339Nano))
+	}
 }
 
 // TestCreditBadInputWritesNothing: zero, negative and fractional amounts, a missing reference

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,13 +198,16 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 	assertAbsent("the Temporal server log", temporalLog)
 
 	// The proof that the canary would have been found: the app does hold it.
-	if !bytes.Contains([]byte(mustEcho(t, host)), []byte(canary)) {
+	if _, body := platform.throughNginxPath(host, "/env/CANARY_SECRET"); body != canary {
 		t.Error("the app no longer holds the canary: the checks above prove nothing")
 	}
 
+	// A real encrypted payload, for the codec endpoint: the last ConfigureApp's input.
+	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{configureInputPayload(t, change.WorkflowID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Run("the Temporal codec decodes for an admin only", func(t *testing.T) {
-		payload := configureInputPayload(t, change.WorkflowID)
-		body, _ := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{payload}})
 		codec := func(token string) (int, []byte) {
 			req, _ := http.NewRequest(http.MethodPost, platform.apiURL+"/api/paas/temporal-codec/decode", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
@@ -233,12 +237,61 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 			t.Errorf("anonymous decode: %d %s, want 401", status, raw)
 		}
 	})
-}
 
-func mustEcho(t *testing.T, host string) string {
-	t.Helper()
-	_, body := platform.throughNginxPath(host, "/env/CANARY_SECRET")
-	return body
+	t.Run("an admin signs in for the Temporal UI: cookie and CORS", func(t *testing.T) {
+		login := func(token string) *http.Response {
+			resp, err := http.PostForm(platform.apiURL+"/api/paas/temporal-codec/login", url.Values{"token": {token}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		if resp := login(owner.token); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+			t.Errorf("a customer signs in: %d with %d cookies, want 403 and none", resp.StatusCode, len(resp.Cookies()))
+		}
+		resp := login(platform.adminToken)
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "skypanel_codec" {
+				cookie = c
+			}
+		}
+		if resp.StatusCode != http.StatusOK || cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+			t.Fatalf("admin sign-in: %d, cookie %+v", resp.StatusCode, cookie)
+		}
+		fromUI := func(method, origin string, withCookie bool) *http.Response {
+			req, _ := http.NewRequest(method, platform.apiURL+"/api/paas/temporal-codec/decode", bytes.NewReader(body))
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Content-Type", "application/json")
+			if method == http.MethodOptions {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "content-type,x-namespace")
+			}
+			if withCookie {
+				req.AddCookie(cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		if resp := fromUI(http.MethodOptions, platform.uiOrigin, false); resp.StatusCode != http.StatusNoContent ||
+			resp.Header.Get("Access-Control-Allow-Origin") != platform.uiOrigin || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Errorf("the UI's preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+		if resp := fromUI(http.MethodPost, platform.uiOrigin, true); resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != platform.uiOrigin {
+			t.Errorf("the UI's decode with the cookie: %d %v", resp.StatusCode, resp.Header)
+		}
+		if resp := fromUI(http.MethodPost, platform.uiOrigin, false); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the UI's decode without the cookie: %d, want 401", resp.StatusCode)
+		}
+		if resp := fromUI(http.MethodPost, "http://evil.example", true); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("another origin is allowed to read the answer: %v", resp.Header)
+		}
+	})
 }
 
 // pgDump dumps the control-plane database of the test stack (its local cluster trusts loopback).
@@ -301,7 +354,7 @@ func allHistories(t *testing.T) [][]byte {
 				t.Fatal(err)
 			}
 			// Payload data is base64 in JSON: keep the decoded bytes too.
-			out = append(out, raw, payloadBytes(history))
+			out = append(out, raw, payloadBytes(raw))
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			return out
@@ -309,10 +362,9 @@ func allHistories(t *testing.T) [][]byte {
 	}
 }
 
-// payloadBytes concatenates the raw data of every payload in a history (found by walking its
-// JSON, where payload data is base64).
-func payloadBytes(history *historypb.History) []byte {
-	raw, _ := protojson.Marshal(history)
+// payloadBytes concatenates the raw data of every payload in a history's JSON (where payload
+// data is base64).
+func payloadBytes(raw []byte) []byte {
 	var tree any
 	if json.Unmarshal(raw, &tree) != nil {
 		return nil

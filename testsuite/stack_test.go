@@ -30,6 +30,7 @@ import (
 // stack is the running platform under test.
 type stack struct {
 	apiURL       string
+	uiOrigin     string // the Temporal Web UI's origin, allowed to call the codec endpoint
 	nginxAddr    string
 	temporalAddr string
 	adminToken   string
@@ -125,6 +126,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	}
 	apiPort, temporalPort, uiPort, nginxPort := ports[0], ports[1], ports[2], ports[3]
 	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	s.uiOrigin = fmt.Sprintf("http://127.0.0.1:%d", uiPort)
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
 

@@ -52,21 +52,40 @@ func RestartApp(ctx workflow.Context, in AppOperationInput) error {
 }
 
 func startRelease(ctx workflow.Context, in AppOperationInput) error {
-	t, err := loadTarget(ctx, in.AppID)
+	t, err := loadReleased(ctx, in.AppID)
 	if err != nil {
 		return err
 	}
-	if t.Image == "" || t.NodeID == "" {
-		return errNoRelease
-	}
-	instances := instanceNames(t.Name, in.OperationID, 1, instanceCount(t))
-	instance := instances[0]
-	if err := (rollout{Target: t, ReleaseID: t.ReleaseID, Image: t.Image, Instances: instances}).run(ctx); err != nil {
+	instances, err := rolloutCurrentImage(ctx, t, t.ReleaseID, in.OperationID)
+	if err != nil {
 		return err
 	}
 	return workflow.ExecuteActivity(controlContext(ctx), storeActs.MarkAppRunning, store.MarkAppRunningInput{
-		AppID: in.AppID, Instance: instance, URL: t.URL,
+		AppID: in.AppID, Instance: instances[0], URL: t.URL,
 	}).Get(ctx, nil)
+}
+
+// loadReleased loads an app for an operation on its current release: errNoRelease when it has
+// none (never deployed).
+func loadReleased(ctx workflow.Context, appID string) (store.AppTarget, error) {
+	t, err := loadTarget(ctx, appID)
+	if err != nil {
+		return t, err
+	}
+	if t.Image == "" || t.NodeID == "" {
+		return t, errNoRelease
+	}
+	return t, nil
+}
+
+// rolloutCurrentImage runs the app's instance count of its current image as releaseID, named
+// after operationID, with the zero-downtime switch; it returns the new instances' names.
+func rolloutCurrentImage(ctx workflow.Context, t store.AppTarget, releaseID, operationID string) ([]string, error) {
+	instances := instanceNames(t.Name, operationID, 1, instanceCount(t))
+	if err := (rollout{Target: t, ReleaseID: releaseID, Image: t.Image, Instances: instances}).run(ctx); err != nil {
+		return nil, err
+	}
+	return instances, nil
 }
 
 // StopApp stops serving the app: its route turns into a 503 "this app is stopped" page first

@@ -22,15 +22,12 @@ type ConfigureAppInput struct {
 // keep serving with the old environment, and the stored change stays for the next deploy.
 func ConfigureApp(ctx workflow.Context, in ConfigureAppInput) error {
 	defer releaseLock(ctx, in.AppID)
-	t, err := loadTarget(ctx, in.AppID)
+	t, err := loadReleased(ctx, in.AppID)
 	if err != nil {
 		return err
 	}
-	if t.Image == "" || t.NodeID == "" {
-		return errNoRelease
-	}
-	instances := instanceNames(t.Name, in.OperationID, 1, instanceCount(t))
-	if err := (rollout{Target: t, ReleaseID: in.OperationID, Image: t.Image, Instances: instances}).run(ctx); err != nil {
+	instances, err := rolloutCurrentImage(ctx, t, in.OperationID, in.OperationID)
+	if err != nil {
 		return err
 	}
 	return workflow.ExecuteActivity(controlContext(ctx), storeActs.CompleteConfigRelease, store.CompleteConfigReleaseInput{

@@ -23,12 +23,9 @@ type ScaleAppInput struct {
 // flight) and are stopped after.
 func ScaleApp(ctx workflow.Context, in ScaleAppInput) error {
 	defer releaseLock(ctx, in.AppID)
-	t, err := loadTarget(ctx, in.AppID)
+	t, err := loadReleased(ctx, in.AppID)
 	if err != nil {
 		return err
-	}
-	if t.Image == "" || t.NodeID == "" {
-		return errNoRelease
 	}
 	var list docker.ListInstancesResult
 	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, time.Minute, 0, 5), dockerActs.ListInstances,

@@ -19,25 +19,20 @@ import (
 )
 
 func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
-	var cfg controlConfig
-	fs := flag.NewFlagSet("api", flag.ExitOnError)
-	cfg.bind(fs, 0)
-	addr := fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
-	codecOrigins := fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
-	adminTokenFile := fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
-	fs.Parse(args) //nolint:errcheck // ExitOnError
-	if err := cfg.validate(); err != nil {
+	var addr, codecOrigins, adminTokenFile *string
+	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
+		addr = fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
+		codecOrigins = fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
+		adminTokenFile = fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
+	})
+	if err != nil {
 		return err
 	}
-	if err := cfg.loadKeyring(log, false); err != nil {
-		return err
-	}
-	store, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+	store, closeDB, err := openStore(ctx, log, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	store.Currency = cfg.Currency
 	if *adminTokenFile != "" {
 		if err := ensureAdminToken(ctx, store, *adminTokenFile); err != nil {
 			return err
@@ -77,10 +72,10 @@ func serveAPI(ctx context.Context, log *slog.Logger, handler http.Handler, liste
 
 // openStore connects and migrates: every process applies migrations at start (idempotent, under
 // an advisory lock).
-func openStore(ctx context.Context, log *slog.Logger, databaseURL string) (*db.Store, func(), error) {
+func openStore(ctx context.Context, log *slog.Logger, cfg controlConfig) (*db.Store, func(), error) {
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	pool, err := db.Open(connectCtx, databaseURL)
+	pool, err := db.Open(connectCtx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,7 +83,9 @@ func openStore(ctx context.Context, log *slog.Logger, databaseURL string) (*db.S
 		pool.Close()
 		return nil, nil, err
 	}
-	return db.NewStore(pool), pool.Close, nil
+	st := db.NewStore(pool)
+	st.Currency = cfg.Currency
+	return st, pool.Close, nil
 }
 
 func dialTemporal(ctx context.Context, log *slog.Logger, cfg controlConfig) (client.Client, error) {

@@ -124,3 +124,25 @@ func envDuration(key string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// parseControlConfig reads a control-plane command's flags (extra, when set, adds the
+// command's own), validates them and, with keyring, loads the secret keyring (which production
+// commands require).
+func parseControlConfig(log *slog.Logger, name string, args []string, keyring bool, extra func(*flag.FlagSet)) (controlConfig, error) {
+	var cfg controlConfig
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	cfg.bind(fs, 0)
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	if keyring {
+		if err := cfg.loadKeyring(log, false); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}

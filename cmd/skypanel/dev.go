@@ -164,12 +164,11 @@ func (s *devStack) start(ctx context.Context) error {
 	})
 	cfg.TemporalAddress, cfg.TemporalNamespace, s.uiURL = ts.Address(), ts.Namespace(), ts.UIURL()
 
-	st, closeDB, err := openStore(ctx, s.log, cfg.DatabaseURL)
+	st, closeDB, err := openStore(ctx, s.log, cfg.controlConfig)
 	if err != nil {
 		return err
 	}
 	s.onShutdown(func(context.Context) { closeDB() })
-	st.Currency = cfg.Currency
 	// After a rotation (skypanel secrets rotate) the stored secrets move to the new key here.
 	if _, err := reencryptSecrets(ctx, s.log, st, cfg.keyring); err != nil {
 		return err

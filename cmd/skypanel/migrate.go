@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 )
 
 func runMigrate(ctx context.Context, log *slog.Logger, args []string) error {
-	var cfg controlConfig
-	fs := flag.NewFlagSet("migrate", flag.ExitOnError)
-	cfg.bind(fs, 0)
-	fs.Parse(args) //nolint:errcheck // ExitOnError
-	if err := cfg.validate(); err != nil {
+	cfg, err := parseControlConfig(log, "migrate", args, false, nil)
+	if err != nil {
 		return err
 	}
-	_, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+	_, closeDB, err := openStore(ctx, log, cfg)
 	if err != nil {
 		return err
 	}

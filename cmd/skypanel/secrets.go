@@ -52,17 +52,11 @@ func runSecrets(ctx context.Context, log *slog.Logger, args []string) error {
 			"file", *file, "key_id", id)
 		return nil
 	case "reencrypt":
-		var cfg controlConfig
-		fs := flag.NewFlagSet("secrets reencrypt", flag.ExitOnError)
-		cfg.bind(fs, 0)
-		fs.Parse(args) //nolint:errcheck // ExitOnError
-		if err := cfg.validate(); err != nil {
+		cfg, err := parseControlConfig(log, "secrets reencrypt", args, true, nil)
+		if err != nil {
 			return err
 		}
-		if err := cfg.loadKeyring(log, false); err != nil {
-			return err
-		}
-		st, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+		st, closeDB, err := openStore(ctx, log, cfg)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 
@@ -17,17 +16,11 @@ import (
 )
 
 func runWorker(ctx context.Context, log *slog.Logger, args []string) error {
-	var cfg controlConfig
-	fs := flag.NewFlagSet("worker", flag.ExitOnError)
-	cfg.bind(fs, 0)
-	fs.Parse(args) //nolint:errcheck // ExitOnError
-	if err := cfg.validate(); err != nil {
+	cfg, err := parseControlConfig(log, "worker", args, true, nil)
+	if err != nil {
 		return err
 	}
-	if err := cfg.loadKeyring(log, false); err != nil {
-		return err
-	}
-	st, closeDB, err := openStore(ctx, log, cfg.DatabaseURL)
+	st, closeDB, err := openStore(ctx, log, cfg)
 	if err != nil {
 		return err
 	}
