@@ -33,6 +33,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	pool, err := checkedSubnetPool(cfg)
+	if err != nil {
+		return err
+	}
 	// 0711: nginx workers (an unprivileged user) may traverse to the nginx prefix; nobody else
 	// can list the directory, and agent.json and builds/ are root's alone.
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
@@ -102,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 		WorkerStopTimeout: 10 * time.Second,
 		OnFatalError:      func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring)
+	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring, pool)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -112,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		reconcileLoop(ctx, router, &docker.Activities{Client: dockerClient, NodeID: creds.NodeID})
+		reconcileLoop(ctx, router, &docker.Activities{Client: dockerClient, NodeID: creds.NodeID, Pool: pool})
 	}()
 	wg.Add(1)
 	go func() {
@@ -133,10 +137,28 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker and nginx.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring, pool docker.SubnetPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring, Pool: pool})
 	r.RegisterActivity(&nginx.Activities{Router: router})
+}
+
+// checkedSubnetPool is the node's tenant network pool, refused when it overlaps one of the
+// host's own routes (Docker's bridges aside).
+func checkedSubnetPool(cfg Config) (docker.SubnetPool, error) {
+	pool, err := cfg.SubnetPool()
+	if err != nil {
+		return pool, err
+	}
+	routes, err := docker.HostRoutes()
+	if err != nil {
+		return pool, err
+	}
+	if err := pool.CheckHostRoutes(routes); err != nil {
+		return pool, err
+	}
+	slog.Info("tenant network pool", "pool", pool.Range.String(), "subnet_size", pool.Size, "subnets", pool.Count())
+	return pool, nil
 }
 
 // countContainers is the number of running SkyPanel containers, for heartbeats; 0 when Docker

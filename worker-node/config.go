@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/activities/nginx"
 	"github.com/skypanel/skypanel/secrets"
 )
@@ -39,6 +40,8 @@ type Config struct {
 	StopNginxOnExit   bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
 	HeartbeatInterval time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
 	SecretKeyFile     string        // --secret-key-file, SKYPANEL_SECRET_KEY_FILE
+	NetworkPool       string        // --network-pool, SKYPANEL_NETWORK_POOL
+	NetworkPoolSize   int           // --network-pool-size, SKYPANEL_NETWORK_POOL_SIZE
 
 	// secretKeySpec is SKYPANEL_SECRET_KEY (never a flag: ps and usage would show it). The
 	// platform's keyring, from it or from SecretKeyFile, decrypts workflow payloads and the
@@ -76,6 +79,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", env("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the platform's keyring, when SKYPANEL_SECRET_KEY is not set (env SKYPANEL_SECRET_KEY_FILE)")
 	c.secretKeySpec = getenv(secrets.KeyringEnv)
+	fs.StringVar(&c.NetworkPool, "network-pool", env("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange),
+		"private IPv4 range the organizations' networks on this node get their subnets from; must not overlap the host's routes (env SKYPANEL_NETWORK_POOL)")
 	fs.StringVar(&c.NginxBinary, "nginx-bin", env("SKYPANEL_NGINX_BIN", nginx.DefaultBinary), "nginx executable (env SKYPANEL_NGINX_BIN)")
 
 	boolDefault := func(key string) (bool, error) {
@@ -97,6 +102,13 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if err != nil {
 		return c, err
 	}
+	poolSize := docker.DefaultSubnetPoolSize
+	if v := getenv("SKYPANEL_NETWORK_POOL_SIZE"); v != "" {
+		if poolSize, err = strconv.Atoi(strings.TrimPrefix(v, "/")); err != nil {
+			return c, fmt.Errorf("SKYPANEL_NETWORK_POOL_SIZE=%q: want a prefix length such as 26", v)
+		}
+	}
+	fs.IntVar(&c.NetworkPoolSize, "network-pool-size", poolSize, "prefix length of each organization's subnet, e.g. 26 for 62 addresses (env SKYPANEL_NETWORK_POOL_SIZE)")
 	interval := DefaultHeartbeatInterval
 	if v := getenv("SKYPANEL_HEARTBEAT_INTERVAL"); v != "" {
 		if interval, err = time.ParseDuration(v); err != nil {
@@ -143,10 +155,18 @@ func (c Config) Validate() error {
 	if c.NginxBinary == "" {
 		errs = append(errs, errors.New("--nginx-bin must not be empty"))
 	}
+	if _, err := c.SubnetPool(); err != nil {
+		errs = append(errs, fmt.Errorf("--network-pool/--network-pool-size: %w", err))
+	}
 	if c.HeartbeatInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--heartbeat-interval %s: want at least 1s", c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// SubnetPool is the tenant network pool of the node.
+func (c Config) SubnetPool() (docker.SubnetPool, error) {
+	return docker.ParseSubnetPool(c.NetworkPool, c.NetworkPoolSize)
 }
 
 // Layout of the data directory.

@@ -14,7 +14,8 @@ import (
 // ReconcileInterval is how often the node checks its routes against the containers that run.
 const ReconcileInterval = 5 * time.Second
 
-// reconcileLoop keeps nginx pointed at the instances that actually run. Docker restarts an
+// reconcileLoop keeps nginx pointed at the instances that actually run, and gives back the
+// networks of organizations that have no container left on the node. Docker restarts an
 // app's containers by itself after a crash, a dockerd restart or a reboot (restart policy
 // unless-stopped), but on new loopback ports: a route whose upstreams no longer all belong to
 // running instances of its release is repointed at the ones that do, with no API call.
@@ -23,6 +24,7 @@ func reconcileLoop(ctx context.Context, router *nginx.Router, instances *docker.
 	defer ticker.Stop()
 	for {
 		reconcileRoutes(ctx, router, instances)
+		removeOrphanNetworks(ctx, instances)
 		select {
 		case <-ctx.Done():
 			return
@@ -81,4 +83,18 @@ func allIn(upstreams, running []string) bool {
 		}
 	}
 	return true
+}
+
+// removeOrphanNetworks removes this node's organization networks that no container uses,
+// left behind when an agent died between removing an organization's last container and its
+// network, or by a rollout that failed before its first instance. Only networks labelled as
+// this node's are looked at; other networks on the engine are never touched.
+func removeOrphanNetworks(ctx context.Context, instances *docker.Activities) {
+	removed, err := instances.RemoveOrphanNetworks(ctx, docker.OrphanNetworkAge)
+	if err != nil {
+		slog.WarnContext(ctx, "remove orphaned networks", "err", err)
+	}
+	if len(removed) > 0 {
+		slog.InfoContext(ctx, "removed orphaned networks", "networks", removed)
+	}
 }

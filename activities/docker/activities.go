@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sync"
 
 	"github.com/docker/docker/client"
 	"go.temporal.io/sdk/temporal"
@@ -31,7 +30,11 @@ type Activities struct {
 	// apps with variables cannot start there).
 	Keyring *secrets.Keyring
 
-	networkMu sync.Mutex // serializes EnsureNetwork so two calls never race to create one network
+	// Pool is the private range the organizations' networks get their subnets from; the zero
+	// value means DefaultSubnetPool.
+	Pool SubnetPool
+
+	networks orgNetworks
 }
 
 // NewClient dials the Engine named by the environment (DOCKER_HOST, default the local socket),

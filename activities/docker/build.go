@@ -91,6 +91,8 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		LabelManaged: "true",
 		LabelApp:     in.AppID,
 		LabelRelease: release,
+		// The node that built it, so a node (and the e2e suite's leftover check) finds what it made.
+		LabelNode: a.NodeID,
 	}
 	dockerfile := "Dockerfile"
 	var layout contextLayout

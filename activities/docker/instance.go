@@ -48,15 +48,9 @@ func (a *Activities) StartInstance(ctx context.Context, in StartInstanceInput) (
 	}
 	logger := slog.With("app_id", in.AppID, "container", in.InstanceName)
 
-	id, err := a.reuseInstance(ctx, in, logger)
+	id, err := a.reuseOrCreateInstance(ctx, in, logger)
 	if err != nil {
 		return StartInstanceResult{}, err
-	}
-	if id == "" {
-		if id, err = a.createInstance(ctx, in); err != nil {
-			return StartInstanceResult{}, err
-		}
-		logger.InfoContext(ctx, "created container", "container_id", id, "image", in.Image, "network", in.Network)
 	}
 	activity.RecordHeartbeat(ctx, "starting")
 	if err := a.Client.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
@@ -76,6 +70,32 @@ func (a *Activities) StartInstance(ctx context.Context, in StartInstanceInput) (
 	}
 	logger.InfoContext(ctx, "started container", "container_id", info.ID, "host_port", hostPort)
 	return StartInstanceResult{ContainerID: info.ID, InstanceName: in.InstanceName, HostPort: hostPort}, nil
+}
+
+// reuseOrCreateInstance returns the id of the container of in.InstanceName, creating it (and
+// the organization's network) when needed. It holds the organization's network lock shared, so
+// the network cannot be removed as unused before the container exists.
+func (a *Activities) reuseOrCreateInstance(ctx context.Context, in StartInstanceInput, logger *slog.Logger) (string, error) {
+	l := a.networks.lock(in.OrgID)
+	l.RLock()
+	defer l.RUnlock()
+	if in.Network == OrgNetworkName(in.OrgID) {
+		if _, err := a.ensureOrgNetwork(ctx, in.OrgID); err != nil {
+			return "", err
+		}
+	}
+	if hookBeforeCreate != nil {
+		hookBeforeCreate(in.OrgID)
+	}
+	id, err := a.reuseInstance(ctx, in, logger)
+	if err != nil || id != "" {
+		return id, err
+	}
+	if id, err = a.createInstance(ctx, in); err != nil {
+		return "", err
+	}
+	logger.InfoContext(ctx, "created container", "container_id", id, "image", in.Image, "network", in.Network)
+	return id, nil
 }
 
 // reuseInstance returns the id of an existing container of in.InstanceName that can serve this

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,13 +70,25 @@ func (a *Activities) RemoveInstances(ctx context.Context, in RemoveInstancesInpu
 	}
 	wg.Wait()
 	sort.Strings(removed)
+	// An organization whose last container on this node just left gives its network back.
+	a.releaseOrgNetworks(ctx, orgsOf(targets))
 	if len(errs) > 0 {
 		return RemoveInstancesResult{Removed: removed}, fmt.Errorf("remove containers of app %s: %s", in.AppID, strings.Join(errs, "; "))
 	}
 	return RemoveInstancesResult{Removed: removed}, nil
 }
 
-type namedContainer struct{ ID, name string }
+type namedContainer struct{ ID, name, orgID string }
+
+func orgsOf(list []namedContainer) []string {
+	var orgs []string
+	for _, c := range list {
+		if c.orgID != "" && !slices.Contains(orgs, c.orgID) {
+			orgs = append(orgs, c.orgID)
+		}
+	}
+	return orgs
+}
 
 func selectInstances(list []container.Summary, in RemoveInstancesInput) []namedContainer {
 	set := func(names []string) map[string]bool {
@@ -95,12 +108,12 @@ func selectInstances(list []container.Summary, in RemoveInstancesInput) []namedC
 		matches := func(m map[string]bool) bool { return m[name] || m[c.ID] }
 		if len(in.Names) > 0 {
 			if matches(only) {
-				out = append(out, namedContainer{c.ID, name})
+				out = append(out, namedContainer{c.ID, name, c.Labels[LabelOrg]})
 			}
 			continue
 		}
 		if !matches(keep) {
-			out = append(out, namedContainer{c.ID, name})
+			out = append(out, namedContainer{c.ID, name, c.Labels[LabelOrg]})
 		}
 	}
 	return out

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/db/localcluster"
@@ -34,6 +35,8 @@ type devConfig struct {
 	UIPort       int
 	NginxListen  string
 	AgentBin     string
+	NetworkPool  string
+	PoolSize     int
 	NodeName     string
 	Region       string
 }
@@ -73,6 +76,8 @@ func parseDevConfig(args []string) (devConfig, error) {
 	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
 	fs.StringVar(&cfg.NginxListen, "nginx-listen", "", "the local node's nginx listen address (default 127.0.0.1:<app-public-port>)")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
+	fs.StringVar(&cfg.NetworkPool, "network-pool", envOr("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange), "the local node's tenant network pool, a private IPv4 range (SKYPANEL_NETWORK_POOL)")
+	fs.IntVar(&cfg.PoolSize, "network-pool-size", envInt("SKYPANEL_NETWORK_POOL_SIZE", docker.DefaultSubnetPoolSize), "prefix length of each organization's subnet (SKYPANEL_NETWORK_POOL_SIZE)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	cfg.NodeName, cfg.Region, cfg.AllowLoopbackGit = localNodeName, localRegion, true
 	if cfg.NginxListen == "" {
@@ -241,6 +246,8 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 			"--allow-loopback-git",
 			"--stop-nginx-on-exit",
 			"--secret-key-file", cfg.SecretKeyFile,
+			"--network-pool", cfg.NetworkPool,
+			"--network-pool-size", strconv.Itoa(cfg.PoolSize),
 		)
 		cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
