@@ -179,8 +179,11 @@ func newCustomer(t testing.TB, email string) customer {
 	if status != http.StatusCreated || out.Token == "" {
 		t.Fatalf("create customer: %d %s", status, raw)
 	}
-	remember(&created.orgs, out.User.OrganizationID)
-	return customer{token: out.Token, orgID: out.User.OrganizationID}
+	c := customer{token: out.Token, orgID: out.User.OrganizationID}
+	created.Lock()
+	created.customers = append(created.customers, c)
+	created.Unlock()
+	return c
 }
 
 type application struct {
@@ -297,7 +300,8 @@ func appContainers(t testing.TB, appID string) []container.Summary {
 // created remembers what the tests made, so the stack's teardown removes exactly that.
 var created struct {
 	sync.Mutex
-	apps, orgs []string
+	apps      []string
+	customers []customer
 }
 
 func remember(list *[]string, id string) {
@@ -325,7 +329,7 @@ func removeLeftovers(d *dockerclient.Client) {
 			}
 		}
 	}
-	for _, orgID := range created.orgs {
-		_ = d.NetworkRemove(ctx, "skypanel-org-"+orgID)
+	for _, c := range created.customers {
+		_ = d.NetworkRemove(ctx, "skypanel-org-"+c.orgID)
 	}
 }

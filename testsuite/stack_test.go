@@ -46,6 +46,7 @@ type stack struct {
 	exited       <-chan error
 	logPath      string
 	nodeID       string
+	foreign      *foreignNetworks
 }
 
 var platform *stack
@@ -57,6 +58,20 @@ func TestMain(m *testing.M) {
 func runWithStack(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// Networks that are not the platform's, in place before it starts, as on a shared engine.
+	foreign, err := createForeignNetworks(ctx, strconv.Itoa(os.Getpid()))
+	if foreign != nil {
+		defer func() {
+			if d, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()); err == nil {
+				foreign.remove(context.Background(), d)
+				d.Close()
+			}
+		}()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: could not create the foreign networks: %v\n", err)
+		return 1
+	}
 	s, err := startStack(ctx)
 	if s != nil {
 		defer s.stop()
@@ -69,7 +84,13 @@ func runWithStack(m *testing.M) int {
 		return 1
 	}
 	platform = s
+	platform.foreign = foreign
 	code := m.Run()
+	// The suite removes what it made, through the API, and proves it left nothing behind.
+	if err := cleanUpAndCheck(foreign); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: clean-up: %v\n", err)
+		code = 1
+	}
 	if code != 0 {
 		s.dumpLog()
 	}
@@ -142,6 +163,7 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--keep-release-images", "2",
 		// Short, so an app runs through whole billing periods within a test.
 		"--billing-period", billingPeriod.String(),
+		"--network-pool", e2eNetworkPool,
 	}
 	if err := s.launch(ctx); err != nil {
 		return s, err

@@ -10,19 +10,30 @@ import (
 	"time"
 )
 
-// loadGenerator sends GET / with the app's host name to the node's nginx from a few workers on
-// keep-alive connections, counting every non-2xx answer and connection error as failed. It only
-// talks to loopback, and it stops by itself.
+// loadGenerator sends GET / to the node's nginx from a few workers on keep-alive connections,
+// each request with the next target's host name, counting every non-2xx answer, connection
+// error and (when the target names one) unexpected body as failed. It only talks to loopback,
+// and it stops by itself.
 type loadGenerator struct {
-	host          string
+	targets       []loadTarget
 	total, failed atomic.Int64
 	stop          chan struct{}
 	wg            sync.WaitGroup
 }
 
+// loadTarget is one app the load goes to: its host name and, when set, the body it must answer.
+type loadTarget struct {
+	host, body string
+}
+
 func startLoad(host string, workers int) *loadGenerator {
-	g := &loadGenerator{host: host, stop: make(chan struct{})}
+	return startLoadOn([]loadTarget{{host: host}}, workers)
+}
+
+func startLoadOn(targets []loadTarget, workers int) *loadGenerator {
+	g := &loadGenerator{targets: targets, stop: make(chan struct{})}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	var next atomic.Int64
 	for range workers {
 		g.wg.Add(1)
 		go func() {
@@ -33,17 +44,18 @@ func startLoad(host string, workers int) *loadGenerator {
 					return
 				default:
 				}
+				target := g.targets[int(next.Add(1))%len(g.targets)]
 				req, _ := http.NewRequest(http.MethodGet, "http://"+platform.nginxAddr+"/", nil)
-				req.Host = g.host
+				req.Host = target.host
 				resp, err := client.Do(req)
 				g.total.Add(1)
 				if err != nil {
 					g.failed.Add(1)
 					continue
 				}
-				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode < 200 || resp.StatusCode > 299 {
+				if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 || (target.body != "" && string(body) != target.body) {
 					g.failed.Add(1)
 				}
 			}

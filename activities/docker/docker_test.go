@@ -570,4 +570,7 @@ func TestStartInstanceFailsClosedOnForeignSealedValues(t *testing.T) {
 	if _, err := f.a.Client.ContainerInspect(context.Background(), f.appID+"-sealed"); err == nil {
 		t.Error("a container was created with an environment the node could not open")
 	}
+	if networkExists(t, f, net.Network) {
+		t.Error("the network made for an instance that could not be created was kept, with no container of the organization on it")
+	}
 }

@@ -50,6 +50,9 @@ func (a *Activities) StartInstance(ctx context.Context, in StartInstanceInput) (
 
 	id, err := a.reuseOrCreateInstance(ctx, in, logger)
 	if err != nil {
+		// A network made for an instance that could not be created is given back, unless
+		// another container of the organization uses it.
+		a.releaseOrgNetworks(ctx, []string{in.OrgID})
 		return StartInstanceResult{}, err
 	}
 	activity.RecordHeartbeat(ctx, "starting")
