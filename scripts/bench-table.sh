@@ -34,6 +34,15 @@ END {
     row("5. agent resident memory", (i == "" ? missing("AgentMemory") : sprintf("idle %.1f MiB, building %.1f MiB", i, get("AgentMemory", "building-MiB"))), "idle <= 40 MB")
     e = get("BillingRun10000Apps", "entries")
     row("6. billing run over 10,000 running apps", (e == "" ? missing("BillingRun10000Apps") : sprintf("%.2f s, %d ledger entries", get("BillingRun10000Apps", "run-s"), e)), "<= 60 s, 10000")
+    d = get("Density", "deploy-ratio")
+    row("7. deploy of the 301st app / first on empty node", (d == "" ? missing("Density") : sprintf("%.2f (%.2f s / %.2f s)", d, get("Density", "deploy-301-s"), get("Density", "first-deploy-s"))), "<= 1.2")
+    if (d != "") {
+        row("   route switch, first app / at 300 apps", sprintf("%d ms / %d ms", get("Density", "switch-first-ms"), get("Density", "switch-300-ms")), "")
+        row("   nginx -t, empty node / at 300 apps", sprintf("%.1f ms / %.1f ms", get("Density", "nginx-t-empty-ms"), get("Density", "nginx-t-300-ms")), "")
+        row("   agent resident memory, empty / at 300 apps", sprintf("%.1f MiB / %.1f MiB", get("Density", "agent-empty-MiB"), get("Density", "agent-300-MiB")), "")
+        row("   node memory per idle app (MemAvailable)", sprintf("%.1f MiB", get("Density", "node-MiB-per-app")), "")
+        row("   300 organizations deployed, 8 at a time", sprintf("%.0f s", get("Density", "deploy-300-s")), "")
+    }
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")
