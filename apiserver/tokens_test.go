@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"strings"
 	"testing"
 )
@@ -21,8 +22,18 @@ func TestTokensAreRandomPrefixedAndOnlyTheirHashIsKept(t *testing.T) {
 	if !bytes.Equal(HashToken(a), hashA) {
 		t.Error("the stored hash does not match the token")
 	}
-	if bytes.Contains(hashA, []byte(a)) {
-		t.Error("the hash contains the token")
+	// The stored value is SHA-256 of the whole token, as HashToken documents: every character
+	// counts, so a token differing only in its last character looks up nothing.
+	if want := sha256.Sum256([]byte(a)); !bytes.Equal(hashA, want[:]) {
+		t.Errorf("stored hash %x, want SHA-256 of the token %x", hashA, want)
+	}
+	other := "A"
+	if strings.HasSuffix(a, other) {
+		other = "B"
+	}
+	nearMiss := a[:len(a)-1] + other
+	if bytes.Equal(HashToken(nearMiss), hashA) {
+		t.Errorf("%q and %q hash alike", a, nearMiss)
 	}
 	reg, _, _ := NewRegistrationToken()
 	if !strings.HasPrefix(reg, registrationTokenPrefix) {

@@ -220,8 +220,11 @@ func TestReencryptSecretsMovesEveryValueToThePrimaryKey(t *testing.T) {
 	if err != nil || again.Moved != 0 {
 		t.Errorf("second pass %+v %v: want nothing left to move", again, err)
 	}
-	vars, _ := testStore.ListEnv(ctx, f.app.ID)
+	vars, err := testStore.ListEnv(ctx, f.app.ID)
 	want := map[string]string{"TOKEN": "t0ken", "URL": "postgres://x"}
+	if err != nil || len(vars) != len(want) {
+		t.Fatalf("ListEnv after rotation: %d variables %+v, %v; want %d", len(vars), vars, err, len(want))
+	}
 	for _, v := range vars {
 		plain, err := k2.Decrypt(v.Sealed, secrets.AppEnvValue(f.app.ID, v.Key))
 		if err != nil || string(plain) != want[v.Key] {

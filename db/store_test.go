@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -26,9 +27,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if _, err := localcluster.FindBinDir(); err != nil && os.Getenv("CI") == "" {
-		slog.Warn("skipping db tests: PostgreSQL is not installed (run make deps)")
-		return 0
+	// make test installs PostgreSQL, so a missing server is a failure, never a silent pass.
+	if _, err := localcluster.FindBinDir(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the db tests need PostgreSQL: %v (run make deps)\n", err)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -71,7 +71,7 @@ func freePort(t *testing.T) int {
 func TestAgentRunsNodeActivities(t *testing.T) {
 	temporalBin, _ := filepath.Abs("../bin/temporal")
 	if _, err := os.Stat(temporalBin); err != nil {
-		t.Skipf("no Temporal CLI at %s (make installs it)", temporalBin)
+		t.Fatalf("this test needs the Temporal CLI at %s: %v (make deps installs it)", temporalBin, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,10 +1,14 @@
 package workernode
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skypanel/skypanel/activities/docker"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -26,6 +30,7 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		APIURL: "http://127.0.0.1:3001", RegistrationToken: "reg-token", DataDir: "/var/lib/x",
 		TemporalAddress: "temporal:7233", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
 		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
+		NetworkPool: docker.DefaultSubnetPoolRange, NetworkPoolSize: docker.DefaultSubnetPoolSize,
 	}
 	if c != want {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)
@@ -56,6 +61,9 @@ func TestParseConfigRejects(t *testing.T) {
 		{[]string{"--nginx-listen", "example.com:80"}, base, "--nginx-listen"},
 		{[]string{"--heartbeat-interval", "10ms"}, base, "--heartbeat-interval"},
 		{[]string{"stray"}, base, "unexpected arguments"},
+		{[]string{"--network-pool", "8.8.0.0/16"}, base, "private range"},
+		{[]string{"--network-pool", "10.0.0.0/8", "--network-pool-size", "30"}, base, "--network-pool"},
+		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_NETWORK_POOL_SIZE": "big"}, "SKYPANEL_NETWORK_POOL_SIZE"},
 		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_ALLOW_LOOPBACK_GIT": "maybe"}, "SKYPANEL_ALLOW_LOOPBACK_GIT"},
 		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_HEARTBEAT_INTERVAL": "often"}, "SKYPANEL_HEARTBEAT_INTERVAL"},
 	}
@@ -67,10 +75,17 @@ func TestParseConfigRejects(t *testing.T) {
 	}
 }
 
-// --help must not print the registration token taken from the environment.
+// --help must not print the registration token taken from the environment. The usage must
+// list the flag, or an empty (or truncated) usage would pass for one that hides the token.
 func TestUsageHidesRegistrationToken(t *testing.T) {
 	var usage strings.Builder
-	ParseConfig([]string{"--help"}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "s3cret-token"}), &usage)
+	_, err := ParseConfig([]string{"--help"}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "s3cret-token"}), &usage)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("ParseConfig(--help) = %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(usage.String(), "-registration-token") {
+		t.Fatalf("usage does not list -registration-token:\n%s", usage.String())
+	}
 	if strings.Contains(usage.String(), "s3cret-token") {
 		t.Errorf("usage shows the token:\n%s", usage.String())
 	}

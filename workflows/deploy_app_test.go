@@ -119,14 +119,11 @@ func (s *deployAppSuite) TestBuildFailureMarksFailedAndLeavesThePreviousReleaseA
 	var reason string
 	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
 		Return(func(_ context.Context, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+	forbidActivities(s.T(), s.env, dockerActs.StartInstance, nginxActs.PublishRoute, dockerActs.RemoveInstances, storeActs.CompleteDeployment)
 
 	err := s.run()
 	s.Error(err)
 	s.Contains(reason, "COPY failed")
-	s.env.AssertNotCalled(s.T(), "StartInstance", mock.Anything, mock.Anything)
-	s.env.AssertNotCalled(s.T(), "PublishRoute", mock.Anything, mock.Anything)
-	s.env.AssertNotCalled(s.T(), "RemoveInstances", mock.Anything, mock.Anything)
-	s.env.AssertNotCalled(s.T(), "CompleteDeployment", mock.Anything, mock.Anything)
 }
 
 func (s *deployAppSuite) TestInstanceThatNeverAnswersIsRemovedAndNotRouted() {
@@ -142,11 +139,12 @@ func (s *deployAppSuite) TestInstanceThatNeverAnswersIsRemovedAndNotRouted() {
 	var reason string
 	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
 		Return(func(_ context.Context, in store.FailDeploymentInput) error { reason = in.Reason; return nil }).Once()
+	// Beyond removing the new instance by name, RemoveInstances must not run: draining would
+	// take the previous release's instance, which keeps serving.
+	forbidActivities(s.T(), s.env, nginxActs.PublishRoute, dockerActs.RemoveInstances, storeActs.CompleteDeployment)
 
 	s.Error(s.run())
 	s.Contains(reason, "exited with code 1")
-	s.env.AssertNotCalled(s.T(), "PublishRoute", mock.Anything, mock.Anything)
-	s.env.AssertNotCalled(s.T(), "CompleteDeployment", mock.Anything, mock.Anything)
 }
 
 func (s *deployAppSuite) TestOfflineNodeFailsWithAReasonSayingSo() {

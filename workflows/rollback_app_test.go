@@ -31,11 +31,10 @@ func TestRollbackStartsTheKeptImageWithItsOwnConfigAndBuildsNothing(t *testing.T
 		AppID: testAppID, OperationID: opID, Version: 1, UserID: "user-1", Instance: instance, URL: testPlan.URL,
 	}).Return(nil).Once()
 	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
+	forbidActivities(t, env, gitActs.CloneRepository, dockerActs.BuildImage)
 
 	env.ExecuteWorkflow(RollbackApp, RollbackAppInput{AppID: testAppID, OperationID: opID, Version: 1, UserID: "user-1"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)
-	env.AssertNotCalled(t, "BuildImage", mock.Anything, mock.Anything)
-	env.AssertNotCalled(t, "CloneRepository", mock.Anything, mock.Anything)
 }

@@ -115,6 +115,15 @@ func snapshot(t *testing.T, r *Router) map[string]string {
 	return m
 }
 
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 func TestRouterPublishesAndRemovesRoutes(t *testing.T) {
 	r := startRouter(t)
 	a := &Activities{Router: r}
@@ -141,13 +150,27 @@ func TestRouterPublishesAndRemovesRoutes(t *testing.T) {
 		t.Errorf("other host: %d", resp.StatusCode)
 	}
 
-	// A new release switches the same host to the new upstream; publishing it again is a no-op.
+	// A new release switches the same host to the new upstream.
 	v2 := upstream(t, "v2")
 	in.ReleaseID, in.Upstreams = "rel-2", []string{v2, v2}
-	for i := 0; i < 2; i++ {
-		if err := publish(t, a, in); err != nil {
-			t.Fatalf("PublishRoute rel-2: %v", err)
-		}
+	if err := publish(t, a, in); err != nil {
+		t.Fatalf("PublishRoute rel-2: %v", err)
+	}
+	// Publishing it again (a retried activity) changes nothing: Publish rewrites the same site
+	// and route files and reloads, so the files must come out byte for byte the same and the
+	// master must be the same process. The workers do change: every publish reloads.
+	sites, conf, master := snapshot(t, r), readFile(t, r.confPath()), r.masterPID()
+	if err := publish(t, a, in); err != nil {
+		t.Fatalf("PublishRoute rel-2 again: %v", err)
+	}
+	if again := snapshot(t, r); fmt.Sprint(again) != fmt.Sprint(sites) {
+		t.Errorf("publishing rel-2 again changed the sites:\n got %v\nwant %v", again, sites)
+	}
+	if again := readFile(t, r.confPath()); again != conf {
+		t.Errorf("publishing rel-2 again changed nginx.conf:\n%s", again)
+	}
+	if again := r.masterPID(); again != master || master == 0 {
+		t.Errorf("master pid %d after publishing rel-2 again, want %d", again, master)
 	}
 	resp, body = get(t, r, "demo.apps.localhost")
 	if resp.Header.Get(ReleaseHeader) != "rel-2" || !strings.HasPrefix(body, "v2 ") {
