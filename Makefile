@@ -60,9 +60,14 @@ run: deps base-images build
 
 # The e2e suite runs after the other packages, not beside them: it restarts dockerd, which
 # the Docker unit tests use too.
+# Every test runs everywhere: a missing dependency fails its test, it never skips. The counts
+# of tests run (and skipped, which should stay 0) are printed at the end, from the JSON logs
+# kept in .data/.
 test: deps base-images build lint
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/testsuite$$')
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./testsuite
+	@mkdir -p .data
+	$(BIN)/gotestsum --format pkgname-and-test-fails --jsonfile .data/test-units.json -- -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/testsuite$$')
+	$(BIN)/gotestsum --format testname --jsonfile .data/test-e2e.json -- -count=1 -timeout $(TEST_TIMEOUT) ./testsuite
+	@bash scripts/test-count.sh .data/test-units.json .data/test-e2e.json
 
 lint: vet fmt-check workflowcheck
 

@@ -23,6 +23,8 @@ GO_TOOLS=(
 	"temporal github.com/temporalio/cli/cmd/temporal v1.5.1"
 	# v0.6.0 is the newest the module proxy serves; it builds and runs with Go 1.26.
 	"workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck v0.6.0"
+	# make test's runner: go test -json, one line per package, the failures, and the count.
+	"gotestsum gotest.tools/gotestsum v1.13.0"
 )
 
 DOCKER_START_TIMEOUT=${DOCKER_START_TIMEOUT:-90}

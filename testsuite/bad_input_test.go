@@ -81,7 +81,9 @@ func TestBadInputIsRefusedWithTheFieldAtFaultAndChangesNothing(t *testing.T) {
 		})
 	}
 	var list struct{ Items []application }
-	platform.call(http.MethodGet, "/api/paas/applications", erin.token, nil, &list)
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications", erin.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("list apps: %d %s", status, raw)
+	}
 	if len(list.Items) != 0 {
 		t.Errorf("refused requests created %d apps", len(list.Items))
 	}

@@ -31,6 +31,7 @@ type ledgerEntry struct {
 	PeriodStart     *time.Time `json:"period_start"`
 	PeriodEnd       *time.Time `json:"period_end"`
 	InstanceSeconds *float64   `json:"instance_seconds"`
+	CreatedAt       time.Time  `json:"created_at"`
 }
 
 type wallet struct {
@@ -119,8 +120,20 @@ func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	if n := len(appContainers(t, app.ID)); n != 0 {
 		t.Errorf("%d containers left after the suspension", n)
 	}
-	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", owner.token, nil, nil); status != http.StatusConflict || !strings.Contains(string(raw), "suspended") {
-		t.Errorf("deploy of a suspended app: %d %s, want 409 saying it is suspended", status, raw)
+	// A suspended app refuses every operation but delete (and billing's own resume).
+	for _, op := range []struct {
+		path string
+		body any
+	}{
+		{"deploy", nil}, {"start", nil}, {"restart", nil}, {"stop", nil},
+		{"rollback", map[string]int{"release": 1}}, {"scale", map[string]int{"instances": 2}},
+	} {
+		if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/"+op.path, owner.token, op.body, nil); status != http.StatusConflict || !strings.Contains(string(raw), "suspended") {
+			t.Errorf("%s of a suspended app: %d %s, want 409 saying it is suspended", op.path, status, raw)
+		}
+	}
+	if got := owner.getApp(t, app.ID); got.Status != "suspended" || got.Instances != 1 {
+		t.Errorf("the refused operations changed the app: %+v", got)
 	}
 
 	var charges []ledgerEntry
@@ -261,27 +274,65 @@ func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
 	if charges < 2 {
 		t.Errorf("%d charges after %s of runs: the runs charged nothing, the check proves nothing", charges, 3*billingPeriod)
 	}
+}
 
-	// Deleting the app settles the period it is deleted in at once. Started right after a
-	// period boundary, the delete ends before that period does; a charge for a period that has
-	// not ended yet can only be the settlement (billing runs charge ended periods).
-	for time.Since(time.Now().Truncate(billingPeriod)) > billingPeriod/10 {
-		time.Sleep(10 * time.Millisecond) // until just after the next boundary: at most one period
+// TestDeleteSettlesItsLastPeriodAtOnce: deleting an app charges the period it was deleted in
+// right away (SettleApp), not at the next billing run. Billing runs charge only periods that
+// have ended, so a charge for the deletion's period written before that period ended can only
+// be the settlement. A delete that runs past the period's end cannot tell the two apart; it is
+// tried again with a new app, at most three times.
+func TestDeleteSettlesItsLastPeriodAtOnce(t *testing.T) {
+	slug := uniqueName("settle")
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
+		"slug": slug, "name": "Settle", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
+	}, nil); status != http.StatusCreated {
+		t.Fatalf("create plan: %d %s", status, raw)
 	}
-	deleting := time.Now()
-	owner.operation(t, app.ID, "delete")
-	period := deleting.Truncate(billingPeriod)
-	if ended := time.Now().Truncate(billingPeriod); !ended.Equal(period) {
-		t.Logf("the delete took %s, into the next period: the settlement is not told from a billing run this time", time.Since(deleting))
-		return
+	for attempt := 1; attempt <= 3; attempt++ {
+		owner := newCustomer(t, uniqueName("settle")+"@example.com")
+		if status, raw := credit(t, owner.orgID, 1_000_000, "topup-"+slug); status != http.StatusCreated {
+			t.Fatalf("credit: %d %s", status, raw)
+		}
+		name := uniqueName("settle")
+		app := owner.createApp(t, name, newHelloRepo(t, name, "settle").URL)
+		if status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, owner.token, map[string]any{"plan": slug, "drain_seconds": 1}, nil); status != http.StatusOK {
+			t.Fatalf("change plan: %d %s", status, raw)
+		}
+		if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+			t.Fatalf("deploy: %+v", dep)
+		}
+
+		for time.Since(time.Now().Truncate(billingPeriod)) > billingPeriod/10 {
+			time.Sleep(10 * time.Millisecond) // until just after the next boundary: at most one period
+		}
+		deleting := time.Now()
+		owner.operation(t, app.ID, "delete")
+		took := time.Since(deleting)
+		period := deleting.Truncate(billingPeriod)
+		end := period.Add(billingPeriod)
+
+		var charge *ledgerEntry
+		eventually(t, 30*time.Second, "a charge for the deletion's period", func() (bool, string) {
+			for _, e := range owner.ledger(t) {
+				if e.Kind == "charge" && e.AppID != nil && *e.AppID == app.ID && e.PeriodStart != nil && e.PeriodStart.Equal(period) {
+					charge = &e
+					return true, ""
+				}
+			}
+			return false, "none"
+		})
+		if charge.Amount <= 0 {
+			t.Errorf("the settlement charged %d", charge.Amount)
+		}
+		if charge.CreatedAt.Before(end) {
+			t.Logf("attempt %d: the delete took %s; the period %s was charged at %s, before it ended at %s: settled at once",
+				attempt, took.Round(time.Millisecond), period.Format(time.RFC3339Nano), charge.CreatedAt.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
+			return
+		}
+		t.Logf("attempt %d: the delete took %s and its period was charged at %s, after it ended: a billing run may have written it; trying again",
+			attempt, took.Round(time.Millisecond), charge.CreatedAt.Format(time.RFC3339Nano))
 	}
-	settled := false
-	for _, e := range owner.ledger(t) {
-		settled = settled || (e.Kind == "charge" && *e.AppID == app.ID && e.PeriodStart.Equal(period) && e.Amount > 0)
-	}
-	if !settled {
-		t.Errorf("no charge for the period the app was deleted in (%s) right after the delete", period.Format(time.RFC3339Nano))
-	}
+	t.Error("in three deletions, no charge for the deletion's period was written before that period ended: the delete does not settle at once")
 }
 
 // TestCreditBadInputWritesNothing: zero, negative and fractional amounts, a missing reference

@@ -41,7 +41,9 @@ func TestCustomerCannotSeeOrTouchAnotherCustomersApp(t *testing.T) {
 	}
 
 	var list struct{ Items []application }
-	platform.call(http.MethodGet, "/api/paas/applications", intruder.token, nil, &list)
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications", intruder.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("the intruder lists its apps: %d %s", status, raw)
+	}
 	if len(list.Items) != 0 {
 		t.Errorf("intruder lists %d apps", len(list.Items))
 	}

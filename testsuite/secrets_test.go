@@ -194,7 +194,10 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 	if !bytes.Contains(processLog, []byte("administrator revealed environment values")) {
 		t.Error("the admin's reveal of values is not logged")
 	}
-	temporalLog, _ := os.ReadFile(filepath.Join(platform.dataDir, "temporal.log"))
+	temporalLog, err := os.ReadFile(filepath.Join(platform.dataDir, "temporal.log"))
+	if err != nil || len(temporalLog) == 0 {
+		t.Fatalf("the Temporal server log is unreadable or empty (%d bytes, %v): its check would prove nothing", len(temporalLog), err)
+	}
 	assertAbsent("the Temporal server log", temporalLog)
 
 	// The proof that the canary would have been found: the app does hold it.
