@@ -1,0 +1,276 @@
+// Command mutationcheck proves that the tests guard what they claim to: it applies each known
+// mutation (a behaviour removed from the code) to a scratch copy of the tree, runs the tests
+// that guard it, and expects them to fail. A mutation the tests let through is "survived".
+//
+//	go run ./scripts/mutationcheck            every mutation
+//	go run ./scripts/mutationcheck -list      the mutations, without running them
+//	go run ./scripts/mutationcheck -only drain
+//
+// It never touches the working tree: the copy lives in a temporary directory. The Docker
+// mutations need a Docker Engine (make deps starts one); the nginx ones need nginx.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// mutation removes one guarded behaviour: From (which must occur exactly once in File) becomes
+// To, and `go test -run Run Package` must then fail.
+type mutation struct {
+	Name    string
+	File    string
+	From    string
+	To      string
+	Package string
+	Run     string
+}
+
+var mutations = []mutation{
+	{
+		Name:    "route to an instance that never answered",
+		File:    "workflows/rollout.go",
+		From:    "errs[i] = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, readyInput(name, started.HostPort)).Get(ctx, nil)",
+		To:      "_ = workflow.ExecuteActivity(readyCtx, dockerActs.WaitReady, readyInput(name, started.HostPort)).Get(ctx, nil)",
+		Package: "./workflows/", Run: "NeverAnswers|ConfigureAppThatFails",
+	},
+	{
+		Name:    "drain the old instances although the new ones failed",
+		File:    "workflows/rollout.go",
+		From:    "\t\tremoveInstances(ctx, r.Target, r.Instances)\n\t\treturn err\n",
+		To:      "\t\tremoveInstances(ctx, r.Target, r.Instances)\n\t\t_ = drainInstances(ctx, r.Target, r.Instances)\n\t\treturn err\n",
+		Package: "./workflows/", Run: "NeverAnswers|ConfigureAppThatFails",
+	},
+	{
+		Name:    "remove fresh instances after a scale-up",
+		File:    "workflows/scale_app.go",
+		From:    "err = publishRoute(ctx, t, t.ReleaseID, append(portsOf(serving), ports...))",
+		To:      "err = publishRoute(ctx, t, t.ReleaseID, append(portsOf(serving), ports...))\n\t\t\tremoveInstances(ctx, t, names)",
+		Package: "./workflows/", Run: "ScaleUp",
+	},
+	{
+		Name:    "drop the settle-on-delete guard",
+		File:    "workflows/app_operations.go",
+		From:    `if workflow.GetVersion(ctx, "settle-on-delete", workflow.DefaultVersion, 1) == workflow.DefaultVersion {`,
+		To:      `if false {`,
+		Package: "./workflows/", Run: "Replay",
+	},
+	{
+		Name:    "drop the stopped-page guard",
+		File:    "workflows/app_operations.go",
+		From:    `if workflow.GetVersion(ctx, "stopped-page", workflow.DefaultVersion, 1) == 1 {`,
+		To:      `if true {`,
+		Package: "./workflows/", Run: "Replay",
+	},
+	{
+		Name:    "drop the prune-release-images guard",
+		File:    "workflows/deploy_app.go",
+		From:    `if workflow.GetVersion(ctx, "prune-release-images", workflow.DefaultVersion, 1) == 1 {`,
+		To:      `if true {`,
+		Package: "./workflows/", Run: "Replay",
+	},
+	{
+		Name:    "drop the pipeline-ready guard",
+		File:    "workflows/rollout.go",
+		From:    `if workflow.GetVersion(ctx, "pipeline-ready", workflow.DefaultVersion, 1) == workflow.DefaultVersion {`,
+		To:      `if false {`,
+		Package: "./workflows/", Run: "Replay",
+	},
+	{
+		Name:    "stop waiting for old nginx workers before stopping old instances",
+		File:    "activities/nginx/router.go",
+		From:    "return waitGone(ctx, rl.master, rl.oldWorkers, drainLimit(drain), heartbeat)",
+		To:      "return nil",
+		Package: "./activities/nginx/", Run: "Drain",
+	},
+	{
+		Name:    "Repoint overrides a newer release",
+		File:    "activities/nginx/router.go",
+		From:    "err != nil || route.ReleaseID != release || route.Stopped {",
+		To:      "err != nil || route.Stopped {",
+		Package: "./activities/nginx/", Run: "Repoint",
+	},
+	{
+		Name:    "keep an organization's network after its last container left",
+		File:    "activities/docker/remove.go",
+		From:    "a.releaseOrgNetworks(ctx, orgsOf(targets))",
+		To:      "_ = orgsOf(targets)",
+		Package: "./activities/docker/", Run: "LastContainerOfAnOrganization",
+	},
+	{
+		Name:    "create a container without the organization's network lock",
+		File:    "activities/docker/instance.go",
+		From:    "\tl := a.networks.lock(in.OrgID)\n\tl.RLock()\n\tdefer l.RUnlock()\n\tif in.Network == OrgNetworkName(in.OrgID) {",
+		To:      "\tif in.Network == OrgNetworkName(in.OrgID) {",
+		Package: "./activities/docker/", Run: "NeverRemovedUnderAStartingInstance",
+	},
+	{
+		Name:    "allocate a subnet another network holds",
+		File:    "activities/docker/subnet_pool.go",
+		From:    "if !t.Addr().Is4() || !t.Overlaps(p.Range) {",
+		To:      "if true {",
+		Package: "./activities/docker/", Run: "Allocate|Exhausted",
+	},
+	{
+		Name:    "accept a pool that overlaps a host route",
+		File:    "activities/docker/host_routes.go",
+		From:    "if r.Destination.Overlaps(p.Range) {",
+		To:      "if false {",
+		Package: "./activities/docker/", Run: "PoolOverlappingAHostRoute",
+	},
+}
+
+func main() {
+	only := flag.String("only", "", "run only the mutations whose name contains this")
+	list := flag.Bool("list", false, "list the mutations and the command that checks each")
+	flag.Parse()
+	selected := mutations[:0:0]
+	for _, m := range mutations {
+		if strings.Contains(m.Name, *only) {
+			selected = append(selected, m)
+		}
+	}
+	if *list {
+		for _, m := range selected {
+			fmt.Printf("- %s: %s, then go test -run '%s' %s\n", m.Name, m.File, m.Run, m.Package)
+		}
+		return
+	}
+	if err := run(selected); err != nil {
+		fmt.Fprintln(os.Stderr, "mutationcheck:", err)
+		os.Exit(1)
+	}
+}
+
+func run(selected []mutation) error {
+	scratch, err := copyTree()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	killed := 0
+	var problems []string
+	for _, m := range selected {
+		verdict, detail := check(scratch, m)
+		fmt.Printf("%-9s %s (%s)\n", verdict, m.Name, m.File)
+		if detail != "" {
+			fmt.Printf("          %s\n", detail)
+		}
+		switch verdict {
+		case "killed":
+			killed++
+		default:
+			problems = append(problems, m.Name+": "+verdict)
+		}
+	}
+	fmt.Printf("score: %d of %d mutations killed\n", killed, len(selected))
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// check applies m to the scratch tree, runs its tests and puts the file back.
+func check(scratch string, m mutation) (string, string) {
+	path := filepath.Join(scratch, m.File)
+	original, err := os.ReadFile(path)
+	if err != nil {
+		return "error", err.Error()
+	}
+	if n := strings.Count(string(original), m.From); n != 1 {
+		return "stale", fmt.Sprintf("the code to mutate occurs %d times (want 1): update the mutation", n)
+	}
+	defer os.WriteFile(path, original, 0o644) //nolint:errcheck
+	if err := os.WriteFile(path, []byte(strings.Replace(string(original), m.From, m.To, 1)), 0o644); err != nil {
+		return "error", err.Error()
+	}
+	began := time.Now()
+	cmd := exec.Command("go", "test", "-count=1", "-run", m.Run, m.Package)
+	cmd.Dir = scratch
+	out, err := cmd.CombinedOutput()
+	took := time.Since(began).Round(time.Second)
+	switch {
+	case strings.Contains(string(out), "[build failed]") || strings.Contains(string(out), "[setup failed]"):
+		return "error", "the mutated code does not build: " + firstLines(string(out), 3)
+	case err == nil:
+		return "survived", fmt.Sprintf("go test -run '%s' %s passed (%s)", m.Run, m.Package, took)
+	default:
+		return "killed", fmt.Sprintf("%s (%s)", firstFailure(string(out)), took)
+	}
+}
+
+// copyTree copies the tracked and untracked (not ignored) files of the working tree.
+func copyTree() (string, error) {
+	out, err := exec.Command("git", "ls-files", "-co", "--exclude-standard").Output()
+	if err != nil {
+		return "", fmt.Errorf("git ls-files: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "skypanel-mutation-")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		raw, err := os.ReadFile(f)
+		if os.IsNotExist(err) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			return dir, err
+		}
+		info, err := os.Stat(f)
+		if err != nil {
+			return dir, err
+		}
+		dst := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return dir, err
+		}
+		if err := os.WriteFile(dst, raw, info.Mode().Perm()); err != nil {
+			return dir, err
+		}
+	}
+	// The tests find the Temporal CLI and friends in bin/, which git ignores.
+	if err := os.Symlink(filepath.Join(mustGetwd(), "bin"), filepath.Join(dir, "bin")); err != nil {
+		return dir, err
+	}
+	return dir, nil
+}
+
+func mustGetwd() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return wd
+}
+
+// firstFailure is the first line that says what failed.
+func firstFailure(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.Contains(line, "_test.go:") {
+			return truncate(line)
+		}
+	}
+	return truncate(firstLines(out, 1))
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(strings.TrimSpace(s), "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return truncate(strings.Join(lines, " | "))
+}
+
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
