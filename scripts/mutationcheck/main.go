@@ -96,6 +96,20 @@ var mutations = []mutation{
 		Package: "./activities/nginx/", Run: "Repoint",
 	},
 	{
+		Name:    "reconcile routes to instances of another release",
+		File:    "worker-node/reconcile.go",
+		From:    `if inst.ReleaseID == release && inst.State == "running" && inst.HostPort > 0 {`,
+		To:      `if inst.State == "running" && inst.HostPort > 0 {`,
+		Package: "./worker-node/", Run: "Reconcile",
+	},
+	{
+		Name:    "git inherits the agent's GIT_* environment",
+		File:    "activities/gitclone/exec.go",
+		From:    `if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "LC_ALL=")`,
+		To:      `if strings.HasPrefix(kv, "LC_ALL=")`,
+		Package: "./activities/gitclone/", Run: "GitEnv|InheritedGitConfig",
+	},
+	{
 		Name:    "keep an organization's network after its last container left",
 		File:    "activities/docker/remove.go",
 		From:    "a.releaseOrgNetworks(ctx, orgsOf(targets))",
