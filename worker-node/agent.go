@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		reconcileLoop(ctx, router, &docker.Activities{Client: dockerClient, NodeID: creds.NodeID, Pool: pool})
+		reconcileLoop(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: dockerClient, NodeID: creds.NodeID, Pool: pool}))
 	}()
 	wg.Add(1)
 	go func() {

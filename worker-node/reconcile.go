@@ -19,12 +19,12 @@ const ReconcileInterval = 5 * time.Second
 // app's containers by itself after a crash, a dockerd restart or a reboot (restart policy
 // unless-stopped), but on new loopback ports: a route whose upstreams no longer all belong to
 // running instances of its release is repointed at the ones that do, with no API call.
-func reconcileLoop(ctx context.Context, router *nginx.Router, instances *docker.Activities) {
+func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housekeeping) {
 	ticker := time.NewTicker(ReconcileInterval)
 	defer ticker.Stop()
 	for {
-		reconcileRoutes(ctx, router, instances)
-		removeOrphanNetworks(ctx, instances)
+		reconcileRoutes(ctx, router, node)
+		removeOrphanNetworks(ctx, node)
 		select {
 		case <-ctx.Done():
 			return
@@ -33,22 +33,27 @@ func reconcileLoop(ctx context.Context, router *nginx.Router, instances *docker.
 	}
 }
 
-func reconcileRoutes(ctx context.Context, router *nginx.Router, instances *docker.Activities) {
+func reconcileRoutes(ctx context.Context, router *nginx.Router, node docker.Housekeeping) {
 	routes, err := router.Routes()
 	if err != nil {
 		slog.WarnContext(ctx, "read routes", "err", err)
+		return
+	}
+	if len(routes) == 0 {
+		return
+	}
+	// One list of every instance on the node for all routes: a node with hundreds of apps
+	// must not cost hundreds of Engine calls every few seconds.
+	byApp, err := node.InstancesByApp(ctx)
+	if err != nil {
+		slog.WarnContext(ctx, "list instances", "err", err)
 		return
 	}
 	for _, route := range routes {
 		if route.Stopped {
 			continue
 		}
-		list, err := instances.ListInstances(ctx, docker.ListInstancesInput{AppID: route.AppID})
-		if err != nil {
-			slog.WarnContext(ctx, "list instances", "app_id", route.AppID, "err", err)
-			continue
-		}
-		running := runningUpstreams(list.Instances, route.ReleaseID)
+		running := runningUpstreams(byApp[route.AppID], route.ReleaseID)
 		// Leave a route alone while all its upstreams run (a rollout or a scale may be adding
 		// instances that are not ready yet), and when nothing runs yet (Docker is restarting them).
 		if len(running) == 0 || allIn(route.Upstreams, running) {
@@ -89,8 +94,8 @@ func allIn(upstreams, running []string) bool {
 // left behind when an agent died between removing an organization's last container and its
 // network, or by a rollout that failed before its first instance. Only networks labelled as
 // this node's are looked at; other networks on the engine are never touched.
-func removeOrphanNetworks(ctx context.Context, instances *docker.Activities) {
-	removed, err := instances.RemoveOrphanNetworks(ctx, docker.OrphanNetworkAge)
+func removeOrphanNetworks(ctx context.Context, node docker.Housekeeping) {
+	removed, err := node.RemoveOrphanNetworks(ctx, docker.OrphanNetworkAge)
 	if err != nil {
 		slog.WarnContext(ctx, "remove orphaned networks", "err", err)
 	}

@@ -47,8 +47,8 @@ type fakeContainer struct {
 	Port                          int // published on 127.0.0.1; 0 for none
 }
 
-// fakeEngine answers the Docker Engine API calls ListInstances makes (container list, inspect,
-// logs) from canned containers, on a loopback httptest server; any other call fails the test.
+// fakeEngine answers the Docker Engine API calls of ListInstances and the node's housekeeping
+// (container list, inspect, logs) from canned containers, on a loopback httptest server; any other call fails the test.
 func fakeEngine(t *testing.T, containers []fakeContainer) *client.Client {
 	t.Helper()
 	versioned := regexp.MustCompile(`^/v[0-9.]+`)
@@ -63,12 +63,22 @@ func fakeEngine(t *testing.T, containers []fakeContainer) *client.Client {
 			}
 			list := []map[string]any{}
 			for _, c := range containers {
-				if filter["label"][docker.LabelApp+"="+c.App] && filter["label"][docker.LabelManaged+"=true"] {
-					list = append(list, map[string]any{
-						"Id": c.ID, "Names": []string{"/" + c.Name}, "State": c.State,
-						"Labels": map[string]string{docker.LabelManaged: "true", docker.LabelApp: c.App, docker.LabelRelease: c.Release},
-					})
+				// Every managed container, or only one app's when the filter names it.
+				appFiltered := false
+				for label := range filter["label"] {
+					appFiltered = appFiltered || strings.HasPrefix(label, docker.LabelApp+"=")
 				}
+				if !filter["label"][docker.LabelManaged+"=true"] || (appFiltered && !filter["label"][docker.LabelApp+"="+c.App]) {
+					continue
+				}
+				ports := []map[string]any{}
+				if c.Port > 0 {
+					ports = append(ports, map[string]any{"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": c.Port, "Type": "tcp"})
+				}
+				list = append(list, map[string]any{
+					"Id": c.ID, "Names": []string{"/" + c.Name}, "State": c.State, "Ports": ports,
+					"Labels": map[string]string{docker.LabelManaged: "true", docker.LabelApp: c.App, docker.LabelRelease: c.Release},
+				})
 			}
 			json.NewEncoder(w).Encode(list)
 			return
@@ -268,7 +278,7 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 		{ID: "c-other-1", Name: "other-r2-1", App: "other", Release: "r2", State: "running", Port: otherRelease},
 		{ID: "c-down-1", Name: "down-r9-1", App: "down", Release: "r9", State: "restarting", Port: 0},
 	})
-	instances := &docker.Activities{Client: cli, NodeID: "node-1"}
+	node := docker.NewHousekeeping(&docker.Activities{Client: cli, NodeID: "node-1"})
 
 	before := map[string]string{}
 	for _, in := range routes {
@@ -276,7 +286,7 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 	}
 
 	problems := recordProblems(t)
-	reconcileRoutes(ctx, router, instances)
+	reconcileRoutes(ctx, router, node)
 
 	got, err := router.Routes()
 	if err != nil {
@@ -317,7 +327,7 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 	for _, in := range routes {
 		again[in.AppID] = routeFiles(t, router, in.AppID)
 	}
-	reconcileRoutes(ctx, router, instances)
+	reconcileRoutes(ctx, router, node)
 	for _, in := range routes {
 		if after := routeFiles(t, router, in.AppID); after != again[in.AppID] {
 			t.Errorf("a second pass changed the route of %s:\n%s", in.AppID, after)

@@ -234,7 +234,8 @@ const OrphanNetworkAge = time.Minute
 // RemoveOrphanNetworks removes this node's organization networks (by label: managed by
 // SkyPanel, of this node) that no container uses; other networks are never touched. It
 // returns the names removed.
-func (a *Activities) RemoveOrphanNetworks(ctx context.Context, minAge time.Duration) ([]string, error) {
+func (h Housekeeping) RemoveOrphanNetworks(ctx context.Context, minAge time.Duration) ([]string, error) {
+	a := h.a
 	if err := a.ready(); err != nil {
 		return nil, err
 	}

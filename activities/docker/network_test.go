@@ -93,7 +93,7 @@ func TestOrganizationsGetSubnetsOfThePoolAroundOtherNetworks(t *testing.T) {
 	if err := (&fixture{a: other}).run(t, other.EnsureNetwork, EnsureNetworkInput{OrgID: orgs[2]}, nil); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := f.a.RemoveOrphanNetworks(context.Background(), 0)
+	removed, err := NewHousekeeping(f.a).RemoveOrphanNetworks(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
