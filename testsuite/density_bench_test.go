@@ -25,6 +25,8 @@ const densityOrganizations = 300
 // the old workers drained).
 type deployTimes struct {
 	total, routeSwitch time.Duration
+	// steps is how long each kind of activity ran (started to completed), summed.
+	steps map[string]time.Duration
 }
 
 func deployFigures(workflowID string) (deployTimes, error) {
@@ -34,9 +36,9 @@ func deployFigures(workflowID string) (deployTimes, error) {
 		return deployTimes{}, err
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	figures := deployTimes{total: info.GetCloseTime().AsTime().Sub(info.GetStartTime().AsTime())}
+	figures := deployTimes{total: info.GetCloseTime().AsTime().Sub(info.GetStartTime().AsTime()), steps: map[string]time.Duration{}}
 	iter := platform.temporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	publish := map[int64]bool{}
+	kind := map[int64]string{}
 	started := map[int64]time.Time{}
 	for iter.HasNext() {
 		event, err := iter.Next()
@@ -45,16 +47,15 @@ func deployFigures(workflowID string) (deployTimes, error) {
 		}
 		switch event.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			if event.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "PublishRoute" {
-				publish[event.GetEventId()] = true
-			}
+			kind[event.GetEventId()] = event.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			if id := event.GetActivityTaskStartedEventAttributes().GetScheduledEventId(); publish[id] {
-				started[id] = event.GetEventTime().AsTime()
-			}
+			started[event.GetActivityTaskStartedEventAttributes().GetScheduledEventId()] = event.GetEventTime().AsTime()
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			if id := event.GetActivityTaskCompletedEventAttributes().GetScheduledEventId(); publish[id] {
-				figures.routeSwitch = event.GetEventTime().AsTime().Sub(started[id])
+			id := event.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()
+			took := event.GetEventTime().AsTime().Sub(started[id])
+			figures.steps[kind[id]] += took
+			if kind[id] == "PublishRoute" {
+				figures.routeSwitch = took
 			}
 		}
 	}
@@ -195,5 +196,11 @@ func BenchmarkDensity(b *testing.B) {
 		b.ReportMetric(float64(agentCrowd)/1024, "agent-300-MiB")
 		b.ReportMetric(float64(availEmpty-availCrowd)/1024/densityOrganizations, "node-MiB-per-app")
 		b.ReportMetric(crowdTime.Seconds(), "deploy-300-s")
+		// Where a deploy's time goes, first app against the 301st: the node's main steps.
+		for _, step := range []string{"CloneRepository", "BuildImage", "StartInstance", "WaitReady", "PublishRoute", "RemoveInstances"} {
+			pick := func(f deployTimes) time.Duration { return f.steps[step] }
+			b.ReportMetric(float64(medianOf(first, pick).Milliseconds()), step+"-first-ms")
+			b.ReportMetric(float64(medianOf(lastFigures, pick).Milliseconds()), step+"-301-ms")
+		}
 	}
 }
