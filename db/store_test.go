@@ -71,25 +71,13 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	ctx := context.Background()
-	u, err := testStore.CreateUser(ctx, uuid.NewString()+"@example.com", "Test", db.RoleCustomer, []byte(uuid.NewString()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, _ := testStore.RuntimeByRef(ctx, "dockerfile")
-	plan, _ := testStore.PlanByRef(ctx, "starter")
 	region, _ := testStore.RegionByRef(ctx, "local")
-	app, err := testStore.CreateApplication(ctx, db.NewApplication{
-		OrgID: u.OrgID, Name: "app-" + uuid.NewString()[:8], RuntimeID: rt.ID, PlanID: plan.ID, RegionID: region.ID,
-		GitURL: "https://example.com/x.git", GitBranch: "main",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := newAppInRegion(t, region.ID)
 	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", []byte(uuid.NewString()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{org: u.OrgID, app: app, nodeID: node.ID}
+	return fixture{org: app.OrgID, app: app, nodeID: node.ID}
 }
 
 func never(context.Context, string) (bool, error)  { return false, nil }
