@@ -42,8 +42,8 @@ END {
         row("   agent resident memory, empty / at 300 apps", sprintf("%.1f MiB / %.1f MiB", get("Density", "agent-empty-MiB"), get("Density", "agent-300-MiB")), "")
         row("   node memory per idle app (MemAvailable)", sprintf("%.1f MiB", get("Density", "node-MiB-per-app")), "")
         row("   300 organizations deployed, 8 at a time", sprintf("%.0f s", get("Density", "deploy-300-s")), "")
-        split("CloneRepository BuildImage StartInstance WaitReady PublishRoute RemoveInstances", steps, " ")
-        for (k = 1; k <= 6; k++) {
+        split("CloneRepository BuildImage EnsureNetwork StartInstance WaitReady PublishRoute RemoveInstances", steps, " ")
+        for (k = 1; k <= 7; k++) {
             f = get("Density", steps[k] "-first-ms")
             if (f != "") row("   " steps[k] ", first / 301st", sprintf("%d ms / %d ms", f, get("Density", steps[k] "-301-ms")), "")
         }

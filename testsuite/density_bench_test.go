@@ -197,7 +197,7 @@ func BenchmarkDensity(b *testing.B) {
 		b.ReportMetric(float64(availEmpty-availCrowd)/1024/densityOrganizations, "node-MiB-per-app")
 		b.ReportMetric(crowdTime.Seconds(), "deploy-300-s")
 		// Where a deploy's time goes, first app against the 301st: the node's main steps.
-		for _, step := range []string{"CloneRepository", "BuildImage", "StartInstance", "WaitReady", "PublishRoute", "RemoveInstances"} {
+		for _, step := range []string{"CloneRepository", "BuildImage", "EnsureNetwork", "StartInstance", "WaitReady", "PublishRoute", "RemoveInstances"} {
 			pick := func(f deployTimes) time.Duration { return f.steps[step] }
 			b.ReportMetric(float64(medianOf(first, pick).Milliseconds()), step+"-first-ms")
 			b.ReportMetric(float64(medianOf(lastFigures, pick).Milliseconds()), step+"-301-ms")
