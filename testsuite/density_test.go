@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/network"
+
+	spdocker "github.com/skypanel/skypanel/activities/docker"
 )
 
 // tenant is one organization with one deployed hello app.
@@ -84,32 +86,23 @@ func deployTenants(t testing.TB, prefix string, n, parallel int) []tenant {
 	return tenants
 }
 
-// deleteTenants deletes the tenants' apps through the API, parallel, as their owners would.
+// deleteTenants deletes the tenants' apps through the API, as their owners would.
 func deleteTenants(t testing.TB, tenants []tenant) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(tenants))
-	sem := make(chan struct{}, 8)
+	apps := make([]ownedApp, len(tenants))
 	for i, tn := range tenants {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = deleteApp(ctx, tn.owner, tn.app.ID)
-		}()
+		apps[i] = ownedApp{owner: tn.owner, appID: tn.app.ID}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := deleteApps(ctx, apps); err != nil {
 		t.Errorf("delete the tenants' apps: %v", err)
 	}
 }
 
 func orgSubnet(t testing.TB, orgID string) (netip.Prefix, error) {
 	t.Helper()
-	info, err := platform.docker.NetworkInspect(context.Background(), "skypanel-org-"+orgID, network.InspectOptions{})
+	info, err := platform.docker.NetworkInspect(context.Background(), spdocker.OrgNetworkName(orgID), network.InspectOptions{})
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -181,7 +174,7 @@ func TestFortyOrganizationsServeFromOneNode(t *testing.T) {
 	if failed != 0 || total < 1000 {
 		t.Errorf("%d of %d requests to the other %d organizations failed while one was deleted (want 0 of at least 1000)", failed, total, len(stay))
 	}
-	_, err = platform.docker.NetworkInspect(context.Background(), "skypanel-org-"+gone.owner.orgID, network.InspectOptions{})
+	_, err = platform.docker.NetworkInspect(context.Background(), spdocker.OrgNetworkName(gone.owner.orgID), network.InspectOptions{})
 	if !errdefs.IsNotFound(err) {
 		t.Errorf("the deleted organization's network is still there once its delete finished (inspect: %v)", err)
 	}

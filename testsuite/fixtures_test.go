@@ -17,6 +17,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
+
+	spdocker "github.com/skypanel/skypanel/activities/docker"
 )
 
 // buildHelloApp compiles testdata/helloapp as a static binary, for FROM scratch images.
@@ -330,6 +332,6 @@ func removeLeftovers(d *dockerclient.Client) {
 		}
 	}
 	for _, c := range created.customers {
-		_ = d.NetworkRemove(ctx, "skypanel-org-"+c.orgID)
+		_ = d.NetworkRemove(ctx, spdocker.OrgNetworkName(c.orgID))
 	}
 }

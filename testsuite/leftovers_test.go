@@ -119,12 +119,8 @@ func deleteEverythingThroughTheAPI(ctx context.Context) error {
 	created.Lock()
 	customers := append([]customer(nil), created.customers...)
 	created.Unlock()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	sem := make(chan struct{}, 8)
+	var apps []ownedApp
+	var errs []error
 	for _, c := range customers {
 		var list struct{ Items []application }
 		if status, raw := platform.call(http.MethodGet, "/api/paas/applications", c.token, nil, &list); status != http.StatusOK {
@@ -132,18 +128,32 @@ func deleteEverythingThroughTheAPI(ctx context.Context) error {
 			continue
 		}
 		for _, app := range list.Items {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if err := deleteApp(ctx, c, app.ID); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
+			apps = append(apps, ownedApp{owner: c, appID: app.ID})
 		}
+	}
+	return errors.Join(append(errs, deleteApps(ctx, apps))...)
+}
+
+// ownedApp is an app and the customer who may delete it.
+type ownedApp struct {
+	owner customer
+	appID string
+}
+
+// deleteApps deletes the apps through the API, 8 at a time, as their owners would, and waits
+// until every deletion has finished.
+func deleteApps(ctx context.Context, apps []ownedApp) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(apps))
+	sem := make(chan struct{}, 8)
+	for i, app := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = deleteApp(ctx, app.owner, app.appID)
+		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
