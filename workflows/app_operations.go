@@ -152,7 +152,7 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget) error {
 	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
 		return err
 	}
-	if err := workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveInstances, docker.RemoveInstancesInput{AppID: t.AppID, OrgID: t.OrgID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	return workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveAppImages, docker.RemoveAppImagesInput{AppID: t.AppID}).Get(ctx, nil)

@@ -45,6 +45,16 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 	}
 	log.Info("deploying", "app_id", in.AppID, "deployment_id", in.DeploymentID, "node_id", plan.NodeID)
 
+	// The organization's network is made while the source is cloned and built: on a node with
+	// hundreds of networks a new one takes about half a second of the engine's time (its
+	// iptables rules grow with every network). The rollout makes sure of it again and reports
+	// any failure; runs started before this did it there only.
+	var network workflow.Future
+	if workflow.GetVersion(ctx, "network-during-build", workflow.DefaultVersion, 1) == 1 {
+		network = workflow.ExecuteActivity(nodeContext(ctx, plan.NodeID, 2*time.Minute, 0, 5), dockerActs.EnsureNetwork,
+			docker.EnsureNetworkInput{OrgID: plan.OrgID})
+	}
+
 	cloneCtx := nodeContext(ctx, plan.NodeID, 10*time.Minute, 30*time.Second, 3)
 	var source gitclone.CloneResult
 	if err := workflow.ExecuteActivity(cloneCtx, gitActs.CloneRepository, gitclone.CloneInput{
@@ -72,6 +82,11 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
+	if network != nil {
+		if err := network.Get(ctx, nil); err != nil {
+			log.Warn("network made during the build", "app_id", in.AppID, "error", err)
+		}
+	}
 	instances := instanceNames(plan.Name, in.DeploymentID, 1, instanceCount(plan.AppTarget))
 	instance := instances[0]
 	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instances: instances, DeploymentID: in.DeploymentID}).run(ctx); err != nil {

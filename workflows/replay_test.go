@@ -140,6 +140,11 @@ var showsSide = map[string]func(historySummary) bool{
 	"prune-release-images": func(s historySummary) bool {
 		return s.workflowType == "DeployApp" && s.outcome == "completed"
 	},
+	// DeployApp asks once PrepareDeployment has succeeded: version 1 then makes the network
+	// (EnsureNetwork) beside the clone, the DefaultVersion side clones first.
+	"network-during-build": func(s historySummary) bool {
+		return s.workflowType == "DeployApp" && s.scheduled("CloneRepository")
+	},
 	// startInstances asks before it starts anything (only it schedules StartInstance), but the
 	// sides differ only when instances started side by side finish apart: the old side waits
 	// for every start, version 1 probes each instance as soon as it has started.

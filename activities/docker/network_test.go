@@ -150,6 +150,32 @@ func TestLastContainerOfAnOrganizationTakesItsNetworkAlong(t *testing.T) {
 	}
 }
 
+// A deploy makes its organization's network while it builds; when the build fails no container
+// ever joins it, and deleting the app (RemoveInstances with the organization) gives it back.
+func TestNetworkMadeForAFailedBuildGoesWithTheApp(t *testing.T) {
+	f := newFixture(t)
+	f.a.Pool = mustPool(t, "10.251.12.0/24", 26)
+	net := OrgNetworkName(f.orgID)
+	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !networkExists(t, f, net) {
+		t.Fatal("EnsureNetwork made no network")
+	}
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID, GracePeriod: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !networkExists(t, f, net) {
+		t.Fatal("RemoveInstances without the organization removed its network")
+	}
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID, OrgID: f.orgID, GracePeriod: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if networkExists(t, f, net) {
+		t.Fatal("the organization has no container and its network stayed after the app's removal")
+	}
+}
+
 // Starting an instance while the organization's last other container is removed must never
 // find its network gone: creation and removal are ordered by the organization's lock. The hooks
 // hold each side at its most dangerous point (the removal has found the network unused; the

@@ -71,7 +71,11 @@ func (a *Activities) RemoveInstances(ctx context.Context, in RemoveInstancesInpu
 	wg.Wait()
 	sort.Strings(removed)
 	// An organization whose last container on this node just left gives its network back.
-	a.releaseOrgNetworks(ctx, orgsOf(targets))
+	orgs := orgsOf(targets)
+	if in.OrgID != "" && !slices.Contains(orgs, in.OrgID) {
+		orgs = append(orgs, in.OrgID)
+	}
+	a.releaseOrgNetworks(ctx, orgs)
 	if len(errs) > 0 {
 		return RemoveInstancesResult{Removed: removed}, fmt.Errorf("remove containers of app %s: %s", in.AppID, strings.Join(errs, "; "))
 	}

@@ -110,6 +110,10 @@ type WaitReadyInput struct {
 // and Keep is ignored.
 type RemoveInstancesInput struct {
 	AppID string
+	// OrgID, when set, has the organization's network removed if no container of it is left,
+	// even when this call removed none (a deploy that failed before its first instance made
+	// the network during its build).
+	OrgID string
 	Keep  []string
 	Names []string
 	// GracePeriod is how long each container may take to stop before it is killed; zero

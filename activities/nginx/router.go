@@ -437,8 +437,10 @@ func (r *Router) test(ctx context.Context) error {
 // reload signals the running master to load the configuration, or starts one.
 func (r *Router) reload(ctx context.Context) error {
 	if pid := r.masterPID(); pid != 0 {
-		if out, err := r.run(ctx, "-s", "reload"); err != nil {
-			return fmt.Errorf("nginx reload: %s: %w", out, err)
+		// SIGHUP is what `nginx -s reload` sends, without that second process parsing the
+		// whole configuration only to find the pid file (at 300 sites, as long as nginx -t).
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			return fmt.Errorf("nginx reload: signal master %d: %w", pid, err)
 		}
 		return nil
 	}
