@@ -3,20 +3,15 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/gitclone"
 	"github.com/skypanel/skypanel/db"
-	sptemporal "github.com/skypanel/skypanel/temporal"
-	"github.com/skypanel/skypanel/workflows"
+	"github.com/skypanel/skypanel/temporal/operations"
 )
 
 // appNamePattern is an RFC 1123 label in lower case: the name becomes <name>.<PLATFORM_DOMAIN>.
@@ -47,14 +42,6 @@ type updateAppInput struct {
 	}
 }
 
-type operationOutput struct {
-	Body struct {
-		DeploymentID string `json:"deployment_id,omitempty"`
-		WorkflowID   string `json:"workflow_id"`
-		Status       string `json:"status"`
-	}
-}
-
 func (s *Server) registerApplications() {
 	huma.Register(s.api, s.op("list-applications", http.MethodGet, "/api/paas/applications", "List your applications", "applications", 0, false),
 		func(ctx context.Context, _ *struct{}) (*items[db.Application], error) {
@@ -78,23 +65,23 @@ func (s *Server) registerApplications() {
 		s.updateApplication)
 	huma.Register(s.api, s.op("delete-application", http.MethodDelete, "/api/paas/applications/{id}", "Delete an application and everything it runs", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.startOperation(ctx, in.ID, db.OpDelete, workflows.DeleteApp)
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDelete})
 		})
 	huma.Register(s.api, s.op("deploy-application", http.MethodPost, "/api/paas/applications/{id}/deploy", "Build and release the branch's latest commit", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.startOperation(ctx, in.ID, db.OpDeploy, workflows.DeployApp)
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDeploy})
 		})
 	huma.Register(s.api, s.op("restart-application", http.MethodPost, "/api/paas/applications/{id}/restart", "Replace the running instance with a fresh one, without downtime", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.startOperation(ctx, in.ID, db.OpRestart, workflows.RestartApp)
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpRestart})
 		})
 	huma.Register(s.api, s.op("stop-application", http.MethodPost, "/api/paas/applications/{id}/stop", "Stop serving the application", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.startOperation(ctx, in.ID, db.OpStop, workflows.StopApp)
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpStop})
 		})
 	huma.Register(s.api, s.op("start-application", http.MethodPost, "/api/paas/applications/{id}/start", "Start a stopped application's current release", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.startOperation(ctx, in.ID, db.OpStart, workflows.StartApp)
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpStart})
 		})
 }
 
@@ -222,59 +209,4 @@ func (s *Server) resolveRegion(ctx context.Context, ref string) (db.Region, erro
 		return db.Region{}, s.problem(ctx, "region", err)
 	}
 	return region, nil
-}
-
-// startOperation takes the app's operation lock and starts the workflow that holds it. If the
-// workflow cannot be started the lock (and a queued deployment) is undone, so nothing changes.
-// input, when set, builds the workflow's input from the new operation's id.
-func (s *Server) startOperation(ctx context.Context, appID, kind string, workflow any, input ...func(operationID string) any) (*operationOutput, error) {
-	p := principal(ctx)
-	operationID := uuid.NewString()
-	var workflowID string
-	var wfInput any
-	switch {
-	case kind == db.OpDeploy:
-		workflowID = sptemporal.DeployWorkflowID(appID, operationID)
-		wfInput = workflows.DeployAppInput{AppID: appID, DeploymentID: operationID}
-	case len(input) > 0:
-		workflowID = sptemporal.AppOperationWorkflowID(kind, appID, operationID)
-		wfInput = input[0](operationID)
-	default:
-		workflowID = sptemporal.AppOperationWorkflowID(kind, appID, operationID)
-		wfInput = workflows.AppOperationInput{AppID: appID, OperationID: operationID}
-	}
-	app, err := s.store.BeginOperation(ctx, p.OrgID, appID, db.OperationRequest{
-		Kind: kind, OperationID: operationID, WorkflowID: workflowID, UserID: p.UserID, StillRunning: s.workflowRunning,
-	})
-	if err != nil {
-		return nil, s.problem(ctx, "application", err)
-	}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        workflowID,
-		TaskQueue: sptemporal.ControlTaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			sptemporal.AppIDKey.ValueSet(app.ID), sptemporal.OrgIDKey.ValueSet(app.OrgID)),
-	}, workflow, wfInput)
-	if err != nil {
-		deploymentID := ""
-		if kind == db.OpDeploy {
-			deploymentID = operationID
-		}
-		reason := "the workflow could not be started"
-		if abortErr := s.store.AbortOperation(context.WithoutCancel(ctx), app.ID, workflowID, deploymentID, reason); abortErr != nil {
-			s.log.Error("abort operation", "app_id", app.ID, "workflow_id", workflowID, "error", abortErr)
-		}
-		s.log.Error("start workflow", "app_id", app.ID, "workflow_id", workflowID, "error", err)
-		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf("could not start the %s: the workflow service is unavailable, try again", kind))
-	}
-	s.log.Info("operation started", "app_id", app.ID, "operation", kind, "workflow_id", workflowID)
-	out := &operationOutput{}
-	out.Body.WorkflowID = workflowID
-	if kind == db.OpDeploy {
-		out.Body.DeploymentID = operationID
-		out.Body.Status = db.DeploymentQueued
-	} else {
-		out.Body.Status = "accepted"
-	}
-	return out, nil
 }

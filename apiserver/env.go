@@ -12,14 +12,10 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
-	sptemporal "github.com/skypanel/skypanel/temporal"
-	"github.com/skypanel/skypanel/workflows"
+	"github.com/skypanel/skypanel/temporal/operations"
 )
 
 // Limits of an app's environment.
@@ -87,8 +83,10 @@ type envChangeOutput struct {
 		Created []string `json:"created" doc:"Those that did not exist before"`
 		// Rollout: the app runs, so the change is being rolled out as a new release by this
 		// workflow (no rebuild). Otherwise it applies at the next deploy or start.
-		WorkflowID string `json:"workflow_id,omitempty"`
-		Status     string `json:"status" enum:"rolling_out,saved" doc:"rolling_out: a new release with the new variables is being started; saved: applies at the next deploy or start"`
+		OperationID string `json:"operation_id,omitempty" doc:"The rollout's operation, in the app's queue (GET .../operations)"`
+		WorkflowID  string `json:"workflow_id,omitempty"`
+		Status      string `json:"status" enum:"rolling_out,saved" doc:"rolling_out: a new release with the new variables is queued (it runs after the operations ahead of it); saved: applies at the next deploy or start"`
+		Position    int    `json:"position" doc:"The rollout's place in the app's queue: 0 when it runs already"`
 	}
 }
 
@@ -181,14 +179,22 @@ func (s *Server) changeEnv(ctx context.Context, appID string, set []envSetBody, 
 		return nil, err
 	}
 	p := principal(ctx)
-	operationID := uuid.NewString()
-	workflowID := sptemporal.AppOperationWorkflowID(db.OpConfigure, appID, operationID)
-	res, err := s.store.ChangeEnv(ctx, p.OrgID, appID, changes, db.OperationRequest{
-		Kind: db.OpConfigure, OperationID: operationID, WorkflowID: workflowID, UserID: p.UserID, StillRunning: s.workflowRunning,
+	var res db.EnvChangeResult
+	op, err := s.ops.Submit(ctx, operations.Request{
+		OrgID: p.OrgID, AppID: appID, Kind: db.OpConfigure, UserID: p.UserID, Description: describeEnvChange(changes),
+	}, func(rollout db.NewOperation) (db.Enqueued, error) {
+		var err error
+		res, err = s.store.ChangeEnv(ctx, p.OrgID, appID, changes, rollout)
+		return res.Enqueued, err
+	}, func(ctx context.Context) error {
+		return s.store.UndoEnvChange(ctx, appID, res)
 	})
 	var missing *db.EnvKeyNotFoundError
 	if errors.As(err, &missing) {
 		return nil, huma.Error404NotFound("no environment variable "+missing.Key, &huma.ErrorDetail{Location: keyLocation(where, "unset"), Value: missing.Key})
+	}
+	if errors.Is(err, operations.ErrUnavailable) {
+		return nil, huma.Error503ServiceUnavailable("could not roll the change out: the workflow service is unavailable; nothing was changed, try again")
 	}
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
@@ -207,23 +213,8 @@ func (s *Server) changeEnv(ctx context.Context, appID string, set []envSetBody, 
 	if !res.Rollout {
 		return out, nil
 	}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        workflowID,
-		TaskQueue: sptemporal.ControlTaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			sptemporal.AppIDKey.ValueSet(appID), sptemporal.OrgIDKey.ValueSet(p.OrgID)),
-	}, workflows.ConfigureApp, workflows.ConfigureAppInput{
-		AppID: appID, OperationID: operationID, UserID: p.UserID, Description: describeEnvChange(changes),
-	})
-	if err != nil {
-		if undoErr := s.store.UndoEnvChange(context.WithoutCancel(ctx), appID, workflowID, res); undoErr != nil {
-			s.log.Error("undo environment change", "app_id", appID, "workflow_id", workflowID, "error", undoErr)
-		}
-		s.log.Error("start workflow", "app_id", appID, "workflow_id", workflowID, "error", err)
-		return nil, huma.Error503ServiceUnavailable("could not roll the change out: the workflow service is unavailable; nothing was changed, try again")
-	}
 	out.Status = http.StatusAccepted
-	out.Body.WorkflowID, out.Body.Status = workflowID, "rolling_out"
+	out.Body.OperationID, out.Body.WorkflowID, out.Body.Status, out.Body.Position = op.ID, op.WorkflowID, "rolling_out", op.Position
 	return out, nil
 }
 

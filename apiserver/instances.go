@@ -13,6 +13,7 @@ import (
 	"github.com/skypanel/skypanel/activities/docker"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/operations"
 	"github.com/skypanel/skypanel/workflows"
 )
 
@@ -41,10 +42,7 @@ func (s *Server) registerInstances() {
 	huma.Register(s.api, s.op("scale-application", http.MethodPost, "/api/paas/applications/{id}/scale",
 		"Run 1-10 instances of the current release; nginx balances across the healthy ones", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *scaleInput) (*operationOutput, error) {
-			count := in.Body.Instances
-			return s.startOperation(ctx, in.ID, db.OpScale, workflows.ScaleApp, func(operationID string) any {
-				return workflows.ScaleAppInput{AppID: in.ID, OperationID: operationID, Instances: count}
-			})
+			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpScale, Instances: in.Body.Instances})
 		})
 	huma.Register(s.api, s.op("list-instances", http.MethodGet, "/api/paas/applications/{id}/instances",
 		"The application's containers on its node, with their state", "applications", 0, false),

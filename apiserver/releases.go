@@ -9,7 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/skypanel/skypanel/db"
-	"github.com/skypanel/skypanel/workflows"
+	"github.com/skypanel/skypanel/temporal/operations"
 )
 
 type rollbackInput struct {
@@ -21,9 +21,11 @@ type rollbackInput struct {
 
 type rollbackOutput struct {
 	Body struct {
-		WorkflowID string `json:"workflow_id"`
-		Release    int    `json:"release"`
-		Status     string `json:"status"`
+		OperationID string `json:"operation_id"`
+		WorkflowID  string `json:"workflow_id"`
+		Release     int    `json:"release"`
+		Status      string `json:"status"`
+		Position    int    `json:"position"`
 	}
 }
 
@@ -62,14 +64,12 @@ func (s *Server) rollback(ctx context.Context, in *rollbackInput) (*rollbackOutp
 	if rel.Current {
 		return nil, fieldError("body.release", fmt.Sprintf("v%d is already the current release", version), version)
 	}
-	userID := principal(ctx).UserID
-	started, err := s.startOperation(ctx, app.ID, db.OpRollback, workflows.RollbackApp, func(operationID string) any {
-		return workflows.RollbackAppInput{AppID: app.ID, OperationID: operationID, Version: version, UserID: userID}
-	})
+	started, err := s.enqueue(ctx, operations.Request{AppID: app.ID, Kind: db.OpRollback, Release: version})
 	if err != nil {
 		return nil, err
 	}
 	out := &rollbackOutput{}
-	out.Body.WorkflowID, out.Body.Release, out.Body.Status = started.Body.WorkflowID, version, started.Body.Status
+	out.Body.OperationID, out.Body.WorkflowID, out.Body.Release = started.Body.OperationID, started.Body.WorkflowID, version
+	out.Body.Status, out.Body.Position = started.Body.Status, started.Body.Position
 	return out, nil
 }

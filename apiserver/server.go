@@ -14,7 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
-	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/operations"
 )
 
 // Config is what the API needs beyond its dependencies.
@@ -39,9 +39,11 @@ type Server struct {
 	cfg      Config
 	store    *db.Store
 	temporal client.Client
-	log      *slog.Logger
-	api      huma.API
-	mux      *http.ServeMux
+	// ops is the one owner of app operations: every operation handler goes through it.
+	ops *operations.Owner
+	log *slog.Logger
+	api huma.API
+	mux *http.ServeMux
 }
 
 // New builds the API's handler.
@@ -58,7 +60,8 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	hcfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
-	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux}
+	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux,
+		ops: &operations.Owner{Store: store, Temporal: temporalClient, Log: log}}
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
 	s.registerUsers()
@@ -66,6 +69,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerNodes()
 	s.registerAgent()
 	s.registerApplications()
+	s.registerOperations()
 	s.registerDeployments()
 	s.registerReleases()
 	s.registerInstances()
@@ -118,9 +122,4 @@ func (s *Server) op(id, method, path, summary, tag string, status int, admin boo
 func principal(ctx context.Context) db.Principal {
 	p, _ := ctx.Value(principalKey).(db.Principal)
 	return p
-}
-
-// workflowRunning tells whether the workflow holding an app's lock is still running.
-func (s *Server) workflowRunning(ctx context.Context, workflowID string) (bool, error) {
-	return sptemporal.WorkflowRunning(s.temporal)(ctx, workflowID)
 }

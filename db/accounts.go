@@ -92,3 +92,10 @@ func (s *Store) EnsureAdmin(ctx context.Context, email string, tokenHash []byte,
 	}
 	return true, nil
 }
+
+// UserEmail returns a user's e-mail address.
+func (s *Store) UserEmail(ctx context.Context, userID string) (string, error) {
+	var email string
+	err := s.pool.QueryRow(ctx, `SELECT email FROM users WHERE id::text = $1`, userID).Scan(&email)
+	return email, translate(err)
+}

@@ -134,81 +134,6 @@ type InvalidStateError struct{ Reason string }
 
 func (e *InvalidStateError) Error() string { return e.Reason }
 
-// BusyError says which workflow holds the app's operation lock.
-type BusyError struct{ WorkflowID string }
-
-func (e *BusyError) Error() string {
-	return fmt.Sprintf("another operation (%s) is in progress on this application", e.WorkflowID)
-}
-func (e *BusyError) Is(target error) bool { return target == ErrBusy }
-
-// OperationRequest asks for an app's operation lock.
-type OperationRequest struct {
-	Kind        string
-	OperationID string // for deploys, the new deployment's id
-	WorkflowID  string
-	UserID      string // who asked
-	// StillRunning tells whether the workflow holding the lock is still running, so a lock left
-	// by a crash between "lock" and "start workflow" does not block the app forever.
-	StillRunning func(ctx context.Context, workflowID string) (bool, error)
-}
-
-// checkHolder refuses the lock while another workflow holds it and still runs; a holder that no
-// longer runs (a crash between "lock" and "start workflow") is taken over.
-func (req OperationRequest) checkHolder(ctx context.Context, holder *string) error {
-	if holder == nil || *holder == req.WorkflowID {
-		return nil
-	}
-	running, err := req.StillRunning(ctx, *holder)
-	if err != nil {
-		return fmt.Errorf("check operation %s: %w", *holder, err)
-	}
-	if running {
-		return &BusyError{WorkflowID: *holder}
-	}
-	return nil
-}
-
-// BeginOperation takes the app's operation lock for req.WorkflowID in one transaction, checks
-// the app's state allows the operation, and for a deploy records the queued deployment.
-// Two operations on one app never interleave: the second gets a *BusyError.
-func (s *Store) BeginOperation(ctx context.Context, orgID, appID string, req OperationRequest) (Application, error) {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var status, gitURL, gitBranch string
-		var holder, current *string
-		err := tx.QueryRow(ctx, `SELECT status, git_url, git_branch, active_workflow_id, current_deployment_id
-			FROM applications WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).
-			Scan(&status, &gitURL, &gitBranch, &holder, &current)
-		if err != nil {
-			return translate(err)
-		}
-		if err := req.checkHolder(ctx, holder); err != nil {
-			return err
-		}
-		if err := checkOperationAllowed(req.Kind, status, current != nil); err != nil {
-			return err
-		}
-		if req.Kind == OpDeploy {
-			var creator *string
-			if req.UserID != "" {
-				creator = &req.UserID
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch, created_by)
-				VALUES ($1, $2, $3, $4, $5, $6)`, req.OperationID, appID, req.WorkflowID, gitURL, gitBranch, creator); err != nil {
-				return fmt.Errorf("record deployment: %w", err)
-			}
-		}
-		_, err = tx.Exec(ctx, `UPDATE applications SET active_workflow_id = $2,
-				status = CASE WHEN $3 = 'delete' THEN 'deleting' ELSE status END, updated_at = now()
-			WHERE id = $1`, appID, req.WorkflowID, req.Kind)
-		return err
-	})
-	if err != nil {
-		return Application{}, translate(err)
-	}
-	return s.GetApplication(ctx, orgID, appID)
-}
-
 func checkOperationAllowed(kind, status string, hasRelease bool) error {
 	if status == AppDeleting && kind != OpDelete {
 		return &InvalidStateError{Reason: "the application is being deleted"}
@@ -247,6 +172,10 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		if !hasRelease {
 			return &InvalidStateError{Reason: "the application has no release yet; deploy it first"}
 		}
+	case OpConfigure:
+		if status != AppRunning || !hasRelease {
+			return &InvalidStateError{Reason: "the application does not run: its new environment applies at its next deploy or start"}
+		}
 	case OpRestart:
 		if !hasRelease {
 			return &InvalidStateError{Reason: "the application has no release to restart; deploy it first"}
@@ -256,28 +185,6 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		}
 	}
 	return nil
-}
-
-// ReleaseOperation frees the app's operation lock if workflowID still holds it.
-func (s *Store) ReleaseOperation(ctx context.Context, appID, workflowID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL WHERE id = $1 AND active_workflow_id = $2`, appID, workflowID)
-	return translate(err)
-}
-
-// AbortOperation undoes BeginOperation when the workflow could not be started.
-func (s *Store) AbortOperation(ctx context.Context, appID, workflowID, deploymentID, reason string) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if deploymentID != "" {
-			if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'failed', failure_reason = $2, finished_at = now()
-				WHERE id = $1 AND status = 'queued'`, deploymentID, reason); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL,
-				status = CASE WHEN status = 'deleting' THEN CASE WHEN current_deployment_id IS NULL THEN 'created' ELSE 'running' END ELSE status END
-			WHERE id = $1 AND active_workflow_id = $2`, appID, workflowID)
-		return err
-	}))
 }
 
 // AppTarget is what a workflow needs to act on an app's machine.

@@ -323,8 +323,10 @@ func (s *Store) CanResume(ctx context.Context, orgID string, period time.Duratio
 	return len(standings) > 0, err
 }
 
-// resumableApps are suspended apps no operation holds.
-const resumableApps = `a.status = 'suspended' AND a.active_workflow_id IS NULL`
+// resumableApps are suspended apps with no operation queued or running (a resumption already
+// under way is not asked for twice).
+const resumableApps = `a.status = 'suspended' AND NOT EXISTS (
+	SELECT 1 FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running'))`
 
 // standings lists the organizations (only orgID, when set) whose apps matching appFilter cost,
 // for one period, what walletFilter asks of their balance.

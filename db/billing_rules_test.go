@@ -114,13 +114,14 @@ func billingApp(t *testing.T, orgID string, plan db.Plan, instances int, state s
 	return app.ID
 }
 
-// lockApp takes the app's operation lock for workflowID, as a running operation holds it.
-func lockApp(t *testing.T, orgID, appID, kind, workflowID string) {
+// lockApp gives the app's turn to an operation of kind, as a running operation holds it.
+func lockApp(t *testing.T, orgID, appID, kind string) db.Operation {
 	t.Helper()
-	if _, err := testStore.BeginOperation(context.Background(), orgID, appID, db.OperationRequest{
-		Kind: kind, OperationID: uuid.NewString(), WorkflowID: workflowID, StillRunning: always}); err != nil {
-		t.Fatal(err)
+	enq := enqueue(t, orgID, appID, kind)
+	if enq.Start == nil || enq.Start.ID != enq.Operation.ID {
+		t.Fatalf("%s did not get the app's turn", kind)
 	}
+	return *enq.Start
 }
 
 // standingOf finds orgID in standings.
@@ -271,9 +272,9 @@ func TestOrgsToResumeWhenTheBalanceCoversOnePeriodOfSuspendedApps(t *testing.T) 
 	// what the wallet must cover.
 	partlyLocked := billingOrg(t, 100)
 	billingApp(t, partlyLocked, p100, 1, stateSuspended)
-	lockApp(t, partlyLocked, billingApp(t, partlyLocked, p250, 1, stateSuspended), db.OpResume, "resume/"+partlyLocked)
+	lockApp(t, partlyLocked, billingApp(t, partlyLocked, p250, 1, stateSuspended), db.OpResume)
 	allLocked := billingOrg(t, 1_000)
-	lockApp(t, allLocked, billingApp(t, allLocked, p100, 1, stateSuspended), db.OpResume, "resume/"+allLocked)
+	lockApp(t, allLocked, billingApp(t, allLocked, p100, 1, stateSuspended), db.OpResume)
 	// A stopped app is not resumed, and does not count in what resuming costs.
 	stoppedBeside := billingOrg(t, 100)
 	billingApp(t, stoppedBeside, p100, 1, stateSuspended)
@@ -371,9 +372,9 @@ func TestEndUsageForSuspensionEndsAtTheLastPeriodPaid(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy := billingApp(t, org, p100, 1, stateRunning)
-	lockApp(t, org, busy, db.OpRestart, "restart-"+busy)
+	lockApp(t, org, busy, db.OpRestart)
 	deleting := billingApp(t, org, p100, 1, stateRunning)
-	lockApp(t, org, deleting, db.OpDelete, "delete-"+deleting)
+	lockApp(t, org, deleting, db.OpDelete)
 	other := billingOrg(t, 0)
 	otherApp := billingApp(t, other, p100, 1, stateRunning)
 
@@ -499,16 +500,14 @@ func TestAWalletIsSuspendedThenResumedOverRealRows(t *testing.T) {
 	}
 
 	// ResumeOrganization: the lock (the app is no longer resumable meanwhile), then running.
-	lockApp(t, org, app, db.OpResume, "resume/"+org)
+	resume := lockApp(t, org, app, db.OpResume)
 	if listed(testStore.OrgsToResume) {
 		t.Error("resumed twice: its only app is held by the running resume")
 	}
 	if err := testStore.SetAppRunning(ctx, app, "sp-x-2", "http://x/"); err != nil {
 		t.Fatal(err)
 	}
-	if err := testStore.ReleaseOperation(ctx, app, "resume/"+org); err != nil {
-		t.Fatal(err)
-	}
+	finish(t, resume, db.OperationSucceeded)
 	u := appUsage(t, app, paidUntil)
 	if len(u) != 2 || u[1].EndedAt != nil || !u[1].StartedAt.After(paidUntil) {
 		t.Errorf("usage after the resume %+v, want a new open segment", u)

@@ -21,27 +21,29 @@ const (
 
 // Deployment is one build-and-release of an app.
 type Deployment struct {
-	ID            string     `json:"id"`
-	AppID         string     `json:"app_id"`
-	Status        string     `json:"status"`
-	WorkflowID    string     `json:"workflow_id"`
-	GitURL        string     `json:"git_url"`
-	GitBranch     string     `json:"git_branch"`
-	CommitSHA     string     `json:"commit_sha"`
-	Image         string     `json:"image"`
-	FailureReason string     `json:"failure_reason,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	StartedAt     *time.Time `json:"started_at,omitempty"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	ID            string `json:"id"`
+	AppID         string `json:"app_id"`
+	Status        string `json:"status"`
+	WorkflowID    string `json:"workflow_id"`
+	GitURL        string `json:"git_url"`
+	GitBranch     string `json:"git_branch"`
+	CommitSHA     string `json:"commit_sha"`
+	Image         string `json:"image"`
+	FailureReason string `json:"failure_reason,omitempty"`
+	// SupersededBy is the newer deployment that replaced this one while it waited.
+	SupersededBy *string    `json:"superseded_by,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
 }
 
 const deploymentColumns = `d.id, d.app_id, d.status, d.workflow_id, d.git_url, d.git_branch, d.commit_sha, d.image, d.failure_reason,
-	d.created_at, d.started_at, d.finished_at`
+	d.superseded_by, d.created_at, d.started_at, d.finished_at`
 
 func scanDeployment(row pgx.Row) (Deployment, error) {
 	var d Deployment
 	err := row.Scan(&d.ID, &d.AppID, &d.Status, &d.WorkflowID, &d.GitURL, &d.GitBranch, &d.CommitSHA, &d.Image, &d.FailureReason,
-		&d.CreatedAt, &d.StartedAt, &d.FinishedAt)
+		&d.SupersededBy, &d.CreatedAt, &d.StartedAt, &d.FinishedAt)
 	return d, translate(err)
 }
 
@@ -142,16 +144,21 @@ func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, ins
 	}))
 }
 
-// FailDeployment marks the deployment failed with reason. The app keeps its previous release;
-// an app that never had one becomes failed.
-func (s *Store) FailDeployment(ctx context.Context, appID, deploymentID, reason string) error {
+// FailDeployment marks the deployment failed (or cancelled) with reason. The app keeps its
+// previous release; an app that never had one becomes failed (or stays created).
+func (s *Store) FailDeployment(ctx context.Context, appID, deploymentID, status, reason string) error {
+	if status != DeploymentFailed && status != DeploymentCancelled {
+		return fmt.Errorf("a deployment cannot fail as %q", status)
+	}
 	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'failed', failure_reason = $2, finished_at = now()
-			WHERE id = $1`, deploymentID, reason); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET status = $3, failure_reason = $2, finished_at = now()
+			WHERE id = $1`, deploymentID, reason, status); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE applications SET status = CASE WHEN current_deployment_id IS NULL THEN 'failed' ELSE status END,
-			updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID)
+		// A cancelled first deploy leaves the app as it was: never deployed.
+		_, err := tx.Exec(ctx, `UPDATE applications SET status = CASE WHEN current_deployment_id IS NULL
+				THEN CASE WHEN $3 = 'cancelled' THEN 'created' ELSE 'failed' END ELSE status END,
+			updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID, status)
 		return err
 	}))
 }

@@ -33,10 +33,11 @@ func (e *EnvKeyNotFoundError) Error() string { return "no environment variable "
 
 // EnvChangeResult says what ChangeEnv did.
 type EnvChangeResult struct {
-	// Rollout: the app runs a release, so the change must be rolled out; the app's operation
-	// lock was taken for the request's workflow. Otherwise the change applies at the next
-	// deploy or start.
-	Rollout bool
+	// Rollout: the app runs a release (or has operations that may leave it running), so the
+	// change is rolled out: Enqueued is the rollout queued in the same transaction. Otherwise
+	// the change applies at the next deploy or start.
+	Rollout  bool
+	Enqueued Enqueued
 	// Created lists the keys that did not exist before.
 	Created []string
 	// previous holds each changed key's former row (nil: it did not exist), for UndoEnvChange.
@@ -58,24 +59,25 @@ func (s *Store) ListEnv(ctx context.Context, appID string) ([]EnvVar, error) {
 }
 
 // ChangeEnv applies changes to an app of orgID in one transaction, all or nothing. When the app
-// runs a release, the change needs a rollout: the app's operation lock is taken for
-// req.WorkflowID in the same transaction (a *BusyError while another operation runs, and then
-// nothing changes). Removing a variable that does not exist is an *EnvKeyNotFoundError.
-func (s *Store) ChangeEnv(ctx context.Context, orgID, appID string, changes []EnvChange, req OperationRequest) (EnvChangeResult, error) {
+// runs a release, or has operations waiting or running, the change needs a rollout: rollout is
+// queued in the app's turn in the same transaction (a *QueueFullError then changes nothing).
+// Removing a variable that does not exist is an *EnvKeyNotFoundError.
+func (s *Store) ChangeEnv(ctx context.Context, orgID, appID string, changes []EnvChange, rollout NewOperation) (EnvChangeResult, error) {
 	res := EnvChangeResult{previous: map[string]*EnvVar{}, changes: changes}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var status string
-		var holder, currentRelease *string
-		err := tx.QueryRow(ctx, `SELECT status, active_workflow_id, current_release_id::text
-			FROM applications WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).Scan(&status, &holder, &currentRelease)
+		var currentRelease *string
+		var active int
+		var deleting bool
+		err := tx.QueryRow(ctx, `SELECT status, current_release_id::text,
+				(SELECT count(*) FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running')),
+				(SELECT coalesce(bool_or(o.kind = 'delete'), false) FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running'))
+			FROM applications a WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).Scan(&status, &currentRelease, &active, &deleting)
 		if err != nil {
 			return translate(err)
 		}
-		if status == AppDeleting {
+		if status == AppDeleting || deleting {
 			return &InvalidStateError{Reason: "the application is being deleted"}
-		}
-		if err := req.checkHolder(ctx, holder); err != nil {
-			return err
 		}
 		for _, c := range changes {
 			var prev EnvVar
@@ -107,19 +109,19 @@ func (s *Store) ChangeEnv(ctx context.Context, orgID, appID string, changes []En
 				return err
 			}
 		}
-		res.Rollout = status == AppRunning && currentRelease != nil
+		res.Rollout = (status == AppRunning && currentRelease != nil) || active > 0
 		if !res.Rollout {
 			return nil
 		}
-		_, err = tx.Exec(ctx, `UPDATE applications SET active_workflow_id = $2, updated_at = now() WHERE id = $1`, appID, req.WorkflowID)
+		res.Enqueued, err = enqueueOperation(ctx, tx, orgID, appID, rollout)
 		return err
 	})
 	return res, translate(err)
 }
 
-// UndoEnvChange puts back what ChangeEnv changed and frees the lock it took, when the rollout's
-// workflow could not be started: the request then changed nothing.
-func (s *Store) UndoEnvChange(ctx context.Context, appID, workflowID string, res EnvChangeResult) error {
+// UndoEnvChange puts back what ChangeEnv changed, when the rollout's workflow could not be
+// started (its operation is abandoned apart): the request then changed nothing.
+func (s *Store) UndoEnvChange(ctx context.Context, appID string, res EnvChangeResult) error {
 	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, c := range res.changes {
 			prev, known := res.previous[c.Key]
@@ -138,8 +140,7 @@ func (s *Store) UndoEnvChange(ctx context.Context, appID, workflowID string, res
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL WHERE id = $1 AND active_workflow_id = $2`, appID, workflowID)
-		return err
+		return nil
 	}))
 }
 

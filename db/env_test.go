@@ -25,12 +25,12 @@ func envOf(t *testing.T, appID string) map[string]string {
 	return m
 }
 
-// An app that runs no release stores the change and takes no lock; removing a variable that
+// An app that runs no release stores the change and queues nothing; removing a variable that
 // does not exist changes nothing at all, even the other changes of the same request.
 func TestEnvChangesAreAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-1", StillRunning: never}
+	req := newOp(db.OpConfigure)
 	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: sealed(t, f.app.ID, "A", "aaa")}, {Key: "B", Sealed: sealed(t, f.app.ID, "B", "bbb")}}, req)
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +38,8 @@ func TestEnvChangesAreAllOrNothing(t *testing.T) {
 	if res.Rollout || len(res.Created) != 2 {
 		t.Errorf("a never-deployed app: rollout %v, created %v", res.Rollout, res.Created)
 	}
-	if app, _ := testStore.GetApplication(ctx, f.org, f.app.ID); app.ActiveWorkflowID != nil {
-		t.Errorf("a change to an app without a release took the lock")
+	if got := activeKinds(t, f.org, f.app.ID); got != "" {
+		t.Errorf("a change to an app without a release queued %q", got)
 	}
 
 	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "A", Sealed: sealed(t, f.app.ID, "A", "changed")}, {Key: "MISSING", Unset: true}}, req)
@@ -58,46 +58,44 @@ func TestEnvChangesAreAllOrNothing(t *testing.T) {
 	}
 }
 
-// A running app's change takes the operation lock in the same transaction; a busy app refuses
-// the change; undoing puts every value back and frees the lock.
-func TestEnvChangeOfARunningAppTakesTheLockAndCanBeUndone(t *testing.T) {
+// A running app's change queues its rollout in the same transaction, behind what runs; a full
+// queue refuses the change and stores nothing; undoing puts every value back.
+func TestEnvChangeOfARunningAppQueuesItsRolloutAndCanBeUndone(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	runningWithRelease(t, f)
-	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-2", StillRunning: always}
-	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Sealed: sealed(t, f.app.ID, "KEEP", "keep")}}, req); err != nil {
-		t.Fatal(err)
-	}
-	if err := testStore.ReleaseOperation(ctx, f.app.ID, "wf-env-2"); err != nil {
-		t.Fatal(err)
+	first, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Sealed: sealed(t, f.app.ID, "KEEP", "keep")}}, newOp(db.OpConfigure))
+	if err != nil || !first.Rollout || first.Enqueued.Start == nil || first.Enqueued.Start.ID != first.Enqueued.Operation.ID {
+		t.Fatalf("change of an idle running app: %+v %v, want its rollout started", first, err)
 	}
 
-	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Unset: true}, {Key: "NEW", Sealed: sealed(t, f.app.ID, "NEW", "new")}},
-		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-3", StillRunning: always})
-	if err != nil || !res.Rollout {
-		t.Fatalf("change of a running app: %+v %v", res, err)
+	res, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "KEEP", Unset: true}, {Key: "NEW", Sealed: sealed(t, f.app.ID, "NEW", "new")}}, newOp(db.OpConfigure))
+	if err != nil || !res.Rollout || res.Enqueued.Operation.Position != 1 {
+		t.Fatalf("change while another rolls out: %+v %v, want queued at 1", res, err)
 	}
-	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "OTHER", Sealed: sealed(t, f.app.ID, "OTHER", "o")}},
-		db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-4", StillRunning: always})
-	var busy *db.BusyError
-	if !errors.As(err, &busy) {
-		t.Errorf("a change while another rolls out: %v, want busy", err)
+	for range db.MaxQueuedOperations - 1 {
+		enqueue(t, f.org, f.app.ID, db.OpRestart)
 	}
-	if err := testStore.UndoEnvChange(ctx, f.app.ID, "wf-env-3", res); err != nil {
+	_, err = testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "OTHER", Sealed: sealed(t, f.app.ID, "OTHER", "o")}}, newOp(db.OpConfigure))
+	var full *db.QueueFullError
+	if !errors.As(err, &full) {
+		t.Errorf("a change on a full queue: %v, want refused", err)
+	}
+	if _, stored := envOf(t, f.app.ID)["OTHER"]; stored {
+		t.Error("a refused change stored its variable")
+	}
+	if err := testStore.UndoEnvChange(ctx, f.app.ID, res); err != nil {
 		t.Fatal(err)
 	}
 	if got := envOf(t, f.app.ID); len(got) != 1 || got["KEEP"] != sealed(t, f.app.ID, "KEEP", "keep") {
 		t.Errorf("after undo: %v, want only KEEP as before", got)
-	}
-	if app, _ := testStore.GetApplication(ctx, f.org, f.app.ID); app.ActiveWorkflowID != nil {
-		t.Errorf("undo kept the lock")
 	}
 }
 
 func TestReplaceSealedValueOnlyReplacesWhatItRead(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-5", StillRunning: never}
+	req := newOp(db.OpConfigure)
 	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "K", Sealed: sealed(t, f.app.ID, "K", "1")}}, req); err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +116,11 @@ func TestReplaceSealedValueOnlyReplacesWhatItRead(t *testing.T) {
 func runningWithRelease(t *testing.T, f fixture) {
 	t.Helper()
 	ctx := context.Background()
-	dep := uuid.NewString()
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-deploy-" + dep, StillRunning: never}); err != nil {
+	deploy := enqueue(t, f.org, f.app.ID, db.OpDeploy)
+	if err := testStore.CompleteDeployment(ctx, f.app.ID, deploy.Operation.ID, "sp-x-1", "http://x/"); err != nil {
 		t.Fatal(err)
 	}
-	if err := testStore.CompleteDeployment(ctx, f.app.ID, dep, "sp-x-1", "http://x/"); err != nil {
-		t.Fatal(err)
-	}
+	finish(t, deploy.Operation, db.OperationSucceeded)
 }
 
 // A config release copies the current release's image and lists the variable names, never
@@ -133,7 +129,7 @@ func TestConfigReleaseKeepsTheImageAndNamesTheKeys(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	runningWithRelease(t, f)
-	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-6", StillRunning: never}
+	req := newOp(db.OpConfigure)
 	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{{Key: "CANARY", Sealed: sealed(t, f.app.ID, "CANARY", "sealed")}}, req); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +193,7 @@ func sealed(t *testing.T, appID, key, value string) string {
 func TestReencryptSecretsMovesEveryValueToThePrimaryKey(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	req := db.OperationRequest{Kind: db.OpConfigure, WorkflowID: "wf-env-rot", StillRunning: never}
+	req := newOp(db.OpConfigure)
 	if _, err := testStore.ChangeEnv(ctx, f.org, f.app.ID, []db.EnvChange{
 		{Key: "TOKEN", Sealed: sealed(t, f.app.ID, "TOKEN", "t0ken")},
 		{Key: "URL", Sealed: sealed(t, f.app.ID, "URL", "postgres://x")},

@@ -29,8 +29,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a unique value is taken or a referenced row is still in use.
 	ErrConflict = errors.New("conflict")
-	// ErrBusy: another operation holds the application's operation lock.
-	ErrBusy = errors.New("another operation is in progress on this application")
 )
 
 // translate maps driver errors onto the store's sentinel errors.

@@ -80,9 +80,6 @@ func newFixture(t *testing.T) fixture {
 	return fixture{org: app.OrgID, app: app, nodeID: node.ID}
 }
 
-func never(context.Context, string) (bool, error)  { return false, nil }
-func always(context.Context, string) (bool, error) { return true, nil }
-
 func TestSeededCatalog(t *testing.T) {
 	plans, err := testStore.ListPlans(context.Background(), false)
 	if err != nil || len(plans) < 3 {
@@ -100,76 +97,13 @@ func TestSeededCatalog(t *testing.T) {
 	}
 }
 
-func TestOperationLockRefusesASecondOperation(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t)
-	dep := uuid.NewString()
-	_, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-1", StillRunning: always})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: uuid.NewString(), WorkflowID: "wf-2", StillRunning: always})
-	var busy *db.BusyError
-	if !errors.As(err, &busy) || busy.WorkflowID != "wf-1" {
-		t.Fatalf("second operation: %v", err)
-	}
-	deps, _ := testStore.ListDeployments(ctx, f.org, f.app.ID)
-	if len(deps) != 1 {
-		t.Errorf("%d deployments after a refused deploy, want 1", len(deps))
-	}
-
-	// The holder is gone (Temporal does not know it): the lock is taken over.
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: uuid.NewString(), WorkflowID: "wf-3", StillRunning: never}); err != nil {
-		t.Fatalf("stale lock not taken over: %v", err)
-	}
-	if err := testStore.ReleaseOperation(ctx, f.app.ID, "wf-1"); err != nil {
-		t.Fatal(err)
-	}
-	app, _ := testStore.GetApplication(ctx, f.org, f.app.ID)
-	if app.ActiveWorkflowID == nil || *app.ActiveWorkflowID != "wf-3" {
-		t.Errorf("a release by a former holder freed the current lock: %v", app.ActiveWorkflowID)
-	}
-}
-
-func TestAbortOperationUndoesEverything(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t)
-	dep := uuid.NewString()
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-a", StillRunning: never}); err != nil {
-		t.Fatal(err)
-	}
-	if err := testStore.AbortOperation(ctx, f.app.ID, "wf-a", dep, "could not start"); err != nil {
-		t.Fatal(err)
-	}
-	app, _ := testStore.GetApplication(ctx, f.org, f.app.ID)
-	if app.ActiveWorkflowID != nil {
-		t.Errorf("lock kept after abort")
-	}
-	d, _ := testStore.GetDeployment(ctx, f.org, f.app.ID, dep)
-	if d.Status != db.DeploymentFailed {
-		t.Errorf("queued deployment after abort: %s", d.Status)
-	}
-}
-
-func TestOperationsTheStateDoesNotAllow(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t)
-	for _, kind := range []string{db.OpStop, db.OpStart, db.OpRestart} {
-		_, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: kind, OperationID: uuid.NewString(), WorkflowID: "wf-" + kind, StillRunning: never})
-		var invalid *db.InvalidStateError
-		if !errors.As(err, &invalid) {
-			t.Errorf("%s of a never-deployed app: %v, want an invalid-state error", kind, err)
-		}
-	}
-}
-
 func TestAnotherOrganizationSeesNothing(t *testing.T) {
 	ctx := context.Background()
 	a, b := newFixture(t), newFixture(t)
 	if _, err := testStore.GetApplication(ctx, b.org, a.app.ID); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("get: %v", err)
 	}
-	if _, err := testStore.BeginOperation(ctx, b.org, a.app.ID, db.OperationRequest{Kind: db.OpDelete, WorkflowID: "x", StillRunning: never}); !errors.Is(err, db.ErrNotFound) {
+	if _, err := testStore.EnqueueOperation(ctx, b.org, a.app.ID, newOp(db.OpDelete)); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("delete: %v", err)
 	}
 	if _, err := testStore.GetApplication(ctx, b.org, "not-a-uuid"); !errors.Is(err, db.ErrNotFound) {
@@ -180,10 +114,7 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	dep := uuid.NewString()
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-l", StillRunning: never}); err != nil {
-		t.Fatal(err)
-	}
+	dep := enqueue(t, f.org, f.app.ID, db.OpDeploy).Operation.ID
 	chunk := buildlog.Chunk{DeploymentID: dep, Source: "build", Attempt: 1, Seq: 0, Text: "Step 1/2\n"}
 	if err := testStore.AppendLogChunk(ctx, f.nodeID, chunk); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("a node the app is not placed on wrote its log: %v", err)
@@ -218,13 +149,11 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	}
 }
 
-func TestFinishingADeploymentFreesItsLockInTheSameStep(t *testing.T) {
+func TestFinishingADeploymentFreesTheAppInTheSameStep(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	dep := uuid.NewString()
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpDeploy, OperationID: dep, WorkflowID: "wf-c", StillRunning: never}); err != nil {
-		t.Fatal(err)
-	}
+	deploy := enqueue(t, f.org, f.app.ID, db.OpDeploy)
+	dep := deploy.Operation.ID
 	if err := testStore.CompleteDeployment(ctx, f.app.ID, dep, "sp-x-1", "http://x/"); err != nil {
 		t.Fatal(err)
 	}
@@ -232,16 +161,17 @@ func TestFinishingADeploymentFreesItsLockInTheSameStep(t *testing.T) {
 	if app.ActiveWorkflowID != nil || app.Status != db.AppRunning || app.CurrentDeploymentID == nil || *app.CurrentDeploymentID != dep {
 		t.Fatalf("after completion: %+v", app)
 	}
-
-	// A late failure report of an old deployment must not free a newer operation's lock.
-	if _, err := testStore.BeginOperation(ctx, f.org, f.app.ID, db.OperationRequest{Kind: db.OpRestart, OperationID: uuid.NewString(), WorkflowID: "wf-r", StillRunning: never}); err != nil {
-		t.Fatal(err)
+	restart := enqueue(t, f.org, f.app.ID, db.OpRestart)
+	if next := finish(t, deploy.Operation, db.OperationSucceeded); next == nil || next.ID != restart.Operation.ID {
+		t.Fatalf("after the deploy: %+v, want the restart", next)
 	}
-	if err := testStore.FailDeployment(ctx, f.app.ID, dep, "late"); err != nil {
+
+	// A late failure report of an old deployment must not free a newer operation's turn.
+	if err := testStore.FailDeployment(ctx, f.app.ID, dep, db.DeploymentFailed, "late"); err != nil {
 		t.Fatal(err)
 	}
 	app, _ = testStore.GetApplication(ctx, f.org, f.app.ID)
-	if app.ActiveWorkflowID == nil || *app.ActiveWorkflowID != "wf-r" {
-		t.Errorf("another operation's lock was freed: %v", app.ActiveWorkflowID)
+	if app.ActiveWorkflowID == nil || *app.ActiveWorkflowID != restart.Operation.WorkflowID {
+		t.Errorf("another operation's turn was freed: %v", app.ActiveWorkflowID)
 	}
 }

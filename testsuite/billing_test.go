@@ -120,6 +120,7 @@ func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	if n := len(appContainers(t, app.ID)); n != 0 {
 		t.Errorf("%d containers left after the suspension", n)
 	}
+	owner.waitIdle(t, app.ID) // the suspension's own end
 	// A suspended app refuses every operation but delete (and billing's own resume). Rollback
 	// is refused too (db's TestSuspendedAppRefusesAllButDelete); this app has one release, so a
 	// rollback request here fails validation first.
@@ -185,7 +186,8 @@ func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	if status != http.StatusCreated || topUp.Resuming == "" {
 		t.Fatalf("second credit: %d %s, want 201 naming the resuming workflow", status, raw)
 	}
-	owner.waitWorkflow(t, topUp.Resuming)
+	owner.waitWorkflow(t, topUp.Resuming) // it queues the app's resumption
+	owner.waitIdle(t, app.ID)
 	if got := owner.getApp(t, app.ID); got.Status != "running" {
 		t.Errorf("after the credit the app is %s", got.Status)
 	}

@@ -235,30 +235,3 @@ func TestLifecycleStopStartRestartDelete(t *testing.T) {
 		t.Errorf("deleted app still has %d containers", n)
 	}
 }
-
-func TestSecondOperationWhileDeployingIsRefused(t *testing.T) {
-	dave := newCustomer(t, uniqueName("dave")+"@example.com")
-	name := uniqueName("busy")
-	r := newHelloRepo(t, name, "busy v1")
-	app := dave.createApp(t, name, r.URL)
-	var started struct {
-		DeploymentID string `json:"deployment_id"`
-	}
-	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", dave.token, nil, &started); status != http.StatusAccepted {
-		t.Fatalf("deploy: %d %s", status, raw)
-	}
-	for _, op := range []string{"deploy", "restart"} {
-		status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/"+op, dave.token, nil, nil)
-		if status != http.StatusConflict || !strings.Contains(string(raw), "in progress") {
-			t.Errorf("%s during a deploy: %d %s, want 409", op, status, raw)
-		}
-	}
-	if dep := dave.waitDeployment(t, app.ID, started.DeploymentID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
-	var list struct{ Items []deployment }
-	platform.call(http.MethodGet, "/api/paas/applications/"+app.ID+"/deployments", dave.token, nil, &list)
-	if len(list.Items) != 1 {
-		t.Errorf("%d deployments recorded, want 1 (the refused ones change nothing)", len(list.Items))
-	}
-}

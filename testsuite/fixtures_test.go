@@ -2,12 +2,14 @@ package testsuite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
+	"go.temporal.io/api/serviceerror"
 
 	spdocker "github.com/skypanel/skypanel/activities/docker"
 )
@@ -135,6 +138,12 @@ func (r *repo) commit(subject string) string {
 // Docker's build cache from skipping that step.
 func slowBuildRepo(t testing.TB, name string) *repo {
 	t.Helper()
+	return sleepyBuildRepo(t, name, 4)
+}
+
+// sleepyBuildRepo is slowBuildRepo with a step of seconds.
+func sleepyBuildRepo(t testing.TB, name string, seconds int) *repo {
+	t.Helper()
 	r := newHelloRepo(t, name, name)
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
@@ -142,7 +151,7 @@ func slowBuildRepo(t testing.TB, name string) *repo {
 	}
 	r.write("busybox", string(busybox))
 	r.write("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\n"+
-		"RUN [\"/bin/busybox\", \"sleep\", \"4\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
+		"RUN [\"/bin/busybox\", \"sleep\", \""+strconv.Itoa(seconds)+"\"]\nCOPY app /app\nENTRYPOINT [\"/app\"]\n")
 	r.commit("slow build")
 	return r
 }
@@ -246,7 +255,7 @@ func (c customer) waitDeployment(t testing.TB, appID, deploymentID string) deplo
 	var dep deployment
 	eventually(t, 4*time.Minute, "deployment finished", func() (bool, string) {
 		platform.call(http.MethodGet, "/api/paas/applications/"+appID+"/deployments/"+deploymentID, c.token, nil, &dep)
-		return dep.Status == "succeeded" || dep.Status == "failed", dep.Status
+		return dep.Status != "queued" && dep.Status != "building" && dep.Status != "deploying" && dep.Status != "", dep.Status
 	})
 	return dep
 }
@@ -282,9 +291,30 @@ func (c customer) waitWorkflow(t testing.TB, workflowID string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := platform.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil); err != nil {
+	if err := awaitWorkflow(ctx, workflowID); err != nil {
 		t.Fatalf("workflow %s failed: %v", workflowID, err)
 	}
+}
+
+// awaitWorkflow waits until the workflow has started (a queued operation's starts when its
+// turn comes) and then until it has finished; it returns the workflow's error.
+func awaitWorkflow(ctx context.Context, workflowID string) error {
+	for {
+		_, err := platform.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+		var notFound *serviceerror.NotFound
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &notFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("workflow %s never started: %w", workflowID, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return platform.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
 }
 
 // appContainers lists the running containers of an app on the local node.

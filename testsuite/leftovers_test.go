@@ -169,7 +169,7 @@ func deleteApp(ctx context.Context, c customer, appID string) error {
 		status, raw := platform.call(http.MethodDelete, "/api/paas/applications/"+appID, c.token, nil, &started)
 		switch status {
 		case http.StatusAccepted:
-			if err := platform.temporal.GetWorkflow(ctx, started.WorkflowID, "").Get(ctx, nil); err != nil {
+			if err := awaitWorkflow(ctx, started.WorkflowID); err != nil {
 				return fmt.Errorf("delete app %s: workflow %s: %w", appID, started.WorkflowID, err)
 			}
 			return nil

@@ -104,7 +104,11 @@ func Run(ctx context.Context, cfg Config) error {
 		// Activities still running at shutdown get this long to finish before they are
 		// cancelled (and retried by Temporal, on this node once it is back).
 		WorkerStopTimeout: 10 * time.Second,
-		OnFatalError:      func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
+		// A heartbeat reaches Temporal at most this long after the activity records it, and
+		// its answer is how a running activity learns it is cancelled: a cancelled build stops
+		// within seconds, not 0.8 × its heartbeat timeout.
+		MaxHeartbeatThrottleInterval: 2 * time.Second,
+		OnFatalError:                 func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
 	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring, pool)
 	if err := w.Start(); err != nil {

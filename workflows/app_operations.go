@@ -39,15 +39,15 @@ func loadTarget(ctx workflow.Context, appID string) (store.AppTarget, error) {
 var errNoRelease = temporal.NewNonRetryableApplicationError("the application has no release; deploy it first", "NoRelease", nil)
 
 // StartApp brings the current release back: a fresh instance, ready, routed.
-func StartApp(ctx workflow.Context, in AppOperationInput) error {
-	defer releaseLock(ctx, in.AppID)
+func StartApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	return startRelease(ctx, in)
 }
 
 // RestartApp replaces the running instance with a fresh one of the same release, without
 // downtime: the old instance serves until the new one answers and is routed.
-func RestartApp(ctx workflow.Context, in AppOperationInput) error {
-	defer releaseLock(ctx, in.AppID)
+func RestartApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	return startRelease(ctx, in)
 }
 
@@ -90,8 +90,8 @@ func rolloutCurrentImage(ctx workflow.Context, t store.AppTarget, releaseID, ope
 
 // StopApp stops serving the app: its route turns into a 503 "this app is stopped" page first
 // (so clients get a clear answer, never a bad gateway), then its instances go.
-func StopApp(ctx workflow.Context, in AppOperationInput) error {
-	defer releaseLock(ctx, in.AppID)
+func StopApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	t, err := loadTarget(ctx, in.AppID)
 	if err != nil {
 		return err
@@ -105,8 +105,8 @@ func StopApp(ctx workflow.Context, in AppOperationInput) error {
 }
 
 // DeleteApp removes everything of the app from its node, then its records.
-func DeleteApp(ctx workflow.Context, in AppOperationInput) error {
-	defer releaseLock(ctx, in.AppID)
+func DeleteApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	t, err := loadTarget(ctx, in.AppID)
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.Type() == store.ErrTypeAppNotFound {
@@ -160,4 +160,4 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget) error {
 
 // All lists the workflows the control worker registers.
 var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp, ScaleApp, ListAppInstances, ConfigureApp,
-	BillingRun, SuspendOrganization, ResumeOrganization}
+	BillingRun, SuspendOrganization, ResumeOrganization, SuspendApp, ResumeApp}

@@ -95,6 +95,11 @@ func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, 
 	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppRunning}).Get(ctx, &apps); err != nil {
 		return nil, err
 	}
+	// Each app's suspension takes the app's turn (SuspendApp), so an app busy with a deploy is
+	// suspended right after it instead of skipped. Runs started before did the work here.
+	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
+		return queueOnApps(ctx, in.OrgID, apps, db.OpSuspend)
+	}
 	for _, appID := range apps {
 		done, err := withAppLock(ctx, in.OrgID, appID, db.OpSuspend, func() error { return suspendApp(ctx, appID) })
 		if err != nil {
@@ -134,6 +139,9 @@ func ResumeOrganization(ctx workflow.Context, in OrganizationInput) ([]string, e
 	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppSuspended}).Get(ctx, &apps); err != nil {
 		return nil, err
 	}
+	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
+		return queueOnApps(ctx, in.OrgID, apps, db.OpResume)
+	}
 	operationID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	for _, appID := range apps {
 		done, err := withAppLock(ctx, in.OrgID, appID, db.OpResume, func() error {
@@ -147,6 +155,39 @@ func ResumeOrganization(ctx workflow.Context, in OrganizationInput) ([]string, e
 		}
 	}
 	return resumed, nil
+}
+
+// queueOnApps queues an operation of kind on each app, asked by billing; it returns the apps
+// whose operation was queued (an app deleted or changed meanwhile is skipped).
+func queueOnApps(ctx workflow.Context, orgID string, apps []string, kind string) ([]string, error) {
+	var queued []string
+	for _, appID := range apps {
+		var operationID string
+		if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.QueueAppOperation, store.QueueAppOperationInput{
+			OrgID: orgID, AppID: appID, Kind: kind, Via: "billing",
+		}).Get(ctx, &operationID); err != nil {
+			return queued, err
+		}
+		if operationID != "" {
+			queued = append(queued, appID)
+		}
+	}
+	return queued, nil
+}
+
+// SuspendApp suspends one app of an organization whose wallet cannot pay, in the app's turn:
+// nginx answers 402 for it, its instances are drained and removed, its usage (and billing)
+// stops; nothing is deleted.
+func SuspendApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
+	return suspendApp(ctx, in.AppID)
+}
+
+// ResumeApp brings a suspended app back with the zero-downtime start, in the app's turn, once
+// its organization's wallet pays again.
+func ResumeApp(ctx workflow.Context, in AppOperationInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
+	return startRelease(ctx, in)
 }
 
 // withAppLock runs op under the app's operation lock, like a customer's operation; an app whose

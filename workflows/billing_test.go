@@ -290,16 +290,35 @@ func assertCharges(t *testing.T, m *memBilling, want map[string]int64) {
 	}
 }
 
-// SuspendOrganization puts the 402 page up before it removes the instances, then records the
-// suspension; a busy app is skipped, not waited for.
-func TestSuspendOrganizationServesThe402PageThenStopsTheInstances(t *testing.T) {
+// SuspendOrganization queues a suspension in each running app's turn (an app that refuses
+// it, deleted meanwhile, is left out); ResumeOrganization queues each suspended app's resumption.
+func TestOrganizationWorkflowsQueueInEachAppsTurn(t *testing.T) {
+	for _, tc := range []struct {
+		workflow any
+		status   string
+		kind     string
+	}{{SuspendOrganization, db.AppRunning, db.OpSuspend}, {ResumeOrganization, db.AppSuspended, db.OpResume}} {
+		env := newTestEnv()
+		env.OnActivity(storeActs.ListOrgApps, mock.Anything, store.ListOrgAppsInput{OrgID: "org-1", Status: tc.status}).Return([]string{testAppID, "gone-app"}, nil)
+		env.OnActivity(storeActs.QueueAppOperation, mock.Anything, store.QueueAppOperationInput{OrgID: "org-1", AppID: testAppID, Kind: tc.kind, Via: "billing"}).Return("op-1", nil).Once()
+		env.OnActivity(storeActs.QueueAppOperation, mock.Anything, store.QueueAppOperationInput{OrgID: "org-1", AppID: "gone-app", Kind: tc.kind, Via: "billing"}).Return("", nil).Once()
+		env.ExecuteWorkflow(tc.workflow, OrganizationInput{OrgID: "org-1"})
+		require.True(t, env.IsWorkflowCompleted())
+		require.NoError(t, env.GetWorkflowError())
+		var queued []string
+		require.NoError(t, env.GetWorkflowResult(&queued))
+		require.Equal(t, []string{testAppID}, queued, tc.kind)
+		env.AssertExpectations(t)
+	}
+}
+
+// SuspendApp puts the 402 page up before it removes the instances, records the suspension and
+// ends its operation.
+func TestSuspendAppServesThe402PageThenStopsTheInstances(t *testing.T) {
 	env := newTestEnv()
 	target := testPlan.AppTarget
 	target.Image, target.ReleaseID = "skypanel/app-x:v1", "rel-1"
 	var order []string
-	env.OnActivity(storeActs.ListOrgApps, mock.Anything, store.ListOrgAppsInput{OrgID: "org-1", Status: db.AppRunning}).Return([]string{testAppID, "busy-app"}, nil)
-	env.OnActivity(storeActs.LockApp, mock.Anything, store.LockAppInput{OrgID: "org-1", AppID: testAppID, Kind: db.OpSuspend}).Return(true, nil)
-	env.OnActivity(storeActs.LockApp, mock.Anything, store.LockAppInput{OrgID: "org-1", AppID: "busy-app", Kind: db.OpSuspend}).Return(false, nil)
 	env.OnActivity(storeActs.LoadAppTarget, mock.Anything, store.LoadAppTargetInput{AppID: testAppID}).Return(target, nil)
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.MatchedBy(func(in nginx.PublishRouteInput) bool {
 		return in.AppID == testAppID && in.Stopped && in.Suspended && len(in.Upstreams) == 0
@@ -310,25 +329,22 @@ func TestSuspendOrganizationServesThe402PageThenStopsTheInstances(t *testing.T) 
 			return docker.RemoveInstancesResult{}, nil
 		}).Once()
 	env.OnActivity(storeActs.MarkAppSuspended, mock.Anything, store.MarkAppSuspendedInput{AppID: testAppID}).Return(nil).Once()
-	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseOperationInput) bool {
+		return in.AppID == testAppID && in.Status == store.OperationSucceeded
+	})).Return(nil).Once()
 
-	env.ExecuteWorkflow(SuspendOrganization, OrganizationInput{OrgID: "org-1"})
+	env.ExecuteWorkflow(SuspendApp, AppOperationInput{AppID: testAppID, OperationID: "op-1"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	var suspended []string
-	require.NoError(t, env.GetWorkflowResult(&suspended))
-	require.Equal(t, []string{testAppID}, suspended)
 	require.Equal(t, []string{"402 page", "remove"}, order)
 	env.AssertExpectations(t)
 }
 
-// ResumeOrganization starts each suspended app with the zero-downtime start and marks it running.
-func TestResumeOrganizationStartsTheSuspendedApps(t *testing.T) {
+// ResumeApp starts the suspended app with the zero-downtime start and marks it running.
+func TestResumeAppStartsTheSuspendedApp(t *testing.T) {
 	env := newTestEnv()
 	target := testPlan.AppTarget
 	target.Image, target.ReleaseID = "skypanel/app-x:v1", "rel-1"
-	env.OnActivity(storeActs.ListOrgApps, mock.Anything, store.ListOrgAppsInput{OrgID: "org-1", Status: db.AppSuspended}).Return([]string{testAppID}, nil)
-	env.OnActivity(storeActs.LockApp, mock.Anything, store.LockAppInput{OrgID: "org-1", AppID: testAppID, Kind: db.OpResume}).Return(true, nil)
 	env.OnActivity(storeActs.LoadAppTarget, mock.Anything, store.LoadAppTargetInput{AppID: testAppID}).Return(target, nil)
 	env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, mock.Anything).Return(docker.EnsureNetworkResult{Network: "n"}, nil)
 	env.OnActivity(dockerActs.StartInstance, mock.Anything, mock.MatchedBy(func(in docker.StartInstanceInput) bool {
@@ -342,7 +358,7 @@ func TestResumeOrganizationStartsTheSuspendedApps(t *testing.T) {
 	env.OnActivity(storeActs.MarkAppRunning, mock.Anything, mock.Anything).Return(nil).Once()
 	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
 
-	env.ExecuteWorkflow(ResumeOrganization, OrganizationInput{OrgID: "org-1"})
+	env.ExecuteWorkflow(ResumeApp, AppOperationInput{AppID: testAppID, OperationID: "op-1"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)

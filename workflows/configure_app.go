@@ -20,8 +20,8 @@ type ConfigureAppInput struct {
 // current image with the new variables, switched to once every one answers, the old ones drained
 // and removed; then a new release records it (Heroku's behaviour). On failure the old instances
 // keep serving with the old environment, and the stored change stays for the next deploy.
-func ConfigureApp(ctx workflow.Context, in ConfigureAppInput) error {
-	defer releaseLock(ctx, in.AppID)
+func ConfigureApp(ctx workflow.Context, in ConfigureAppInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	t, err := loadReleased(ctx, in.AppID)
 	if err != nil {
 		return err

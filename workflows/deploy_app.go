@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/skypanel/skypanel/activities/docker"
@@ -26,13 +28,38 @@ type DeployAppResult struct {
 	URL       string
 }
 
+// CancelDeployUpdate is the Update that cancels a deploy while it clones or builds. Its
+// validator refuses once the rollout has begun switching traffic: that completes, or rolls
+// back, on its own.
+const CancelDeployUpdate = "cancel"
+
+// ErrTypeNotCancellable is the type of the error a refused CancelDeployUpdate carries.
+const ErrTypeNotCancellable = "NotCancellable"
+
 // DeployApp clones the app's branch on its node, builds the image, starts a hardened instance,
 // waits until it answers, routes nginx to it and only then removes the previous instance. Any
 // failure marks the deployment failed with a reason and leaves the previous release serving.
-func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error) {
+// Until the rollout begins it can be cancelled (CancelDeployUpdate, or cancelling the workflow):
+// the clone or build stops, and the deployment ends cancelled.
+func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult, err error) {
 	log := workflow.GetLogger(ctx)
-	defer releaseLock(ctx, in.AppID)
+	defer endOperation(ctx, in.AppID, &err)
 	ctrl := controlContext(ctx)
+
+	building, cancelBuild := workflow.WithCancel(ctx)
+	switching := false
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, CancelDeployUpdate, func(workflow.Context) error {
+		log.Info("deploy cancelled on request", "app_id", in.AppID, "deployment_id", in.DeploymentID)
+		cancelBuild()
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: func(workflow.Context) error {
+		if switching {
+			return temporal.NewNonRetryableApplicationError("the deploy is switching traffic to the new release and can no longer be cancelled: it completes, or rolls back, on its own", ErrTypeNotCancellable, nil)
+		}
+		return nil
+	}}); err != nil {
+		return DeployAppResult{}, err
+	}
 
 	var plan store.DeploymentPlan
 	if err := workflow.ExecuteActivity(ctrl, storeActs.PrepareDeployment, store.PrepareDeploymentInput{
@@ -55,7 +82,9 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 			docker.EnsureNetworkInput{OrgID: plan.OrgID})
 	}
 
-	cloneCtx := nodeContext(ctx, plan.NodeID, 10*time.Minute, 30*time.Second, 3)
+	// A cancelled clone or build is waited for: the deployment ends cancelled once the node
+	// has stopped the work, not while it still runs.
+	cloneCtx := workflow.WithWaitForCancellation(nodeContext(building, plan.NodeID, 10*time.Minute, 30*time.Second, 3), true)
 	var source gitclone.CloneResult
 	if err := workflow.ExecuteActivity(cloneCtx, gitActs.CloneRepository, gitclone.CloneInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, GitURL: plan.GitURL, Branch: plan.GitBranch,
@@ -64,7 +93,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
-	buildCtx := nodeContext(ctx, plan.NodeID, 30*time.Minute, 20*time.Second, 2)
+	buildCtx := workflow.WithWaitForCancellation(nodeContext(building, plan.NodeID, 30*time.Minute, 20*time.Second, 2), true)
 	var built docker.BuildImageResult
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
@@ -72,6 +101,9 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		Env: plan.Env,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
+	if buildErr == nil && building.Err() != nil {
+		buildErr = temporal.NewCanceledError()
+	}
 	if buildErr != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, buildErr)
 	}
@@ -82,6 +114,11 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (DeployAppResult, error)
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
+	// From here the deploy finishes on its own: a cancellation of the workflow no longer stops
+	// it (the rollout switches traffic, or rolls back, whole).
+	switching = true
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	ctrl = controlContext(ctx)
 	if network != nil {
 		if err := network.Get(ctx, nil); err != nil {
 			log.Warn("network made during the build", "app_id", in.AppID, "error", err)
@@ -111,8 +148,13 @@ func failDeployment(ctx workflow.Context, in DeployAppInput, cause error) error 
 	ctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	reason := failureReason(cause)
+	var canceled *temporal.CanceledError
+	cancelled := errors.As(cause, &canceled)
+	if cancelled {
+		reason = "cancelled while it cloned or built; the previous release kept serving"
+	}
 	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.FailDeployment, store.FailDeploymentInput{
-		AppID: in.AppID, DeploymentID: in.DeploymentID, Reason: reason,
+		AppID: in.AppID, DeploymentID: in.DeploymentID, Reason: reason, Cancelled: cancelled,
 	}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("record deployment failure", "deployment_id", in.DeploymentID, "error", err)

@@ -317,8 +317,10 @@ func recordScenarios() []recordScenario {
 		also:  []recordChild{{"SuspendOrganization", "suspend/" + recOrgID}, {"ResumeOrganization", "resume/" + recOtherOrgID}},
 	}
 
+	suspend, resume := op("SuspendApp", "suspend"), op("ResumeApp", "resume")
+
 	return []recordScenario{
-		deploy, buildFailed,
+		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing,
 	}
@@ -429,9 +431,10 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"PruneReleaseImages": func(map[string]any) (any, error) {
 			return map[string]any{"Images": []string{recImagePrefix + "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"}}, nil
 		},
-		"ListOrgApps": func(map[string]any) (any, error) { return []string{recAppID}, nil },
-		"LockApp":     func(map[string]any) (any, error) { return true, nil },
-		"RecordBuild": none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
+		"ListOrgApps":       func(map[string]any) (any, error) { return []string{recAppID}, nil },
+		"LockApp":           func(map[string]any) (any, error) { return true, nil },
+		"QueueAppOperation": func(map[string]any) (any, error) { return recOperationID, nil },
+		"RecordBuild":       none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
 		"MarkAppRunning": none, "MarkAppStopped": none, "MarkAppSuspended": none, "DeleteApplicationRecord": none,
 		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none,
 		// billing (control queue)

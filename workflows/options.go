@@ -89,14 +89,29 @@ func failureReason(err error) string {
 	return err.Error()
 }
 
-// releaseLock frees the app's operation lock whatever happened to the workflow.
-func releaseLock(ctx workflow.Context, appID string) {
+// endOperation records how the workflow's operation ended, from *result (the error the
+// workflow returns; nil result: succeeded), and hands the app's turn to its next operation,
+// whatever happened to the workflow. Deferred by every operation workflow.
+func endOperation(ctx workflow.Context, appID string, result *error) {
 	ctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	in := store.ReleaseOperationInput{AppID: appID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
-	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ReleaseOperation, in).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("release operation lock", "app_id", appID, "error", err)
+	in := store.ReleaseOperationInput{AppID: appID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Status: store.OperationSucceeded}
+	if result != nil && *result != nil {
+		in.Status, in.Reason = store.OperationFailed, failureReason(*result)
+		var canceled *temporal.CanceledError
+		if errors.As(*result, &canceled) {
+			in.Status, in.Reason = store.OperationCancelled, "cancelled while it cloned or built; the previous release kept serving"
+		}
 	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ReleaseOperation, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("end operation", "app_id", appID, "error", err)
+	}
+}
+
+// releaseLock frees the app for its next operation after billing's own work under the app's
+// lock (runs started before billing queued its suspensions).
+func releaseLock(ctx workflow.Context, appID string) {
+	endOperation(ctx, appID, nil)
 }
 
 // instanceName derives a container name from the app and the operation, so a retried start

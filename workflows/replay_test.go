@@ -145,6 +145,13 @@ var showsSide = map[string]func(historySummary) bool{
 	"network-during-build": func(s historySummary) bool {
 		return s.workflowType == "DeployApp" && s.scheduled("CloneRepository")
 	},
+	// SuspendOrganization and ResumeOrganization ask once ListOrgApps has answered: version 1
+	// queues each app's operation (QueueAppOperation), the DefaultVersion side locks the apps
+	// (LockApp) and does the work itself.
+	"queued-suspension": func(s historySummary) bool {
+		return (s.workflowType == "SuspendOrganization" || s.workflowType == "ResumeOrganization") &&
+			(s.scheduled("QueueAppOperation") || s.scheduled("LockApp"))
+	},
 	// startInstances asks before it starts anything (only it schedules StartInstance), but the
 	// sides differ only when instances started side by side finish apart: the old side waits
 	// for every start, version 1 probes each instance as soon as it has started.

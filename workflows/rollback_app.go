@@ -18,8 +18,8 @@ type RollbackAppInput struct {
 // RollbackApp starts the kept image of release vN with that release's config, switches nginx
 // once it answers, removes the instance it replaces, and records a new release "Rollback to vN".
 // Nothing is built.
-func RollbackApp(ctx workflow.Context, in RollbackAppInput) error {
-	defer releaseLock(ctx, in.AppID)
+func RollbackApp(ctx workflow.Context, in RollbackAppInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	ctrl := controlContext(ctx)
 	var plan store.RollbackPlan
 	if err := workflow.ExecuteActivity(ctrl, storeActs.PrepareRollback, store.PrepareRollbackInput{

@@ -21,8 +21,8 @@ type ScaleAppInput struct {
 // instances join nginx's upstream only once every one of them answers; going down, the
 // removed ones leave the upstream first (nginx reloads gracefully, finishing requests in
 // flight) and are stopped after.
-func ScaleApp(ctx workflow.Context, in ScaleAppInput) error {
-	defer releaseLock(ctx, in.AppID)
+func ScaleApp(ctx workflow.Context, in ScaleAppInput) (err error) {
+	defer endOperation(ctx, in.AppID, &err)
 	t, err := loadReleased(ctx, in.AppID)
 	if err != nil {
 		return err

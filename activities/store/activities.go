@@ -23,9 +23,19 @@ type Activities struct {
 	AllowLoopbackGit bool
 	// KeepReleaseImages is how many releases' images each app keeps for rollbacks (default 5).
 	KeepReleaseImages int
-	// WorkflowRunning tells whether the workflow holding an app's lock still runs (billing's
-	// suspend and resume take app locks like the API does).
-	WorkflowRunning func(ctx context.Context, workflowID string) (bool, error)
+	// Operations is the owner of app operations (temporal/operations): a finishing workflow
+	// hands the app's turn on through it, billing queues its suspensions there.
+	Operations OperationOwner
+}
+
+// OperationOwner is what the control activities need of the app operations' owner.
+type OperationOwner interface {
+	// Finish records how the operation carried out by workflowID ended (a db.Operation*
+	// status and the reason) and starts the app's next operation.
+	Finish(ctx context.Context, appID, workflowID, status, reason string) error
+	// EnqueueFor queues an operation the platform asks for (via says what: "billing") and
+	// returns its id.
+	EnqueueFor(ctx context.Context, orgID, appID, kind, via string) (string, error)
 }
 
 // Routing turns an app name into its public host name and URL.
@@ -209,25 +219,52 @@ type FailDeploymentInput struct {
 	AppID        string
 	DeploymentID string
 	Reason       string
+	// Cancelled: someone cancelled the deployment while it cloned or built.
+	Cancelled bool
 }
 
-// FailDeployment records the failure; the app keeps serving its previous release.
+// FailDeployment records the failure (or the cancellation); the app keeps serving its previous
+// release.
 func (a *Activities) FailDeployment(ctx context.Context, in FailDeploymentInput) error {
-	if err := a.Store.FailDeployment(ctx, in.AppID, in.DeploymentID, in.Reason); err != nil {
+	status, headline := db.DeploymentFailed, "Deployment failed: "
+	if in.Cancelled {
+		status, headline = db.DeploymentCancelled, "Deployment cancelled: "
+	}
+	if err := a.Store.FailDeployment(ctx, in.AppID, in.DeploymentID, status, in.Reason); err != nil {
 		return fmt.Errorf("fail deployment %s: %w", in.DeploymentID, err)
 	}
-	return a.Store.AppendControlLog(ctx, in.DeploymentID, db.LogKeyResult, "\n==> Deployment failed: "+in.Reason+"\n")
+	return a.Store.AppendControlLog(ctx, in.DeploymentID, db.LogKeyResult, "\n==> "+headline+in.Reason+"\n")
 }
 
-// ReleaseOperationInput frees an app's operation lock.
+// How an operation ended, for ReleaseOperationInput.Status.
+const (
+	OperationSucceeded = db.OperationSucceeded
+	OperationFailed    = db.OperationFailed
+	OperationCancelled = db.OperationCancelled
+)
+
+// ReleaseOperationInput ends the operation a workflow carried out.
 type ReleaseOperationInput struct {
 	AppID      string
 	WorkflowID string
+	// Status is db.OperationSucceeded, Failed or Cancelled, with the reason; empty from runs
+	// started before operations were queued (they held a lock and nothing else): succeeded.
+	Status string
+	Reason string
 }
 
-// ReleaseOperation frees the lock if the workflow still holds it.
+// ReleaseOperation records how the workflow's operation ended and gives the app's turn to the
+// next operation, starting its workflow. (The name is from when it only freed a lock: recorded
+// histories name it.)
 func (a *Activities) ReleaseOperation(ctx context.Context, in ReleaseOperationInput) error {
-	return a.Store.ReleaseOperation(ctx, in.AppID, in.WorkflowID)
+	if a.Operations == nil {
+		return errors.New("store activities: Operations is not set")
+	}
+	status := in.Status
+	if status == "" {
+		status = db.OperationSucceeded
+	}
+	return a.Operations.Finish(ctx, in.AppID, in.WorkflowID, status, in.Reason)
 }
 
 // MarkAppRunningInput records the instance serving the app.

@@ -21,6 +21,34 @@ func (a *Activities) ListOrgApps(ctx context.Context, in ListOrgAppsInput) ([]st
 	return a.Store.AppsWithStatus(ctx, in.OrgID, in.Status)
 }
 
+// QueueAppOperationInput is an operation the platform asks for on an app.
+type QueueAppOperationInput struct {
+	OrgID string
+	AppID string
+	Kind  string // db.OpSuspend or db.OpResume
+	Via   string // what asks: "billing"
+}
+
+// QueueAppOperation queues the operation in the app's turn and returns its id, or "" when the
+// app refuses it (deleted, being deleted, its queue full, or not in a state the kind needs
+// while idle): billing tries again at its next run.
+func (a *Activities) QueueAppOperation(ctx context.Context, in QueueAppOperationInput) (string, error) {
+	if a.Operations == nil {
+		return "", errors.New("store activities: Operations is not set")
+	}
+	id, err := a.Operations.EnqueueFor(ctx, in.OrgID, in.AppID, in.Kind, in.Via)
+	var invalid *db.InvalidStateError
+	var full *db.QueueFullError
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.As(err, &invalid), errors.As(err, &full), errors.Is(err, db.ErrNotFound):
+		activity.GetLogger(ctx).Info("app refused the operation", "app_id", in.AppID, "operation", in.Kind, "reason", err.Error())
+		return "", nil
+	}
+	return "", fmt.Errorf("queue %s on app %s: %w", in.Kind, in.AppID, err)
+}
+
 // LockAppInput asks for an app's operation lock for the calling workflow.
 type LockAppInput struct {
 	OrgID string
@@ -28,25 +56,12 @@ type LockAppInput struct {
 	Kind  string // db.OpSuspend or db.OpResume
 }
 
-// LockApp takes the app's operation lock for the calling workflow, as the API does for a
-// customer's operation. It reports false, without error, when the app is busy with another
-// operation or no longer in the state the kind needs: billing tries again at its next run.
+// LockApp answered whether billing took an app's operation lock, in suspensions and
+// resumptions started before billing queued them in the app's turn (SuspendApp, ResumeApp). The
+// lock is gone: such a run skips every app, and the next billing run queues them.
 func (a *Activities) LockApp(ctx context.Context, in LockAppInput) (bool, error) {
-	if a.WorkflowRunning == nil {
-		return false, errors.New("store activities: WorkflowRunning is not set")
-	}
-	_, err := a.Store.BeginOperation(ctx, in.OrgID, in.AppID, db.OperationRequest{
-		Kind: in.Kind, WorkflowID: activity.GetInfo(ctx).WorkflowExecution.ID, StillRunning: a.WorkflowRunning,
-	})
-	var busy *db.BusyError
-	var invalid *db.InvalidStateError
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &busy), errors.As(err, &invalid), errors.Is(err, db.ErrNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("lock app %s for %s: %w", in.AppID, in.Kind, err)
+	activity.GetLogger(ctx).Info("app skipped: billing now queues its operations in the app's turn", "app_id", in.AppID, "operation", in.Kind)
+	return false, nil
 }
 
 // MarkAppSuspendedInput names an app billing suspended.

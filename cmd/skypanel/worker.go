@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -12,8 +13,12 @@ import (
 	"github.com/skypanel/skypanel/activities/store"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/operations"
 	"github.com/skypanel/skypanel/workflows"
 )
+
+// operationsWatchInterval is how often the control worker checks that every app's queue moves.
+const operationsWatchInterval = 5 * time.Second
 
 func runWorker(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg, err := parseControlConfig(log, "worker", args, true, nil)
@@ -40,8 +45,9 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	for _, wf := range workflows.All {
 		w.RegisterWorkflow(wf)
 	}
+	ops := &operations.Owner{Store: st, Temporal: tc, Log: log}
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
-		KeepReleaseImages: cfg.KeepReleaseImages, WorkflowRunning: sptemporal.WorkflowRunning(tc)})
+		KeepReleaseImages: cfg.KeepReleaseImages, Operations: ops})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start control worker: %w", err)
@@ -51,7 +57,8 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		return err
 	}
 	log.Info("control worker polling", "task_queue", sptemporal.ControlTaskQueue)
-	<-ctx.Done()
+	// Queues whose turn a crash lost, and operations past their deadline, move on from here.
+	ops.Watch(ctx, operationsWatchInterval)
 	w.Stop()
 	return nil
 }
