@@ -62,7 +62,7 @@ func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instance
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       sptemporal.AppOperationWorkflowID("instances", app.ID, uuid.NewString()),
+		ID:                       workflows.OperationWorkflowID("instances", app.ID, uuid.NewString()),
 		TaskQueue:                sptemporal.ControlTaskQueue,
 		WorkflowExecutionTimeout: 20 * time.Second,
 	}, workflows.ListAppInstances, workflows.ListAppInstancesInput{AppID: app.ID})

@@ -116,7 +116,7 @@ func (s *Server) resumeIfPaid(ctx context.Context, orgID string) (string, error)
 	if err != nil || !resumable {
 		return "", err
 	}
-	workflowID := sptemporal.ResumeOrganizationWorkflowID(orgID)
+	workflowID := workflows.ResumeOrganizationWorkflowID(orgID)
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       workflowID,
 		TaskQueue:                sptemporal.ControlTaskQueue,

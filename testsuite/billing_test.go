@@ -249,7 +249,7 @@ func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				run, err := platform.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID:        sptemporal.BillingRunWorkflowID(fmt.Sprintf("%s-%d-%d", slug, time.Now().UnixNano(), i)),
+					ID:        workflows.BillingRunWorkflowID(fmt.Sprintf("%s-%d-%d", slug, time.Now().UnixNano(), i)),
 					TaskQueue: sptemporal.ControlTaskQueue,
 				}, workflows.BillingRun, workflows.BillingRunInput{})
 				if err == nil {

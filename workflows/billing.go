@@ -51,12 +51,12 @@ func BillingRun(ctx workflow.Context, _ BillingRunInput) (BillingRunResult, erro
 		return res, err
 	}
 	for _, org := range standings.Suspend {
-		if startOrgWorkflow(ctx, SuspendOrganization, sptemporal.SuspendOrganizationWorkflowID(org), org, "suspend") {
+		if startOrgWorkflow(ctx, SuspendOrganization, SuspendOrganizationWorkflowID(org), org, "suspend") {
 			res.Suspended = append(res.Suspended, org)
 		}
 	}
 	for _, org := range standings.Resume {
-		if startOrgWorkflow(ctx, ResumeOrganization, sptemporal.ResumeOrganizationWorkflowID(org), org, "resume") {
+		if startOrgWorkflow(ctx, ResumeOrganization, ResumeOrganizationWorkflowID(org), org, "resume") {
 			res.Resumed = append(res.Resumed, org)
 		}
 	}

@@ -271,17 +271,17 @@ func recordScenarios() []recordScenario {
 	appAttrs := temporal.NewSearchAttributes(sptemporal.AppIDKey.ValueSet(recAppID), sptemporal.OrgIDKey.ValueSet(recOrgID))
 	op := func(workflow, kind string) recordScenario {
 		return recordScenario{
-			name: strings.ToLower(kind), workflow: workflow, id: sptemporal.AppOperationWorkflowID(kind, recAppID, recOperationID),
+			name: strings.ToLower(kind), workflow: workflow, id: kind + "/" + recAppID + "/" + recOperationID,
 			input: map[string]any{"AppID": recAppID, "OperationID": recOperationID}, attrs: appAttrs,
 		}
 	}
 	deploy := recordScenario{
-		name: "deploy", workflow: "DeployApp", id: sptemporal.DeployWorkflowID(recAppID, recDeployID),
+		name: "deploy", workflow: "DeployApp", id: "deploy/" + recAppID + "/" + recDeployID,
 		input: map[string]any{"AppID": recAppID, "DeploymentID": recDeployID}, attrs: appAttrs,
 	}
 	buildFailed := deploy
 	buildFailed.name, buildFailed.fails = "deploy-build-failed", true
-	buildFailed.id = sptemporal.DeployWorkflowID(recAppID, recOperationID)
+	buildFailed.id = "deploy/" + recAppID + "/" + recOperationID
 	buildFailed.input = map[string]any{"AppID": recAppID, "DeploymentID": recOperationID}
 	buildFailed.fakes = map[string]recordFake{"BuildImage": func(map[string]any) (any, error) {
 		return nil, temporal.NewNonRetryableApplicationError("the build failed: RUN npm ci returned exit code 1", "BuildFailed", nil)
@@ -291,7 +291,7 @@ func recordScenarios() []recordScenario {
 	scaleUp.name = "scale-up"
 	scaleUp.input["Instances"] = 3
 	scaleDown := op("ScaleApp", "scale")
-	scaleDown.name, scaleDown.id = "scale-down", sptemporal.AppOperationWorkflowID("scale", recAppID, recDeployID)
+	scaleDown.name, scaleDown.id = "scale-down", "scale/"+recAppID+"/"+recDeployID
 	scaleDown.input["Instances"] = 1
 	scaleDown.fakes = map[string]recordFake{"ListInstances": func(map[string]any) (any, error) {
 		return recListInstances(3), nil
@@ -309,8 +309,8 @@ func recordScenarios() []recordScenario {
 	list.input = map[string]any{"AppID": recAppID}
 	list.attrs = temporal.SearchAttributes{}
 
-	// The ids of temporal.BillingRunWorkflowID, SuspendOrganizationWorkflowID and
-	// ResumeOrganizationWorkflowID, spelt out: trees older than billing have no such functions.
+	// Workflow IDs are spelt out (see workflows/ids.go): the recorder is copied into older
+	// trees, where the builders lived elsewhere or did not exist.
 	billing := recordScenario{
 		name: "billing", workflow: "BillingRun", id: "billing/" + recOperationID, input: map[string]any{},
 		attrs: temporal.SearchAttributes{},

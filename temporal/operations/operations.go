@@ -119,9 +119,9 @@ func New(r Request) (db.NewOperation, error) {
 		return db.NewOperation{}, fmt.Errorf("unknown operation kind %q", r.Kind)
 	}
 	id := newID()
-	workflowID := sptemporal.AppOperationWorkflowID(r.Kind, r.AppID, id)
+	workflowID := workflows.OperationWorkflowID(r.Kind, r.AppID, id)
 	if r.Kind == db.OpDeploy {
-		workflowID = sptemporal.DeployWorkflowID(r.AppID, id)
+		workflowID = workflows.DeployWorkflowID(r.AppID, id)
 	}
 	via := r.Via
 	if via == "" {

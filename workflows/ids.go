@@ -1,0 +1,28 @@
+package workflows
+
+import "fmt"
+
+// Workflow IDs are deterministic and double as idempotency keys: starting the same operation
+// twice finds the run that exists. They are built here, beside the workflows they name, and
+// only the operations owner (temporal/operations), billing and the API's read-only calls use
+// them.
+
+// DeployWorkflowID names the DeployApp run of one deployment.
+func DeployWorkflowID(appID, deploymentID string) string {
+	return fmt.Sprintf("deploy/%s/%s", appID, deploymentID)
+}
+
+// OperationWorkflowID names the run of an app operation other than a deploy: kind is the
+// operation's (stop, start, restart, delete, scale, rollback, configure, suspend, resume), or
+// "instances" for the read-only listing.
+func OperationWorkflowID(kind, appID, operationID string) string {
+	return fmt.Sprintf("%s/%s/%s", kind, appID, operationID)
+}
+
+// BillingRunWorkflowID names a billing run started by hand (the schedule names its own).
+func BillingRunWorkflowID(runID string) string { return "billing/" + runID }
+
+// SuspendOrganizationWorkflowID and ResumeOrganizationWorkflowID: at most one of each runs per
+// organization at a time (a second start finds the running one).
+func SuspendOrganizationWorkflowID(orgID string) string { return "suspend/" + orgID }
+func ResumeOrganizationWorkflowID(orgID string) string  { return "resume/" + orgID }
