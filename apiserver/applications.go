@@ -9,7 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/skypanel/skypanel/activities/gitclone"
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/temporal/operations"
 )
@@ -162,11 +162,11 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 }
 
 func (s *Server) validateSource(gitURL, branch string) error {
-	if err := gitclone.ValidateRemoteURL(gitURL, s.cfg.AllowLoopbackGit); err != nil {
+	if err := contract.ValidateRemoteURL(gitURL, s.cfg.AllowLoopbackGit); err != nil {
 		// The value is not echoed: a refused URL may carry a password.
 		return fieldError("body.git_url", err.Error(), nil)
 	}
-	if err := gitclone.ValidateBranch(branch); err != nil {
+	if err := contract.ValidateBranch(branch); err != nil {
 		return fieldError("body.git_branch", err.Error(), branch)
 	}
 	return nil

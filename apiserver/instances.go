@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
 
-	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 	"github.com/skypanel/skypanel/temporal/operations"
@@ -66,7 +66,7 @@ func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instance
 		TaskQueue:                sptemporal.ControlTaskQueue,
 		WorkflowExecutionTimeout: 20 * time.Second,
 	}, workflows.ListAppInstances, workflows.ListAppInstancesInput{AppID: app.ID})
-	var list docker.ListInstancesResult
+	var list contract.ListInstancesResult
 	if err == nil {
 		err = run.Get(ctx, &list)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
@@ -90,7 +90,7 @@ type heartbeatInput struct {
 
 type logChunkInput struct {
 	DeploymentID string `path:"deploymentId" maxLength:"64"`
-	Body         buildlog.Chunk
+	Body         contract.Chunk
 }
 
 func (s *Server) registerAgent() {
@@ -136,8 +136,8 @@ func (s *Server) registerAgent() {
 	huma.Register(s.api, nodeOp("agent-append-log", "/api/paas/agent/deployments/{deploymentId}/logs", "Append a chunk of a deployment's build log"),
 		func(ctx context.Context, in *logChunkInput) (*struct{}, error) {
 			nodeID, _ := ctx.Value(nodeKey).(string)
-			chunk := in.Body
-			chunk.DeploymentID = in.DeploymentID
+			c := in.Body
+			chunk := db.NodeLogChunk{DeploymentID: in.DeploymentID, Source: c.Source, Attempt: c.Attempt, Seq: c.Seq, Text: c.Text}
 			if err := s.store.AppendLogChunk(ctx, nodeID, chunk); err != nil {
 				return nil, s.problem(ctx, "deployment", err)
 			}

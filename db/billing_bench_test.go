@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/billing"
+	"github.com/skypanel/skypanel/activities/control/billing"
 )
 
 // BenchmarkBillingRun10000Apps seeds 10,000 running apps (100 organizations of 100 apps, usage

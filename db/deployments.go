@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/skypanel/skypanel/activities/buildlog"
 )
 
 // Deployment statuses.
@@ -81,9 +79,19 @@ func (s *Store) DeploymentLog(ctx context.Context, orgID, appID, deploymentID st
 	return text, translate(err)
 }
 
+// NodeLogChunk is one piece of a deployment's log as a node sent it. (DeploymentID, Source,
+// Attempt, Seq) is unique: a chunk sent twice is stored once.
+type NodeLogChunk struct {
+	DeploymentID string
+	Source       string
+	Attempt      int32
+	Seq          int
+	Text         string
+}
+
 // AppendLogChunk stores a chunk sent by nodeID. A node may only write the logs of deployments
 // of apps placed on it; a chunk sent twice is stored once.
-func (s *Store) AppendLogChunk(ctx context.Context, nodeID string, c buildlog.Chunk) error {
+func (s *Store) AppendLogChunk(ctx context.Context, nodeID string, c NodeLogChunk) error {
 	var owned bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deployments d JOIN applications a ON a.id = d.app_id
 		WHERE d.id::text = $1 AND a.node_id = $2)`, c.DeploymentID, nodeID).Scan(&owned)

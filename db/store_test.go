@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/db/localcluster"
 )
@@ -115,7 +114,7 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	dep := enqueue(t, f.org, f.app.ID, db.OpDeploy).Operation.ID
-	chunk := buildlog.Chunk{DeploymentID: dep, Source: "build", Attempt: 1, Seq: 0, Text: "Step 1/2\n"}
+	chunk := db.NodeLogChunk{DeploymentID: dep, Source: "build", Attempt: 1, Seq: 0, Text: "Step 1/2\n"}
 	if err := testStore.AppendLogChunk(ctx, f.nodeID, chunk); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("a node the app is not placed on wrote its log: %v", err)
 	}

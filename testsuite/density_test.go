@@ -14,7 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/network"
 
-	spdocker "github.com/skypanel/skypanel/activities/docker"
+	spdocker "github.com/skypanel/skypanel/activities/node/docker"
 )
 
 // tenant is one organization with one deployed hello app.

@@ -21,7 +21,7 @@ import (
 	dockerclient "github.com/docker/docker/client"
 	"go.temporal.io/api/serviceerror"
 
-	spdocker "github.com/skypanel/skypanel/activities/docker"
+	spdocker "github.com/skypanel/skypanel/activities/node/docker"
 )
 
 // buildHelloApp compiles testdata/helloapp as a static binary, for FROM scratch images.

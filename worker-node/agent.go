@@ -14,9 +14,9 @@ import (
 	dockerclient "github.com/docker/docker/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/gitclone"
-	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/temporal"
 )

@@ -19,9 +19,9 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/gitclone"
-	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 )
 
 func TestRegistrationIsSavedAndReused(t *testing.T) {

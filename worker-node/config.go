@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/secrets"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/node/docker"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 )
 
 // fakeAPI speaks the control plane's agent endpoints as the contract describes them.

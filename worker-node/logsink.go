@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 )
 
 // HTTPLogSink is the node's buildlog.Sink: it posts each chunk to the control plane with the

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 )
 
 // ReconcileInterval is how often the node checks its routes against the containers that run.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/docker/docker/client"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 )
 
 func TestOnlyRunningInstancesOfTheRoutedReleaseAreUpstreams(t *testing.T) {

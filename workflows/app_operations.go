@@ -7,10 +7,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/skypanel/skypanel/activities/billing"
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/nginx"
+	"github.com/skypanel/skypanel/activities/control/store"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 

@@ -7,10 +7,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/skypanel/skypanel/activities/billing"
-	"github.com/skypanel/skypanel/activities/nginx"
-	"github.com/skypanel/skypanel/activities/store"
-	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/nginx"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
@@ -92,16 +91,16 @@ type OrganizationInput struct {
 // stops; nothing is deleted. An app busy with another operation is left for the next run.
 func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, error) {
 	var apps, suspended []string
-	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppRunning}).Get(ctx, &apps); err != nil {
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: store.AppRunning}).Get(ctx, &apps); err != nil {
 		return nil, err
 	}
 	// Each app's suspension takes the app's turn (SuspendApp), so an app busy with a deploy is
 	// suspended right after it instead of skipped. Runs started before did the work here.
 	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
-		return queueOnApps(ctx, in.OrgID, apps, db.OpSuspend)
+		return queueOnApps(ctx, in.OrgID, apps, store.OpSuspend)
 	}
 	for _, appID := range apps {
-		done, err := withAppLock(ctx, in.OrgID, appID, db.OpSuspend, func() error { return suspendApp(ctx, appID) })
+		done, err := withAppLock(ctx, in.OrgID, appID, store.OpSuspend, func() error { return suspendApp(ctx, appID) })
 		if err != nil {
 			return suspended, err
 		}
@@ -136,15 +135,15 @@ func suspendApp(ctx workflow.Context, appID string) error {
 // start (fresh instances, ready, routed), once its wallet pays the next period again.
 func ResumeOrganization(ctx workflow.Context, in OrganizationInput) ([]string, error) {
 	var apps, resumed []string
-	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: db.AppSuspended}).Get(ctx, &apps); err != nil {
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgApps, store.ListOrgAppsInput{OrgID: in.OrgID, Status: store.AppSuspended}).Get(ctx, &apps); err != nil {
 		return nil, err
 	}
 	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
-		return queueOnApps(ctx, in.OrgID, apps, db.OpResume)
+		return queueOnApps(ctx, in.OrgID, apps, store.OpResume)
 	}
 	operationID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	for _, appID := range apps {
-		done, err := withAppLock(ctx, in.OrgID, appID, db.OpResume, func() error {
+		done, err := withAppLock(ctx, in.OrgID, appID, store.OpResume, func() error {
 			return startRelease(ctx, AppOperationInput{AppID: appID, OperationID: operationID})
 		})
 		if err != nil {

@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/skypanel/skypanel/activities/billing"
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/nginx"
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/nginx"
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
 )
 

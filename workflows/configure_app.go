@@ -3,7 +3,7 @@ package workflows
 import (
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/store"
 )
 
 // ConfigureAppInput is a change of the app's environment, already stored (sealed) by the API,

@@ -3,7 +3,7 @@ package workflows
 import (
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/store"
 )
 
 // RollbackAppInput names the release to bring back. The API has checked it exists and has its

@@ -6,8 +6,8 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 
-	"github.com/skypanel/skypanel/activities/docker"
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/control/store"
 )
 
 func TestRollbackStartsTheKeptImageWithItsOwnConfigAndBuildsNothing(t *testing.T) {

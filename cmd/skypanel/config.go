@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/billing"
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"

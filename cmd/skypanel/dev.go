@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/db/localcluster"

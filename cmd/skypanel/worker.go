@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/skypanel/skypanel/activities/billing"
-	"github.com/skypanel/skypanel/activities/store"
+	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 	"github.com/skypanel/skypanel/temporal/operations"

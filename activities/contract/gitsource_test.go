@@ -1,4 +1,4 @@
-package gitclone
+package contract
 
 import (
 	"strings"

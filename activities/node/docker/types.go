@@ -2,7 +2,11 @@
 // Engine API: build, tenant networks, hardened instances, readiness and removal.
 package docker
 
-import "time"
+import (
+	"time"
+
+	"github.com/skypanel/skypanel/activities/contract"
+)
 
 // Labels put on everything SkyPanel creates, so a node can find what belongs to an app.
 const (
@@ -35,12 +39,6 @@ type BuildImageInput struct {
 	// Env is the app's environment, sealed; the build-time variables among it are given to the
 	// build as build arguments.
 	Env []SealedVar `json:",omitempty"`
-}
-
-// StackImages are one stack's build and run images.
-type StackImages struct {
-	Build string
-	Run   string
 }
 
 // BuildImageResult names the built image.
@@ -76,14 +74,6 @@ type StartInstanceInput struct {
 	// DeploymentID, when set, receives the container's last log lines (source "start") if it
 	// exits right after starting.
 	DeploymentID string
-}
-
-// SealedVar is an environment variable whose value is a secrets envelope bound to the app and
-// the key (secrets.AppEnvValue). BuildTime: the build sees it too, as a build argument.
-type SealedVar struct {
-	Key       string
-	Sealed    string
-	BuildTime bool `json:",omitempty"`
 }
 
 // StartInstanceResult tells where the instance answers on the node's loopback.
@@ -143,34 +133,16 @@ type ListInstancesInput struct {
 	AppID string
 }
 
-// Instance is one container of an app as the node sees it.
-type Instance struct {
-	Name        string    `json:"name"`
-	ContainerID string    `json:"container_id"`
-	ReleaseID   string    `json:"release_id"`
-	State       string    `json:"state"` // Docker's: running, restarting, exited, ...
-	HostPort    int       `json:"host_port"`
-	Restarts    int       `json:"restarts"`
-	ExitCode    int       `json:"exit_code"`
-	StartedAt   time.Time `json:"started_at"`
-	// Healthy: running, and it answered HTTP on its port within a second when listed (the
-	// same probe that gates an instance into nginx's upstream).
-	Healthy bool `json:"healthy"`
-	// Crashing: it keeps dying (restarted CrashingAfterRestarts times or more, and not running
-	// now or running for less than CrashWindow). LastOutput is its last output then, for its
-	// owner to read.
-	Crashing   bool   `json:"crashing"`
-	LastOutput string `json:"last_output,omitempty"`
-}
-
-// CrashingAfterRestarts is how many restarts make an instance "crashing", while it is down or
-// within CrashWindow of its last start.
-const (
-	CrashingAfterRestarts = 3
-	CrashWindow           = time.Minute
+// The wire types the control plane shares (activities/contract), under their node names.
+type (
+	SealedVar           = contract.SealedVar
+	StackImages         = contract.StackImages
+	Instance            = contract.Instance
+	ListInstancesResult = contract.ListInstancesResult
 )
 
-// ListInstancesResult lists an app's containers, sorted by name.
-type ListInstancesResult struct {
-	Instances []Instance
-}
+// CrashingAfterRestarts and CrashWindow: see contract.
+const (
+	CrashingAfterRestarts = contract.CrashingAfterRestarts
+	CrashWindow           = contract.CrashWindow
+)

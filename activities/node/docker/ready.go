@@ -1,7 +1,7 @@
 package docker
 
 import (
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 
 	"bytes"
 	"context"

@@ -1,8 +1,8 @@
 package docker
 
 import (
-	"github.com/skypanel/skypanel/activities/buildlog"
-	"github.com/skypanel/skypanel/activities/buildpack"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildpack"
 
 	"archive/tar"
 	"context"

@@ -14,7 +14,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/contract"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 )
 
 // Error types of the non-retryable application errors this package returns; workflows and the
@@ -132,10 +133,10 @@ func (a *Activities) validate(in CloneInput) error {
 	if in.AllowLoopbackHTTP && a.DenyLoopbackHTTP {
 		return errors.New("this node does not clone from loopback URLs (start the agent with --allow-loopback-git for development)")
 	}
-	if err := ValidateRemoteURL(in.GitURL, in.AllowLoopbackHTTP); err != nil {
+	if err := contract.ValidateRemoteURL(in.GitURL, in.AllowLoopbackHTTP); err != nil {
 		return err
 	}
-	return ValidateBranch(in.Branch)
+	return contract.ValidateBranch(in.Branch)
 }
 
 func (a *Activities) workdir(deploymentID string) (string, error) {

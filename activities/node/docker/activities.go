@@ -8,7 +8,7 @@ import (
 	"github.com/docker/docker/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/skypanel/skypanel/activities/buildlog"
+	"github.com/skypanel/skypanel/activities/node/buildlog"
 	"github.com/skypanel/skypanel/secrets"
 )
 

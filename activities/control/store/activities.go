@@ -9,7 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/skypanel/skypanel/activities/docker"
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -86,9 +86,9 @@ type AppTarget struct {
 	DrainSeconds int // how long old instances get to finish their requests (0: 10 s)
 	// Env is the app's environment, each value still sealed (a secrets envelope the node opens
 	// when it starts an instance or a build): workflow histories never hold a plaintext value.
-	Env              []docker.SealedVar `json:",omitempty"`
-	Image            string             // the current release's image ("" before the first deploy)
-	ReleaseID        string             // the current release's deployment id
+	Env              []contract.SealedVar `json:",omitempty"`
+	Image            string               // the current release's image ("" before the first deploy)
+	ReleaseID        string               // the current release's deployment id
 	CurrentInstance  string
 	AllowLoopbackGit bool
 	// The app's runtime: its kind and the buildpack's base images; for the auto runtime, the
@@ -96,7 +96,7 @@ type AppTarget struct {
 	RuntimeKind string
 	BuildImage  string
 	RunImage    string
-	StackImages map[string]docker.StackImages
+	StackImages map[string]contract.StackImages
 }
 
 // PrepareDeploymentInput names the deployment DeployApp runs.
@@ -156,19 +156,19 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 	if err != nil {
 		return AppTarget{}, err
 	}
-	env := make([]docker.SealedVar, len(vars))
+	env := make([]contract.SealedVar, len(vars))
 	for i, v := range vars {
-		env[i] = docker.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
+		env[i] = contract.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
 	}
-	var stacks map[string]docker.StackImages
+	var stacks map[string]contract.StackImages
 	if t.RuntimeKind == "auto" {
 		catalogue, err := a.Store.StackImages(ctx)
 		if err != nil {
 			return AppTarget{}, err
 		}
-		stacks = make(map[string]docker.StackImages, len(catalogue))
+		stacks = make(map[string]contract.StackImages, len(catalogue))
 		for kind, images := range catalogue {
-			stacks[kind] = docker.StackImages{Build: images[0], Run: images[1]}
+			stacks[kind] = contract.StackImages{Build: images[0], Run: images[1]}
 		}
 	}
 	return AppTarget{
@@ -235,6 +235,15 @@ func (a *Activities) FailDeployment(ctx context.Context, in FailDeploymentInput)
 	}
 	return a.Store.AppendControlLog(ctx, in.DeploymentID, db.LogKeyResult, "\n==> "+headline+in.Reason+"\n")
 }
+
+// App statuses and operation kinds the billing workflows name (db's, so workflows need not
+// import db).
+const (
+	AppRunning   = db.AppRunning
+	AppSuspended = db.AppSuspended
+	OpSuspend    = db.OpSuspend
+	OpResume     = db.OpResume
+)
 
 // How an operation ended, for ReleaseOperationInput.Status.
 const (
