@@ -8,9 +8,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/nginx"
-	"github.com/skypanel/skypanel/activities/control/store"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 

@@ -14,10 +14,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/activities/node/nginx"
-	"github.com/skypanel/skypanel/activities/control/store"
 )
 
 type deployAppSuite struct {

@@ -6,9 +6,9 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/nginx"
-	"github.com/skypanel/skypanel/activities/control/store"
 )
 
 // rollout is the zero-downtime switch shared by deploy, rollback, start and restart: start the
