@@ -8,8 +8,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // Credentials are the node's identity, saved in <data-dir>/agent.json (mode 0600) at
@@ -43,27 +44,7 @@ func saveCredentials(path string, creds Credentials) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".agent.json.*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return secrets.WriteFileAtomic(path, append(data, '\n'), 0o600)
 }
 
 // ensureRegistered returns the saved credentials, or registers the node with the registration

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // ensureAdminToken makes sure path holds a working admin token: the first start creates the
@@ -34,11 +35,7 @@ func ensureAdminToken(ctx context.Context, st *db.Store, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := secrets.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write admin token: %w", err)
 	}
 	return nil

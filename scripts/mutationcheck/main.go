@@ -83,14 +83,14 @@ var mutations = []mutation{
 	},
 	{
 		Name:    "stop waiting for old nginx workers before stopping old instances",
-		File:    "activities/node/nginx/router.go",
+		File:    "activities/node/nginx/drain.go",
 		From:    "return waitGone(ctx, rl.master, rl.oldWorkers, drainLimit(drain), heartbeat)",
 		To:      "return nil",
 		Package: "./activities/node/nginx/", Run: "Drain",
 	},
 	{
 		Name:    "Repoint overrides a newer release",
-		File:    "activities/node/nginx/router.go",
+		File:    "activities/node/nginx/routes.go",
 		From:    "err != nil || route.ReleaseID != release || route.Stopped {",
 		To:      "err != nil || route.Stopped {",
 		Package: "./activities/node/nginx/", Run: "Repoint",

@@ -2,10 +2,10 @@ package nginx
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // NotServedText is the body of the 404 nginx answers for a host name no app is published at.
@@ -189,27 +189,4 @@ func dedupe(values []string) []string {
 
 // writeFileAtomic replaces path with data: readers (nginx -t, a reload) see the old file or the
 // new one, never half of it. The temp file's name does not match sites/*.conf.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+var writeFileAtomic = secrets.WriteFileAtomic

@@ -1,0 +1,178 @@
+package nginx
+
+// Routes: one site file per app, written, checked and loaded by the master (master.go).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Publish validates the route, writes the app's server block, checks and loads it, then waits
+// until nginx answers for the host name with the release's header. heartbeat (may be nil) is
+// called while it waits.
+func (r *Router) Publish(ctx context.Context, in PublishRouteInput, heartbeat func()) error {
+	if err := validateRoute(in); err != nil {
+		return err
+	}
+	reloaded, err := r.publish(ctx, in)
+	if err != nil {
+		return err
+	}
+	if err := r.waitHeader(ctx, in.Hostname, ReleaseHeader, in.ReleaseID, heartbeat); err != nil {
+		return err
+	}
+	return reloaded.drain(ctx, in.Drain, heartbeat)
+}
+
+// routePath keeps, beside an app's site file, the route it was rendered from (the name does not
+// match sites/*.conf), so the node can check it against what runs.
+func (r *Router) routePath(app string) string {
+	return filepath.Join(r.sitesDir(), "app-"+app+".route.json")
+}
+
+func (r *Router) publish(ctx context.Context, in PublishRouteInput) (reload, error) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	reloaded, err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in)))
+	if err != nil {
+		return reload{}, err
+	}
+	return reloaded, r.saveRoute(in)
+}
+
+func (r *Router) saveRoute(in PublishRouteInput) error {
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(r.routePath(in.AppID), raw, 0o600)
+}
+
+// Routes returns every route this node serves, as last published.
+func (r *Router) Routes() ([]PublishRouteInput, error) {
+	paths, err := filepath.Glob(filepath.Join(r.sitesDir(), "app-*.route.json"))
+	if err != nil {
+		return nil, err
+	}
+	var routes []PublishRouteInput
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var in PublishRouteInput
+		if err := json.Unmarshal(raw, &in); err != nil || validateRoute(in) != nil {
+			slog.Warn("ignoring an unreadable route file", "path", path)
+			continue
+		}
+		routes = append(routes, in)
+	}
+	return routes, nil
+}
+
+// Repoint replaces the upstreams of an app's route, but only while the route still serves
+// release: a deploy that published another release meanwhile wins. It reports whether it
+// changed anything.
+func (r *Router) Repoint(ctx context.Context, appID, release string, upstreams []string) (bool, error) {
+	changed, reloaded, drain, err := r.repoint(ctx, appID, release, upstreams)
+	if err != nil || !changed {
+		return changed, err
+	}
+	return true, reloaded.drain(ctx, drain, nil)
+}
+
+func (r *Router) repoint(ctx context.Context, appID, release string, upstreams []string) (bool, reload, time.Duration, error) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	raw, err := os.ReadFile(r.routePath(appID))
+	if err != nil {
+		return false, reload{}, 0, nil // the route is gone
+	}
+	var route PublishRouteInput
+	if err := json.Unmarshal(raw, &route); err != nil || route.ReleaseID != release || route.Stopped {
+		return false, reload{}, 0, nil
+	}
+	route.Upstreams = upstreams
+	if err := validateRoute(route); err != nil {
+		return false, reload{}, 0, err
+	}
+	reloaded, err := r.apply(ctx, appID, []byte(renderSite(r.listen, route)))
+	if err != nil {
+		return false, reload{}, 0, err
+	}
+	return true, reloaded, route.Drain, r.saveRoute(route)
+}
+
+// Remove deletes the app's server block (an app with none is fine), then waits up to drain for
+// the requests nginx's old workers still proxy to the app.
+func (r *Router) Remove(ctx context.Context, appID string, drain time.Duration, heartbeat func()) error {
+	if err := validateSlug("app id", appID); err != nil {
+		return err
+	}
+	reloaded, err := r.remove(ctx, appID)
+	if err != nil {
+		return err
+	}
+	return reloaded.drain(ctx, drain, heartbeat)
+}
+
+func (r *Router) remove(ctx context.Context, appID string) (reload, error) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	reloaded, err := r.apply(ctx, appID, nil)
+	if err != nil {
+		return reload{}, err
+	}
+	if err := os.Remove(r.routePath(appID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return reload{}, fmt.Errorf("remove route of app %s: %w", appID, err)
+	}
+	return reloaded, nil
+}
+
+// apply replaces (content != nil) or removes the app's site file, tests the whole config and
+// reloads; a config nginx rejects is rolled back and returned as *ConfigTestError.
+func (r *Router) apply(ctx context.Context, appID string, content []byte) (reload, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path := r.sitePath(appID)
+	previous, err := os.ReadFile(path)
+	hadPrevious := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return reload{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if content == nil && !hadPrevious {
+		return reload{}, nil
+	}
+	if content != nil {
+		err = writeFileAtomic(path, content, 0o644)
+	} else {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return reload{}, fmt.Errorf("write site of app %s: %w", appID, err)
+	}
+	restore := func() {
+		var err error
+		if hadPrevious {
+			err = writeFileAtomic(path, previous, 0o644)
+		} else {
+			err = os.Remove(path)
+		}
+		if err != nil {
+			slog.ErrorContext(ctx, "restore nginx site", "app_id", appID, "err", err)
+		}
+	}
+	reloaded, err := r.load(ctx, restore)
+	if err != nil {
+		return reload{}, err
+	}
+	slog.InfoContext(ctx, "nginx site updated", "app_id", appID, "removed", content == nil)
+	return reloaded, nil
+}
