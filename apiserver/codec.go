@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	"github.com/skypanel/skypanel/db"
-	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
 // The Temporal Web UI decodes payloads by calling a remote codec from the admin's browser. It
@@ -26,7 +27,7 @@ const (
 var errCodecForbidden = errors.New("the Temporal codec is for administrators")
 
 func (s *Server) registerCodec() {
-	s.mux.Handle(codecPath, sptemporal.NewCodecHandler(s.cfg.Keyring, s.authorizeCodec, s.cfg.CodecOrigins))
+	s.mux.Handle(codecPath, codec.NewCodecHandler(s.cfg.Keyring, s.authorizeCodec, s.cfg.CodecOrigins))
 	s.mux.HandleFunc("GET "+codecLoginPath, s.codecLoginPage)
 	s.mux.HandleFunc("POST "+codecLoginPath, s.codecLogin)
 }
@@ -40,15 +41,15 @@ func (s *Server) authorizeCodec(r *http.Request) error {
 		token = c.Value
 	}
 	if token == "" {
-		return fmt.Errorf("%w: send an administrator's bearer token, or sign in at %s", sptemporal.ErrCodecUnauthenticated, codecLoginPath)
+		return fmt.Errorf("%w: send an administrator's bearer token, or sign in at %s", codec.ErrCodecUnauthenticated, codecLoginPath)
 	}
 	p, err := s.store.PrincipalByTokenHash(r.Context(), HashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("%w: invalid or revoked token", sptemporal.ErrCodecUnauthenticated)
+		return fmt.Errorf("%w: invalid or revoked token", codec.ErrCodecUnauthenticated)
 	}
 	if err != nil {
 		s.log.Error("authorize codec", "error", err)
-		return fmt.Errorf("%w: cannot check the token now", sptemporal.ErrCodecUnauthenticated)
+		return fmt.Errorf("%w: cannot check the token now", codec.ErrCodecUnauthenticated)
 	}
 	if p.Role != db.RoleAdmin {
 		return errCodecForbidden

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -22,7 +24,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	sptemporal "github.com/skypanel/skypanel/temporal"
 	"github.com/skypanel/skypanel/workflows"
 )
 
@@ -53,7 +54,7 @@ func replayHistory(t *testing.T, workflowID, scenario string) {
 	// The stored payloads are encrypted; decode them with the platform's keyring first (what the
 	// Temporal UI does through the codec endpoint), so the replay and a recorded history read
 	// like any other.
-	codec := sptemporal.NewPayloadCodec(platform.keyring)
+	codec := codec.NewPayloadCodec(platform.keyring)
 	if err := proxy.VisitPayloads(ctx, history, proxy.VisitPayloadsOptions{
 		SkipSearchAttributes: true,
 		Visitor: func(_ *proxy.VisitPayloadsContext, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {

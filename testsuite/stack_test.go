@@ -21,9 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	dockerclient "github.com/docker/docker/client"
 	"github.com/skypanel/skypanel/secrets"
-	sptemporal "github.com/skypanel/skypanel/temporal"
 	"go.temporal.io/sdk/client"
 )
 
@@ -178,7 +179,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.keyring, _, err = secrets.LoadKeyring(secrets.KeySource{DevKeyFile: filepath.Join(s.dataDir, "secret.key")}); err != nil {
 		return s, fmt.Errorf("load the dev keyring: %w", err)
 	}
-	dataConverter, failureConverter := sptemporal.EncryptionConverters(s.keyring)
+	dataConverter, failureConverter := codec.EncryptionConverters(s.keyring)
 	if s.temporal, err = client.Dial(client.Options{HostPort: s.temporalAddr, DataConverter: dataConverter, FailureConverter: failureConverter}); err != nil {
 		return s, fmt.Errorf("dial temporal: %w", err)
 	}

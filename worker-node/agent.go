@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	dockerclient "github.com/docker/docker/client"
@@ -84,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// A node may boot before the control plane: Dial retries until Temporal answers.
 	host, _ := os.Hostname()
-	dataConverter, failureConverter := temporal.EncryptionConverters(keyring)
+	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
 		Address:          cfg.TemporalAddress,
 		Namespace:        cfg.TemporalNamespace,

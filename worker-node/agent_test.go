@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -98,7 +100,7 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dataConverter, failureConverter := sptemporal.EncryptionConverters(keyring)
+	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
 	control, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), DataConverter: dataConverter, FailureConverter: failureConverter})
 	if err != nil {
 		t.Fatal(err)

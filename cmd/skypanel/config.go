@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	"github.com/skypanel/skypanel/activities/control/billing"
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
@@ -111,7 +113,7 @@ func (c *controlConfig) loadKeyring(log *slog.Logger, generate bool) error {
 func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
 	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
 	if c.keyring != nil {
-		cfg.DataConverter, cfg.FailureConverter = sptemporal.EncryptionConverters(c.keyring)
+		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConverters(c.keyring)
 	}
 	return cfg
 }

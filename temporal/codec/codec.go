@@ -1,4 +1,7 @@
-package temporal
+// Package codec encrypts every Temporal payload and failure message under the platform's
+// keyring (AES-GCM envelopes of the secrets package), and serves the codec endpoint the Temporal
+// Web UI uses to show them to an authenticated administrator.
+package codec
 
 import (
 	"fmt"
