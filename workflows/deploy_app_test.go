@@ -24,6 +24,8 @@ type deployAppSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
+	// released is how the run ended its operation (ReleaseOperation's input).
+	released store.ReleaseOperationInput
 }
 
 func TestDeployApp(t *testing.T) { suite.Run(t, new(deployAppSuite)) }
@@ -56,7 +58,9 @@ func (s *deployAppSuite) SetupTest() {
 	s.env.RegisterActivity(&docker.Activities{})
 	s.env.RegisterActivity(&nginx.Activities{})
 	s.env.OnActivity(storeActs.PrepareDeployment, mock.Anything, mock.Anything).Return(testPlan, nil)
-	s.env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
+	s.released = store.ReleaseOperationInput{}
+	s.env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).
+		Return(func(_ context.Context, in store.ReleaseOperationInput) error { s.released = in; return nil }).Once()
 	s.env.OnActivity(gitActs.RemoveWorkdir, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
@@ -162,4 +166,62 @@ func TestInstanceNameIsStablePerOperation(t *testing.T) {
 	require.Equal(t, instanceName("hello", "9a7d5e41-0000"), instanceName("hello", "9a7d5e41-0000"))
 	require.NotEqual(t, instanceName("hello", "9a7d5e41-0000"), instanceName("hello", "1b2c3d4e-0000"))
 	require.Equal(t, "sp-hello-9a7d5e41-000", instanceName("hello", "9a7d5e41-0000-4000"))
+}
+
+// A cancel (the Update the API sends) while the image builds stops the deploy: the deployment
+// is recorded cancelled, the operation ends cancelled, nothing is started or routed. (That the
+// node's build process ends is the e2e test's: the SDK's test environment does not wait for a
+// cancelled activity.)
+func (s *deployAppSuite) TestCancelDuringTheBuildEndsTheDeploymentCancelled() {
+	s.env.OnActivity(gitActs.CloneRepository, mock.Anything, mock.Anything).Return(gitclone.CloneResult{Dir: "/work/builds/x", CommitSHA: "abc123"}, nil)
+	s.env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, mock.Anything).Return(docker.EnsureNetworkResult{Network: "n"}, nil)
+	var accepted bool
+	s.env.OnActivity(dockerActs.BuildImage, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ docker.BuildImageInput) (docker.BuildImageResult, error) {
+		s.env.UpdateWorkflow(CancelDeployUpdate, "cancel-1", &testsuite.TestUpdateCallback{
+			OnAccept: func() { accepted = true },
+			OnReject: func(err error) { s.Fail("the cancel was refused during the build", err.Error()) },
+		})
+		select {
+		case <-ctx.Done():
+			return docker.BuildImageResult{}, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return docker.BuildImageResult{}, errors.New("the build was never cancelled")
+		}
+	}).Once()
+	var failed store.FailDeploymentInput
+	s.env.OnActivity(storeActs.FailDeployment, mock.Anything, mock.Anything).
+		Return(func(_ context.Context, in store.FailDeploymentInput) error { failed = in; return nil }).Once()
+	forbidActivities(s.T(), s.env, storeActs.RecordBuild, dockerActs.StartInstance, nginxActs.PublishRoute, storeActs.CompleteDeployment)
+
+	err := s.run()
+	var canceled *temporal.CanceledError
+	s.True(errors.As(err, &canceled), "workflow error %v, want cancelled", err)
+	s.True(accepted)
+	s.True(failed.Cancelled, "the deployment was recorded %+v, want cancelled", failed)
+	s.Equal(store.OperationCancelled, s.released.Status)
+}
+
+// Once the rollout switches traffic, a cancel is refused and the deploy completes.
+func (s *deployAppSuite) TestCancelIsRefusedOnceTrafficSwitches() {
+	s.expectCloneAndBuild(nil)
+	s.env.OnActivity(storeActs.RecordBuild, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, mock.Anything).Return(docker.EnsureNetworkResult{Network: "n"}, nil)
+	s.env.OnActivity(dockerActs.StartInstance, mock.Anything, mock.Anything).Return(docker.StartInstanceResult{HostPort: 1}, nil)
+	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil)
+	var refusal error
+	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.Anything).Return(func(context.Context, nginx.PublishRouteInput) error {
+		s.env.UpdateWorkflow(CancelDeployUpdate, "cancel-2", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { refusal = err },
+			OnAccept: func() { s.Fail("a cancel was accepted while traffic switched") },
+		})
+		return nil
+	}).Once()
+	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, mock.Anything).Return(docker.RemoveInstancesResult{}, nil)
+	s.env.OnActivity(storeActs.CompleteDeployment, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(storeActs.PruneReleaseImages, mock.Anything, mock.Anything).Return(store.PruneReleaseImagesResult{}, nil)
+
+	s.NoError(s.run())
+	s.Equal(store.OperationSucceeded, s.released.Status)
+	var appErr *temporal.ApplicationError
+	s.True(errors.As(refusal, &appErr) && appErr.Type() == ErrTypeNotCancellable, "refusal %v", refusal)
 }
