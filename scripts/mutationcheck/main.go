@@ -137,6 +137,41 @@ var mutations = []mutation{
 		To:      "if false {",
 		Package: "./activities/node/docker/", Run: "PoolOverlappingAHostRoute",
 	},
+	{
+		Name:    "a newer deploy leaves the waiting ones to build",
+		File:    "db/operations.go",
+		From:    "if err := endWaiting(ctx, tx, appID, op.ID, `kind = 'deploy'`",
+		To:      "if err := endWaiting(ctx, tx, appID, op.ID, `false`",
+		Package: "./db/", Run: "Supersedes",
+	},
+	{
+		Name:    "a delete leaves the queue behind it to run",
+		File:    "db/operations.go",
+		From:    "if err := endWaiting(ctx, tx, appID, op.ID, `true`",
+		To:      "if err := endWaiting(ctx, tx, appID, op.ID, `false`",
+		Package: "./db/", Run: "DeleteDropsTheQueue",
+	},
+	{
+		Name:    "an operation's turn comes without checking the app's state",
+		File:    "db/operations.go",
+		From:    "if refused := checkOperationAllowed(next.Kind, status, current != nil); refused != nil {",
+		To:      "if refused := error(nil); refused != nil {",
+		Package: "./db/", Run: "StateDoesNotAllow",
+	},
+	{
+		Name:    "a cancel request does not stop the build",
+		File:    "workflows/deploy_app.go",
+		From:    "\t\tcancelBuild()\n",
+		To:      "\t\t_ = cancelBuild\n",
+		Package: "./workflows/", Run: "TestDeployApp",
+	},
+	{
+		Name:    "a cancel is accepted while traffic switches",
+		File:    "workflows/deploy_app.go",
+		From:    "\tswitching = true\n",
+		To:      "\tswitching = false\n",
+		Package: "./workflows/", Run: "TestDeployApp",
+	},
 }
 
 func main() {
