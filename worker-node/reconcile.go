@@ -50,7 +50,7 @@ func reconcileRoutes(ctx context.Context, router *nginx.Router, node docker.Hous
 		return
 	}
 	for _, route := range routes {
-		if route.Stopped {
+		if !route.Serves() {
 			continue
 		}
 		running := runningUpstreams(byApp[route.AppID], route.ReleaseID)

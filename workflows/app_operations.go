@@ -131,18 +131,26 @@ func DeleteApp(ctx workflow.Context, in AppOperationInput) (err error) {
 }
 
 func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) error {
-	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
-	var route error
 	// Runs started before the stopped page removed the route, as they did.
 	if workflow.GetVersion(ctx, "stopped-page", workflow.DefaultVersion, 1) == 1 {
-		route = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5), nginxActs.PublishRoute, nginx.PublishRouteInput{
-			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "stopped-" + operationID, Stopped: true, Drain: drainGrace(t),
-		}).Get(ctx, nil)
-	} else {
-		route = workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil)
+		return takeOffline(ctx, t, nginx.RouteStopped, operationID)
 	}
-	if route != nil {
-		return route
+	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
+		return err
+	}
+	return drainInstances(ctx, t, nil)
+}
+
+// takeOffline is the one stop-route sequence of a stop and a suspension: the route shows the
+// page of mode first (a client gets a clear answer, never a bad gateway), named after the
+// operation that put it up, and once nginx serves it the instances are drained and removed.
+func takeOffline(ctx workflow.Context, t store.AppTarget, mode nginx.RouteMode, operationID string) error {
+	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5)
+	if err := workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
+		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: operationID, Mode: mode, Drain: drainGrace(t),
+	}).Get(ctx, nil); err != nil {
+		return err
 	}
 	return drainInstances(ctx, t, nil)
 }

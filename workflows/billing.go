@@ -100,7 +100,9 @@ func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, 
 		return queueOnApps(ctx, in.OrgID, apps, store.OpSuspend)
 	}
 	for _, appID := range apps {
-		done, err := withAppLock(ctx, in.OrgID, appID, store.OpSuspend, func() error { return suspendApp(ctx, appID) })
+		done, err := withAppLock(ctx, in.OrgID, appID, store.OpSuspend, func() error {
+			return suspendApp(ctx, appID, workflow.GetInfo(ctx).WorkflowExecution.RunID)
+		})
 		if err != nil {
 			return suspended, err
 		}
@@ -111,20 +113,16 @@ func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, 
 	return suspended, nil
 }
 
-func suspendApp(ctx workflow.Context, appID string) error {
+// suspendApp puts the app's 402 page up, drains its instances and records the suspension.
+// operationID names the page (the suspension's operation, or the run that did it before the
+// queue).
+func suspendApp(ctx workflow.Context, appID, operationID string) error {
 	t, err := loadTarget(ctx, appID)
 	if err != nil {
 		return err
 	}
 	if t.NodeID != "" {
-		routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5)
-		if err := workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
-			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: "suspended-" + workflow.GetInfo(ctx).WorkflowExecution.RunID,
-			Stopped: true, Suspended: true, Drain: drainGrace(t),
-		}).Get(ctx, nil); err != nil {
-			return err
-		}
-		if err := drainInstances(ctx, t, nil); err != nil {
+		if err := takeOffline(ctx, t, nginx.RouteSuspended, operationID); err != nil {
 			return err
 		}
 	}
@@ -179,7 +177,7 @@ func queueOnApps(ctx workflow.Context, orgID string, apps []string, kind string)
 // stops; nothing is deleted.
 func SuspendApp(ctx workflow.Context, in AppOperationInput) (err error) {
 	defer endOperation(ctx, in.AppID, &err)
-	return suspendApp(ctx, in.AppID)
+	return suspendApp(ctx, in.AppID, in.OperationID)
 }
 
 // ResumeApp brings a suspended app back with the zero-downtime start, in the app's turn, once

@@ -321,7 +321,7 @@ func TestSuspendAppServesThe402PageThenStopsTheInstances(t *testing.T) {
 	var order []string
 	env.OnActivity(storeActs.LoadAppTarget, mock.Anything, store.LoadAppTargetInput{AppID: testAppID}).Return(target, nil)
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.MatchedBy(func(in nginx.PublishRouteInput) bool {
-		return in.AppID == testAppID && in.Stopped && in.Suspended && len(in.Upstreams) == 0
+		return in.AppID == testAppID && in.Mode == nginx.RouteSuspended && in.ReleaseID == "op-1" && len(in.Upstreams) == 0
 	})).Return(func(context.Context, nginx.PublishRouteInput) error { order = append(order, "402 page"); return nil }).Once()
 	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, GracePeriod: testDrain}).
 		Return(func(context.Context, docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
@@ -352,7 +352,7 @@ func TestResumeAppStartsTheSuspendedApp(t *testing.T) {
 	})).Return(docker.StartInstanceResult{HostPort: 40100}, nil).Once()
 	env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.MatchedBy(func(in nginx.PublishRouteInput) bool {
-		return !in.Stopped && len(in.Upstreams) == 1
+		return in.Serves() && len(in.Upstreams) == 1
 	})).Return(nil).Once()
 	env.OnActivity(dockerActs.RemoveInstances, mock.Anything, mock.Anything).Return(docker.RemoveInstancesResult{}, nil).Once()
 	env.OnActivity(storeActs.MarkAppRunning, mock.Anything, mock.Anything).Return(nil).Once()

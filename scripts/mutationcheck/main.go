@@ -91,8 +91,8 @@ var mutations = []mutation{
 	{
 		Name:    "Repoint overrides a newer release",
 		File:    "activities/node/nginx/routes.go",
-		From:    "err != nil || route.ReleaseID != release || route.Stopped {",
-		To:      "err != nil || route.Stopped {",
+		From:    "err != nil || route.ReleaseID != release || !route.Serves() {",
+		To:      "err != nil || !route.Serves() {",
 		Package: "./activities/node/nginx/", Run: "Repoint",
 	},
 	{

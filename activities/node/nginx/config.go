@@ -128,7 +128,8 @@ const (
 // renderSite is one app's upstream and server block. Every value in it was validated by
 // validateRoute, so nothing a user typed can add a directive.
 func renderSite(listen listenAddr, in PublishRouteInput) string {
-	if in.Stopped && in.Suspended {
+	switch in.RouteMode() {
+	case RouteSuspended:
 		return fmt.Sprintf(`# app %[1]s, suspended for payment. Written by the SkyPanel agent.
 server {
     listen %[2]s;
@@ -138,8 +139,7 @@ server {
     return 402 "%[6]s\n";
 }
 `, in.AppID, listen.directive, in.Hostname, ReleaseHeader, in.ReleaseID, SuspendedText)
-	}
-	if in.Stopped {
+	case RouteStopped:
 		return fmt.Sprintf(`# app %[1]s, stopped. Written by the SkyPanel agent.
 server {
     listen %[2]s;

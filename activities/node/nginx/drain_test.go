@@ -262,7 +262,7 @@ func TestRepointNeverOverridesANewerRelease(t *testing.T) {
 		t.Errorf("served %q %q, want rel-b from b2", resp.Header.Get(ReleaseHeader), body)
 	}
 
-	if err := r.Publish(ctx, PublishRouteInput{AppID: "app-1", Hostname: host, ReleaseID: "rel-c", Stopped: true}, nil); err != nil {
+	if err := r.Publish(ctx, PublishRouteInput{AppID: "app-1", Hostname: host, ReleaseID: "rel-c", Mode: RouteStopped}, nil); err != nil {
 		t.Fatal(err)
 	}
 	stopped := snapshot(t, r)

@@ -218,6 +218,10 @@ func TestRouterRejectsHostileInputWithoutTouchingConfig(t *testing.T) {
 		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:0"} },
 		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:080"} },
 		func(in *PublishRouteInput) { in.Upstreams = []string{"unix:/var/run/docker.sock"} },
+		func(in *PublishRouteInput) { in.Mode = "return 200" },
+		func(in *PublishRouteInput) { in.Mode = RouteStopped }, // a page with upstreams
+		func(in *PublishRouteInput) { in.Upstreams, in.Mode, in.Stopped = nil, RouteSuspended, true },
+		func(in *PublishRouteInput) { in.Upstreams, in.Suspended = nil, true }, // suspended, not stopped
 	}
 	for i, mutate := range hostile {
 		in := good
@@ -299,6 +303,28 @@ func TestParseListen(t *testing.T) {
 	for _, bad := range []string{"", "example.com:80", ":0", ":99999", "127.0.0.1:80;"} {
 		if _, err := parseListen(bad); err == nil {
 			t.Errorf("parseListen(%q) accepted", bad)
+		}
+	}
+}
+
+// A route's mode comes from Mode, or from the bools an older workflow run or an older agent's
+// route file still carries.
+func TestRouteModeReadsTheOlderBoolsToo(t *testing.T) {
+	for _, tc := range []struct {
+		in   PublishRouteInput
+		want RouteMode
+	}{
+		{PublishRouteInput{Upstreams: []string{"127.0.0.1:1"}}, RouteServe},
+		{PublishRouteInput{Mode: RouteStopped}, RouteStopped},
+		{PublishRouteInput{Mode: RouteSuspended}, RouteSuspended},
+		{PublishRouteInput{Stopped: true}, RouteStopped},
+		{PublishRouteInput{Stopped: true, Suspended: true}, RouteSuspended},
+	} {
+		if got := tc.in.RouteMode(); got != tc.want {
+			t.Errorf("%+v: mode %q, want %q", tc.in, got, tc.want)
+		}
+		if tc.in.Serves() != (tc.want == RouteServe) {
+			t.Errorf("%+v: Serves %v", tc.in, tc.in.Serves())
 		}
 	}
 }

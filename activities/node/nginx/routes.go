@@ -96,7 +96,7 @@ func (r *Router) repoint(ctx context.Context, appID, release string, upstreams [
 		return false, reload{}, 0, nil // the route is gone
 	}
 	var route PublishRouteInput
-	if err := json.Unmarshal(raw, &route); err != nil || route.ReleaseID != release || route.Stopped {
+	if err := json.Unmarshal(raw, &route); err != nil || route.ReleaseID != release || !route.Serves() {
 		return false, reload{}, 0, nil
 	}
 	route.Upstreams = upstreams

@@ -8,19 +8,51 @@ import "time"
 // PublishRouteInput routes Hostname to Upstreams ("127.0.0.1:PORT"). ReleaseID is sent back in
 // the X-SkyPanel-Release response header, which is how the activity knows nginx really serves
 // the new release before it returns.
+// For a holding page (Mode stopped or suspended) ReleaseID names the operation that put it up.
 type PublishRouteInput struct {
 	AppID     string
 	Hostname  string
 	ReleaseID string
 	Upstreams []string
-	// Stopped routes the host name to a 503 "this app is stopped" page instead of upstreams.
-	Stopped bool `json:",omitempty"`
-	// Suspended (with Stopped) answers 402 "this app is suspended" instead: billing's page.
+	// Mode is what the host name serves: the app's upstreams (RouteServe), or a page instead
+	// of them (RouteStopped, RouteSuspended).
+	Mode RouteMode `json:",omitempty"`
+	// Stopped and Suspended said it before Mode: inputs of workflow runs started earlier and
+	// route files written by an older agent carry them. Read the mode with RouteMode().
+	Stopped   bool `json:",omitempty"`
 	Suspended bool `json:",omitempty"`
 	// Drain is how long the route change waits for nginx's old workers to finish the requests
 	// they still proxy to the previous upstreams (0: DefaultDrain; at most MaxDrain).
 	Drain time.Duration `json:",omitempty"`
 }
+
+// RouteMode is what a route serves.
+type RouteMode string
+
+const (
+	// RouteServe proxies to the app's upstreams.
+	RouteServe RouteMode = ""
+	// RouteStopped answers 503 "this app is stopped" (StoppedText): its owner stopped it.
+	RouteStopped RouteMode = "stopped"
+	// RouteSuspended answers 402 (SuspendedText): its organization's wallet cannot pay.
+	RouteSuspended RouteMode = "suspended"
+)
+
+// RouteMode is the route's mode, from Mode or, for a route said the older way, its bools.
+func (in PublishRouteInput) RouteMode() RouteMode {
+	switch {
+	case in.Mode != RouteServe:
+		return in.Mode
+	case in.Suspended:
+		return RouteSuspended
+	case in.Stopped:
+		return RouteStopped
+	}
+	return RouteServe
+}
+
+// Serves says whether the route proxies to upstreams (rather than showing a page).
+func (in PublishRouteInput) Serves() bool { return in.RouteMode() == RouteServe }
 
 // RemoveRouteInput removes the app's server block (on stop and delete).
 type RemoveRouteInput struct {

@@ -91,11 +91,19 @@ func validateRoute(in PublishRouteInput) error {
 	if err := ValidateHostname(in.Hostname); err != nil {
 		return err
 	}
+	switch in.Mode {
+	case RouteServe, RouteStopped, RouteSuspended:
+	default:
+		return invalid("unknown route mode %q", in.Mode)
+	}
+	if in.Mode != RouteServe && (in.Stopped || in.Suspended) {
+		return invalid("a route says its mode once: Mode, or the older Stopped/Suspended")
+	}
 	if in.Suspended && !in.Stopped {
 		return invalid("a suspended route is a stopped route")
 	}
-	if in.Stopped != (len(in.Upstreams) == 0) {
-		return invalid("a route has upstreams, or is stopped, never both or neither")
+	if in.Serves() == (len(in.Upstreams) == 0) {
+		return invalid("a route serves upstreams, or shows a page, never both or neither")
 	}
 	for _, u := range in.Upstreams {
 		if err := validateUpstream(u); err != nil {
