@@ -71,6 +71,27 @@ func (c customer) ledger(t testing.TB) []ledgerEntry {
 	}
 }
 
+// testPlan is a plan an e2e test made for itself.
+type testPlan struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+}
+
+// planFields are the fields of a test plan (250 mCPU, 128 MB) at price per instance-hour.
+func planFields(slug, name string, price int) map[string]any {
+	return map[string]any{"slug": slug, "name": name, "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": price}
+}
+
+// createPlan makes a plan of its own for a test (250 mCPU, 128 MB) at price per instance-hour.
+func createPlan(t testing.TB, slug, name string, price int) testPlan {
+	t.Helper()
+	var plan testPlan
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, planFields(slug, name, price), &plan); status != http.StatusCreated {
+		t.Fatalf("create plan %s: %d %s", slug, status, raw)
+	}
+	return plan
+}
+
 func credit(t testing.TB, orgID string, amount any, reference string) (int, []byte) {
 	t.Helper()
 	return platform.call(http.MethodPost, "/api/paas/admin/organizations/"+orgID+"/wallet/credit", platform.adminToken,
@@ -82,16 +103,8 @@ func credit(t testing.TB, orgID string, amount any, reference string) (int, []by
 // 402); a credit brings it back with no other call.
 func TestBillingChargesTwoPeriodsSuspendsAndResumes(t *testing.T) {
 	owner := newCustomer(t, uniqueName("payer")+"@example.com")
-	var plan struct {
-		ID   string `json:"id"`
-		Slug string `json:"slug"`
-	}
-	slug := uniqueName("metered")
-	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
-		"slug": slug, "name": "Metered", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
-	}, &plan); status != http.StatusCreated {
-		t.Fatalf("create plan: %d %s", status, raw)
-	}
+	plan := createPlan(t, uniqueName("metered"), "Metered", pricePerHour)
+	slug := plan.Slug
 	// 6,000 pays the first (partial) period and one whole one, and never a third: the
 	// suspension comes right after the second charge.
 	if status, raw := credit(t, owner.orgID, 6000, "topup-"+slug); status != http.StatusCreated {
@@ -225,12 +238,7 @@ func waitForBillingRun(t *testing.T, since time.Time) {
 func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
 	owner, app, _, _ := liveHelloApp(t, "twice", "twice")
 	// The platform's cheapest plan costs too little for a few seconds: make this app pricey.
-	slug := uniqueName("twice")
-	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
-		"slug": slug, "name": "Twice", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
-	}, nil); status != http.StatusCreated {
-		t.Fatalf("create plan: %d %s", status, raw)
-	}
+	slug := createPlan(t, uniqueName("twice"), "Twice", pricePerHour).Slug
 	if status, raw := credit(t, owner.orgID, 1_000_000, "topup-"+slug); status != http.StatusCreated {
 		t.Fatalf("credit: %d %s", status, raw)
 	}
@@ -285,12 +293,7 @@ func TestConcurrentBillingRunsChargeOnce(t *testing.T) {
 // be the settlement. A delete that runs past the period's end cannot tell the two apart; it is
 // tried again with a new app, at most three times.
 func TestDeleteSettlesItsLastPeriodAtOnce(t *testing.T) {
-	slug := uniqueName("settle")
-	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
-		"slug": slug, "name": "Settle", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": pricePerHour,
-	}, nil); status != http.StatusCreated {
-		t.Fatalf("create plan: %d %s", status, raw)
-	}
+	slug := createPlan(t, uniqueName("settle"), "Settle", pricePerHour).Slug
 	for attempt := 1; attempt <= 3; attempt++ {
 		owner := newCustomer(t, uniqueName("settle")+"@example.com")
 		if status, raw := credit(t, owner.orgID, 1_000_000, "topup-"+slug); status != http.StatusCreated {

@@ -380,16 +380,8 @@ func workflowRuns(t testing.TB, workflowID string) int {
 // the app's turn behind the running deploy, and suspends the app once the deploy has ended.
 func TestSuspensionWaitsForTheRunningDeploy(t *testing.T) {
 	owner := newCustomer(t, uniqueName("suspq")+"@example.com")
-	var plan struct {
-		ID   string `json:"id"`
-		Slug string `json:"slug"`
-	}
-	slug := uniqueName("repriced")
-	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, map[string]any{
-		"slug": slug, "name": "Repriced", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": 1,
-	}, &plan); status != http.StatusCreated {
-		t.Fatalf("create plan: %d %s", status, raw)
-	}
+	plan := createPlan(t, uniqueName("repriced"), "Repriced", 1)
+	slug := plan.Slug
 	if status, raw := credit(t, owner.orgID, 1000, "suspq-"+slug); status != http.StatusCreated {
 		t.Fatalf("credit: %d %s", status, raw)
 	}
@@ -416,7 +408,7 @@ func TestSuspensionWaitsForTheRunningDeploy(t *testing.T) {
 	// The plan now costs more than the wallet holds for one period: the next billing run
 	// suspends the organization while the deploy builds.
 	if status, raw := platform.call(http.MethodPut, "/api/paas/admin/plans/"+plan.ID, platform.adminToken,
-		map[string]any{"slug": slug, "name": "Repriced", "cpu_millis": 250, "memory_mb": 128, "price_per_hour_minor": 100_000_000}, nil); status != http.StatusOK {
+		planFields(slug, "Repriced", 100_000_000), nil); status != http.StatusOK {
 		t.Fatalf("reprice: %d %s", status, raw)
 	}
 	var suspend queuedOperation
