@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/localcluster"
 	"github.com/skypanel/skypanel/db"
-	"github.com/skypanel/skypanel/db/localcluster"
 )
 
 // testStore is one real Postgres cluster for the package's tests, migrated twice to prove the

@@ -26,7 +26,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/skypanel/skypanel/db/localcluster"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/localcluster"
 )
 
 type envChange struct {

@@ -18,10 +18,10 @@ import (
 
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/apiserver"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/devserver"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/localcluster"
 	"github.com/skypanel/skypanel/db"
-	"github.com/skypanel/skypanel/db/localcluster"
 	"github.com/skypanel/skypanel/secrets"
-	"github.com/skypanel/skypanel/temporal/devserver"
 )
 
 // devConfig is `skypanel dev`: everything on this machine, state under DataDir.
