@@ -102,7 +102,7 @@ type Enqueued struct {
 //   - on an idle app the operation is checked against the app's state at once, as it would
 //     run now (*InvalidStateError), and started;
 //   - on a busy app it waits, checked when its turn comes; at most MaxQueuedOperations wait
-//     (*QueueFullError);
+//     (*QueueFullError), but a delete and billing's own operations are always taken;
 //   - a deploy supersedes the deploys still waiting; a delete cancels everything waiting.
 func (s *Store) EnqueueOperation(ctx context.Context, orgID, appID string, op NewOperation) (Enqueued, error) {
 	var out Enqueued
@@ -150,7 +150,10 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 			return Enqueued{}, err
 		}
 	}
-	if queued >= MaxQueuedOperations {
+	// A delete is always taken (it cancels everything waiting), and so is the platform's own
+	// suspension or resumption (at most one of each waits): money does not wait for a turn
+	// that a customer's requests could keep full.
+	if queued >= MaxQueuedOperations && op.Kind != OpDelete && !op.OncePerKind {
 		return Enqueued{}, &QueueFullError{Limit: MaxQueuedOperations}
 	}
 	input, err := json.Marshal(op.Input)

@@ -198,6 +198,16 @@ func TestAFullQueueRefuses(t *testing.T) {
 	if _, err := testStore.GetDeployment(ctx, f.org, f.app.ID, deploy.ID); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("a refused deploy left a deployment: %v", err)
 	}
+	// Billing's suspension is still taken, and so is a delete, which drops the full queue.
+	suspend := newOp(db.OpSuspend)
+	suspend.OncePerKind = true
+	if _, err := testStore.EnqueueOperation(ctx, f.org, f.app.ID, suspend); err != nil {
+		t.Errorf("billing's suspension on a full queue: %v", err)
+	}
+	del := enqueue(t, f.org, f.app.ID, db.OpDelete)
+	if del.Operation.Position != 1 {
+		t.Errorf("the delete on a full queue waits at %d, want 1 (everything before it cancelled)", del.Operation.Position)
+	}
 }
 
 // A waiting operation can be cancelled and never runs; an ended one cannot; a running one is

@@ -451,3 +451,28 @@ func TestSuspensionWaitsForTheRunningDeploy(t *testing.T) {
 		t.Errorf("app %s, want suspended", got.Status)
 	}
 }
+
+// Twenty operations may wait behind the running one; the next is refused with a problem that
+// says so, and changes nothing.
+func TestAFullQueueAnswers429(t *testing.T) {
+	owner, app, _, _ := slowBuildApp(t, "fullq")
+	base := "/api/paas/applications/" + app.ID
+	for i := range 20 {
+		if a := owner.request(t, http.MethodPost, base+"/restart", nil); a.Position != i+1 {
+			t.Fatalf("restart %d waits at %d", i+1, a.Position)
+		}
+	}
+	status, raw := platform.call(http.MethodPost, base+"/scale", owner.token, map[string]int{"instances": 2}, nil)
+	if status != http.StatusTooManyRequests || !strings.Contains(string(raw), `"status":429`) || !strings.Contains(string(raw), "20 operations already wait") {
+		t.Errorf("the 21st waiting operation: %d %s, want a 429 problem saying 20 wait", status, raw)
+	}
+	if q := owner.queue(t, app.ID); len(q) != 21 {
+		t.Errorf("%d operations listed after the refusal, want 21 (the running deploy and 20 restarts)", len(q))
+	}
+	// A delete is still taken, and drops them all.
+	del := owner.request(t, http.MethodDelete, base, nil)
+	if q := owner.queue(t, app.ID); len(q) != 2 || q[1].Kind != "delete" {
+		t.Errorf("after the delete: %s, want the running deploy and the delete", describeQueue(q))
+	}
+	owner.waitWorkflow(t, del.WorkflowID)
+}
