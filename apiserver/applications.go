@@ -44,22 +44,22 @@ type updateAppInput struct {
 
 func (s *Server) registerApplications() {
 	huma.Register(s.api, s.op("list-applications", http.MethodGet, "/api/paas/applications", "List your applications", "applications", 0, false),
-		func(ctx context.Context, _ *struct{}) (*items[db.Application], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Application], error) {
 			apps, err := s.store.ListApplications(ctx, principal(ctx).OrgID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(apps), nil
+			return listOf(applicationViews(apps)), nil
 		})
 	huma.Register(s.api, s.op("create-application", http.MethodPost, "/api/paas/applications", "Create an application", "applications", http.StatusCreated, false),
 		s.createApplication)
 	huma.Register(s.api, s.op("get-application", http.MethodGet, "/api/paas/applications/{id}", "Get an application", "applications", 0, false),
-		func(ctx context.Context, in *idPath) (*body[db.Application], error) {
+		func(ctx context.Context, in *idPath) (*body[Application], error) {
 			app, err := s.store.GetApplication(ctx, principal(ctx).OrgID, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return bodyOf(app), nil
+			return bodyOf(applicationView(app)), nil
 		})
 	huma.Register(s.api, s.op("update-application", http.MethodPut, "/api/paas/applications/{id}", "Update an application; changes apply at the next deploy", "applications", 0, false),
 		s.updateApplication)
@@ -85,7 +85,7 @@ func (s *Server) registerApplications() {
 		})
 }
 
-func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*body[db.Application], error) {
+func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*body[Application], error) {
 	b := in.Body
 	if !appNamePattern.MatchString(b.Name) {
 		return nil, fieldError("body.name", "name must be 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", b.Name)
@@ -116,10 +116,10 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
 	}
-	return bodyOf(app), nil
+	return bodyOf(applicationView(app)), nil
 }
 
-func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*body[db.Application], error) {
+func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*body[Application], error) {
 	orgID := principal(ctx).OrgID
 	current, err := s.store.GetApplication(ctx, orgID, in.ID)
 	if err != nil {
@@ -158,7 +158,7 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
 	}
-	return bodyOf(app), nil
+	return bodyOf(applicationView(app)), nil
 }
 
 func (s *Server) validateSource(gitURL, branch string) error {

@@ -71,40 +71,40 @@ type idPath struct {
 
 func (s *Server) registerCatalog() {
 	huma.Register(s.api, s.op("list-plans", http.MethodGet, "/api/paas/plans", "List the plans customers can choose", "catalog", 0, false),
-		func(ctx context.Context, _ *struct{}) (*items[db.Plan], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Plan], error) {
 			plans, err := s.store.ListPlans(ctx, false)
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return listOf(plans), nil
+			return listOf(planViews(plans)), nil
 		})
 	huma.Register(s.api, s.op("list-runtimes", http.MethodGet, "/api/paas/runtimes", "List the runtimes customers can choose", "catalog", 0, false),
-		func(ctx context.Context, _ *struct{}) (*items[db.Runtime], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Runtime], error) {
 			runtimes, err := s.store.ListRuntimes(ctx, false)
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return listOf(runtimes), nil
+			return listOf(runtimeViews(runtimes)), nil
 		})
 	huma.Register(s.api, s.op("list-regions", http.MethodGet, "/api/paas/regions", "List regions", "catalog", 0, false),
-		func(ctx context.Context, _ *struct{}) (*items[db.Region], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Region], error) {
 			regions, err := s.store.ListRegions(ctx)
 			if err != nil {
 				return nil, s.problem(ctx, "region", err)
 			}
-			return listOf(regions), nil
+			return listOf(regionViews(regions)), nil
 		})
 
 	huma.Register(s.api, s.op("admin-list-plans", http.MethodGet, "/api/paas/admin/plans", "List all plans, inactive ones too", "admin", 0, true),
-		func(ctx context.Context, _ *struct{}) (*items[db.Plan], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Plan], error) {
 			plans, err := s.store.ListPlans(ctx, true)
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return listOf(plans), nil
+			return listOf(planViews(plans)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-plan", http.MethodPost, "/api/paas/admin/plans", "Create a plan", "admin", http.StatusCreated, true),
-		func(ctx context.Context, in *body[planFields]) (*body[db.Plan], error) {
+		func(ctx context.Context, in *body[planFields]) (*body[Plan], error) {
 			plan, err := s.store.CreatePlan(ctx, in.Body.plan())
 			if errors.Is(err, db.ErrConflict) {
 				return nil, huma.Error409Conflict("a plan with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
@@ -112,13 +112,13 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return bodyOf(plan), nil
+			return bodyOf(planView(plan)), nil
 		})
 	huma.Register(s.api, s.op("admin-update-plan", http.MethodPut, "/api/paas/admin/plans/{id}", "Replace a plan's fields; running apps pick up new limits at their next deploy", "admin", 0, true),
 		func(ctx context.Context, in *struct {
 			ID   string `path:"id" maxLength:"64"`
 			Body planFields
-		}) (*body[db.Plan], error) {
+		}) (*body[Plan], error) {
 			p := in.Body.plan()
 			p.ID = in.ID
 			plan, err := s.store.UpdatePlan(ctx, p)
@@ -128,7 +128,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return bodyOf(plan), nil
+			return bodyOf(planView(plan)), nil
 		})
 	huma.Register(s.api, s.op("admin-delete-plan", http.MethodDelete, "/api/paas/admin/plans/{id}", "Delete a plan no application uses", "admin", http.StatusNoContent, true),
 		func(ctx context.Context, in *idPath) (*struct{}, error) {
@@ -139,15 +139,15 @@ func (s *Server) registerCatalog() {
 		})
 
 	huma.Register(s.api, s.op("admin-list-runtimes", http.MethodGet, "/api/paas/admin/runtimes", "List all runtimes", "admin", 0, true),
-		func(ctx context.Context, _ *struct{}) (*items[db.Runtime], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Runtime], error) {
 			runtimes, err := s.store.ListRuntimes(ctx, true)
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return listOf(runtimes), nil
+			return listOf(runtimeViews(runtimes)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-runtime", http.MethodPost, "/api/paas/admin/runtimes", "Create a runtime", "admin", http.StatusCreated, true),
-		func(ctx context.Context, in *body[runtimeFields]) (*body[db.Runtime], error) {
+		func(ctx context.Context, in *body[runtimeFields]) (*body[Runtime], error) {
 			rt, err := s.store.CreateRuntime(ctx, in.Body.runtime())
 			if errors.Is(err, db.ErrConflict) {
 				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
@@ -155,13 +155,13 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return bodyOf(rt), nil
+			return bodyOf(runtimeView(rt)), nil
 		})
 	huma.Register(s.api, s.op("admin-update-runtime", http.MethodPut, "/api/paas/admin/runtimes/{id}", "Replace a runtime's fields (e.g. its images); apps pick them up at their next deploy", "admin", 0, true),
 		func(ctx context.Context, in *struct {
 			ID   string `path:"id" maxLength:"64"`
 			Body runtimeFields
-		}) (*body[db.Runtime], error) {
+		}) (*body[Runtime], error) {
 			rt, err := s.store.UpdateRuntime(ctx, in.ID, in.Body.runtime())
 			if errors.Is(err, db.ErrConflict) {
 				return nil, huma.Error409Conflict("a runtime with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: in.Body.Slug})
@@ -169,6 +169,6 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return bodyOf(rt), nil
+			return bodyOf(runtimeView(rt)), nil
 		})
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/skypanel/skypanel/db"
 )
 
 type deploymentPath struct {
@@ -25,20 +23,20 @@ type deploymentLogsInput struct {
 
 func (s *Server) registerDeployments() {
 	huma.Register(s.api, s.op("list-deployments", http.MethodGet, "/api/paas/applications/{id}/deployments", "List an application's deployments, newest first", "deployments", 0, false),
-		func(ctx context.Context, in *idPath) (*items[db.Deployment], error) {
+		func(ctx context.Context, in *idPath) (*items[Deployment], error) {
 			deps, err := s.store.ListDeployments(ctx, principal(ctx).OrgID, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(deps), nil
+			return listOf(deploymentViews(deps)), nil
 		})
 	huma.Register(s.api, s.op("get-deployment", http.MethodGet, "/api/paas/applications/{id}/deployments/{deploymentId}", "Get a deployment's status", "deployments", 0, false),
-		func(ctx context.Context, in *deploymentPath) (*body[db.Deployment], error) {
+		func(ctx context.Context, in *deploymentPath) (*body[Deployment], error) {
 			dep, err := s.store.GetDeployment(ctx, principal(ctx).OrgID, in.ID, in.DeploymentID)
 			if err != nil {
 				return nil, s.problem(ctx, "deployment", err)
 			}
-			return bodyOf(dep), nil
+			return bodyOf(deploymentView(dep)), nil
 		})
 	huma.Register(s.api, s.deploymentLogsOperation(),
 		func(ctx context.Context, in *deploymentLogsInput) (*huma.StreamResponse, error) {

@@ -23,20 +23,20 @@ type createNodeInput struct {
 
 type createNodeOutput struct {
 	Body struct {
-		Node              db.Node `json:"node"`
-		RegistrationToken string  `json:"registration_token" doc:"One-time token the agent registers with. Shown once."`
-		AgentCommand      string  `json:"agent_command" doc:"How to start the agent on the node"`
+		Node              Node   `json:"node"`
+		RegistrationToken string `json:"registration_token" doc:"One-time token the agent registers with. Shown once."`
+		AgentCommand      string `json:"agent_command" doc:"How to start the agent on the node"`
 	}
 }
 
 func (s *Server) registerNodes() {
 	huma.Register(s.api, s.op("admin-list-nodes", http.MethodGet, "/api/paas/admin/nodes", "List worker nodes with status and last heartbeat", "admin", 0, true),
-		func(ctx context.Context, _ *struct{}) (*items[db.Node], error) {
+		func(ctx context.Context, _ *struct{}) (*items[Node], error) {
 			nodes, err := s.store.ListNodes(ctx)
 			if err != nil {
 				return nil, s.problem(ctx, "node", err)
 			}
-			return listOf(nodes), nil
+			return listOf(nodeViews(nodes)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-node", http.MethodPost, "/api/paas/admin/nodes", "Register a worker node and get its one-time registration token", "admin", http.StatusCreated, true),
 		func(ctx context.Context, in *createNodeInput) (*createNodeOutput, error) {
@@ -56,7 +56,7 @@ func (s *Server) registerNodes() {
 				return nil, s.problem(ctx, "node", err)
 			}
 			out := &createNodeOutput{}
-			out.Body.Node, out.Body.RegistrationToken = node, token
+			out.Body.Node, out.Body.RegistrationToken = nodeView(node), token
 			out.Body.AgentCommand = fmt.Sprintf("skypanel-agent --api-url <API URL> --registration-token %s --temporal-address <TEMPORAL ADDRESS>", token)
 			return out, nil
 		})

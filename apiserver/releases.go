@@ -32,12 +32,12 @@ type rollbackOutput struct {
 func (s *Server) registerReleases() {
 	huma.Register(s.api, s.op("list-releases", http.MethodGet, "/api/paas/applications/{id}/releases",
 		"List an application's releases, newest first", "releases", 0, false),
-		func(ctx context.Context, in *idPath) (*items[db.Release], error) {
+		func(ctx context.Context, in *idPath) (*items[Release], error) {
 			releases, err := s.store.ListReleases(ctx, principal(ctx).OrgID, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(releases), nil
+			return listOf(releaseViews(releases)), nil
 		})
 	huma.Register(s.api, s.op("rollback-application", http.MethodPost, "/api/paas/applications/{id}/rollback",
 		"Serve an earlier release again, from its kept image and config, without a rebuild", "releases", http.StatusAccepted, false),

@@ -20,8 +20,8 @@ type createUserInput struct {
 
 type createUserOutput struct {
 	Body struct {
-		User  db.User `json:"user"`
-		Token string  `json:"token" doc:"The customer's API token. Shown once: only its hash is stored."`
+		User  User   `json:"user"`
+		Token string `json:"token" doc:"The customer's API token. Shown once: only its hash is stored."`
 	}
 }
 
@@ -46,7 +46,7 @@ func (s *Server) registerUsers() {
 				return nil, s.problem(ctx, "user", err)
 			}
 			out := &createUserOutput{}
-			out.Body.User, out.Body.Token = user, token
+			out.Body.User, out.Body.Token = userView(user), token
 			return out, nil
 		})
 }

@@ -17,7 +17,7 @@ import (
 )
 
 type walletOutput struct {
-	Body db.Wallet
+	Body Wallet
 }
 
 type transactionsInput struct {
@@ -27,7 +27,7 @@ type transactionsInput struct {
 
 type transactionsOutput struct {
 	Body struct {
-		Items []db.LedgerEntry `json:"items"`
+		Items []LedgerEntry `json:"items"`
 		// NextBefore, when set, fetches the next (older) page.
 		NextBefore int64 `json:"next_before,omitempty"`
 	}
@@ -44,8 +44,8 @@ type creditInput struct {
 type creditOutput struct {
 	Status int
 	Body   struct {
-		Entry   db.LedgerEntry `json:"entry"`
-		Balance int64          `json:"balance"`
+		Entry   LedgerEntry `json:"entry"`
+		Balance int64       `json:"balance"`
 		// Resuming is the workflow resuming the organization's suspended apps, when the credit
 		// made its wallet pay for them again.
 		Resuming string `json:"resuming_workflow_id,omitempty"`
@@ -60,7 +60,7 @@ func (s *Server) registerWallet() {
 			if err != nil {
 				return nil, s.problem(ctx, "wallet", err)
 			}
-			return &walletOutput{Body: w}, nil
+			return &walletOutput{Body: walletView(w)}, nil
 		})
 	huma.Register(s.api, s.op("list-wallet-transactions", http.MethodGet, "/api/paas/wallet/transactions",
 		"Your organization's credits and charges, newest first", "billing", 0, false),
@@ -70,7 +70,7 @@ func (s *Server) registerWallet() {
 				return nil, s.problem(ctx, "wallet", err)
 			}
 			out := &transactionsOutput{}
-			out.Body.Items = entries
+			out.Body.Items = ledgerEntryViews(entries)
 			if len(entries) == in.Limit {
 				out.Body.NextBefore = entries[len(entries)-1].ID
 			}
@@ -97,7 +97,7 @@ func (s *Server) creditWallet(ctx context.Context, in *creditInput) (*creditOutp
 	if !created {
 		out.Status = http.StatusOK
 	}
-	out.Body.Entry, out.Body.Balance = entry, wallet.Balance
+	out.Body.Entry, out.Body.Balance = ledgerEntryView(entry), wallet.Balance
 	s.log.InfoContext(ctx, "wallet credited", "org_id", in.OrgID, "amount", in.Body.Amount, "created", created, "admin_user_id", principal(ctx).UserID)
 	// The credit is recorded whatever happens next; resuming is best effort here, and the next
 	// billing run resumes the apps anyway.

@@ -16,12 +16,12 @@ const (
 
 // User is a person who calls the API.
 type User struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	OrgID     string    `json:"organization_id"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string
+	Email     string
+	Name      string
+	Role      string
+	OrgID     string
+	CreatedAt time.Time
 }
 
 // Principal is who a bearer token belongs to.

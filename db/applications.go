@@ -21,23 +21,23 @@ const (
 
 // Application is a customer's app.
 type Application struct {
-	ID                  string    `json:"id"`
-	OrgID               string    `json:"organization_id"`
-	Name                string    `json:"name"`
-	Runtime             string    `json:"runtime"`
-	Plan                string    `json:"plan"`
-	Region              string    `json:"region"`
-	NodeID              *string   `json:"node_id,omitempty"`
-	GitURL              string    `json:"git_url"`
-	GitBranch           string    `json:"git_branch"`
-	Status              string    `json:"status"`
-	Instances           int       `json:"instances"`
-	DrainSeconds        int       `json:"drain_seconds"`
-	URL                 string    `json:"url"`
-	CurrentDeploymentID *string   `json:"current_deployment_id,omitempty"`
-	ActiveWorkflowID    *string   `json:"active_workflow_id,omitempty"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ID                  string
+	OrgID               string
+	Name                string
+	Runtime             string
+	Plan                string
+	Region              string
+	NodeID              *string
+	GitURL              string
+	GitBranch           string
+	Status              string
+	Instances           int
+	DrainSeconds        int
+	URL                 string
+	CurrentDeploymentID *string
+	ActiveWorkflowID    *string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 
 	currentInstance string
 }

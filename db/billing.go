@@ -21,26 +21,26 @@ const (
 
 // Wallet is an organization's prepaid balance, in minor units of Currency.
 type Wallet struct {
-	OrgID    string `json:"organization_id"`
-	Balance  int64  `json:"balance" doc:"Minor units (cents)"`
-	Currency string `json:"currency"`
+	OrgID    string
+	Balance  int64
+	Currency string
 }
 
 // LedgerEntry is one credit or charge.
 type LedgerEntry struct {
-	ID              int64      `json:"id"`
-	Kind            string     `json:"kind" enum:"credit,charge"`
-	Amount          int64      `json:"amount" doc:"Minor units, always positive; a charge lowers the balance"`
-	Currency        string     `json:"currency"`
-	AppID           *string    `json:"app_id,omitempty"`
-	AppName         *string    `json:"app_name,omitempty"`
-	PeriodStart     *time.Time `json:"period_start,omitempty"`
-	PeriodEnd       *time.Time `json:"period_end,omitempty"`
-	InstanceSeconds *float64   `json:"instance_seconds,omitempty" doc:"Charges: instances × seconds run in the period"`
-	PricePerHour    *int64     `json:"price_per_hour,omitempty" doc:"Charges: the plan's price per instance-hour, minor units"`
-	Reference       *string    `json:"reference,omitempty"`
-	Description     string     `json:"description"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ID              int64
+	Kind            string
+	Amount          int64
+	Currency        string
+	AppID           *string
+	AppName         *string
+	PeriodStart     *time.Time
+	PeriodEnd       *time.Time
+	InstanceSeconds *float64
+	PricePerHour    *int64
+	Reference       *string
+	Description     string
+	CreatedAt       time.Time
 }
 
 // UsageSegment is a stretch of time an app ran with a fixed instance count and price.

@@ -10,16 +10,16 @@ import (
 
 // Plan is a resource tier with an hourly price per instance in minor units.
 type Plan struct {
-	ID                string    `json:"id"`
-	Slug              string    `json:"slug"`
-	Name              string    `json:"name"`
-	CPUMillis         int       `json:"cpu_millis"`
-	MemoryMB          int       `json:"memory_mb"`
-	PricePerHourMinor int64     `json:"price_per_hour_minor"`
-	Currency          string    `json:"currency"`
-	Active            bool      `json:"active"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	ID                string
+	Slug              string
+	Name              string
+	CPUMillis         int
+	MemoryMB          int
+	PricePerHourMinor int64
+	Currency          string
+	Active            bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 const planColumns = `id, slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, created_at, updated_at`
@@ -73,15 +73,15 @@ func (s *Store) DeletePlan(ctx context.Context, ref string) error {
 
 // Runtime is a language stack apps are built with.
 type Runtime struct {
-	ID         string    `json:"id"`
-	Slug       string    `json:"slug"`
-	Name       string    `json:"name"`
-	Kind       string    `json:"kind"`
-	Version    string    `json:"version"`
-	BuildImage string    `json:"build_image"`
-	RunImage   string    `json:"run_image"`
-	Active     bool      `json:"active"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string
+	Slug       string
+	Name       string
+	Kind       string
+	Version    string
+	BuildImage string
+	RunImage   string
+	Active     bool
+	CreatedAt  time.Time
 }
 
 const runtimeColumns = `id, slug, name, kind, version, build_image, run_image, active, created_at`
@@ -122,9 +122,9 @@ func (s *Store) UpdateRuntime(ctx context.Context, ref string, r Runtime) (Runti
 
 // Region is a place nodes live in.
 type Region struct {
-	ID   string `json:"id"`
-	Slug string `json:"slug"`
-	Name string `json:"name"`
+	ID   string
+	Slug string
+	Name string
 }
 
 // RegionByRef finds a region by id or slug.

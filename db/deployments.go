@@ -19,20 +19,20 @@ const (
 
 // Deployment is one build-and-release of an app.
 type Deployment struct {
-	ID            string `json:"id"`
-	AppID         string `json:"app_id"`
-	Status        string `json:"status"`
-	WorkflowID    string `json:"workflow_id"`
-	GitURL        string `json:"git_url"`
-	GitBranch     string `json:"git_branch"`
-	CommitSHA     string `json:"commit_sha"`
-	Image         string `json:"image"`
-	FailureReason string `json:"failure_reason,omitempty"`
+	ID            string
+	AppID         string
+	Status        string
+	WorkflowID    string
+	GitURL        string
+	GitBranch     string
+	CommitSHA     string
+	Image         string
+	FailureReason string
 	// SupersededBy is the newer deployment that replaced this one while it waited.
-	SupersededBy *string    `json:"superseded_by,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	StartedAt    *time.Time `json:"started_at,omitempty"`
-	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	SupersededBy *string
+	CreatedAt    time.Time
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
 }
 
 const deploymentColumns = `d.id, d.app_id, d.status, d.workflow_id, d.git_url, d.git_branch, d.commit_sha, d.image, d.failure_reason,

@@ -14,18 +14,18 @@ const NodeOfflineAfter = 30 * time.Second
 
 // Node is a worker machine running the agent.
 type Node struct {
-	ID              string     `json:"id"`
-	Name            string     `json:"name"`
-	Region          string     `json:"region"`
-	Host            string     `json:"host"`
-	Status          string     `json:"status"` // pending, online, offline
-	RegisteredAt    *time.Time `json:"registered_at,omitempty"`
-	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
-	CPUs            int        `json:"cpus"`
-	MemoryMB        int64      `json:"memory_mb"`
-	Containers      int        `json:"containers"`
-	AgentVersion    string     `json:"agent_version"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ID              string
+	Name            string
+	Region          string
+	Host            string
+	Status          string // pending, online, offline
+	RegisteredAt    *time.Time
+	LastHeartbeatAt *time.Time
+	CPUs            int
+	MemoryMB        int64
+	Containers      int
+	AgentVersion    string
+	CreatedAt       time.Time
 }
 
 const nodeColumns = `n.id, n.name, r.slug, n.host, n.registered_at, n.last_heartbeat_at, n.cpus, n.memory_mb, n.containers, n.agent_version, n.created_at`

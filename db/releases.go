@@ -18,25 +18,26 @@ const (
 // Release is one version an app served: a deployment's image, or an earlier release restored by
 // a rollback, with the config it ran with.
 type Release struct {
-	ID              string          `json:"id"`
-	AppID           string          `json:"app_id"`
-	Version         int             `json:"version"`
-	Kind            string          `json:"kind"`
-	Description     string          `json:"description"`
-	DeploymentID    *string         `json:"deployment_id,omitempty"`
-	RestoredVersion *int            `json:"restored_version,omitempty"`
-	CommitSHA       string          `json:"commit_sha"`
-	Image           string          `json:"image"`
-	ImageAvailable  bool            `json:"image_available" doc:"false once the image was removed by the retention policy: such a release cannot be rolled back to"`
-	Config          json.RawMessage `json:"config"`
-	CreatedBy       *string         `json:"created_by,omitempty" doc:"e-mail of the user who started it"`
-	CreatedAt       time.Time       `json:"created_at"`
-	Current         bool            `json:"current"`
+	ID              string
+	AppID           string
+	Version         int
+	Kind            string
+	Description     string
+	DeploymentID    *string
+	RestoredVersion *int
+	CommitSHA       string
+	Image           string
+	ImageAvailable  bool
+	Config          json.RawMessage
+	CreatedBy       *string
+	CreatedAt       time.Time
+	Current         bool
 
 	operationID string
 }
 
-// ReleaseConfig is the config snapshot a release runs with.
+// ReleaseConfig is the config snapshot a release runs with. Its JSON is how releases.config
+// stores it (jsonb), not an API shape: the one set of json tags in db.
 type ReleaseConfig struct {
 	Plan      string `json:"plan"`
 	CPUMillis int    `json:"cpu_millis"`
