@@ -49,7 +49,7 @@ func (s *Server) registerApplications() {
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(applicationViews(apps)), nil
+			return listOf(viewsOf(apps, applicationView)), nil
 		})
 	huma.Register(s.api, s.op("create-application", http.MethodPost, "/api/paas/applications", "Create an application", "applications", http.StatusCreated, false),
 		s.createApplication)

@@ -76,7 +76,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return listOf(planViews(plans)), nil
+			return listOf(viewsOf(plans, planView)), nil
 		})
 	huma.Register(s.api, s.op("list-runtimes", http.MethodGet, "/api/paas/runtimes", "List the runtimes customers can choose", "catalog", 0, false),
 		func(ctx context.Context, _ *struct{}) (*items[Runtime], error) {
@@ -84,7 +84,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return listOf(runtimeViews(runtimes)), nil
+			return listOf(viewsOf(runtimes, runtimeView)), nil
 		})
 	huma.Register(s.api, s.op("list-regions", http.MethodGet, "/api/paas/regions", "List regions", "catalog", 0, false),
 		func(ctx context.Context, _ *struct{}) (*items[Region], error) {
@@ -92,7 +92,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "region", err)
 			}
-			return listOf(regionViews(regions)), nil
+			return listOf(viewsOf(regions, regionView)), nil
 		})
 
 	huma.Register(s.api, s.op("admin-list-plans", http.MethodGet, "/api/paas/admin/plans", "List all plans, inactive ones too", "admin", 0, true),
@@ -101,7 +101,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "plan", err)
 			}
-			return listOf(planViews(plans)), nil
+			return listOf(viewsOf(plans, planView)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-plan", http.MethodPost, "/api/paas/admin/plans", "Create a plan", "admin", http.StatusCreated, true),
 		func(ctx context.Context, in *body[planFields]) (*body[Plan], error) {
@@ -144,7 +144,7 @@ func (s *Server) registerCatalog() {
 			if err != nil {
 				return nil, s.problem(ctx, "runtime", err)
 			}
-			return listOf(runtimeViews(runtimes)), nil
+			return listOf(viewsOf(runtimes, runtimeView)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-runtime", http.MethodPost, "/api/paas/admin/runtimes", "Create a runtime", "admin", http.StatusCreated, true),
 		func(ctx context.Context, in *body[runtimeFields]) (*body[Runtime], error) {

@@ -28,7 +28,7 @@ func (s *Server) registerDeployments() {
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(deploymentViews(deps)), nil
+			return listOf(viewsOf(deps, deploymentView)), nil
 		})
 	huma.Register(s.api, s.op("get-deployment", http.MethodGet, "/api/paas/applications/{id}/deployments/{deploymentId}", "Get a deployment's status", "deployments", 0, false),
 		func(ctx context.Context, in *deploymentPath) (*body[Deployment], error) {

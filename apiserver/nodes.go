@@ -36,7 +36,7 @@ func (s *Server) registerNodes() {
 			if err != nil {
 				return nil, s.problem(ctx, "node", err)
 			}
-			return listOf(nodeViews(nodes)), nil
+			return listOf(viewsOf(nodes, nodeView)), nil
 		})
 	huma.Register(s.api, s.op("admin-create-node", http.MethodPost, "/api/paas/admin/nodes", "Register a worker node and get its one-time registration token", "admin", http.StatusCreated, true),
 		func(ctx context.Context, in *createNodeInput) (*createNodeOutput, error) {

@@ -37,7 +37,7 @@ func (s *Server) registerReleases() {
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			return listOf(releaseViews(releases)), nil
+			return listOf(viewsOf(releases, releaseView)), nil
 		})
 	huma.Register(s.api, s.op("rollback-application", http.MethodPost, "/api/paas/applications/{id}/rollback",
 		"Serve an earlier release again, from its kept image and config, without a rebuild", "releases", http.StatusAccepted, false),

@@ -153,15 +153,10 @@ type Release struct {
 	Current         bool            `json:"current"`
 }
 
-func userView(r db.User) User { return User(r) }
+// Conversions from the rows: a plain conversion where the row has no field of its own beyond
+// the view's, a copy of the fields where it has (Application, Release).
 
-func userViews(rows []db.User) []User {
-	out := make([]User, len(rows))
-	for i, r := range rows {
-		out[i] = userView(r)
-	}
-	return out
-}
+func userView(r db.User) User { return User(r) }
 
 func applicationView(r db.Application) Application {
 	return Application{
@@ -185,83 +180,19 @@ func applicationView(r db.Application) Application {
 	}
 }
 
-func applicationViews(rows []db.Application) []Application {
-	out := make([]Application, len(rows))
-	for i, r := range rows {
-		out[i] = applicationView(r)
-	}
-	return out
-}
-
 func walletView(r db.Wallet) Wallet { return Wallet(r) }
-
-func walletViews(rows []db.Wallet) []Wallet {
-	out := make([]Wallet, len(rows))
-	for i, r := range rows {
-		out[i] = walletView(r)
-	}
-	return out
-}
 
 func ledgerEntryView(r db.LedgerEntry) LedgerEntry { return LedgerEntry(r) }
 
-func ledgerEntryViews(rows []db.LedgerEntry) []LedgerEntry {
-	out := make([]LedgerEntry, len(rows))
-	for i, r := range rows {
-		out[i] = ledgerEntryView(r)
-	}
-	return out
-}
-
 func planView(r db.Plan) Plan { return Plan(r) }
-
-func planViews(rows []db.Plan) []Plan {
-	out := make([]Plan, len(rows))
-	for i, r := range rows {
-		out[i] = planView(r)
-	}
-	return out
-}
 
 func runtimeView(r db.Runtime) Runtime { return Runtime(r) }
 
-func runtimeViews(rows []db.Runtime) []Runtime {
-	out := make([]Runtime, len(rows))
-	for i, r := range rows {
-		out[i] = runtimeView(r)
-	}
-	return out
-}
-
 func regionView(r db.Region) Region { return Region(r) }
-
-func regionViews(rows []db.Region) []Region {
-	out := make([]Region, len(rows))
-	for i, r := range rows {
-		out[i] = regionView(r)
-	}
-	return out
-}
 
 func deploymentView(r db.Deployment) Deployment { return Deployment(r) }
 
-func deploymentViews(rows []db.Deployment) []Deployment {
-	out := make([]Deployment, len(rows))
-	for i, r := range rows {
-		out[i] = deploymentView(r)
-	}
-	return out
-}
-
 func nodeView(r db.Node) Node { return Node(r) }
-
-func nodeViews(rows []db.Node) []Node {
-	out := make([]Node, len(rows))
-	for i, r := range rows {
-		out[i] = nodeView(r)
-	}
-	return out
-}
 
 func releaseView(r db.Release) Release {
 	return Release{
@@ -282,10 +213,11 @@ func releaseView(r db.Release) Release {
 	}
 }
 
-func releaseViews(rows []db.Release) []Release {
-	out := make([]Release, len(rows))
+// viewsOf converts rows with view.
+func viewsOf[R, V any](rows []R, view func(R) V) []V {
+	out := make([]V, len(rows))
 	for i, r := range rows {
-		out[i] = releaseView(r)
+		out[i] = view(r)
 	}
 	return out
 }

@@ -70,7 +70,7 @@ func (s *Server) registerWallet() {
 				return nil, s.problem(ctx, "wallet", err)
 			}
 			out := &transactionsOutput{}
-			out.Body.Items = ledgerEntryViews(entries)
+			out.Body.Items = viewsOf(entries, ledgerEntryView)
 			if len(entries) == in.Limit {
 				out.Body.NextBefore = entries[len(entries)-1].ID
 			}
