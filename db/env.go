@@ -67,15 +67,16 @@ func (s *Store) ChangeEnv(ctx context.Context, orgID, appID string, changes []En
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var status string
 		var currentRelease *string
-		var active int
-		var deleting bool
-		err := tx.QueryRow(ctx, `SELECT status, current_release_id::text,
-				(SELECT count(*) FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running')),
-				(SELECT coalesce(bool_or(o.kind = 'delete'), false) FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running'))
-			FROM applications a WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).Scan(&status, &currentRelease, &active, &deleting)
+		err := tx.QueryRow(ctx, `SELECT status, current_release_id::text
+			FROM applications WHERE id::text = $1 AND org_id = $2 FOR UPDATE`, appID, orgID).Scan(&status, &currentRelease)
 		if err != nil {
 			return translate(err)
 		}
+		queued, running, deleting, err := queueState(ctx, tx, appID)
+		if err != nil {
+			return err
+		}
+		active := queued + running
 		if status == AppDeleting || deleting {
 			return &InvalidStateError{Reason: "the application is being deleted"}
 		}

@@ -41,6 +41,7 @@ func (e *QueueFullError) Error() string {
 type Operation struct {
 	ID           string
 	AppID        string
+	OrgID        string
 	Kind         string
 	WorkflowType string
 	WorkflowID   string
@@ -78,14 +79,14 @@ type NewOperation struct {
 	OncePerKind bool
 }
 
-const operationColumns = `o.id, o.app_id, o.kind, o.workflow_type, o.workflow_id, o.input, o.deployment_id, o.requested_by,
+const operationColumns = `o.id, o.app_id, oa.org_id, o.kind, o.workflow_type, o.workflow_id, o.input, o.deployment_id, o.requested_by,
 	o.requested_via, coalesce(u.email, ''), o.status, o.reason, o.superseded_by, o.created_at, o.started_at, o.finished_at`
 
-const operationFrom = ` FROM app_operations o LEFT JOIN users u ON u.id = o.requested_by `
+const operationFrom = ` FROM app_operations o JOIN applications oa ON oa.id = o.app_id LEFT JOIN users u ON u.id = o.requested_by `
 
 func scanOperation(row pgx.Row) (Operation, error) {
 	var o Operation
-	err := row.Scan(&o.ID, &o.AppID, &o.Kind, &o.WorkflowType, &o.WorkflowID, &o.Input, &o.DeploymentID, &o.RequestedBy,
+	err := row.Scan(&o.ID, &o.AppID, &o.OrgID, &o.Kind, &o.WorkflowType, &o.WorkflowID, &o.Input, &o.DeploymentID, &o.RequestedBy,
 		&o.RequestedVia, &o.Requester, &o.Status, &o.Reason, &o.SupersededBy, &o.CreatedAt, &o.StartedAt, &o.FinishedAt)
 	return o, err
 }
@@ -125,12 +126,9 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 	if err != nil {
 		return Enqueued{}, translate(err)
 	}
-	var queued, running int
-	var deleting bool
-	if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
-			coalesce(bool_or(kind = 'delete'), false)
-		FROM app_operations WHERE app_id = $1 AND status IN ('queued', 'running')`, appID).Scan(&queued, &running, &deleting); err != nil {
-		return Enqueued{}, fmt.Errorf("read the queue of app %s: %w", appID, err)
+	queued, running, deleting, err := queueState(ctx, tx, appID)
+	if err != nil {
+		return Enqueued{}, err
 	}
 	if deleting || status == AppDeleting {
 		return Enqueued{}, &InvalidStateError{Reason: "the application is being deleted"}
@@ -208,6 +206,18 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 		}
 	}
 	return Enqueued{Operation: recorded, Start: start}, nil
+}
+
+// queueState counts the app's waiting and running operations and says whether one of them is
+// a delete. The caller holds the app's row lock.
+func queueState(ctx context.Context, tx pgx.Tx, appID string) (queued, running int, deleting bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
+			coalesce(bool_or(kind = 'delete'), false)
+		FROM app_operations WHERE app_id::text = $1 AND status IN ('queued', 'running')`, appID).Scan(&queued, &running, &deleting)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("read the queue of app %s: %w", appID, err)
+	}
+	return queued, running, deleting, nil
 }
 
 // endWaiting ends the app's waiting operations that match where (other than except) with
@@ -415,8 +425,7 @@ func (s *Store) CancelQueuedOperation(ctx context.Context, orgID, appID, operati
 		}
 		var err error
 		op, err = scanOperation(tx.QueryRow(ctx, `SELECT `+operationColumns+operationFrom+`
-			JOIN applications a ON a.id = o.app_id
-			WHERE o.id::text = $1 AND o.app_id::text = $2 AND a.org_id = $3 FOR UPDATE OF o`, operationID, appID, orgID))
+			WHERE o.id::text = $1 AND o.app_id::text = $2 AND oa.org_id = $3 FOR UPDATE OF o`, operationID, appID, orgID))
 		if err != nil {
 			return translate(err)
 		}
@@ -464,8 +473,7 @@ func (s *Store) ListActiveOperations(ctx context.Context, orgID, appID string) (
 // GetOperation returns one operation of an app of orgID, whatever its status.
 func (s *Store) GetOperation(ctx context.Context, orgID, appID, operationID string) (Operation, error) {
 	op, err := scanOperation(s.pool.QueryRow(ctx, `SELECT `+operationColumns+operationFrom+`
-		JOIN applications a ON a.id = o.app_id
-		WHERE o.id::text = $1 AND o.app_id::text = $2 AND a.org_id = $3`, operationID, appID, orgID))
+		WHERE o.id::text = $1 AND o.app_id::text = $2 AND oa.org_id = $3`, operationID, appID, orgID))
 	return op, translate(err)
 }
 

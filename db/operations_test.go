@@ -69,8 +69,8 @@ func TestOperationsWaitTheirTurnInOrder(t *testing.T) {
 		t.Errorf("queue %q, want %q", got, want)
 	}
 	next := finish(t, *first.Start, db.OperationSucceeded)
-	if next == nil || next.ID != scale.Operation.ID {
-		t.Fatalf("after the restart: %+v, want the scale", next)
+	if next == nil || next.ID != scale.Operation.ID || next.OrgID != f.org {
+		t.Fatalf("after the restart: %+v, want the scale, of the app's organization (its workflow is tagged with it)", next)
 	}
 	// Finishing twice (a retried activity) changes nothing and names the same running one.
 	if again := finish(t, *first.Start, db.OperationSucceeded); again == nil || again.ID != scale.Operation.ID {

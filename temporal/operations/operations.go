@@ -102,12 +102,19 @@ func workflowName(fn any) string {
 	return name[strings.LastIndexByte(name, '.')+1:]
 }
 
+// deadlines is each workflow type's deadline, by the name the worker registers it under.
+var deadlines = func() map[string]time.Duration {
+	m := make(map[string]time.Duration, len(kinds))
+	for _, k := range kinds {
+		m[workflowName(k.workflow)] = k.deadline
+	}
+	return m
+}()
+
 // deadlineOf is the deadline of a recorded operation's workflow type.
 func deadlineOf(workflowType string) time.Duration {
-	for _, k := range kinds {
-		if workflowName(k.workflow) == workflowType {
-			return k.deadline
-		}
+	if d, ok := deadlines[workflowType]; ok {
+		return d
 	}
 	return 20 * time.Minute
 }
@@ -176,7 +183,7 @@ func (o *Owner) Submit(ctx context.Context, r Request, enqueue func(db.NewOperat
 		log.InfoContext(ctx, "operation queued")
 		return enq.Operation, nil
 	}
-	if err := o.start(ctx, r.OrgID, *enq.Start); err != nil {
+	if err := o.start(ctx, *enq.Start); err != nil {
 		if enq.Start.ID != op.ID {
 			// The head of the queue was not started (it will be, by the watcher); ours waits.
 			log.ErrorContext(ctx, "start the operation ahead", "ahead_workflow_id", enq.Start.WorkflowID, "error", err)
@@ -204,21 +211,14 @@ func (o *Owner) Submit(ctx context.Context, r Request, enqueue func(db.NewOperat
 // start starts the workflow of an operation whose turn it is. Starting one that was started
 // before (a retry, two processes finding the same free turn) finds it and does nothing: the
 // reuse policy refuses to run a workflow ID twice, even once the first run has closed.
-func (o *Owner) start(ctx context.Context, orgID string, op db.Operation) error {
-	if orgID == "" {
-		app, err := o.Store.AppTargetByID(ctx, op.AppID)
-		if err != nil {
-			return fmt.Errorf("read app %s: %w", op.AppID, err)
-		}
-		orgID = app.OrgID
-	}
+func (o *Owner) start(ctx context.Context, op db.Operation) error {
 	_, err := o.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       op.WorkflowID,
 		TaskQueue:                sptemporal.ControlTaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionTimeout: deadlineOf(op.WorkflowType),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			sptemporal.AppIDKey.ValueSet(op.AppID), sptemporal.OrgIDKey.ValueSet(orgID)),
+			sptemporal.AppIDKey.ValueSet(op.AppID), sptemporal.OrgIDKey.ValueSet(op.OrgID)),
 	}, op.WorkflowType, json.RawMessage(op.Input))
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
@@ -240,7 +240,7 @@ func (o *Owner) Finish(ctx context.Context, appID, workflowID, status, reason st
 	if next == nil {
 		return nil
 	}
-	return o.start(ctx, "", *next)
+	return o.start(ctx, *next)
 }
 
 // NotCancellableError refuses to cancel an operation that runs and cannot be stopped.
@@ -325,7 +325,7 @@ func (o *Owner) Sweep(ctx context.Context) error {
 	for _, appID := range apps {
 		next, err := o.Store.NextOperation(ctx, appID)
 		if err == nil && next != nil {
-			err = o.start(ctx, "", *next)
+			err = o.start(ctx, *next)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", appID, err))
@@ -339,7 +339,7 @@ func (o *Owner) checkRunning(ctx context.Context, op db.Operation) error {
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		o.Log.WarnContext(ctx, "operation had its turn but no workflow: starting it", "app_id", op.AppID, "operation_id", op.ID, "workflow_id", op.WorkflowID)
-		return o.start(ctx, "", op)
+		return o.start(ctx, op)
 	}
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", op.WorkflowID, err)
