@@ -41,6 +41,8 @@ type Owner struct {
 	Store    *db.Store
 	Temporal client.Client
 	Log      *slog.Logger
+	// StartGrace overrides DefaultStartGrace (tests).
+	StartGrace time.Duration
 }
 
 // Request is one operation someone asks for on an app.
@@ -282,9 +284,9 @@ func (o *Owner) Cancel(ctx context.Context, orgID, appID, operationID, who strin
 	return op, fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// startGrace is how long a running operation's workflow may take to appear after the turn was
-// given (the giver starts it right after its commit) before the watcher starts it itself.
-const startGrace = 10 * time.Second
+// DefaultStartGrace is how long a running operation's workflow may take to appear after the
+// turn was given (the giver starts it right after its commit) before the sweep starts it itself.
+const DefaultStartGrace = 10 * time.Second
 
 // Watch keeps every app's queue moving until ctx ends, checking every interval (Sweep).
 func (o *Owner) Watch(ctx context.Context, interval time.Duration) {
@@ -308,7 +310,11 @@ func (o *Owner) Watch(ctx context.Context, interval time.Duration) {
 // turn to the head of every queue that has none running. Every step is idempotent, so several
 // control workers may sweep at once.
 func (o *Owner) Sweep(ctx context.Context) error {
-	running, err := o.Store.RunningOperations(ctx, time.Now().Add(-startGrace))
+	grace := o.StartGrace
+	if grace <= 0 {
+		grace = DefaultStartGrace
+	}
+	running, err := o.Store.RunningOperations(ctx, time.Now().Add(-grace))
 	if err != nil {
 		return err
 	}
