@@ -88,6 +88,27 @@ type heartbeatInput struct {
 	}
 }
 
+// instancesReportInput is what runs on the node, by app id: every SkyPanel container, running
+// or not (see worker-node.InstancesReport).
+type instancesReportInput struct {
+	Body struct {
+		Apps map[string][]reportedInstance `json:"apps" doc:"the node's app containers by app id"`
+	}
+}
+
+type reportedInstance struct {
+	Name      string `json:"name" maxLength:"128"`
+	ReleaseID string `json:"release_id" maxLength:"64"`
+	State     string `json:"state" maxLength:"32" doc:"Docker's: running, restarting, exited, …"`
+}
+
+// maxReportedApps bounds one report: far more apps than a node holds, far less than an
+// oversized body could claim.
+const (
+	maxReportedApps         = 20000
+	maxReportedInstancesApp = 200
+)
+
 type logChunkInput struct {
 	DeploymentID string `path:"deploymentId" maxLength:"64"`
 	Body         contract.Chunk
@@ -133,6 +154,32 @@ func (s *Server) registerAgent() {
 			}
 			return &struct{}{}, nil
 		})
+	reportOp := nodeOp("agent-report-instances", "/api/paas/agent/instances",
+		"What runs on the node, by app: the control plane heals apps short of instances from it")
+	reportOp.MaxBodyBytes = 8 << 20
+	huma.Register(s.api, reportOp, func(ctx context.Context, in *instancesReportInput) (*struct{}, error) {
+		nodeID, _ := ctx.Value(nodeKey).(string)
+		if len(in.Body.Apps) > maxReportedApps {
+			return nil, huma.Error422UnprocessableEntity("too many apps in one report",
+				&huma.ErrorDetail{Location: "body.apps", Message: fmt.Sprintf("at most %d", maxReportedApps)})
+		}
+		apps := make(map[string][]db.ReportedInstance, len(in.Body.Apps))
+		for appID, list := range in.Body.Apps {
+			if len(appID) > 64 || len(list) > maxReportedInstancesApp {
+				return nil, huma.Error422UnprocessableEntity("invalid report entry",
+					&huma.ErrorDetail{Location: "body.apps", Message: fmt.Sprintf("an app id of at most 64 characters with at most %d instances", maxReportedInstancesApp)})
+			}
+			reported := make([]db.ReportedInstance, len(list))
+			for i, inst := range list {
+				reported[i] = db.ReportedInstance{Name: inst.Name, ReleaseID: inst.ReleaseID, State: inst.State}
+			}
+			apps[appID] = reported
+		}
+		if err := s.store.RecordNodeReport(ctx, nodeID, apps); err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		return &struct{}{}, nil
+	})
 	huma.Register(s.api, nodeOp("agent-append-log", "/api/paas/agent/deployments/{deploymentId}/logs", "Append a chunk of a deployment's build log"),
 		func(ctx context.Context, in *logChunkInput) (*struct{}, error) {
 			nodeID, _ := ctx.Value(nodeKey).(string)

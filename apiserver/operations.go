@@ -27,14 +27,14 @@ type operationOutput struct {
 // operationView is one operation of an app's queue.
 type operationView struct {
 	ID           string     `json:"id"`
-	Kind         string     `json:"kind" doc:"deploy, restart, stop, start, scale, rollback, configure, delete, suspend, resume"`
+	Kind         string     `json:"kind" doc:"deploy, restart, stop, start, scale, rollback, configure, delete, suspend, resume, heal"`
 	Status       string     `json:"status" enum:"queued,running,succeeded,failed,cancelled,superseded"`
 	Position     int        `json:"position" doc:"0 for the running operation, 1, 2, … for those waiting, in the order they run"`
-	RequestedBy  string     `json:"requested_by" doc:"the e-mail of the user who asked, or what in the platform asked (billing)"`
+	RequestedBy  string     `json:"requested_by" doc:"the e-mail of the user who asked, or what in the platform asked (billing, convergence)"`
 	RequestedAt  time.Time  `json:"requested_at"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
-	Reason       string     `json:"reason,omitempty" doc:"why it ended as it did (failed, cancelled, superseded)"`
+	Reason       string     `json:"reason,omitempty" doc:"why it ended as it did (failed, cancelled, superseded); for a heal, why it was asked for and what it did"`
 	WorkflowID   string     `json:"workflow_id"`
 	DeploymentID string     `json:"deployment_id,omitempty"`
 	SupersededBy string     `json:"superseded_by,omitempty"`
@@ -57,6 +57,11 @@ func viewOperation(o db.Operation) operationView {
 	return v
 }
 
+type listOperationsInput struct {
+	ID    string `path:"id" maxLength:"64"`
+	Ended int    `query:"ended" minimum:"0" maximum:"100" default:"0" doc:"also list the N operations that ended last (succeeded, failed, cancelled, superseded), newest first"`
+}
+
 type operationPath struct {
 	ID          string `path:"id" maxLength:"64"`
 	OperationID string `path:"operationId" maxLength:"64"`
@@ -73,11 +78,19 @@ type cancelOutput struct {
 
 func (s *Server) registerOperations() {
 	huma.Register(s.api, s.op("list-operations", http.MethodGet, "/api/paas/applications/{id}/operations",
-		"The application's running and waiting operations, in the order they run", "applications", 0, false),
-		func(ctx context.Context, in *idPath) (*items[operationView], error) {
+		"The application's running and waiting operations, in the order they run, then (with ended=N) the N that ended last, newest first",
+		"applications", 0, false),
+		func(ctx context.Context, in *listOperationsInput) (*items[operationView], error) {
 			ops, err := s.store.ListActiveOperations(ctx, principal(ctx).OrgID, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
+			}
+			if in.Ended > 0 {
+				ended, err := s.store.ListEndedOperations(ctx, principal(ctx).OrgID, in.ID, in.Ended)
+				if err != nil {
+					return nil, s.problem(ctx, "application", err)
+				}
+				ops = append(ops, ended...)
 			}
 			views := make([]operationView, len(ops))
 			for i, o := range ops {

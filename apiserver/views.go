@@ -32,7 +32,8 @@ type Application struct {
 	NodeID              *string   `json:"node_id,omitempty"`
 	GitURL              string    `json:"git_url"`
 	GitBranch           string    `json:"git_branch"`
-	Status              string    `json:"status"`
+	Status              string    `json:"status" doc:"created, deploying, running, degraded (running, but no longer healed: see status_reason), stopped, suspended, failed, deleting"`
+	StatusReason        string    `json:"status_reason,omitempty" doc:"why the app is degraded"`
 	Instances           int       `json:"instances"`
 	DrainSeconds        int       `json:"drain_seconds"`
 	URL                 string    `json:"url"`
@@ -127,6 +128,7 @@ type Node struct {
 	Status          string     `json:"status"` // pending, online, offline
 	RegisteredAt    *time.Time `json:"registered_at,omitempty"`
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
+	LastReportAt    *time.Time `json:"last_report_at,omitempty" doc:"when the node last reported what runs on it (every few seconds; apps short of instances are healed from it)"`
 	CPUs            int        `json:"cpus"`
 	MemoryMB        int64      `json:"memory_mb"`
 	Containers      int        `json:"containers"`
@@ -159,6 +161,10 @@ type Release struct {
 func userView(r db.User) User { return User(r) }
 
 func applicationView(r db.Application) Application {
+	status := r.Status
+	if status == db.AppRunning && r.DegradedReason != "" {
+		status = "degraded"
+	}
 	return Application{
 		ID:                  r.ID,
 		OrgID:               r.OrgID,
@@ -169,7 +175,8 @@ func applicationView(r db.Application) Application {
 		NodeID:              r.NodeID,
 		GitURL:              r.GitURL,
 		GitBranch:           r.GitBranch,
-		Status:              r.Status,
+		Status:              status,
+		StatusReason:        r.DegradedReason,
 		Instances:           r.Instances,
 		DrainSeconds:        r.DrainSeconds,
 		URL:                 r.URL,

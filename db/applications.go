@@ -36,14 +36,18 @@ type Application struct {
 	URL                 string
 	CurrentDeploymentID *string
 	ActiveWorkflowID    *string
-	CreatedAt           time.Time
+	// DegradedReason, on a running app, says why the platform stopped healing it (since
+	// DegradedAt); empty otherwise.
+	DegradedReason string
+	DegradedAt     *time.Time
+	CreatedAt      time.Time
 	UpdatedAt           time.Time
 
 	currentInstance string
 }
 
 const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.url,
-	a.current_deployment_id, a.active_workflow_id, a.created_at, a.updated_at, a.current_instance`
+	a.current_deployment_id, a.active_workflow_id, a.degraded_reason, a.degraded_at, a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
 	JOIN runtimes rt ON rt.id = a.runtime_id
@@ -53,7 +57,7 @@ const appFrom = ` FROM applications a
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
 	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.URL,
-		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
+		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.DegradedReason, &a.DegradedAt, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
 
@@ -163,6 +167,10 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 	case OpResume:
 		if status != AppSuspended {
 			return &InvalidStateError{Reason: "the application is not suspended"}
+		}
+	case OpHeal:
+		if status != AppRunning || !hasRelease {
+			return &InvalidStateError{Reason: "only a running application is healed"}
 		}
 	case OpScale:
 		if status != AppRunning {

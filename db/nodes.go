@@ -21,6 +21,8 @@ type Node struct {
 	Status          string // pending, online, offline
 	RegisteredAt    *time.Time
 	LastHeartbeatAt *time.Time
+	// LastReportAt is when the node last reported what runs on it (convergence).
+	LastReportAt *time.Time
 	CPUs            int
 	MemoryMB        int64
 	Containers      int
@@ -28,11 +30,12 @@ type Node struct {
 	CreatedAt       time.Time
 }
 
-const nodeColumns = `n.id, n.name, r.slug, n.host, n.registered_at, n.last_heartbeat_at, n.cpus, n.memory_mb, n.containers, n.agent_version, n.created_at`
+const nodeColumns = `n.id, n.name, r.slug, n.host, n.registered_at, n.last_heartbeat_at,
+	(SELECT nr.received_at FROM node_reports nr WHERE nr.node_id = n.id), n.cpus, n.memory_mb, n.containers, n.agent_version, n.created_at`
 
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node
-	err := row.Scan(&n.ID, &n.Name, &n.Region, &n.Host, &n.RegisteredAt, &n.LastHeartbeatAt, &n.CPUs, &n.MemoryMB, &n.Containers, &n.AgentVersion, &n.CreatedAt)
+	err := row.Scan(&n.ID, &n.Name, &n.Region, &n.Host, &n.RegisteredAt, &n.LastHeartbeatAt, &n.LastReportAt, &n.CPUs, &n.MemoryMB, &n.Containers, &n.AgentVersion, &n.CreatedAt)
 	if err != nil {
 		return n, translate(err)
 	}

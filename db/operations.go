@@ -73,7 +73,10 @@ type NewOperation struct {
 	WorkflowID   string
 	Input        any
 	RequestedBy  string // user id, or "" for the platform
-	RequestedVia string // "api", "billing"
+	RequestedVia string // "api", "billing", "convergence"
+	// Reason says why the platform asked (a heal's shortfall); the operation's end replaces it
+	// when it gives one.
+	Reason string
 	// OncePerKind: when an operation of the same kind already waits or runs on the app, that
 	// one is returned instead of queueing another.
 	OncePerKind bool
@@ -173,9 +176,9 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 			return Enqueued{}, fmt.Errorf("record deployment: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO app_operations (id, app_id, kind, workflow_type, workflow_id, input, deployment_id, requested_by, requested_via)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		op.ID, appID, op.Kind, op.WorkflowType, op.WorkflowID, input, deploymentID, requestedBy, via); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO app_operations (id, app_id, kind, workflow_type, workflow_id, input, deployment_id, requested_by, requested_via, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		op.ID, appID, op.Kind, op.WorkflowType, op.WorkflowID, input, deploymentID, requestedBy, via, op.Reason); err != nil {
 		return Enqueued{}, fmt.Errorf("queue operation: %w", err)
 	}
 	switch op.Kind {
@@ -311,9 +314,17 @@ func promoteNext(ctx context.Context, tx pgx.Tx, appID string) (*Operation, erro
 // finishOperation ends an operation (and its deployment, when it did not get to record its
 // own end) and frees the app for the next one.
 func finishOperation(ctx context.Context, tx pgx.Tx, op Operation, status, reason string) error {
-	if _, err := tx.Exec(ctx, `UPDATE app_operations SET status = $2, reason = $3, finished_at = now() WHERE id = $1`,
-		op.ID, status, reason); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE app_operations SET status = $2, reason = CASE WHEN $3 = '' THEN reason ELSE $3 END, finished_at = now()
+		WHERE id = $1`, op.ID, status, reason); err != nil {
 		return fmt.Errorf("finish operation %s: %w", op.ID, err)
+	}
+	// Any operation of the owner's that succeeds (a deploy, a restart, …) gives a degraded app
+	// a fresh start: the platform heals it again.
+	if status == OperationSucceeded && op.Kind != OpHeal {
+		if _, err := tx.Exec(ctx, `UPDATE applications SET degraded_reason = '', degraded_at = NULL WHERE id = $1 AND degraded_reason <> ''`,
+			op.AppID); err != nil {
+			return fmt.Errorf("clear degraded state of app %s: %w", op.AppID, err)
+		}
 	}
 	if op.DeploymentID != nil && status != OperationSucceeded {
 		if err := endDeployment(ctx, tx, *op.DeploymentID, status, reason, nil); err != nil {
@@ -468,6 +479,20 @@ func (s *Store) ListActiveOperations(ctx context.Context, orgID, appID string) (
 		}
 	}
 	return ops, nil
+}
+
+// ListEndedOperations returns the app's last limit operations that ended, newest first. The
+// app must belong to orgID.
+func (s *Store) ListEndedOperations(ctx context.Context, orgID, appID string, limit int) ([]Operation, error) {
+	if _, err := s.GetApplication(ctx, orgID, appID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+operationColumns+operationFrom+`
+		WHERE o.app_id::text = $1 AND o.status NOT IN ('queued', 'running') ORDER BY o.seq DESC LIMIT $2`, appID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list ended operations of %s: %w", appID, err)
+	}
+	return collect(rows, scanOperation)
 }
 
 // GetOperation returns one operation of an app of orgID, whatever its status.

@@ -201,6 +201,7 @@ type application struct {
 	ID                  string  `json:"id"`
 	Name                string  `json:"name"`
 	Status              string  `json:"status"`
+	StatusReason        string  `json:"status_reason"`
 	Instances           int     `json:"instances"`
 	URL                 string  `json:"url"`
 	CurrentDeploymentID *string `json:"current_deployment_id"`

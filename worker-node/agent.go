@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		reconcileLoop(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: dockerClient, NodeID: creds.NodeID, Pool: pool}))
+		reconcileLoop(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: dockerClient, NodeID: creds.NodeID, Pool: pool}), reportTo(nodeAPI))
 	}()
 	wg.Add(1)
 	go func() {

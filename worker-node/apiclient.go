@@ -139,3 +139,21 @@ func (c *APIClient) SendHeartbeat(ctx context.Context, hb Heartbeat) error {
 func appendLogPath(deploymentID string) string {
 	return "/api/paas/agent/deployments/" + url.PathEscape(deploymentID) + "/logs"
 }
+
+// InstancesReport is everything of the platform's that runs (or exists) on the node, by app:
+// the control plane compares it with what each app should run and heals what is short.
+type InstancesReport struct {
+	Apps map[string][]ReportedInstance `json:"apps"`
+}
+
+// ReportedInstance is one app container as the node sees it.
+type ReportedInstance struct {
+	Name      string `json:"name"`
+	ReleaseID string `json:"release_id"`
+	State     string `json:"state"`
+}
+
+// SendInstancesReport reports what runs on the node.
+func (c *APIClient) SendInstancesReport(ctx context.Context, r InstancesReport) error {
+	return c.post(ctx, "/api/paas/agent/instances", r, nil)
+}

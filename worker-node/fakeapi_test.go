@@ -19,6 +19,7 @@ type fakeAPI struct {
 	mu             sync.Mutex
 	registrations  []RegisterRequest
 	heartbeats     []Heartbeat
+	reports        []InstancesReport
 	chunks         []buildlog.Chunk
 	logPaths       []string
 	failLogs       int // answer this many log posts with 503 first
@@ -76,6 +77,17 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		}
 		f.mu.Lock()
 		f.heartbeats = append(f.heartbeats, hb)
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("POST /api/paas/agent/instances", authed(func(w http.ResponseWriter, r *http.Request) {
+		var rep InstancesReport
+		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.reports = append(f.reports, rep)
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))

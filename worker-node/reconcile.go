@@ -14,16 +14,18 @@ import (
 // ReconcileInterval is how often the node checks its routes against the containers that run.
 const ReconcileInterval = 5 * time.Second
 
-// reconcileLoop keeps nginx pointed at the instances that actually run, and gives back the
-// networks of organizations that have no container left on the node. Docker restarts an
-// app's containers by itself after a crash, a dockerd restart or a reboot (restart policy
-// unless-stopped), but on new loopback ports: a route whose upstreams no longer all belong to
-// running instances of its release is repointed at the ones that do, with no API call.
-func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housekeeping) {
+// reconcileLoop keeps nginx pointed at the instances that actually run, reports them to the
+// control plane, and gives back the networks of organizations that have no container left on
+// the node. Docker restarts an app's containers by itself after a crash, a dockerd restart or a
+// reboot (restart policy unless-stopped), but on new loopback ports: a route whose upstreams no
+// longer all belong to running instances of its release is repointed at the ones that do, with
+// no API call. Instances that are gone (removed out of band, a wiped engine) are the control
+// plane's to bring back: it compares the report with what each app should run and queues a heal.
+func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housekeeping, report reportFunc) {
 	ticker := time.NewTicker(ReconcileInterval)
 	defer ticker.Stop()
 	for {
-		reconcileRoutes(ctx, router, node)
+		reconcile(ctx, router, node, report)
 		removeOrphanNetworks(ctx, node)
 		select {
 		case <-ctx.Done():
@@ -33,20 +35,27 @@ func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housek
 	}
 }
 
-func reconcileRoutes(ctx context.Context, router *nginx.Router, node docker.Housekeeping) {
-	routes, err := router.Routes()
-	if err != nil {
-		slog.WarnContext(ctx, "read routes", "err", err)
-		return
-	}
-	if len(routes) == 0 {
-		return
-	}
-	// One list of every instance on the node for all routes: a node with hundreds of apps
-	// must not cost hundreds of Engine calls every few seconds.
+// reportFunc sends what runs on the node to the control plane.
+type reportFunc func(ctx context.Context, byApp map[string][]docker.Instance)
+
+// reconcile lists every instance on the node with one Engine call (a node with hundreds of
+// apps must not cost hundreds of calls every few seconds), reports them, and repoints routes.
+func reconcile(ctx context.Context, router *nginx.Router, node docker.Housekeeping, report reportFunc) {
 	byApp, err := node.InstancesByApp(ctx)
 	if err != nil {
 		slog.WarnContext(ctx, "list instances", "err", err)
+		return
+	}
+	if report != nil {
+		report(ctx, byApp)
+	}
+	reconcileRoutes(ctx, router, byApp)
+}
+
+func reconcileRoutes(ctx context.Context, router *nginx.Router, byApp map[string][]docker.Instance) {
+	routes, err := router.Routes()
+	if err != nil {
+		slog.WarnContext(ctx, "read routes", "err", err)
 		return
 	}
 	for _, route := range routes {
@@ -55,7 +64,8 @@ func reconcileRoutes(ctx context.Context, router *nginx.Router, node docker.Hous
 		}
 		running := runningUpstreams(byApp[route.AppID], route.ReleaseID)
 		// Leave a route alone while all its upstreams run (a rollout or a scale may be adding
-		// instances that are not ready yet), and when nothing runs yet (Docker is restarting them).
+		// instances that are not ready yet), and when nothing runs (Docker is restarting them,
+		// or the control plane's heal starts new ones and routes to them).
 		if len(running) == 0 || allIn(route.Upstreams, running) {
 			continue
 		}
@@ -69,6 +79,30 @@ func reconcileRoutes(ctx context.Context, router *nginx.Router, node docker.Hous
 				"release", route.ReleaseID, "from", route.Upstreams, "to", running)
 		}
 	}
+}
+
+// reportTo sends each listing to the control plane. A failed report is logged and the next
+// one (ReconcileInterval later) replaces it: only the latest matters.
+func reportTo(api *APIClient) reportFunc {
+	return func(ctx context.Context, byApp map[string][]docker.Instance) {
+		ctx, cancel := context.WithTimeout(ctx, ReconcileInterval)
+		defer cancel()
+		if err := api.SendInstancesReport(ctx, instancesReport(byApp)); err != nil && ctx.Err() == nil {
+			slog.WarnContext(ctx, "report instances", "err", err)
+		}
+	}
+}
+
+func instancesReport(byApp map[string][]docker.Instance) InstancesReport {
+	r := InstancesReport{Apps: make(map[string][]ReportedInstance, len(byApp))}
+	for app, list := range byApp {
+		reported := make([]ReportedInstance, len(list))
+		for i, inst := range list {
+			reported[i] = ReportedInstance{Name: inst.Name, ReleaseID: inst.ReleaseID, State: inst.State}
+		}
+		r.Apps[app] = reported
+	}
+	return r
 }
 
 func runningUpstreams(list []docker.Instance, release string) []string {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -286,7 +287,7 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 	}
 
 	problems := recordProblems(t)
-	reconcileRoutes(ctx, router, node)
+	reconcileRoutes(ctx, router, listed(t, node))
 
 	got, err := router.Routes()
 	if err != nil {
@@ -327,7 +328,7 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 	for _, in := range routes {
 		again[in.AppID] = routeFiles(t, router, in.AppID)
 	}
-	reconcileRoutes(ctx, router, node)
+	reconcileRoutes(ctx, router, listed(t, node))
 	for _, in := range routes {
 		if after := routeFiles(t, router, in.AppID); after != again[in.AppID] {
 			t.Errorf("a second pass changed the route of %s:\n%s", in.AppID, after)
@@ -336,5 +337,53 @@ func TestReconcileRepointsRoutesAtTheRunningInstances(t *testing.T) {
 	// Leaving a route alone is not a failure: neither pass complained.
 	if p := problems(); len(p) > 0 {
 		t.Errorf("reconcile logged problems: %q", p)
+	}
+}
+
+// listed is every instance on the node, as reconcile lists them.
+func listed(t *testing.T, node docker.Housekeeping) map[string][]docker.Instance {
+	t.Helper()
+	byApp, err := node.InstancesByApp(context.Background())
+	if err != nil {
+		t.Fatalf("list instances: %v", err)
+	}
+	return byApp
+}
+
+// Every pass reports what exists on the node, by app, whatever its state (an exited or
+// restarting instance included, so the control plane sees it does not run), to the control
+// plane with the node's token; a node without any instance reports an empty list.
+func TestReconcileReportsEveryInstanceToTheControlPlane(t *testing.T) {
+	ctx := context.Background()
+	router := reconcileRouter(t)
+	api := newFakeAPI(t)
+	report := reportTo(NewAPIClient(api.URL, testNodeToken))
+
+	cli := fakeEngine(t, []fakeContainer{
+		{ID: "c-a-1", Name: "sp-a-1", App: "app-a", Release: "r2", State: "running", Port: 40001},
+		{ID: "c-a-2", Name: "sp-a-2", App: "app-a", Release: "r2", State: "restarting"},
+		{ID: "c-b-1", Name: "sp-b-1", App: "app-b", Release: "r7", State: "exited"},
+	})
+	reconcile(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: cli, NodeID: "node-1"}), report)
+	reconcile(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: fakeEngine(t, nil), NodeID: "node-1"}), report)
+
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.reports) != 2 || api.badAuth != 0 {
+		t.Fatalf("%d reports (%d refused for their credentials), want 2", len(api.reports), api.badAuth)
+	}
+	got := api.reports[0].Apps
+	for _, list := range got {
+		slices.SortFunc(list, func(a, b ReportedInstance) int { return strings.Compare(a.Name, b.Name) })
+	}
+	want := map[string][]ReportedInstance{
+		"app-a": {{Name: "sp-a-1", ReleaseID: "r2", State: "running"}, {Name: "sp-a-2", ReleaseID: "r2", State: "restarting"}},
+		"app-b": {{Name: "sp-b-1", ReleaseID: "r7", State: "exited"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("first report: %+v, want %+v", got, want)
+	}
+	if empty := api.reports[1].Apps; empty == nil || len(empty) != 0 {
+		t.Errorf("a node without instances reported %#v, want an empty map (not null: nothing runs)", empty)
 	}
 }

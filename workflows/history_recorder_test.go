@@ -319,10 +319,31 @@ func recordScenarios() []recordScenario {
 
 	suspend, resume := op("SuspendApp", "suspend"), op("ResumeApp", "resume")
 
+	// A heal of an app at 3 instances, 1 running and 1 crashing, whose image the node lost: it
+	// rebuilds the image from the release's commit and starts 2.
+	heal := op("HealApp", "heal")
+	heal.input["Reason"] = "the node reported 1 of 3 instances running, 1 restarting, 1 missing"
+	heal.fakes = map[string]recordFake{
+		"PrepareHeal": func(map[string]any) (any, error) {
+			plan := recTarget()
+			plan["Instances"] = 3
+			plan["AppStatus"], plan["GitURL"], plan["GitBranch"] = "running", "https://git.example.com/hello.git", "main"
+			plan["CommitSHA"], plan["BuildLogID"] = "5f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6", recPrevDeploy
+			return plan, nil
+		},
+		"ListInstances": func(map[string]any) (any, error) {
+			list := recListInstances(2)
+			crashing := list["Instances"].([]map[string]any)[1]
+			crashing["state"], crashing["crashing"], crashing["exit_code"], crashing["last_output"] = "restarting", true, 4, "giving up\n"
+			return list, nil
+		},
+		"ImagePresent": func(map[string]any) (any, error) { return false, nil },
+	}
+
 	return []recordScenario{
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
-		rollback, scaleUp, scaleDown, list, configure, billing,
+		rollback, scaleUp, scaleDown, list, configure, billing, heal,
 	}
 }
 
@@ -468,6 +489,7 @@ func (f *recordFakes) defaults() map[string]recordFake {
 			return nil, nil
 		},
 		"ListInstances": func(map[string]any) (any, error) { return recListInstances(1), nil },
+		"ImagePresent":  func(map[string]any) (any, error) { return true, nil },
 		"RemoveInstances": func(map[string]any) (any, error) {
 			return map[string]any{"Removed": []string{"sp-hello-" + recPrevDeploy[:12]}}, nil
 		},

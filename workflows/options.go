@@ -93,9 +93,18 @@ func failureReason(err error) string {
 // workflow returns; nil result: succeeded), and hands the app's turn to its next operation,
 // whatever happened to the workflow. Deferred by every operation workflow.
 func endOperation(ctx workflow.Context, appID string, result *error) {
+	endOperationWithOutcome(ctx, appID, result, nil)
+}
+
+// endOperationWithOutcome is endOperation for a workflow that says what it did when it
+// succeeds (*outcome, listed as the operation's reason).
+func endOperationWithOutcome(ctx workflow.Context, appID string, result *error, outcome *string) {
 	ctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	in := store.ReleaseOperationInput{AppID: appID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Status: store.OperationSucceeded}
+	if outcome != nil {
+		in.Reason = *outcome
+	}
 	if result != nil && *result != nil {
 		in.Status, in.Reason = store.OperationFailed, failureReason(*result)
 		var canceled *temporal.CanceledError

@@ -13,12 +13,17 @@ import (
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/convergence"
 	"github.com/skypanel/skypanel/temporal/operations"
 	"github.com/skypanel/skypanel/workflows"
 )
 
 // operationsWatchInterval is how often the control worker checks that every app's queue moves.
 const operationsWatchInterval = 5 * time.Second
+
+// convergenceInterval is how often the control worker compares what nodes report running with
+// what every app should run: as often as agents report (workernode.ReconcileInterval).
+const convergenceInterval = 5 * time.Second
 
 func runWorker(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg, err := parseControlConfig(log, "worker", args, true, nil)
@@ -57,8 +62,16 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		return err
 	}
 	log.Info("control worker polling", "task_queue", sptemporal.ControlTaskQueue)
+	// Apps short of instances get a heal queued from here (see temporal/convergence).
+	checker := &convergence.Checker{Store: st, Ops: ops, Log: log}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checker.Watch(ctx, convergenceInterval)
+	}()
 	// Queues whose turn a crash lost, and operations past their deadline, move on from here.
 	ops.Watch(ctx, operationsWatchInterval)
+	<-done
 	w.Stop()
 	return nil
 }

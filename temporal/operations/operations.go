@@ -58,6 +58,8 @@ type Request struct {
 	Instances   int
 	Release     int
 	Description string
+	// Reason says why the platform asked (a heal's shortfall); listed with the operation.
+	Reason string
 }
 
 // ErrUnavailable: the workflow service could not start the operation, and nothing changed.
@@ -93,6 +95,10 @@ var kinds = map[string]kind{
 	}},
 	db.OpSuspend: {workflow: workflows.SuspendApp, deadline: 20 * time.Minute, input: appOperation},
 	db.OpResume:  {workflow: workflows.ResumeApp, deadline: 20 * time.Minute, input: appOperation},
+	// A heal may rebuild the release's image from its commit when the node lost it.
+	db.OpHeal: {workflow: workflows.HealApp, deadline: time.Hour, input: func(r Request, id string) any {
+		return workflows.HealAppInput{AppID: r.AppID, OperationID: id, Reason: r.Reason}
+	}},
 	db.OpConfigure: {workflow: workflows.ConfigureApp, deadline: 20 * time.Minute, input: func(r Request, id string) any {
 		return workflows.ConfigureAppInput{AppID: r.AppID, OperationID: id, UserID: r.UserID, Description: r.Description}
 	}},
@@ -138,10 +144,10 @@ func New(r Request) (db.NewOperation, error) {
 	}
 	return db.NewOperation{
 		ID: id, Kind: r.Kind, WorkflowType: workflowName(k.workflow), WorkflowID: workflowID,
-		Input: k.input(r, id), RequestedBy: r.UserID, RequestedVia: via,
-		// The platform asks again at every billing run while the wallet stays as it is: one
-		// waiting suspension (or resumption) of an app is enough.
-		OncePerKind: r.UserID == "" && (r.Kind == db.OpSuspend || r.Kind == db.OpResume),
+		Input: k.input(r, id), RequestedBy: r.UserID, RequestedVia: via, Reason: r.Reason,
+		// The platform asks again at every billing run (or convergence check) while things
+		// stay as they are: one waiting suspension, resumption or heal of an app is enough.
+		OncePerKind: r.UserID == "" && (r.Kind == db.OpSuspend || r.Kind == db.OpResume || r.Kind == db.OpHeal),
 	}, nil
 }
 

@@ -113,13 +113,16 @@ func (a *Activities) instanceExited(ctx context.Context, deploymentID string, in
 	if info.State != nil {
 		code = info.State.ExitCode
 	}
-	msg := fmt.Sprintf("instance %s exited with code %d right after starting; see the app's output in the deployment log", name, code)
+	msg := fmt.Sprintf("instance %s exited with code %d right after starting", name, code)
+	if deploymentID != "" {
+		msg += "; see the app's output in the deployment log"
+	}
 	if info.State != nil && info.State.OOMKilled {
 		msg = fmt.Sprintf("instance %s was killed for using more memory than its plan allows (exit code %d)", name, code)
 	} else if info.State != nil && info.State.Error != "" {
 		msg = fmt.Sprintf("instance %s could not start: %s", name, info.State.Error)
 	}
-	a.writeTail(ctx, deploymentID, info.ID, msg)
+	msg = a.reportTail(ctx, deploymentID, info.ID, msg)
 	slog.InfoContext(ctx, "instance exited", "app_id", info.Config.Labels[LabelApp],
 		"container", name, "container_id", info.ID, "exit_code", code)
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInstanceExited, nil)
@@ -134,8 +137,45 @@ func (a *Activities) instanceNotReady(ctx context.Context, in WaitReadyInput, in
 	}
 	msg := fmt.Sprintf("instance %s did not answer HTTP within %s: the app must listen on 0.0.0.0 at the port given in $PORT (%s)",
 		in.InstanceName, timeout, port)
-	a.writeTail(ctx, in.DeploymentID, info.ID, msg)
+	msg = a.reportTail(ctx, in.DeploymentID, info.ID, msg)
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInstanceNotReady, nil)
+}
+
+// reportTail puts the container's last output where its owner reads it: in the deployment's
+// log for a deploy, or at the end of msg when no deployment log follows the start (a heal's,
+// whose reason is the owner's only account of it). It returns msg.
+func (a *Activities) reportTail(ctx context.Context, deploymentID, containerID, msg string) string {
+	if deploymentID != "" {
+		a.writeTail(ctx, deploymentID, containerID, msg)
+		return msg
+	}
+	tail, err := a.containerTail(ctx, containerID)
+	if err != nil {
+		slog.WarnContext(ctx, "read container logs", "container_id", containerID, "err", err)
+	}
+	if last := lastOutputLines(tail, 3, 500); last != "" {
+		return msg + "; its last output: " + last
+	}
+	return msg
+}
+
+// lastOutputLines is the last n non-empty lines of out joined with " | ", at most max bytes
+// (the end kept).
+func lastOutputLines(out string, n, max int) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	joined := strings.Join(lines, " | ")
+	if len(joined) > max {
+		joined = "…" + joined[len(joined)-max:]
+	}
+	return joined
 }
 
 // writeTail copies the container's last log lines and then msg to the deployment's log.

@@ -197,3 +197,23 @@ func (a *Activities) RemoveImages(ctx context.Context, in RemoveImagesInput) err
 	}
 	return nil
 }
+
+// ImagePresent says whether the node still holds the app's image ref: a heal starts the kept
+// image, or rebuilds it from its commit when someone removed it (a prune, a wiped engine). An
+// image by that name that is not the app's counts as absent, so it is never started for it.
+func (a *Activities) ImagePresent(ctx context.Context, in ImagePresentInput) (bool, error) {
+	if err := a.ready(); err != nil {
+		return false, err
+	}
+	if err := checkID("app id", in.AppID); err != nil {
+		return false, err
+	}
+	info, err := a.Client.ImageInspect(ctx, in.Image)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("inspect image %s: %w", in.Image, err)
+	}
+	return info.Config != nil && info.Config.Labels[LabelApp] == in.AppID, nil
+}

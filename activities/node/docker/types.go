@@ -146,3 +146,9 @@ const (
 	CrashingAfterRestarts = contract.CrashingAfterRestarts
 	CrashWindow           = contract.CrashWindow
 )
+
+// ImagePresentInput names an app's release image a heal wants to start again.
+type ImagePresentInput struct {
+	AppID string
+	Image string
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,6 +25,7 @@ const (
 	ErrTypeInvalidInput       = "InvalidInput"
 	ErrTypeRepositoryNotFound = "RepositoryNotFound"
 	ErrTypeBranchNotFound     = "BranchNotFound"
+	ErrTypeCommitNotFound     = "CommitNotFound"
 )
 
 // DefaultCloneTimeout bounds one clone when Activities.Timeout is zero.
@@ -44,8 +46,9 @@ var deploymentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`
 
 var commitPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
-// CloneRepository makes a shallow, single-branch clone of in.GitURL at in.Branch. The
-// deployment's directory is emptied first, so a retried attempt starts clean.
+// CloneRepository makes a shallow, single-branch clone of in.GitURL at in.Branch, or, when
+// in.Commit is set, clones the branch's history and checks that commit out. The deployment's
+// directory is emptied first, so a retried attempt starts clean.
 func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneResult, error) {
 	if err := a.validate(in); err != nil {
 		return CloneResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
@@ -80,8 +83,10 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 			logs.Write(ctx, line+"\n")
 		}
 	}
-	out, err := runGit(cloneCtx, cloneArgs(in, dir, true), onLine)
-	if err != nil && strings.Contains(out, "does not support shallow") {
+	// A pinned commit may be deep in the branch's history: fetch all of it.
+	shallow := in.Commit == ""
+	out, err := runGit(cloneCtx, cloneArgs(in, dir, shallow), onLine)
+	if err != nil && shallow && strings.Contains(out, "does not support shallow") {
 		// Dumb-HTTP servers (a static file host) cannot serve a shallow clone: fetch the
 		// branch's full history instead.
 		logs.Write(ctx, "The server cannot make a shallow clone; fetching the branch's full history\n")
@@ -99,6 +104,13 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 		}
 		return CloneResult{}, classifyCloneFailure(in, out, err)
 	}
+	if in.Commit != "" {
+		logs.Write(ctx, "Checking out commit "+in.Commit+"\n")
+		if err := checkoutCommit(cloneCtx, in, dir); err != nil {
+			_ = os.RemoveAll(dir)
+			return CloneResult{}, err
+		}
+	}
 
 	sha, err := runGit(ctx, []string{"-C", dir, "rev-parse", "HEAD"}, nil)
 	if err != nil {
@@ -107,6 +119,9 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	sha = strings.TrimSpace(sha)
 	if !commitPattern.MatchString(sha) {
 		return CloneResult{}, fmt.Errorf("read cloned commit: unexpected output %q", sha)
+	}
+	if in.Commit != "" && sha != in.Commit {
+		return CloneResult{}, fmt.Errorf("checked out commit %s, want %s", sha, in.Commit)
 	}
 	logs.Write(ctx, "Cloned commit "+sha+"\n")
 	logger.InfoContext(ctx, "cloned repository", "commit", sha)
@@ -136,7 +151,13 @@ func (a *Activities) validate(in CloneInput) error {
 	if err := contract.ValidateRemoteURL(in.GitURL, in.AllowLoopbackHTTP); err != nil {
 		return err
 	}
-	return contract.ValidateBranch(in.Branch)
+	if err := contract.ValidateBranch(in.Branch); err != nil {
+		return err
+	}
+	if in.Commit != "" && !commitPattern.MatchString(in.Commit) {
+		return errors.New("the commit must be a full 40- or 64-character lowercase hex SHA")
+	}
+	return nil
 }
 
 func (a *Activities) workdir(deploymentID string) (string, error) {
@@ -162,6 +183,34 @@ func cloneArgs(in CloneInput, dir string, shallow bool) []string {
 		args = append(args, "--depth", "1")
 	}
 	return append(args, "--single-branch", "--no-tags", "--branch", in.Branch, "--", in.GitURL, dir)
+}
+
+// checkoutCommit detaches HEAD at in.Commit once it is known to be on the branch. Its presence
+// is not enough: a dumb-HTTP clone downloads whole packs, which may hold other branches'
+// commits. in.Commit is validated hex; "--end-of-options" and the trailing "--" keep it from
+// being read as an option or a path all the same.
+func checkoutCommit(ctx context.Context, in CloneInput, dir string) error {
+	// Both checks exit 1 for "no" (not in the clone, not an ancestor); other failures may be
+	// passing, so they stay retryable.
+	for _, check := range [][]string{
+		{"-C", dir, "rev-parse", "-q", "--verify", "--end-of-options", in.Commit + "^{commit}"},
+		{"-C", dir, "merge-base", "--is-ancestor", "--end-of-options", in.Commit, "HEAD"},
+	} {
+		out, err := runGit(ctx, check, nil)
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) && exitErr.ExitCode() == 1 {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("commit %s is no longer on branch %q of %s: it cannot be rebuilt", in.Commit[:12], in.Branch, in.GitURL),
+				ErrTypeCommitNotFound, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("look up commit %s: %s: %w", in.Commit, lastLines(out, 3), err)
+		}
+	}
+	if out, err := runGit(ctx, []string{"-C", dir, "checkout", "-q", "--detach", in.Commit, "--"}, nil); err != nil {
+		return fmt.Errorf("check out commit %s: %s: %w", in.Commit, lastLines(out, 3), err)
+	}
+	return nil
 }
 
 // classifyCloneFailure turns git's words into an error the user can act on. Mistakes (no such

@@ -209,6 +209,77 @@ func TestCloneShallowOverSmartHTTP(t *testing.T) {
 	}
 }
 
+// servers serves root over dumb HTTP (whole packs, which may hold other branches' commits)
+// and over smart HTTP (git http-backend).
+func servers(t *testing.T, root string) map[string]string {
+	t.Helper()
+	dumb := httptest.NewServer(http.FileServer(http.Dir(root)))
+	t.Cleanup(dumb.Close)
+	smart := httptest.NewServer(&cgi.Handler{
+		Path: filepath.Join(git(t, root, "--exec-path"), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	})
+	t.Cleanup(smart.Close)
+	return map[string]string{"dumb": dumb.URL + "/app.git", "smart": smart.URL + "/app.git"}
+}
+
+// A heal rebuilds from the release's own commit, an older one on the branch.
+func TestCloneAtCommit(t *testing.T) {
+	root, head := bareRepo(t)
+	first := git(t, filepath.Join(root, "app.git"), "rev-parse", "main~1")
+	if first == head {
+		t.Fatal("test repository has one commit on main")
+	}
+	for name, url := range servers(t, root) {
+		t.Run(name, func(t *testing.T) {
+			sink := &memSink{}
+			a := &Activities{WorkRoot: t.TempDir(), Logs: sink}
+			res, err := clone(t, a, CloneInput{AppID: "app1", DeploymentID: "dep-4", GitURL: url, Branch: "main", Commit: first, AllowLoopbackHTTP: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.CommitSHA != first {
+				t.Errorf("commit %s, want the first commit %s (head is %s)", res.CommitSHA, first, head)
+			}
+			if b, err := os.ReadFile(filepath.Join(res.Dir, "Dockerfile")); err != nil || string(b) != "FROM scratch\n" {
+				t.Errorf("Dockerfile %q, %v: want the first commit's", b, err)
+			}
+			if _, err := os.Stat(filepath.Join(res.Dir, "README")); err == nil {
+				t.Error("README of the second commit is in the work dir")
+			}
+			if log := sink.text(); !strings.Contains(log, "Checking out commit "+first+"\n") {
+				t.Errorf("clone log lacks the checkout:\n%s", log)
+			}
+			sink.checkSeq(t, "clone")
+		})
+	}
+}
+
+func TestCloneAtCommitNotOnBranch(t *testing.T) {
+	root, _ := bareRepo(t)
+	bare := filepath.Join(root, "app.git")
+	feature := git(t, bare, "rev-parse", "feature")
+	// One pack of every object: a dumb-HTTP clone then holds the feature commit too.
+	git(t, bare, "repack", "-q", "-a", "-d")
+	git(t, bare, "update-server-info")
+	for name, url := range servers(t, root) {
+		for what, commit := range map[string]string{
+			"other branch":   feature, // in the dumb clone's pack, but not main's history
+			"unknown sha1":   strings.Repeat("0123456789abcdef", 2) + "01234567",
+			"unknown sha256": strings.Repeat("0123456789abcdef", 4),
+		} {
+			t.Run(name+"/"+what, func(t *testing.T) {
+				a := &Activities{WorkRoot: t.TempDir(), Logs: &memSink{}}
+				_, err := clone(t, a, CloneInput{AppID: "app1", DeploymentID: "dep-5", GitURL: url, Branch: "main", Commit: commit, AllowLoopbackHTTP: true})
+				wantAppError(t, err, ErrTypeCommitNotFound, "commit "+commit[:12]+` is no longer on branch "main"`)
+				if _, err := os.Stat(filepath.Join(a.WorkRoot, "dep-5")); !os.IsNotExist(err) {
+					t.Errorf("work dir left behind: %v", err)
+				}
+			})
+		}
+	}
+}
+
 func TestCloneFailures(t *testing.T) {
 	root, _ := bareRepo(t)
 	srv := httptest.NewServer(http.FileServer(http.Dir(root)))
@@ -230,6 +301,9 @@ func TestCloneFailures(t *testing.T) {
 		{"option as branch", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "--upload-pack=x", AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "branch name"},
 		{"loopback without dev flag", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main"}, ErrTypeInvalidInput, "development"},
 		{"loopback denied by node", Activities{DenyLoopbackHTTP: true}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main", AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "--allow-loopback-git"},
+		{"short commit", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main", Commit: "abc", AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "commit"},
+		{"option as commit", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main", Commit: "--upload-pack=touch " + marker, AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "commit"},
+		{"uppercase commit", Activities{}, CloneInput{GitURL: srv.URL + "/app.git", Branch: "main", Commit: strings.Repeat("AB", 20), AllowLoopbackHTTP: true}, ErrTypeInvalidInput, "commit"},
 		{"credentials", Activities{}, CloneInput{GitURL: "https://user:secret@example.com/x.git", Branch: "main"}, ErrTypeInvalidInput, "password"},
 	}
 	for _, tt := range tests {

@@ -3,13 +3,17 @@
 package gitclone
 
 // CloneInput asks for a shallow clone of Branch of GitURL into the node's work area for the
-// deployment. AllowLoopbackHTTP is set only by `skypanel dev`: it also accepts http:// URLs whose
-// host is a loopback address, so a local repository can be served.
+// deployment (the branch's full history when Commit is set). AllowLoopbackHTTP is set only by
+// `skypanel dev`: it also accepts http:// URLs whose host is a loopback address, so a local
+// repository can be served.
 type CloneInput struct {
-	AppID             string
-	DeploymentID      string
-	GitURL            string
-	Branch            string
+	AppID        string
+	DeploymentID string
+	GitURL       string
+	Branch       string
+	// Commit, when set, is the exact commit to check out (a full 40- or 64-hex SHA on Branch):
+	// a heal rebuilds a release's image from its own commit, not the branch's newest.
+	Commit            string
 	AllowLoopbackHTTP bool
 }
 

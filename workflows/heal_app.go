@@ -1,0 +1,162 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
+)
+
+// HealAppInput names the app the convergence check found short of instances, and why (what its
+// node reported).
+type HealAppInput struct {
+	AppID       string
+	OperationID string
+	Reason      string
+}
+
+// HealApp brings a running app back to its instance count after instances vanished (removed
+// out of band, a wiped engine) or kept dying. It runs in the app's operation queue like any
+// other operation, so it sees the result of whatever ran before it: it counts the current
+// release's instances that run now, starts only the missing ones from the kept image (rebuilt
+// from the release's commit when the node lost it), routes nginx to all of them once every new
+// one answers, and only then removes the dead ones. Its outcome is the operation's reason.
+func HealApp(ctx workflow.Context, in HealAppInput) (err error) {
+	var outcome string
+	defer endOperationWithOutcome(ctx, in.AppID, &err, &outcome)
+
+	var plan store.HealPlan
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.PrepareHeal, store.PrepareHealInput{AppID: in.AppID}).Get(ctx, &plan); err != nil {
+		return err
+	}
+	t := plan.AppTarget
+	if plan.AppStatus != store.AppRunning || t.Image == "" || t.NodeID == "" {
+		outcome = fmt.Sprintf("%s; nothing healed: the application is %s", in.Reason, plan.AppStatus)
+		return nil
+	}
+	var list docker.ListInstancesResult
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, time.Minute, 0, 5), dockerActs.ListInstances,
+		docker.ListInstancesInput{AppID: t.AppID}).Get(ctx, &list); err != nil {
+		return err
+	}
+	serving, broken := splitServing(list.Instances, t.ReleaseID)
+	missing := instanceCount(t) - len(serving)
+	if missing <= 0 {
+		outcome = fmt.Sprintf("%s; nothing was missing any more: %d of %d instances run", in.Reason, len(serving), instanceCount(t))
+		return nil
+	}
+
+	from := "from the kept image"
+	var present bool
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, time.Minute, 0, 5), dockerActs.ImagePresent,
+		docker.ImagePresentInput{AppID: t.AppID, Image: t.Image}).Get(ctx, &present); err != nil {
+		return err
+	}
+	if !present {
+		if err := rebuildRelease(ctx, plan, in.OperationID); err != nil {
+			return fmt.Errorf("the release's image %s is gone from the node and could not be rebuilt from commit %s: %s",
+				t.Image, shortSHA(plan.CommitSHA), failureReason(err))
+		}
+		from = "rebuilt from commit " + shortSHA(plan.CommitSHA) + " (its image was gone from the node)"
+	}
+
+	names := instanceNames(t.Name, in.OperationID, 1, missing)
+	ports, err := startInstances(ctx, t, t.ReleaseID, t.Image, names, "")
+	if err == nil {
+		err = publishRoute(ctx, t, t.ReleaseID, append(portsOf(serving), ports...))
+	}
+	if err != nil {
+		removeInstances(ctx, t, names)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s; starting %d instance(s) %s failed: %s",
+			in.Reason, missing, from, failureReason(err)), "HealFailed", nil)
+	}
+	// The new instances serve: the dead and the crashing ones of the app go now.
+	if len(broken) > 0 {
+		if err := drainInstances(ctx, t, append(namesOf(serving), names...)); err != nil {
+			workflow.GetLogger(ctx).Error("remove the instances a heal replaced", "app_id", t.AppID, "error", err)
+		}
+	}
+	outcome = fmt.Sprintf("%s; started %d of %d instances %s", in.Reason, missing, instanceCount(t), from)
+	if replaced := describeReplaced(broken); replaced != "" {
+		outcome += "; replaced " + replaced
+	}
+	return nil
+}
+
+// splitServing sorts an app's instances into those of the release that run and answer, and
+// every other one a heal replaces (exited, dead, crashing, or of another release).
+func splitServing(instances []docker.Instance, releaseID string) (serving, broken []docker.Instance) {
+	for _, inst := range instances {
+		if inst.ReleaseID == releaseID && inst.State == "running" && !inst.Crashing && inst.HostPort > 0 {
+			serving = append(serving, inst)
+		} else {
+			broken = append(broken, inst)
+		}
+	}
+	return serving, broken
+}
+
+// describeReplaced names the replaced instances' states and, for one that crashed, its exit
+// code and last output: how a crash loop shows in the app's operations.
+func describeReplaced(broken []docker.Instance) string {
+	var parts []string
+	for _, inst := range broken {
+		part := inst.Name + " (" + inst.State
+		if inst.Crashing {
+			part += ", crashing"
+		}
+		if inst.State != "running" || inst.Crashing {
+			part += fmt.Sprintf(", exit code %d", inst.ExitCode)
+		}
+		part += ")"
+		if out := lastLine(inst.LastOutput); out != "" {
+			part += ", last output: " + out
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if len(last) > 300 {
+		last = last[:300] + "…"
+	}
+	return last
+}
+
+// rebuildRelease builds the release's image again, under the same tag, from the release's own
+// commit: what a heal does when the node no longer holds the image.
+func rebuildRelease(ctx workflow.Context, plan store.HealPlan, operationID string) error {
+	if plan.CommitSHA == "" || plan.GitURL == "" {
+		return temporal.NewNonRetryableApplicationError("the release has no recorded commit", "NoCommit", nil)
+	}
+	t := plan.AppTarget
+	var source gitclone.CloneResult
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 10*time.Minute, 30*time.Second, 3), gitActs.CloneRepository, gitclone.CloneInput{
+		AppID: t.AppID, DeploymentID: operationID, GitURL: plan.GitURL, Branch: plan.GitBranch, Commit: plan.CommitSHA,
+		AllowLoopbackHTTP: t.AllowLoopbackGit,
+	}).Get(ctx, &source); err != nil {
+		return err
+	}
+	err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 30*time.Minute, 20*time.Second, 2), dockerActs.BuildImage, docker.BuildImageInput{
+		AppID: t.AppID, DeploymentID: operationID, ReleaseID: t.ReleaseID, ContextDir: source.Dir, ImageTag: t.Image,
+		Runtime: t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage, StackImages: t.StackImages, Env: t.Env,
+	}).Get(ctx, nil)
+	removeWorkdir(ctx, t.NodeID, operationID)
+	return err
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
