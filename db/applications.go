@@ -41,7 +41,7 @@ type Application struct {
 	DegradedReason string
 	DegradedAt     *time.Time
 	CreatedAt      time.Time
-	UpdatedAt           time.Time
+	UpdatedAt      time.Time
 
 	currentInstance string
 }

@@ -23,11 +23,11 @@ type Node struct {
 	LastHeartbeatAt *time.Time
 	// LastReportAt is when the node last reported what runs on it (convergence).
 	LastReportAt *time.Time
-	CPUs            int
-	MemoryMB        int64
-	Containers      int
-	AgentVersion    string
-	CreatedAt       time.Time
+	CPUs         int
+	MemoryMB     int64
+	Containers   int
+	AgentVersion string
+	CreatedAt    time.Time
 }
 
 const nodeColumns = `n.id, n.name, r.slug, n.host, n.registered_at, n.last_heartbeat_at,
