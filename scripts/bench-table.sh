@@ -48,6 +48,8 @@ END {
             if (f != "") row("   " steps[k] ", first / 301st", sprintf("%d ms / %d ms", f, get("Density", steps[k] "-301-ms")), "")
         }
     }
+    h = get("Heal", "all-3-s")
+    row("8. instances removed out of band to full count", (h == "" ? missing("Heal") : sprintf("3 of 3: %.1f s, 1 of 3: %.1f s", h, get("Heal", "one-of-3-s"))), "< 30 s")
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")
