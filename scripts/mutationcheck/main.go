@@ -172,6 +172,41 @@ var mutations = []mutation{
 		To:      "\tswitching = false\n",
 		Package: "./workflows/", Run: "TestDeployApp",
 	},
+	{
+		Name:    "heal on the first short report",
+		File:    "temporal/convergence/convergence.go",
+		From:    "\tif !seen || !first.After(app.ChangedAt) {\n\t\tc.shortSince[app.AppID] = app.ReportedAt\n\t\treturn nil\n\t}\n",
+		To:      "\t_, _ = first, seen\n",
+		Package: "./temporal/convergence/", Run: "TestChecker",
+	},
+	{
+		Name:    "heal without end: no back-off",
+		File:    "temporal/convergence/convergence.go",
+		From:    "if max := c.maxHeals(); heals >= max {",
+		To:      "if max := c.maxHeals(); heals >= max*100 {",
+		Package: "./temporal/convergence/", Run: "TestChecker",
+	},
+	{
+		Name:    "a heal routes only its new instances",
+		File:    "workflows/heal_app.go",
+		From:    "err = publishRoute(ctx, t, t.ReleaseID, append(portsOf(serving), ports...))",
+		To:      "err = publishRoute(ctx, t, t.ReleaseID, ports)",
+		Package: "./workflows/", Run: "TestHeal",
+	},
+	{
+		Name:    "a heal starts the image it lost without rebuilding it",
+		File:    "workflows/heal_app.go",
+		From:    "\tif !present {\n",
+		To:      "\tif false {\n",
+		Package: "./workflows/", Run: "TestHeal",
+	},
+	{
+		Name:    "the agent reports only the running instances",
+		File:    "worker-node/reconcile.go",
+		From:    "reported[i] = ReportedInstance{Name: inst.Name, ReleaseID: inst.ReleaseID, State: inst.State}",
+		To:      "reported[i] = ReportedInstance{Name: inst.Name, ReleaseID: inst.ReleaseID, State: \"running\"}",
+		Package: "./worker-node/", Run: "TestReconcileReports",
+	},
 }
 
 func main() {

@@ -116,8 +116,10 @@ func TestDrainWaitsForOldWorkersToFinishTheirRequests(t *testing.T) {
 	if len(reloaded.oldWorkers) == 0 || reloaded.master != r.masterPID() {
 		t.Fatalf("the reload retired no workers: %+v (master %d)", reloaded, r.masterPID())
 	}
-	if got := servedRelease(t, r, in.Hostname); got != "rel-2" {
-		t.Fatalf("new requests get release %q, want rel-2", got)
+	// A reload (SIGHUP) takes effect shortly after the signal, as Publish waits for: from then
+	// new requests get the new release while the old worker still holds its request.
+	if err := r.waitHeader(ctx, in.Hostname, ReleaseHeader, "rel-2", nil); err != nil {
+		t.Fatalf("new requests: %v", err)
 	}
 
 	var beats atomic.Int64
