@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/docker/docker/api/types/filters"
+
 	"github.com/docker/docker/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -73,6 +75,20 @@ func checkID(what, value string) error {
 		return invalidInput("invalid %s %q: letters, digits, '-' or '_' only, at most 128", what, value)
 	}
 	return nil
+}
+
+// ownFilter selects what SkyPanel made on this node (labels managed and node), plus more.
+// Every listing that may lead to a removal goes through it: two agents on one engine (two nodes
+// in tests, or a node being replaced) must never see or remove each other's containers.
+func (a *Activities) ownFilter(more ...filters.KeyValuePair) filters.Args {
+	args := filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))
+	if a.NodeID != "" {
+		args.Add("label", LabelNode+"="+a.NodeID)
+	}
+	for _, kv := range more {
+		args.Add(kv.Key, kv.Value)
+	}
+	return args
 }
 
 func (a *Activities) ready() error {

@@ -574,3 +574,53 @@ func TestStartInstanceFailsClosedOnForeignSealedValues(t *testing.T) {
 		t.Error("the network made for an instance that could not be created was kept, with no container of the organization on it")
 	}
 }
+
+// Two agents on one engine (two nodes in the e2e suite, a node being replaced): each lists,
+// reports and removes only the containers and images of its own node, even of the same app.
+func TestTwoNodesOnOneEngineLeaveEachOthersContainersAlone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tag := f.buildHelloImage(t)
+	mine := f.appID + "-web-1"
+	if _, err := f.start(t, tag, mine, map[string]string{"RELEASE": "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	other := *f
+	other.a = &Activities{Client: f.a.Client, Logs: f.sink, NodeID: "other-node", Keyring: f.a.Keyring}
+	theirs := f.appID + "-web-2"
+	if _, err := other.start(t, tag, theirs, map[string]string{"RELEASE": "r1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	var list ListInstancesResult
+	if err := f.run(t, f.a.ListInstances, ListInstancesInput{AppID: f.appID}, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Instances) != 1 || list.Instances[0].Name != mine {
+		t.Errorf("node test-node lists %+v, want only %s", list.Instances, mine)
+	}
+	byApp, err := NewHousekeeping(f.a).InstancesByApp(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := byApp[f.appID]; len(got) != 1 || got[0].Name != mine {
+		t.Errorf("node test-node's housekeeping sees %+v, want only %s", got, mine)
+	}
+	// Removing every instance of the app on test-node leaves other-node's running.
+	if err := f.run(t, f.a.RemoveInstances, RemoveInstancesInput{AppID: f.appID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Client.ContainerInspect(ctx, mine); err == nil {
+		t.Errorf("%s was not removed", mine)
+	}
+	if info, err := f.a.Client.ContainerInspect(ctx, theirs); err != nil || !info.State.Running {
+		t.Errorf("other-node's %s was touched: %v", theirs, err)
+	}
+	// The image was built by test-node: other-node does not remove it.
+	if err := other.run(t, other.a.RemoveAppImages, RemoveAppImagesInput{AppID: f.appID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.Client.ImageInspect(ctx, tag); err != nil {
+		t.Errorf("other-node removed test-node's image: %v", err)
+	}
+}

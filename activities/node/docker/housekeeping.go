@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 )
 
 // Housekeeping is what the node agent does on its own between activities, every few seconds:
@@ -25,9 +24,7 @@ func (h Housekeeping) InstancesByApp(ctx context.Context) (map[string][]Instance
 	if err := h.a.ready(); err != nil {
 		return nil, err
 	}
-	list, err := h.a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"=true"),
-	)})
+	list, err := h.a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: h.a.ownFilter()})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}

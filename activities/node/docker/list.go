@@ -23,8 +23,7 @@ func (a *Activities) ListInstances(ctx context.Context, in ListInstancesInput) (
 	if err := checkID("app id", in.AppID); err != nil {
 		return ListInstancesResult{}, err
 	}
-	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"=true"),
+	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: a.ownFilter(
 		filters.Arg("label", LabelApp+"="+in.AppID),
 	)})
 	if err != nil {

@@ -35,8 +35,7 @@ func (a *Activities) RemoveInstances(ctx context.Context, in RemoveInstancesInpu
 	if grace <= 0 {
 		grace = DefaultStopGrace
 	}
-	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"=true"),
+	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: a.ownFilter(
 		filters.Arg("label", LabelApp+"="+in.AppID),
 	)})
 	if err != nil {
@@ -145,8 +144,7 @@ func (a *Activities) RemoveAppImages(ctx context.Context, in RemoveAppImagesInpu
 	if err := checkID("app id", in.AppID); err != nil {
 		return err
 	}
-	images, err := a.Client.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"=true"),
+	images, err := a.Client.ImageList(ctx, image.ListOptions{Filters: a.ownFilter(
 		filters.Arg("label", LabelApp+"="+in.AppID),
 	)})
 	if err != nil {
