@@ -69,6 +69,17 @@ func (s *Server) registerApplications() {
 		})
 	huma.Register(s.api, s.op("deploy-application", http.MethodPost, "/api/paas/applications/{id}/deploy", "Build and release the branch's latest commit", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			// A first deploy places the app now: no room on any node is a 409 here, not a
+			// deployment that fails later.
+			app, err := s.store.GetApplication(ctx, principal(ctx).OrgID, in.ID)
+			if err != nil {
+				return nil, s.problem(ctx, "application", err)
+			}
+			if app.NodeID == nil {
+				if _, err := s.store.PlaceApplication(ctx, app.ID); err != nil {
+					return nil, s.problem(ctx, "application", err)
+				}
+			}
 			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDeploy})
 		})
 	huma.Register(s.api, s.op("restart-application", http.MethodPost, "/api/paas/applications/{id}/restart", "Replace the running instance with a fresh one, without downtime", "applications", http.StatusAccepted, false),
@@ -104,6 +115,10 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	region, err := s.resolveRegion(ctx, b.Region)
 	if err != nil {
 		return nil, err
+	}
+	// An app no node of its region could hold is refused now (its first deploy places it).
+	if err := s.store.CheckRoomInRegion(ctx, region.ID, plan.ID); err != nil {
+		return nil, s.problem(ctx, "application", err)
 	}
 	app, err := s.store.CreateApplication(ctx, db.NewApplication{
 		OrgID: principal(ctx).OrgID, Name: b.Name, RuntimeID: runtime.ID, PlanID: plan.ID, RegionID: region.ID,

@@ -42,6 +42,9 @@ func (s *Server) registerInstances() {
 	huma.Register(s.api, s.op("scale-application", http.MethodPost, "/api/paas/applications/{id}/scale",
 		"Run 1-10 instances of the current release; nginx balances across the healthy ones", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *scaleInput) (*operationOutput, error) {
+			if err := s.store.CheckRoomToScale(ctx, principal(ctx).OrgID, in.ID, in.Body.Instances); err != nil {
+				return nil, s.problem(ctx, "application", err)
+			}
 			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpScale, Instances: in.Body.Instances})
 		})
 	huma.Register(s.api, s.op("list-instances", http.MethodGet, "/api/paas/applications/{id}/instances",

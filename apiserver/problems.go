@@ -27,6 +27,7 @@ func (s *Server) problem(ctx context.Context, what string, err error) error {
 	var full *db.QueueFullError
 	var ended *db.OperationNotActiveError
 	var notCancellable *operations.NotCancellableError
+	var noRoom *db.NoRoomError
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		return huma.Error404NotFound(what + " not found")
@@ -38,6 +39,12 @@ func (s *Server) problem(ctx context.Context, what string, err error) error {
 		return huma.Error409Conflict(notCancellable.Reason, &huma.ErrorDetail{Location: "path.operationId", Message: "this operation cannot be cancelled now"})
 	case errors.Is(err, operations.ErrUnavailable):
 		return huma.Error503ServiceUnavailable("the workflow service is unavailable; try again")
+	case errors.As(err, &noRoom):
+		location := "body.plan"
+		if noRoom.Node != "" {
+			location = "body.instances"
+		}
+		return huma.Error409Conflict(noRoom.Error(), &huma.ErrorDetail{Location: location, Message: "not enough memory unreserved", Value: noRoom.NeedMB})
 	case errors.As(err, &invalid):
 		return huma.Error409Conflict(invalid.Reason)
 	case errors.As(err, &conflict):

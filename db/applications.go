@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -239,38 +238,6 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-// PlaceApplication returns the app's node, choosing the least busy online node of its region
-// the first time. ErrNoNode when the region has none online.
-func (s *Store) PlaceApplication(ctx context.Context, appID string) (string, error) {
-	var nodeID string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var current *string
-		var regionID string
-		if err := tx.QueryRow(ctx, `SELECT node_id, region_id FROM applications WHERE id = $1 FOR UPDATE`, appID).Scan(&current, &regionID); err != nil {
-			return translate(err)
-		}
-		if current != nil {
-			nodeID = *current
-			return nil
-		}
-		err := tx.QueryRow(ctx, `SELECT id FROM nodes WHERE region_id = $1 AND registered_at IS NOT NULL
-				AND last_heartbeat_at > now() - make_interval(secs => $2)
-			ORDER BY containers, name LIMIT 1`, regionID, NodeOfflineAfter.Seconds()).Scan(&nodeID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNoNode
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE applications SET node_id = $2 WHERE id = $1`, appID, nodeID)
-		return err
-	})
-	return nodeID, err
-}
-
-// ErrNoNode: no online node in the app's region.
-var ErrNoNode = errors.New("no online node in the application's region")
 
 // SetAppRunning records that instance of the current release now serves the app.
 func (s *Store) SetAppRunning(ctx context.Context, appID, instance, url string) error {

@@ -80,10 +80,10 @@ func TestNodeRegistersOnceAndGoesOfflineWhenSilent(t *testing.T) {
 		t.Fatalf("placement on a pending node: %v, want ErrNoNode", err)
 	}
 
-	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2}); err != nil {
+	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2}); !errors.Is(err, db.ErrNotFound) {
+	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("the registration token worked a second time: %v", err)
 	}
 
@@ -104,7 +104,7 @@ func TestNodeRegistersOnceAndGoesOfflineWhenSilent(t *testing.T) {
 		t.Fatalf("placement on an offline node: %v, want ErrNoNode", err)
 	}
 
-	if err := testStore.RecordHeartbeat(ctx, node.ID, db.NodeHeartbeat{CPUs: 2}); err != nil {
+	if err := testStore.RecordHeartbeat(ctx, node.ID, db.NodeHeartbeat{CPUs: 2, MemoryMB: 4096}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nodeStatus(t, node.ID); got != "online" {

@@ -126,7 +126,7 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	if err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2}); err != nil {
+	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); err != nil {
 		t.Fatal(err)
 	}
 	placed, err := testStore.PlaceApplication(ctx, f.app.ID)

@@ -62,8 +62,14 @@ const (
 	ErrTypeAppNotFound = "ApplicationNotFound"
 )
 
+// ErrTypeNodeOffline: the app's node does not report; its work would wait for nothing.
+const ErrTypeNodeOffline = "NodeOffline"
+
 func notRetryable(err error) error {
+	var noRoom *db.NoRoomError
 	switch {
+	case errors.As(err, &noRoom):
+		return temporal.NewNonRetryableApplicationError(noRoom.Error(), ErrTypeNoNode, nil)
 	case errors.Is(err, db.ErrNoNode):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoNode, nil)
 	case errors.Is(err, db.ErrNotFound):
@@ -116,8 +122,20 @@ type DeploymentPlan struct {
 // PrepareDeployment places the app on a node (first deploy only), marks the deployment
 // building, and returns the plan.
 func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeploymentInput) (DeploymentPlan, error) {
-	if _, err := a.Store.PlaceApplication(ctx, in.AppID); err != nil {
+	nodeID, err := a.Store.PlaceApplication(ctx, in.AppID)
+	if err != nil {
 		return DeploymentPlan{}, notRetryable(err)
+	}
+	// A node that stopped reporting would never pick the build up: the deploy fails now, with
+	// why, rather than after its 2-minute pickup timeout.
+	name, online, err := a.Store.NodeOnline(ctx, nodeID)
+	if err != nil {
+		return DeploymentPlan{}, err
+	}
+	if !online {
+		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, db.NodeOfflineAfter),
+			ErrTypeNodeOffline, nil)
 	}
 	target, err := a.LoadAppTarget(ctx, LoadAppTargetInput{AppID: in.AppID})
 	if err != nil {
