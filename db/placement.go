@@ -54,7 +54,9 @@ func (e *NoRoomError) Error() string {
 var ErrNoNode = errors.New("no online node in the application's region")
 
 // Is lets errors.Is(err, ErrNoNode) match a region without any online node.
-func (e *NoRoomError) Is(target error) bool { return target == ErrNoNode && e.Nodes == 0 && e.Node == "" }
+func (e *NoRoomError) Is(target error) bool {
+	return target == ErrNoNode && e.Nodes == 0 && e.Node == ""
+}
 
 // regionRooms reads the region's online nodes with their memory, locking them so that two
 // placements in the region do not both take the last room.
