@@ -315,6 +315,7 @@ func TestACrashLoopIsHealedThreeTimesThenDegraded(t *testing.T) {
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Fatalf("fixing deploy: %+v", dep)
 	}
+	owner.waitIdle(t, app.ID) // the deploy's operation ends just after its deployment
 	if got := owner.getApp(t, app.ID); got.Status != "running" || got.StatusReason != "" {
 		t.Errorf("after a deploy the app is %q (%q), want running", got.Status, got.StatusReason)
 	}

@@ -42,6 +42,7 @@ type stack struct {
 	temporal     client.Client
 	keyring      *secrets.Keyring
 	binary       string
+	agentBin     string // skypanel-agent, for the nodes the tests add (testsuite/nodes_test.go)
 	args         []string
 	cmd          *exec.Cmd
 	exited       <-chan error
@@ -152,7 +153,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
 
-	s.binary = skypanelBin
+	s.binary, s.agentBin = skypanelBin, agentBin
 	s.args = []string{"dev",
 		"--data-dir", s.dataDir,
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),

@@ -1,0 +1,304 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// extraNodePool is the tenant network pool of the nodes tests add: inside 10.0.0.0/8, apart
+// from the stack's own (e2eNetworkPool). Networks are allocated engine-wide, so nodes sharing
+// it never overlap.
+const extraNodePool = "10.115.0.0/16"
+
+// extraNode is a node a test adds beside the stack's local one: the real agent binary, on the
+// same Docker engine, with its own data dir, nginx port and node id, reporting every second.
+type extraNode struct {
+	Name, ID, Region string
+	NginxAddr        string
+	dataDir, log     string
+	token            string
+	cmd              *exec.Cmd
+	exited           chan struct{}
+}
+
+// addNode registers a node in region through the admin API and starts its agent.
+func addNode(t testing.TB, name, region string) *extraNode {
+	t.Helper()
+	var created struct {
+		Node struct {
+			ID string `json:"id"`
+		} `json:"node"`
+		RegistrationToken string `json:"registration_token"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes", platform.adminToken,
+		map[string]string{"name": name, "region": region}, &created); status != http.StatusCreated {
+		t.Fatalf("add node %s: %d %s", name, status, raw)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &extraNode{Name: name, ID: created.Node.ID, Region: region, NginxAddr: fmt.Sprintf("127.0.0.1:%d", port),
+		dataDir: filepath.Join(platform.workDir, "node-"+name), log: filepath.Join(platform.workDir, "node-"+name+".log"),
+		token: created.RegistrationToken}
+	n.start(t)
+	eventually(t, time.Minute, "node "+name+" is online", func() (bool, string) {
+		status := nodeStatus(t, n.ID)
+		return status == "online", status
+	})
+	return n
+}
+
+// start runs the agent (again). The registration token travels in its environment.
+func (n *extraNode) start(t testing.TB) {
+	t.Helper()
+	logFile, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	n.cmd = exec.Command(platform.agentBin,
+		"--api-url", platform.apiURL,
+		"--data-dir", n.dataDir,
+		"--temporal-address", platform.temporalAddr,
+		"--nginx-listen", n.NginxAddr,
+		"--allow-loopback-git",
+		"--stop-nginx-on-exit",
+		"--secret-key-file", filepath.Join(platform.dataDir, "secret.key"),
+		"--network-pool", extraNodePool,
+		"--heartbeat-interval", "1s",
+	)
+	n.cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+n.token)
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start the agent of %s: %v", n.Name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(exited) }()
+	n.exited = exited
+}
+
+// stop ends the agent as systemd would (SIGTERM), waiting for it.
+func (n *extraNode) stop(t testing.TB) {
+	t.Helper()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.exited
+		t.Errorf("the agent of %s did not stop within 30 s of SIGTERM", n.Name)
+	}
+	n.cmd = nil
+}
+
+// logTail is the end of the agent's log, for failure messages.
+func (n *extraNode) logTail() string {
+	raw, _ := os.ReadFile(n.log)
+	if len(raw) > 4000 {
+		raw = raw[len(raw)-4000:]
+	}
+	return string(raw)
+}
+
+// leftovers lists what remains on the engine labelled with the node.
+func (n *extraNode) leftovers(t testing.TB) []string {
+	t.Helper()
+	list, err := platform.docker.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "skypanel.node="+n.ID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range list {
+		names = append(names, c.Names[0])
+	}
+	return names
+}
+
+func nodeStatus(t testing.TB, nodeID string) string {
+	t.Helper()
+	var nodes struct {
+		Items []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+	}
+	if status, raw := platform.call(http.MethodGet, "/api/paas/admin/nodes", platform.adminToken, nil, &nodes); status != http.StatusOK {
+		t.Fatalf("admin nodes: %d %s", status, raw)
+	}
+	for _, n := range nodes.Items {
+		if n.ID == nodeID {
+			return n.Status
+		}
+	}
+	return "missing"
+}
+
+// throughNginxAt asks the nginx at addr for host.
+func throughNginxAt(addr, host string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// createAppIn creates an app in region on plan.
+func (c customer) createAppIn(t testing.TB, name, gitURL, region, plan string) (int, application, []byte) {
+	t.Helper()
+	var app application
+	status, raw := platform.call(http.MethodPost, "/api/paas/applications", c.token, map[string]string{
+		"name": name, "runtime": "dockerfile", "plan": plan, "region": region, "git_url": gitURL, "git_branch": "main",
+	}, &app)
+	if status == http.StatusCreated {
+		remember(&created.apps, app.ID)
+	}
+	return status, app, raw
+}
+
+// deleteAndWait deletes an app and waits until it is gone.
+func (c customer) deleteAndWait(t testing.TB, appID string) {
+	t.Helper()
+	op := c.request(t, http.MethodDelete, "/api/paas/applications/"+appID, nil)
+	c.waitWorkflow(t, op.WorkflowID)
+}
+
+// nodeOf is the node an app is placed on.
+type placedApp struct {
+	application
+	NodeID *string `json:"node_id"`
+}
+
+func (c customer) nodeOf(t testing.TB, appID string) string {
+	t.Helper()
+	var app placedApp
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+appID, c.token, nil, &app); status != http.StatusOK {
+		t.Fatalf("get app: %d %s", status, raw)
+	}
+	if app.NodeID == nil {
+		return ""
+	}
+	return *app.NodeID
+}
+
+// Two nodes of a region on this machine's one engine: apps are placed on both by load and each
+// serves through its own node's nginx; an app no node has room for answers 409 at create, and
+// a scale past its node's room answers 409 naming the node. Each node sees only its own
+// containers: deleting the apps leaves nothing of either behind.
+func TestPlacementSpreadsAppsOverTwoNodesByMemory(t *testing.T) {
+	region := uniqueName("twin")
+	a := addNode(t, region+"-a", region)
+	b := addNode(t, region+"-b", region)
+	nodes := map[string]*extraNode{a.ID: a, b.ID: b}
+	owner := newCustomer(t, uniqueName("twin")+"@example.com")
+	var apps []application
+	defer func() {
+		for _, app := range apps {
+			owner.deleteAndWait(t, app.ID)
+		}
+		for _, n := range []*extraNode{a, b} {
+			if left := n.leftovers(t); len(left) > 0 {
+				t.Errorf("node %s left containers behind: %v", n.Name, left)
+			}
+			n.stop(t)
+		}
+	}()
+
+	perNode := map[string]int{}
+	for i := range 4 {
+		name := uniqueName(fmt.Sprintf("twin%d", i))
+		r := newHelloRepo(t, name, "hello from "+name)
+		status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
+		if status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", name, status, raw)
+		}
+		apps = append(apps, app)
+		if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+			t.Fatalf("deploy %s: %+v\n%s\nagent a:\n%s\nagent b:\n%s", name, dep, owner.logs(t, app.ID, dep.ID), a.logTail(), b.logTail())
+		}
+		node := nodes[owner.nodeOf(t, app.ID)]
+		if node == nil {
+			t.Fatalf("%s was placed on %q, not on a node of region %s", name, owner.nodeOf(t, app.ID), region)
+		}
+		perNode[node.ID]++
+		if status, body := throughNginxAt(node.NginxAddr, app.Name+".apps.localhost"); status != http.StatusOK || body != "hello from "+name {
+			t.Errorf("%s through the nginx of %s: %d %q", name, node.Name, status, body)
+		}
+	}
+	// Both nodes offer the same memory: the apps alternate.
+	if perNode[a.ID] != 2 || perNode[b.ID] != 2 {
+		t.Errorf("apps per node: %s %d, %s %d; want 2 and 2", a.Name, perNode[a.ID], b.Name, perNode[b.ID])
+	}
+
+	// A plan bigger than any node: refused at create, naming the region.
+	huge := createSizedPlan(t, uniqueName("huge"), 1<<20) // 1 TiB, the most a plan may have
+	status, _, raw := owner.createAppIn(t, uniqueName("huge"), newHelloRepo(t, uniqueName("huge"), "x").URL, region, huge)
+	if status != http.StatusConflict || !strings.Contains(string(raw), "no node of region "+region) {
+		t.Errorf("an app too big for every node: %d %s, want 409 naming the region", status, raw)
+	}
+	// A plan of 60% of a node: one instance fits, a second does not.
+	big := createSizedPlan(t, uniqueName("big"), nodeMemoryMB(t, a.ID)*6/10)
+	name := uniqueName("big")
+	status, app, raw := owner.createAppIn(t, name, newHelloRepo(t, name, "big").URL, region, big)
+	if status != http.StatusCreated {
+		t.Fatalf("create a 60%% app: %d %s", status, raw)
+	}
+	apps = append(apps, app)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy the 60%% app: %+v", dep)
+	}
+	status, raw = platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/scale", owner.token, map[string]int{"instances": 2}, nil)
+	if status != http.StatusConflict || !strings.Contains(string(raw), "node "+nodes[owner.nodeOf(t, app.ID)].Name) {
+		t.Errorf("scaling the 60%% app to 2: %d %s, want 409 naming its node", status, raw)
+	}
+}
+
+// createSizedPlan makes a plan of memoryMB and returns its slug.
+func createSizedPlan(t testing.TB, slug string, memoryMB int64) string {
+	t.Helper()
+	fields := map[string]any{"slug": slug, "name": slug, "cpu_millis": 250, "memory_mb": memoryMB, "price_per_hour_minor": 1}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", platform.adminToken, fields, nil); status != http.StatusCreated {
+		t.Fatalf("create plan %s: %d %s", slug, status, raw)
+	}
+	return slug
+}
+
+func nodeMemoryMB(t testing.TB, nodeID string) int64 {
+	t.Helper()
+	var nodes struct {
+		Items []struct {
+			ID       string `json:"id"`
+			MemoryMB int64  `json:"memory_mb"`
+		}
+	}
+	platform.call(http.MethodGet, "/api/paas/admin/nodes", platform.adminToken, nil, &nodes)
+	for _, n := range nodes.Items {
+		if n.ID == nodeID {
+			return n.MemoryMB
+		}
+	}
+	t.Fatalf("node %s not listed", nodeID)
+	return 0
+}
+
