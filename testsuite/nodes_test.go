@@ -301,4 +301,3 @@ func nodeMemoryMB(t testing.TB, nodeID string) int64 {
 	t.Fatalf("node %s not listed", nodeID)
 	return 0
 }
-
