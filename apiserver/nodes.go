@@ -60,6 +60,9 @@ func (s *Server) registerNodes() {
 			out.Body.AgentCommand = fmt.Sprintf("skypanel-agent --api-url <API URL> --registration-token %s --temporal-address <TEMPORAL ADDRESS>", token)
 			return out, nil
 		})
+	nodeAdmin{store: s.store, problem: s.problem, log: s.log}.register(s.api, func(id, method, path, summary string, status int) huma.Operation {
+		return s.op(id, method, path, summary, "admin", status, true)
+	})
 }
 
 type registerAgentInput struct {
@@ -79,12 +82,49 @@ type registerAgentOutput struct {
 	}
 }
 
+// heartbeatInput is the agent's report. Every figure is optional (an older agent sends none,
+// and an agent sends none it could not read); what is sent must be plausible.
 type heartbeatInput struct {
-	Body struct {
-		CPUs         int    `json:"cpus,omitempty" minimum:"0"`
-		MemoryMB     int64  `json:"memory_mb,omitempty" minimum:"0"`
-		Containers   int    `json:"containers,omitempty" minimum:"0"`
-		AgentVersion string `json:"agent_version,omitempty" maxLength:"64"`
+	Body heartbeatBody
+}
+
+type heartbeatBody struct {
+	CPUs            int      `json:"cpus,omitempty" minimum:"0" maximum:"65536"`
+	MemoryMB        int64    `json:"memory_mb,omitempty" minimum:"0" maximum:"1099511627776"`
+	Containers      *int     `json:"containers,omitempty" minimum:"0" maximum:"1000000" doc:"running containers of this node"`
+	AgentVersion    string   `json:"agent_version,omitempty" maxLength:"64"`
+	IntervalSeconds int      `json:"interval_seconds,omitempty" minimum:"1" maximum:"3600" doc:"how often the agent reports: the node is offline after 3 missed intervals"`
+	CPUPercent      *float64 `json:"cpu_percent,omitempty" minimum:"0" maximum:"100" doc:"all CPUs busy since the previous heartbeat"`
+	MemoryUsedMB    *int64   `json:"memory_used_mb,omitempty" minimum:"0" maximum:"1099511627776"`
+	MemoryTotalMB   *int64   `json:"memory_total_mb,omitempty" minimum:"0" maximum:"1099511627776"`
+	DiskUsedMB      *int64   `json:"disk_used_mb,omitempty" minimum:"0" maximum:"1099511627776"`
+	DiskTotalMB     *int64   `json:"disk_total_mb,omitempty" minimum:"0" maximum:"1099511627776"`
+	Load1           *float64 `json:"load1,omitempty" minimum:"0" maximum:"1000000"`
+	Load5           *float64 `json:"load5,omitempty" minimum:"0" maximum:"1000000"`
+	Load15          *float64 `json:"load15,omitempty" minimum:"0" maximum:"1000000"`
+}
+
+// Resolve refuses a used figure above its total, naming the field.
+func (b *heartbeatBody) Resolve(_ huma.Context, prefix *huma.PathBuffer) []error {
+	var errs []error
+	check := func(field string, used, total *int64) {
+		if used != nil && total != nil && *used > *total {
+			errs = append(errs, &huma.ErrorDetail{Location: prefix.With(field), Value: *used,
+				Message: fmt.Sprintf("more than the total of %d", *total)})
+		}
+	}
+	check("memory_used_mb", b.MemoryUsedMB, b.MemoryTotalMB)
+	check("disk_used_mb", b.DiskUsedMB, b.DiskTotalMB)
+	return errs
+}
+
+func (b *heartbeatBody) record() db.NodeHeartbeat {
+	return db.NodeHeartbeat{
+		CPUs: b.CPUs, MemoryMB: b.MemoryMB, Containers: b.Containers, AgentVersion: b.AgentVersion, IntervalSeconds: b.IntervalSeconds,
+		Usage: db.NodeUsage{
+			CPUPercent: b.CPUPercent, MemoryUsedMB: b.MemoryUsedMB, MemoryTotalMB: b.MemoryTotalMB,
+			DiskUsedMB: b.DiskUsedMB, DiskTotalMB: b.DiskTotalMB, Load1: b.Load1, Load5: b.Load5, Load15: b.Load15,
+		},
 	}
 }
 
@@ -143,13 +183,10 @@ func (s *Server) registerAgent() {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
 			DefaultStatus: http.StatusNoContent, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
 	}
-	huma.Register(s.api, nodeOp("agent-heartbeat", "/api/paas/agent/heartbeat", "A node's periodic liveness and capacity report"),
+	huma.Register(s.api, nodeOp("agent-heartbeat", "/api/paas/agent/heartbeat", "A node's periodic liveness report with its machine's figures"),
 		func(ctx context.Context, in *heartbeatInput) (*struct{}, error) {
 			nodeID, _ := ctx.Value(nodeKey).(string)
-			err := s.store.RecordHeartbeat(ctx, nodeID, db.NodeHeartbeat{
-				CPUs: in.Body.CPUs, MemoryMB: in.Body.MemoryMB, Containers: in.Body.Containers, AgentVersion: in.Body.AgentVersion,
-			})
-			if err != nil {
+			if err := s.store.RecordHeartbeat(ctx, nodeID, in.Body.record()); err != nil {
 				return nil, s.problem(ctx, "node", err)
 			}
 			return &struct{}{}, nil

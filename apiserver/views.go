@@ -121,19 +121,59 @@ type Deployment struct {
 
 // Node is a worker machine running the agent.
 type Node struct {
-	ID              string     `json:"id"`
-	Name            string     `json:"name"`
-	Region          string     `json:"region"`
-	Host            string     `json:"host"`
-	Status          string     `json:"status"` // pending, online, offline
-	RegisteredAt    *time.Time `json:"registered_at,omitempty"`
-	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
-	LastReportAt    *time.Time `json:"last_report_at,omitempty" doc:"when the node last reported what runs on it (every few seconds; apps short of instances are healed from it)"`
-	CPUs            int        `json:"cpus"`
-	MemoryMB        int64      `json:"memory_mb"`
-	Containers      int        `json:"containers"`
-	AgentVersion    string     `json:"agent_version"`
-	CreatedAt       time.Time  `json:"created_at"`
+	ID                       string     `json:"id"`
+	Name                     string     `json:"name"`
+	Region                   string     `json:"region"`
+	Host                     string     `json:"host"`
+	Status                   string     `json:"status" enum:"pending,online,offline" doc:"pending until the agent registers; offline after 3 missed heartbeats of the node's own interval, online again at its next one"`
+	AdminState               string     `json:"admin_state" enum:"active,cordoned,draining,drained,revoked" doc:"what administrators decided about the node"`
+	RegisteredAt             *time.Time `json:"registered_at,omitempty"`
+	LastHeartbeatAt          *time.Time `json:"last_heartbeat_at,omitempty"`
+	HeartbeatIntervalSeconds int        `json:"heartbeat_interval_seconds" doc:"the agent's reported heartbeat interval (10 until it reports one)"`
+	LastReportAt             *time.Time `json:"last_report_at,omitempty" doc:"when the node last reported what runs on it (every few seconds; apps short of instances are healed from it)"`
+	CPUs                     int        `json:"cpus"`
+	MemoryMB                 int64      `json:"memory_mb"`
+	Containers               int        `json:"containers" doc:"running containers of this node at its last heartbeat"`
+	NodeUsage
+	AgentVersion string    `json:"agent_version"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// NodeUsage is the machine's load at one heartbeat, or averaged over a bucket of them. A figure
+// the agent could not read is absent.
+type NodeUsage struct {
+	CPUPercent    *float64 `json:"cpu_percent,omitempty" doc:"all CPUs busy, percent, since the previous heartbeat"`
+	MemoryUsedMB  *int64   `json:"memory_used_mb,omitempty" doc:"MemTotal - MemAvailable, MiB"`
+	MemoryTotalMB *int64   `json:"memory_total_mb,omitempty"`
+	DiskUsedMB    *int64   `json:"disk_used_mb,omitempty" doc:"of the filesystem holding Docker's data root, MiB"`
+	DiskTotalMB   *int64   `json:"disk_total_mb,omitempty"`
+	Load1         *float64 `json:"load1,omitempty"`
+	Load5         *float64 `json:"load5,omitempty"`
+	Load15        *float64 `json:"load15,omitempty"`
+}
+
+// NodeMetrics is a node's heartbeat samples over a window, averaged per time bucket.
+type NodeMetrics struct {
+	From          time.Time         `json:"from"`
+	To            time.Time         `json:"to"`
+	BucketSeconds float64           `json:"bucket_seconds" doc:"width of each point's bucket"`
+	Points        []NodeMetricPoint `json:"points" doc:"oldest first; buckets without a sample have no point"`
+}
+
+// NodeMetricPoint is the average of one bucket's samples.
+type NodeMetricPoint struct {
+	At      time.Time `json:"at" doc:"the bucket's start"`
+	Samples int       `json:"samples"`
+	NodeUsage
+	Containers *float64 `json:"containers,omitempty"`
+}
+
+// NodeEvent is one thing that happened to a node.
+type NodeEvent struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind" doc:"registered, online, offline, cordoned, uncordoned, …"`
+	Detail string    `json:"detail"`
 }
 
 // Release is one version an app served: a deployment's image, or an earlier release restored by
@@ -199,7 +239,36 @@ func regionView(r db.Region) Region { return Region(r) }
 
 func deploymentView(r db.Deployment) Deployment { return Deployment(r) }
 
-func nodeView(r db.Node) Node { return Node(r) }
+func nodeView(r db.Node) Node {
+	return Node{
+		ID:                       r.ID,
+		Name:                     r.Name,
+		Region:                   r.Region,
+		Host:                     r.Host,
+		Status:                   r.Status,
+		AdminState:               r.AdminState,
+		RegisteredAt:             r.RegisteredAt,
+		LastHeartbeatAt:          r.LastHeartbeatAt,
+		HeartbeatIntervalSeconds: r.HeartbeatIntervalSeconds,
+		LastReportAt:             r.LastReportAt,
+		CPUs:                     r.CPUs,
+		MemoryMB:                 r.MemoryMB,
+		Containers:               r.Containers,
+		NodeUsage:                NodeUsage(r.Usage),
+		AgentVersion:             r.AgentVersion,
+		CreatedAt:                r.CreatedAt,
+	}
+}
+
+func nodeMetricsView(r db.NodeMetricSeries) NodeMetrics {
+	points := make([]NodeMetricPoint, len(r.Points))
+	for i, p := range r.Points {
+		points[i] = NodeMetricPoint{At: p.At, Samples: p.Samples, NodeUsage: NodeUsage(p.Usage), Containers: p.Containers}
+	}
+	return NodeMetrics{From: r.From, To: r.To, BucketSeconds: r.BucketSeconds, Points: points}
+}
+
+func nodeEventView(r db.NodeEvent) NodeEvent { return NodeEvent(r) }
 
 func releaseView(r db.Release) Release {
 	return Release{

@@ -56,12 +56,34 @@ func newAppInRegion(t *testing.T, regionID string) db.Application {
 	return app
 }
 
+// newRegisteredNode registers a node of its own region (so no other test's node is a candidate
+// for placement there) and returns it with its region.
+func newRegisteredNode(t *testing.T) (db.Node, string) {
+	t.Helper()
+	ctx := context.Background()
+	region, err := testStore.EnsureRegion(ctx, "health-"+uuid.NewString()[:8], "Health test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regHash := []byte(uuid.NewString())
+	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", regHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err = testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{Host: "h1", CPUs: 2, MemoryMB: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, region.ID
+}
+
 // A node registers once with its token, is online while it heartbeats, and counts as offline
-// (and is no longer chosen for new apps) once it has been silent for NodeOfflineAfter.
+// (and is no longer chosen for new apps) once it missed three of its own heartbeat intervals:
+// 3 × 10 s while it never reported one, 3 × its interval once it has.
 func TestNodeRegistersOnceAndGoesOfflineWhenSilent(t *testing.T) {
 	ctx := context.Background()
 	if db.NodeOfflineAfter != 30*time.Second {
-		t.Errorf("NodeOfflineAfter is %s; the docs promise 30 s (three missed heartbeats)", db.NodeOfflineAfter)
+		t.Errorf("NodeOfflineAfter is %s; the docs promise 30 s for a node that never reported its interval", db.NodeOfflineAfter)
 	}
 	// A region of its own, so no other test's node is a candidate for placement.
 	region, err := testStore.EnsureRegion(ctx, "offline-"+uuid.NewString()[:8], "Offline test")
@@ -87,18 +109,32 @@ func TestNodeRegistersOnceAndGoesOfflineWhenSilent(t *testing.T) {
 		t.Fatalf("the registration token worked a second time: %v", err)
 	}
 
-	setHeartbeatAge(t, node.ID, db.NodeOfflineAfter-2*time.Second)
+	// No interval reported yet: the default 10 s, offline after 30 s.
+	setHeartbeatAge(t, node.ID, 28*time.Second)
 	if got := nodeStatus(t, node.ID); got != "online" {
-		t.Fatalf("a node silent for %s is %s, want online", db.NodeOfflineAfter-2*time.Second, got)
+		t.Fatalf("a node silent for 28 s is %s, want online", got)
+	}
+	setHeartbeatAge(t, node.ID, 32*time.Second)
+	if got := nodeStatus(t, node.ID); got != "offline" {
+		t.Fatalf("a node silent for 32 s with the default interval is %s, want offline", got)
+	}
+
+	// An agent that heartbeats every 20 s is online for 60 s of silence.
+	if err := testStore.RecordHeartbeat(ctx, node.ID, db.NodeHeartbeat{CPUs: 2, IntervalSeconds: 20}); err != nil {
+		t.Fatal(err)
+	}
+	setHeartbeatAge(t, node.ID, 58*time.Second)
+	if got := nodeStatus(t, node.ID); got != "online" {
+		t.Fatalf("a node of 20 s heartbeats silent for 58 s is %s, want online", got)
 	}
 	placed, err := testStore.PlaceApplication(ctx, newAppInRegion(t, region.ID).ID)
 	if err != nil || placed != node.ID {
 		t.Fatalf("placement on the online node: %q %v", placed, err)
 	}
 
-	setHeartbeatAge(t, node.ID, db.NodeOfflineAfter+2*time.Second)
+	setHeartbeatAge(t, node.ID, 62*time.Second)
 	if got := nodeStatus(t, node.ID); got != "offline" {
-		t.Fatalf("a node silent for %s is %s, want offline", db.NodeOfflineAfter+2*time.Second, got)
+		t.Fatalf("a node of 20 s heartbeats silent for 62 s is %s, want offline", got)
 	}
 	if _, err := testStore.PlaceApplication(ctx, newAppInRegion(t, region.ID).ID); !errors.Is(err, db.ErrNoNode) {
 		t.Fatalf("placement on an offline node: %v, want ErrNoNode", err)

@@ -127,8 +127,11 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		heartbeatLoop(ctx, nodeAPI, cfg.HeartbeatInterval, info, func(ctx context.Context) int {
-			return countContainers(ctx, dockerClient)
+		heartbeatLoop(ctx, nodeAPI, cfg.HeartbeatInterval, &machineProbe{
+			info:       info,
+			procDir:    "/proc",
+			containers: func(ctx context.Context) (int, error) { return countContainers(ctx, dockerClient, creds.NodeID) },
+			dockerRoot: func(ctx context.Context) (string, error) { return dockerRootDir(ctx, dockerClient) },
 		})
 	}()
 
@@ -167,13 +170,25 @@ func checkedSubnetPool(cfg Config) (docker.SubnetPool, error) {
 	return pool, nil
 }
 
-// countContainers is the number of running SkyPanel containers, for heartbeats; 0 when Docker
-// does not answer.
-func countContainers(ctx context.Context, dc *dockerclient.Client) int {
-	list, err := dc.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+// countContainers is the number of this node's running SkyPanel containers. An engine may be
+// shared by several agents (tests, a dev machine), so it counts the node's label, not every
+// managed container.
+func countContainers(ctx context.Context, dc *dockerclient.Client, nodeID string) (int, error) {
+	list, err := dc.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", docker.LabelManaged+"=true"),
+		filters.Arg("label", docker.LabelNode+"="+nodeID),
+	)})
 	if err != nil {
-		slog.WarnContext(ctx, "count containers", "err", err)
-		return 0
+		return 0, fmt.Errorf("count containers: %w", err)
 	}
-	return len(list)
+	return len(list), nil
+}
+
+// dockerRootDir is where the engine keeps its data (DockerRootDir of `docker info`).
+func dockerRootDir(ctx context.Context, dc *dockerclient.Client) (string, error) {
+	info, err := dc.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("docker info: %w", err)
+	}
+	return info.DockerRootDir, nil
 }

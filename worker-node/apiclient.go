@@ -122,12 +122,25 @@ func (c *APIClient) Register(ctx context.Context, req RegisterRequest) (Register
 	return resp, nil
 }
 
-// Heartbeat is the node's periodic report.
+// Heartbeat is the node's periodic report: alive, how often it reports, and its machine's
+// figures. A figure the agent could not read is left out, never sent as zero.
 type Heartbeat struct {
-	CPUs         int    `json:"cpus"`
-	MemoryMB     int64  `json:"memory_mb"`
-	Containers   int    `json:"containers"`
-	AgentVersion string `json:"agent_version"`
+	CPUs            int    `json:"cpus"`
+	MemoryMB        int64  `json:"memory_mb"`
+	AgentVersion    string `json:"agent_version"`
+	IntervalSeconds int    `json:"interval_seconds"`
+	// Containers is the number of this node's running containers.
+	Containers *int `json:"containers,omitempty"`
+	// CPUPercent is how busy all CPUs were since the previous heartbeat (absent at the first).
+	CPUPercent    *float64 `json:"cpu_percent,omitempty"`
+	MemoryUsedMB  *int64   `json:"memory_used_mb,omitempty"`
+	MemoryTotalMB *int64   `json:"memory_total_mb,omitempty"`
+	// DiskUsedMB and DiskTotalMB are of the filesystem holding Docker's data root.
+	DiskUsedMB  *int64   `json:"disk_used_mb,omitempty"`
+	DiskTotalMB *int64   `json:"disk_total_mb,omitempty"`
+	Load1       *float64 `json:"load1,omitempty"`
+	Load5       *float64 `json:"load5,omitempty"`
+	Load15      *float64 `json:"load15,omitempty"`
 }
 
 // SendHeartbeat reports the node alive.

@@ -73,12 +73,18 @@ func TestRegistrationRefused(t *testing.T) {
 func TestHeartbeatCarriesNodeToken(t *testing.T) {
 	api := newFakeAPI(t)
 	client := NewAPIClient(api.URL+"/", testNodeToken)
-	sendHeartbeat(context.Background(), client, time.Second, SystemInfo{CPUs: 2, MemoryMB: 512}, func(context.Context) int { return 3 })
-	if len(api.heartbeats) != 1 || api.heartbeats[0] != (Heartbeat{CPUs: 2, MemoryMB: 512, Containers: 3, AgentVersion: Version}) {
-		t.Errorf("heartbeats %+v", api.heartbeats)
+	probe := &machineProbe{info: SystemInfo{CPUs: 2, MemoryMB: 512}, procDir: t.TempDir(),
+		containers: func(context.Context) (int, error) { return 3, nil }}
+	sendHeartbeat(context.Background(), client, 1500*time.Millisecond, probe)
+	if len(api.heartbeats) != 1 {
+		t.Fatalf("heartbeats %+v", api.heartbeats)
+	}
+	hb := api.heartbeats[0]
+	if hb.CPUs != 2 || hb.MemoryMB != 512 || hb.Containers == nil || *hb.Containers != 3 || hb.AgentVersion != Version || hb.IntervalSeconds != 2 {
+		t.Errorf("heartbeat %+v", hb)
 	}
 	// A rejected token is logged, not fatal.
-	sendHeartbeat(context.Background(), client.withToken("stale"), time.Second, SystemInfo{}, func(context.Context) int { return 0 })
+	sendHeartbeat(context.Background(), client.withToken("stale"), time.Second, probe)
 	if _, _, _, bad := api.counts(); bad != 1 {
 		t.Errorf("bad auth count %d", bad)
 	}

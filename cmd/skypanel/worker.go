@@ -21,6 +21,10 @@ import (
 // operationsWatchInterval is how often the control worker checks that every app's queue moves.
 const operationsWatchInterval = 5 * time.Second
 
+// nodeSweepInterval is how often the control worker marks silent nodes offline (and prunes
+// old node metrics): well inside the shortest offline window, 3 × a 1 s heartbeat.
+const nodeSweepInterval = 5 * time.Second
+
 // convergenceInterval is how often the control worker compares what nodes report running with
 // what every app should run: as often as agents report (workernode.ReconcileInterval).
 const convergenceInterval = 5 * time.Second
@@ -69,9 +73,41 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		defer close(done)
 		checker.Watch(ctx, convergenceInterval)
 	}()
+	// Nodes that stopped heartbeating are marked offline from here.
+	nodesDone := make(chan struct{})
+	go func() {
+		defer close(nodesDone)
+		watchNodes(ctx, log, st, nodeSweepInterval)
+	}()
 	// Queues whose turn a crash lost, and operations past their deadline, move on from here.
 	ops.Watch(ctx, operationsWatchInterval)
 	<-done
+	<-nodesDone
 	w.Stop()
 	return nil
+}
+
+// watchNodes marks silent nodes offline and prunes node metrics past their retention, every
+// interval until ctx ends. Every control worker runs it; the store records each transition once.
+func watchNodes(ctx context.Context, log *slog.Logger, st *db.Store, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		offline, err := st.MarkSilentNodesOffline(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("mark silent nodes offline", "error", err)
+		}
+		for _, n := range offline {
+			log.Warn("node offline: it missed its heartbeats", "node_id", n.ID, "node", n.Name,
+				"last_heartbeat_at", n.LastHeartbeatAt, "heartbeat_interval_seconds", n.HeartbeatIntervalSeconds)
+		}
+		if _, err := st.PruneNodeMetrics(ctx); err != nil && ctx.Err() == nil {
+			log.Error("prune node metrics", "error", err)
+		}
+	}
 }
