@@ -174,14 +174,19 @@ func checkedSubnetPool(cfg Config) (docker.SubnetPool, error) {
 // shared by several agents (tests, a dev machine), so it counts the node's label, not every
 // managed container.
 func countContainers(ctx context.Context, dc *dockerclient.Client, nodeID string) (int, error) {
-	list, err := dc.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", docker.LabelManaged+"=true"),
-		filters.Arg("label", docker.LabelNode+"="+nodeID),
-	)})
+	list, err := dc.ContainerList(ctx, container.ListOptions{Filters: nodeContainersFilter(nodeID)})
 	if err != nil {
 		return 0, fmt.Errorf("count containers: %w", err)
 	}
 	return len(list), nil
+}
+
+// nodeContainersFilter matches the platform's containers of this node (label filters are ANDed).
+func nodeContainersFilter(nodeID string) filters.Args {
+	return filters.NewArgs(
+		filters.Arg("label", docker.LabelManaged+"=true"),
+		filters.Arg("label", docker.LabelNode+"="+nodeID),
+	)
 }
 
 // dockerRootDir is where the engine keeps its data (DockerRootDir of `docker info`).

@@ -96,3 +96,11 @@ func TestHeartbeatLeavesOutWhatItCannotRead(t *testing.T) {
 		t.Error("no disk figure although / is readable")
 	}
 }
+
+// Two agents may share an engine: a node counts only the containers labelled with its id.
+func TestContainersAreCountedByTheNodesLabel(t *testing.T) {
+	f := nodeContainersFilter("node-7")
+	if got := f.Get("label"); len(got) != 2 || !f.ExactMatch("label", "skypanel.node=node-7") || !f.ExactMatch("label", "skypanel.managed=true") {
+		t.Errorf("label filters %v", got)
+	}
+}
