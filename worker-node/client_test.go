@@ -73,7 +73,7 @@ func TestRegistrationRefused(t *testing.T) {
 func TestHeartbeatCarriesNodeToken(t *testing.T) {
 	api := newFakeAPI(t)
 	client := NewAPIClient(api.URL+"/", testNodeToken)
-	probe := &machineProbe{info: SystemInfo{CPUs: 2, MemoryMB: 512}, procDir: t.TempDir(),
+	probe := &machineProbe{info: SystemInfo{CPUs: 2, MemoryMB: 512}, procDir: fakeProc(t, sampleProcStat, sampleMemInfo, "0.1 0.1 0.1 1/1 1\n"),
 		containers: func(context.Context) (int, error) { return 3, nil }}
 	sendHeartbeat(context.Background(), client, 1500*time.Millisecond, probe)
 	if len(api.heartbeats) != 1 {

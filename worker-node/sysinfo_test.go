@@ -48,8 +48,8 @@ func TestParseProcStatReadsTheAggregateLine(t *testing.T) {
 
 func TestCPUPercentIsTheBusyShareBetweenReadings(t *testing.T) {
 	prev := cpuTimes{busy: 1000, total: 4000}
-	if p, ok := cpuPercent(prev, cpuTimes{busy: 1250, total: 5000}); !ok || p != 25 {
-		t.Errorf("a quarter busy: %v %v", p, ok)
+	if p, ok := cpuPercent(prev, cpuTimes{busy: 1300, total: 5000}); !ok || p != 30 {
+		t.Errorf("300 of 1000 ticks busy: %v %v, want 30", p, ok)
 	}
 	if p, ok := cpuPercent(prev, cpuTimes{busy: 2000, total: 5000}); !ok || p != 100 {
 		t.Errorf("all busy: %v %v", p, ok)
