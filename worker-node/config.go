@@ -25,6 +25,8 @@ const (
 	DefaultTemporalAddress   = "127.0.0.1:7233"
 	DefaultTemporalNamespace = "default"
 	DefaultHeartbeatInterval = 10 * time.Second
+	// MaxHeartbeatInterval is the longest interval the API accepts (interval_seconds).
+	MaxHeartbeatInterval = time.Hour
 )
 
 // Config is the agent's configuration: flags, each with an environment fallback.
@@ -158,8 +160,8 @@ func (c Config) Validate() error {
 	if _, err := c.SubnetPool(); err != nil {
 		errs = append(errs, fmt.Errorf("--network-pool/--network-pool-size: %w", err))
 	}
-	if c.HeartbeatInterval < time.Second {
-		errs = append(errs, fmt.Errorf("--heartbeat-interval %s: want at least 1s", c.HeartbeatInterval))
+	if c.HeartbeatInterval < time.Second || c.HeartbeatInterval > MaxHeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--heartbeat-interval %s: want 1s to %s", c.HeartbeatInterval, MaxHeartbeatInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -60,6 +60,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{[]string{"--temporal-address", "nohost"}, base, "--temporal-address"},
 		{[]string{"--nginx-listen", "example.com:80"}, base, "--nginx-listen"},
 		{[]string{"--heartbeat-interval", "10ms"}, base, "--heartbeat-interval"},
+		{[]string{"--heartbeat-interval", "61m"}, base, "--heartbeat-interval"},
 		{[]string{"stray"}, base, "unexpected arguments"},
 		{[]string{"--network-pool", "8.8.0.0/16"}, base, "private range"},
 		{[]string{"--network-pool", "10.0.0.0/8", "--network-pool-size", "30"}, base, "--network-pool"},
