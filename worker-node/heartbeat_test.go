@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func TestHeartbeatReportsTheMachinesFigures(t *testing.T) {
 	}
 	second := probe.heartbeat(ctx)
 	if second.CPUPercent == nil || *second.CPUPercent != 30 {
-		t.Errorf("CPU %v, want 30", second.CPUPercent)
+		t.Errorf("CPU %s, want 30", fmtPtr(second.CPUPercent))
 	}
 	if askedRoot != 1 {
 		t.Errorf("asked the engine for its data root %d times; once it answered, once is enough", askedRoot)
@@ -95,6 +96,13 @@ func TestHeartbeatLeavesOutWhatItCannotRead(t *testing.T) {
 	if hb.DiskTotalMB == nil {
 		t.Error("no disk figure although / is readable")
 	}
+}
+
+func fmtPtr[T any](p *T) string {
+	if p == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*p)
 }
 
 // Two agents may share an engine: a node counts only the containers labelled with its id.

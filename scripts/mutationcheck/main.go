@@ -207,6 +207,62 @@ var mutations = []mutation{
 		To:      "reported[i] = ReportedInstance{Name: inst.Name, ReleaseID: inst.ReleaseID, State: \"running\"}",
 		Package: "./worker-node/", Run: "TestReconcileReports",
 	},
+	{
+		Name:    "node liveness: a heartbeat of an online node records another online event",
+		File:    "db/node_liveness.go",
+		From:    "\t\tif was == \"online\" {\n",
+		To:      "\t\tif false {\n",
+		Package: "./db/", Run: "TestLivenessTransitions",
+	},
+	{
+		Name:    "node liveness: concurrent sweeps each mark the node offline",
+		File:    "db/node_liveness.go",
+		From:    "WHERE n.liveness = 'online' AND NOT",
+		To:      "WHERE NOT",
+		Package: "./db/", Run: "TestLivenessTransitions",
+	},
+	{
+		Name:    "node liveness: the offline window ignores the node's own interval",
+		File:    "db/nodes.go",
+		From:    "COALESCE(n.heartbeat_interval_seconds, %d)",
+		To:      "%d",
+		Package: "./db/", Run: "TestNodeRegistersOnce|TestLivenessTransitions",
+	},
+	{
+		Name:    "node metrics: a point is its bucket's newest sample, not their average",
+		File:    "db/node_metrics.go",
+		From:    "round(avg(cpu_percent)::numeric, 2)",
+		To:      "round(min(cpu_percent)::numeric, 2)",
+		Package: "./db/", Run: "TestNodeMetricsAreDownsampled",
+	},
+	{
+		Name:    "node admin: delete a node applications are placed on",
+		File:    "db/node_admin.go",
+		From:    "\t\tif apps > 0 {\n",
+		To:      "\t\tif false {\n",
+		Package: "./db/", Run: "TestDeleteNode",
+	},
+	{
+		Name:    "node admin: cordon or uncordon from any state",
+		File:    "db/node_admin.go",
+		From:    "\t\tif state != from {\n",
+		To:      "\t\tif false {\n",
+		Package: "./db/", Run: "TestCordonAndUncordon",
+	},
+	{
+		Name:    "node heartbeat: count every managed container of a shared engine",
+		File:    "worker-node/agent.go",
+		From:    "\t\tfilters.Arg(\"label\", docker.LabelNode+\"=\"+nodeID),\n",
+		To:      "",
+		Package: "./worker-node/", Run: "TestContainersAreCounted",
+	},
+	{
+		Name:    "node heartbeat: CPU busy since boot, not since the previous heartbeat",
+		File:    "worker-node/sysinfo.go",
+		From:    "p := 100 * float64(cur.busy-prev.busy) / float64(cur.total-prev.total)",
+		To:      "p := 100 * float64(cur.busy) / float64(cur.total)",
+		Package: "./worker-node/", Run: "TestCPUPercent|TestHeartbeatReports",
+	},
 }
 
 func main() {
