@@ -16,8 +16,9 @@ const (
 )
 
 // NodeOfflineAfter is the silence that makes a node offline when it never reported its
-// interval. Deprecated: each node's own window applies (nodeOnlineSQL); kept for code that
-// predates it.
+// interval.
+//
+// Deprecated: each node's own window applies (nodeOnlineSQL); kept for code that predates it.
 const NodeOfflineAfter = MissedHeartbeats * DefaultHeartbeatInterval
 
 // nodeOnlineSQL is the liveness rule over a nodes row aliased n, the one definition placement,
