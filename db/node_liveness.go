@@ -38,7 +38,7 @@ func (s *Store) RecordHeartbeat(ctx context.Context, nodeID string, hb NodeHeart
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE nodes SET last_heartbeat_at = now(), liveness = 'online',
-				cpus = $2, memory_mb = $3, containers = COALESCE($4, containers), agent_version = $5,
+				cpus = CASE WHEN $2 > 0 THEN $2 ELSE cpus END, memory_mb = CASE WHEN $3 > 0 THEN $3 ELSE memory_mb END, containers = COALESCE($4, containers), agent_version = $5,
 				heartbeat_interval_seconds = COALESCE($6, heartbeat_interval_seconds),
 				cpu_percent = $7, memory_used_mb = $8, memory_total_mb = $9, disk_used_mb = $10, disk_total_mb = $11,
 				load1 = $12, load5 = $13, load15 = $14

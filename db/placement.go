@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -11,8 +12,8 @@ import (
 // Placement by memory. A node offers its memory minus a system share (a tenth, at least
 // 512 MiB, for the OS, Docker and nginx); every app placed on it reserves its plan's memory
 // times its instance count, whether it runs or is stopped or suspended (it comes back on the
-// same node). A new app goes to the online node of its region with room for it whose share
-// already reserved is the smallest.
+// same node). A new app goes to the online, active (not cordoned, draining, …) node of its
+// region with room for it whose share already reserved is the smallest.
 
 // nodeRoomColumns are a node's id, name, allocatable and reserved memory (MiB), for
 // FROM nodes n.
@@ -62,8 +63,8 @@ func (e *NoRoomError) Is(target error) bool {
 // placements in the region do not both take the last room.
 func regionRooms(ctx context.Context, tx pgx.Tx, regionID string) ([]nodeRoom, error) {
 	rows, err := tx.Query(ctx, `SELECT `+nodeRoomColumns+` FROM nodes n
-		WHERE n.region_id = $1 AND n.registered_at IS NOT NULL AND n.last_heartbeat_at > now() - make_interval(secs => $2)
-		ORDER BY n.name FOR UPDATE`, regionID, NodeOfflineAfter.Seconds())
+		WHERE n.region_id = $1 AND n.admin_state = 'active' AND `+nodeOnlineSQL+`
+		ORDER BY n.name FOR UPDATE`, regionID)
 	if err != nil {
 		return nil, fmt.Errorf("read the nodes of region %s: %w", regionID, err)
 	}
@@ -171,9 +172,11 @@ func (s *Store) CheckRoomToScale(ctx context.Context, orgID, appID string, insta
 	return nil
 }
 
-// NodeOnline names a node and says whether it counts as online (what placement requires).
-func (s *Store) NodeOnline(ctx context.Context, nodeID string) (name string, online bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT n.name, n.registered_at IS NOT NULL AND n.last_heartbeat_at > now() - make_interval(secs => $2)
-		FROM nodes n WHERE n.id::text = $1`, nodeID, NodeOfflineAfter.Seconds()).Scan(&name, &online)
-	return name, online, translate(err)
+// NodeOnline names a node, says whether it counts as online (the liveness rule placement uses)
+// and, when not, how long it may stay silent before it does not (3 of its intervals).
+func (s *Store) NodeOnline(ctx context.Context, nodeID string) (name string, online bool, silentAfter time.Duration, err error) {
+	var seconds int
+	err = s.pool.QueryRow(ctx, `SELECT n.name, `+nodeOnlineSQL+`, $2 * COALESCE(n.heartbeat_interval_seconds, $3)
+		FROM nodes n WHERE n.id::text = $1`, nodeID, MissedHeartbeats, int(DefaultHeartbeatInterval/time.Second)).Scan(&name, &online, &seconds)
+	return name, online, time.Duration(seconds) * time.Second, translate(err)
 }

@@ -81,6 +81,24 @@ func TestPlacementFollowsUnreservedMemory(t *testing.T) {
 	if err := testStore.CheckRoomToScale(ctx, apps[1].OrgID, apps[1].ID, 1); err != nil {
 		t.Errorf("scale to the count it has: %v", err)
 	}
+	// A cordoned node takes no new app, however much room it has: a plan that fits a (512 MiB
+	// left) but not b once a is cordoned.
+	small, err := testStore.CreatePlan(ctx, db.Plan{Slug: "half-" + suffix, Name: "512 MiB", CPUMillis: 250, MemoryMB: 512, PricePerHourMinor: 1, Currency: "USD", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.CheckRoomInRegion(ctx, region.ID, small.ID); err != nil {
+		t.Fatalf("512 MiB before cordoning: %v", err)
+	}
+	if _, err := testStore.CordonNode(ctx, a, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.CordonNode(ctx, b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.CheckRoomInRegion(ctx, region.ID, small.ID); !errors.As(err, &noRoom) || noRoom.Nodes != 0 {
+		t.Errorf("every node cordoned: %v, want no node to place on", err)
+	}
 	// A region without an online node: ErrNoNode.
 	empty, _ := testStore.EnsureRegion(ctx, "empty-"+suffix, "Empty")
 	if err := testStore.CheckRoomInRegion(ctx, empty.ID, starter.ID); !errors.Is(err, db.ErrNoNode) {

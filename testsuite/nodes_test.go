@@ -301,3 +301,78 @@ func nodeMemoryMB(t testing.TB, nodeID string) int64 {
 	t.Fatalf("node %s not listed", nodeID)
 	return 0
 }
+
+// nodeEvents lists a node's event kinds, newest first.
+func nodeEvents(t testing.TB, nodeID string) []string {
+	t.Helper()
+	var events struct {
+		Items []struct {
+			Kind string `json:"kind"`
+		}
+	}
+	if status, raw := platform.call(http.MethodGet, "/api/paas/admin/nodes/"+nodeID+"/events", platform.adminToken, nil, &events); status != http.StatusOK {
+		t.Fatalf("node events: %d %s", status, raw)
+	}
+	var kinds []string
+	for _, e := range events.Items {
+		kinds = append(kinds, e.Kind)
+	}
+	return kinds
+}
+
+// A node whose agent stops is offline within 3 of its heartbeat intervals, with an event; a
+// deploy of an app placed there fails at once, saying the node is offline (not after the
+// 2-minute pickup timeout); started again, the node is online again, with an event, and the
+// app deploys.
+func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
+	region := uniqueName("lone")
+	n := addNode(t, region+"-a", region)
+	owner := newCustomer(t, uniqueName("lone")+"@example.com")
+	name := uniqueName("lone")
+	r := newHelloRepo(t, name, "lone v1")
+	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	defer func() {
+		if nodeStatus(t, n.ID) != "online" {
+			n.start(t)
+			eventually(t, time.Minute, "the node is back for the cleanup", func() (bool, string) {
+				s := nodeStatus(t, n.ID)
+				return s == "online", s
+			})
+		}
+		owner.deleteAndWait(t, app.ID)
+		n.stop(t)
+	}()
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v\n%s", dep, n.logTail())
+	}
+
+	n.stop(t)
+	stopped := time.Now()
+	eventually(t, time.Minute, "the node is offline, with an event", func() (bool, string) {
+		s, events := nodeStatus(t, n.ID), nodeEvents(t, n.ID)
+		return s == "offline" && len(events) > 0 && events[0] == "offline", fmt.Sprintf("%s, events %v", s, events)
+	})
+	t.Logf("agent stopped (heartbeat every 1 s): offline with its event %s later", time.Since(stopped).Round(100*time.Millisecond))
+
+	r.commitMessage("lone v2")
+	deploy := owner.request(t, http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", nil)
+	dep := owner.waitDeployment(t, app.ID, deploy.DeploymentID)
+	if dep.Status != "failed" || !strings.Contains(dep.FailureReason, "node "+n.Name+" is offline") {
+		t.Errorf("deploy to the offline node: %+v, want failed because node %s is offline", dep, n.Name)
+	}
+
+	n.start(t)
+	eventually(t, time.Minute, "the node is online again, with an event", func() (bool, string) {
+		s, events := nodeStatus(t, n.ID), nodeEvents(t, n.ID)
+		return s == "online" && len(events) > 0 && events[0] == "online", fmt.Sprintf("%s, events %v", s, events)
+	})
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Errorf("deploy once the node is back: %+v", dep)
+	}
+	if status, body := throughNginxAt(n.NginxAddr, app.Name+".apps.localhost"); status != http.StatusOK || body != "lone v2" {
+		t.Errorf("through the node's nginx: %d %q", status, body)
+	}
+}

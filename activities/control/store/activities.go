@@ -128,13 +128,13 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 	}
 	// A node that stopped reporting would never pick the build up: the deploy fails now, with
 	// why, rather than after its 2-minute pickup timeout.
-	name, online, err := a.Store.NodeOnline(ctx, nodeID)
+	name, online, silentAfter, err := a.Store.NodeOnline(ctx, nodeID)
 	if err != nil {
 		return DeploymentPlan{}, err
 	}
 	if !online {
 		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, db.NodeOfflineAfter),
+			fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, silentAfter),
 			ErrTypeNodeOffline, nil)
 	}
 	target, err := a.LoadAppTarget(ctx, LoadAppTargetInput{AppID: in.AppID})
