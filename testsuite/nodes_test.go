@@ -15,6 +15,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 )
 
 // extraNodePool is the tenant network pool of the nodes tests add: inside 10.0.0.0/8, apart
@@ -117,19 +119,48 @@ func (n *extraNode) logTail() string {
 	return string(raw)
 }
 
-// leftovers lists what remains on the engine labelled with the node.
+// leftovers lists the containers, networks and images that remain on the engine labelled
+// with the node.
 func (n *extraNode) leftovers(t testing.TB) []string {
 	t.Helper()
-	list, err := platform.docker.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "skypanel.node="+n.ID))})
+	ctx := context.Background()
+	byNode := filters.NewArgs(filters.Arg("label", "skypanel.node="+n.ID))
+	var left []string
+	containers, err := platform.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: byNode})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, c := range list {
-		names = append(names, c.Names[0])
+	for _, c := range containers {
+		left = append(left, "container "+c.Names[0])
 	}
-	return names
+	networks, err := platform.docker.NetworkList(ctx, network.ListOptions{Filters: byNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nw := range networks {
+		left = append(left, "network "+nw.Name)
+	}
+	images, err := platform.docker.ImageList(ctx, image.ListOptions{Filters: byNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range images {
+		left = append(left, fmt.Sprintf("image %s %v", img.ID, img.RepoTags))
+	}
+	return left
+}
+
+// retire stops the node's agent and deletes the node (its apps must be gone): the suite leaves
+// no node of its own behind.
+func (n *extraNode) retire(t testing.TB) {
+	t.Helper()
+	if left := n.leftovers(t); len(left) > 0 {
+		t.Errorf("node %s left behind: %v", n.Name, left)
+	}
+	n.stop(t)
+	if status, raw := platform.call(http.MethodDelete, "/api/paas/admin/nodes/"+n.ID, platform.adminToken, nil, nil); status != http.StatusNoContent {
+		t.Errorf("delete node %s: %d %s", n.Name, status, raw)
+	}
 }
 
 func nodeStatus(t testing.TB, nodeID string) string {
@@ -218,10 +249,7 @@ func TestPlacementSpreadsAppsOverTwoNodesByMemory(t *testing.T) {
 			owner.deleteAndWait(t, app.ID)
 		}
 		for _, n := range []*extraNode{a, b} {
-			if left := n.leftovers(t); len(left) > 0 {
-				t.Errorf("node %s left containers behind: %v", n.Name, left)
-			}
-			n.stop(t)
+			n.retire(t)
 		}
 	}()
 
@@ -343,7 +371,7 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 			})
 		}
 		owner.deleteAndWait(t, app.ID)
-		n.stop(t)
+		n.retire(t)
 	}()
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %+v\n%s", dep, n.logTail())
