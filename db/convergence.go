@@ -153,3 +153,13 @@ func (s *Store) CurrentReleaseSource(ctx context.Context, appID string) (Release
 	}
 	return src, nil
 }
+
+// ReplaceReleaseImage points the app's releases and deployments that ran oldImage at newImage.
+func (s *Store) ReplaceReleaseImage(ctx context.Context, appID, oldImage, newImage string) error {
+	_, err := s.pool.Exec(ctx, `WITH r AS (UPDATE releases SET image = $3, image_removed = false WHERE app_id::text = $1 AND image = $2)
+		UPDATE deployments SET image = $3 WHERE app_id::text = $1 AND image = $2`, appID, oldImage, newImage)
+	if err != nil {
+		return fmt.Errorf("replace image %s of app %s: %w", oldImage, appID, err)
+	}
+	return nil
+}

@@ -50,6 +50,9 @@ END {
     }
     h = get("Heal", "all-3-s")
     row("8. instances removed out of band to full count", (h == "" ? missing("Heal") : sprintf("3 of 3: %.1f s, 1 of 3: %.1f s", h, get("Heal", "one-of-3-s"))), "< 30 s")
+    p = get("Registry", "push-ratio")
+    row("9. registry push, deploy / deploy without it", (p == "" ? missing("Registry") : sprintf("%.2f (push %d ms of %.2f s)", p, get("Registry", "push-ms"), get("Registry", "deploy-s"))), "")
+    if (p != "") row("   rollback pulling the image / image on node", sprintf("%.2f (%.2f s / %.2f s)", get("Registry", "pull-ratio"), get("Registry", "rollback-pull-s"), get("Registry", "rollback-local-s")), "")
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")

@@ -221,10 +221,49 @@ func TestAStoppedAppIsNotHealed(t *testing.T) {
 	}
 }
 
-// When the node lost the release's image as well as its containers, the heal rebuilds the
-// image from the release's own commit, not the branch's newest, and says so.
-func TestAHealRebuildsALostImageFromItsCommit(t *testing.T) {
+// When the node lost the release's image as well as its containers, the heal pulls that
+// exact digest from the platform registry; when the registry lost it too, the heal rebuilds the
+// image from the release's own commit, not the branch's newest, and says which it did.
+func TestAHealPullsOrRebuildsALostImage(t *testing.T) {
 	owner, app, r, dep := liveHelloApp(t, "lostimage", "built from the release")
+	commit, img := currentRelease(t, owner, app.ID)
+	if commit == "" || !strings.Contains(img, "@sha256:") {
+		t.Fatalf("the current release has commit %q, image %q: want a commit and a digest reference (deployment %+v)", commit, img, dep)
+	}
+	// The branch moves on without a deploy: the heal must not pick this up.
+	r.commitMessage("a newer commit nobody deployed")
+
+	gone := removeOutOfBand(t, app.ID, 1)
+	removeImage(t, img)
+	eventually(t, healWithin, "the app serves its release again", func() (bool, string) {
+		return owner.servesAt(t, app, 1, "built from the release", gone)
+	})
+	heals := owner.endedHeals(t, app.ID)
+	if len(heals) != 1 || heals[0].Status != "succeeded" || !strings.Contains(heals[0].Reason, "pulled from the platform registry") {
+		t.Fatalf("heals: %+v, want one saying it pulled the image from the registry", heals)
+	}
+
+	// Now the registry loses it too.
+	gone = removeOutOfBand(t, app.ID, 1)
+	removeImage(t, img)
+	deleteFromRegistry(t, img)
+	eventually(t, healWithin, "the app serves its release again", func() (bool, string) {
+		return owner.servesAt(t, app, 1, "built from the release", gone)
+	})
+	heals = owner.endedHeals(t, app.ID)
+	if len(heals) != 2 || heals[0].Status != "succeeded" || !strings.Contains(heals[0].Reason, "rebuilt from commit "+commit[:7]) {
+		t.Errorf("heals: %+v, want the newest saying it rebuilt from commit %s", heals, commit[:7])
+	}
+	// The rebuild is new bytes: the release now runs the new digest, and the registry has it.
+	_, rebuilt := currentRelease(t, owner, app.ID)
+	if rebuilt == img || !strings.Contains(rebuilt, "@sha256:") || !inRegistry(t, rebuilt) {
+		t.Errorf("the release's image after the rebuild: %q (was %q), want a new digest the registry holds", rebuilt, img)
+	}
+}
+
+// currentRelease is the app's current release's commit and image.
+func currentRelease(t testing.TB, owner customer, appID string) (string, string) {
+	t.Helper()
 	var releases struct {
 		Items []struct {
 			CommitSHA string `json:"commit_sha"`
@@ -232,35 +271,62 @@ func TestAHealRebuildsALostImageFromItsCommit(t *testing.T) {
 			Current   bool   `json:"current"`
 		}
 	}
-	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+app.ID+"/releases", owner.token, nil, &releases); status != http.StatusOK {
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+appID+"/releases", owner.token, nil, &releases); status != http.StatusOK {
 		t.Fatalf("releases: %d %s", status, raw)
 	}
-	var commit, img string
 	for _, rel := range releases.Items {
 		if rel.Current {
-			commit, img = rel.CommitSHA, rel.Image
+			return rel.CommitSHA, rel.Image
 		}
 	}
-	if commit == "" || img == "" {
-		t.Fatalf("no current release with a commit and an image: %+v (deployment %+v)", releases.Items, dep)
-	}
-	// The branch moves on without a deploy: the heal must not pick this up.
-	r.commitMessage("a newer commit nobody deployed")
+	return "", ""
+}
 
-	gone := removeOutOfBand(t, app.ID, 1)
-	if _, err := platform.docker.ImageRemove(context.Background(), img, image.RemoveOptions{Force: true}); err != nil {
-		t.Fatalf("docker rmi -f %s: %v", img, err)
+// removeImage removes an image from the engine with every name it has (`docker rmi -f` of its
+// id): the node no longer holds its bytes at all.
+func removeImage(t testing.TB, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	info, err := platform.docker.ImageInspect(ctx, ref)
+	if err != nil {
+		t.Fatalf("docker image inspect %s: %v", ref, err)
 	}
-	eventually(t, healWithin, "the app serves its release again", func() (bool, string) {
-		return owner.servesAt(t, app, 1, "built from the release", gone)
-	})
-	heals := owner.endedHeals(t, app.ID)
-	if len(heals) != 1 || heals[0].Status != "succeeded" || !strings.Contains(heals[0].Reason, "rebuilt from commit "+commit[:7]) {
-		t.Errorf("heals: %+v, want one saying it rebuilt from commit %s", heals, commit[:7])
+	if _, err := platform.docker.ImageRemove(ctx, info.ID, image.RemoveOptions{Force: true}); err != nil {
+		t.Fatalf("docker rmi -f %s (%s): %v", info.ID, ref, err)
 	}
-	if _, err := platform.docker.ImageInspect(context.Background(), img); err != nil {
-		t.Errorf("the release's image %s is not back: %v", img, err)
+}
+
+// registryManifestURL is the registry API URL of a digest reference host:port/repo@sha256:….
+func registryManifestURL(t testing.TB, ref string) string {
+	t.Helper()
+	hostRepo, digest, ok := strings.Cut(ref, "@")
+	host, repo, ok2 := strings.Cut(hostRepo, "/")
+	if !ok || !ok2 || !strings.HasPrefix(host, "127.0.0.1:") {
+		t.Fatalf("%q is not an image of the stack's loopback registry", ref)
 	}
+	return "http://" + host + "/v2/" + repo + "/manifests/" + digest
+}
+
+func deleteFromRegistry(t testing.TB, ref string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, registryManifestURL(t, ref), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete %s from the registry: %v %v", ref, resp, err)
+	}
+	resp.Body.Close()
+}
+
+func inRegistry(t testing.TB, ref string) bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, registryManifestURL(t, ref), nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // An app whose instances keep dying right after they answer is healed at most 3 times, then

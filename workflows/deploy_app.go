@@ -98,7 +98,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
 		Runtime: plan.RuntimeKind, BuildImage: plan.BuildImage, RunImage: plan.RunImage, StackImages: plan.StackImages,
-		Env: plan.Env,
+		Env: plan.Env, Push: plan.PushImage,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
 	if buildErr == nil && building.Err() != nil {
@@ -108,8 +108,13 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 		return DeployAppResult{}, failDeployment(ctx, in, buildErr)
 	}
 
+	// A pushed image runs by its digest: every node, now or after a move, runs these bytes.
+	image := plan.ImageTag
+	if built.ImageRef != "" {
+		image = built.ImageRef
+	}
 	if err := workflow.ExecuteActivity(ctrl, storeActs.RecordBuild, store.RecordBuildInput{
-		DeploymentID: in.DeploymentID, CommitSHA: source.CommitSHA, Image: plan.ImageTag,
+		DeploymentID: in.DeploymentID, CommitSHA: source.CommitSHA, Image: image,
 	}).Get(ctx, nil); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
@@ -126,7 +131,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	}
 	instances := instanceNames(plan.Name, in.DeploymentID, 1, instanceCount(plan.AppTarget))
 	instance := instances[0]
-	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: plan.ImageTag, Instances: instances, DeploymentID: in.DeploymentID}).run(ctx); err != nil {
+	if err := (rollout{Target: plan.AppTarget, ReleaseID: in.DeploymentID, Image: image, Instances: instances, DeploymentID: in.DeploymentID}).run(ctx); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
 
@@ -139,7 +144,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	if workflow.GetVersion(ctx, "prune-release-images", workflow.DefaultVersion, 1) == 1 {
 		pruneReleaseImages(ctx, plan.AppID, plan.NodeID)
 	}
-	return DeployAppResult{CommitSHA: source.CommitSHA, Image: plan.ImageTag, Instance: instance, URL: plan.URL}, nil
+	return DeployAppResult{CommitSHA: source.CommitSHA, Image: image, Instance: instance, URL: plan.URL}, nil
 }
 
 // failDeployment records why the deployment failed and returns the original error, so the

@@ -59,11 +59,31 @@ func HealApp(ctx workflow.Context, in HealAppInput) (err error) {
 		return err
 	}
 	if !present {
-		if err := rebuildRelease(ctx, plan, in.OperationID); err != nil {
-			return fmt.Errorf("the release's image %s is gone from the node and could not be rebuilt from commit %s: %s",
-				t.Image, shortSHA(plan.CommitSHA), failureReason(err))
+		// The platform registry has the release's exact bytes (its digest); only when it lost
+		// them too is the release built again from its own commit.
+		var pulled bool
+		if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 15*time.Minute, time.Minute, 3), dockerActs.PullImage,
+			docker.PullImageInput{AppID: t.AppID, Image: t.Image}).Get(ctx, &pulled); err != nil {
+			return err
 		}
-		from = "rebuilt from commit " + shortSHA(plan.CommitSHA) + " (its image was gone from the node)"
+		from = "pulled from the platform registry (its image was gone from the node)"
+		if !pulled {
+			rebuilt, err := rebuildRelease(ctx, plan, in.OperationID)
+			if err != nil {
+				return fmt.Errorf("the release's image %s is gone from the node and the registry, and could not be rebuilt from commit %s: %s",
+					t.Image, shortSHA(plan.CommitSHA), failureReason(err))
+			}
+			if rebuilt != t.Image {
+				// A rebuild is new bytes under a new digest: the release runs those from now on.
+				if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ReplaceReleaseImage, store.ReplaceReleaseImageInput{
+					AppID: t.AppID, Old: t.Image, New: rebuilt,
+				}).Get(ctx, nil); err != nil {
+					return err
+				}
+				t.Image = rebuilt
+			}
+			from = "rebuilt from commit " + shortSHA(plan.CommitSHA) + " (its image was gone from the node and the registry)"
+		}
 	}
 
 	names := instanceNames(t.Name, in.OperationID, 1, missing)
@@ -132,26 +152,38 @@ func lastLine(out string) string {
 	return last
 }
 
-// rebuildRelease builds the release's image again, under the same tag, from the release's own
-// commit: what a heal does when the node no longer holds the image.
-func rebuildRelease(ctx workflow.Context, plan store.HealPlan, operationID string) error {
+// rebuildRelease builds the release's image again from the release's own commit, and returns
+// the image the release runs from then on: the same tag for an image of no registry, a new
+// digest reference (pushed under repository:<release>) for one of the platform registry.
+func rebuildRelease(ctx workflow.Context, plan store.HealPlan, operationID string) (string, error) {
 	if plan.CommitSHA == "" || plan.GitURL == "" {
-		return temporal.NewNonRetryableApplicationError("the release has no recorded commit", "NoCommit", nil)
+		return "", temporal.NewNonRetryableApplicationError("the release has no recorded commit", "NoCommit", nil)
 	}
 	t := plan.AppTarget
+	tag, push := t.Image, false
+	if repo, _, digested := strings.Cut(t.Image, "@"); digested {
+		tag, push = repo+":"+t.ReleaseID, true
+	}
 	var source gitclone.CloneResult
 	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 10*time.Minute, 30*time.Second, 3), gitActs.CloneRepository, gitclone.CloneInput{
 		AppID: t.AppID, DeploymentID: operationID, GitURL: plan.GitURL, Branch: plan.GitBranch, Commit: plan.CommitSHA,
 		AllowLoopbackHTTP: t.AllowLoopbackGit,
 	}).Get(ctx, &source); err != nil {
-		return err
+		return "", err
 	}
+	var built docker.BuildImageResult
 	err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 30*time.Minute, 20*time.Second, 2), dockerActs.BuildImage, docker.BuildImageInput{
-		AppID: t.AppID, DeploymentID: operationID, ReleaseID: t.ReleaseID, ContextDir: source.Dir, ImageTag: t.Image,
+		AppID: t.AppID, DeploymentID: operationID, ReleaseID: t.ReleaseID, ContextDir: source.Dir, ImageTag: tag, Push: push,
 		Runtime: t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage, StackImages: t.StackImages, Env: t.Env,
-	}).Get(ctx, nil)
+	}).Get(ctx, &built)
 	removeWorkdir(ctx, t.NodeID, operationID)
-	return err
+	if err != nil {
+		return "", err
+	}
+	if built.ImageRef != "" {
+		return built.ImageRef, nil
+	}
+	return tag, nil
 }
 
 func shortSHA(sha string) string {

@@ -82,6 +82,7 @@ func TestHealRebuildsALostImageFromTheReleasesCommit(t *testing.T) {
 	var ended store.ReleaseOperationInput
 	env := healEnv(t, nil, &ended)
 	env.OnActivity(dockerActs.ImagePresent, mock.Anything, mock.Anything).Return(false, nil).Once()
+	env.OnActivity(dockerActs.PullImage, mock.Anything, docker.PullImageInput{AppID: testAppID, Image: "skypanel/app-x:v1"}).Return(false, nil).Once()
 	env.OnActivity(gitActs.CloneRepository, mock.Anything, mock.MatchedBy(func(in gitclone.CloneInput) bool {
 		return in.Commit == healCommit && in.Branch == "main" && in.DeploymentID == healOp
 	})).Return(gitclone.CloneResult{Dir: "/builds/" + healOp, CommitSHA: healCommit}, nil).Once()
@@ -91,13 +92,62 @@ func TestHealRebuildsALostImageFromTheReleasesCommit(t *testing.T) {
 	env.OnActivity(gitActs.RemoveWorkdir, mock.Anything, mock.Anything).Return(nil).Once()
 	startsOK(env, "skypanel/app-x:v1", 42001, 42002, 42003)
 	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.Anything).Return(nil).Once()
-	// Nothing was left to replace: nothing is removed.
-	forbidActivities(t, env, dockerActs.RemoveInstances)
+	// Nothing was left to replace: nothing is removed; the image is the same tag again.
+	forbidActivities(t, env, dockerActs.RemoveInstances, storeActs.ReplaceReleaseImage)
 
 	env.ExecuteWorkflow(HealApp, HealAppInput{AppID: testAppID, OperationID: healOp, Reason: "the node reported 0 of 3 instances running"})
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)
-	require.Contains(t, ended.Reason, "started 3 of 3 instances rebuilt from commit 5f1e2d3 (its image was gone from the node)")
+	require.Contains(t, ended.Reason, "started 3 of 3 instances rebuilt from commit 5f1e2d3 (its image was gone from the node and the registry)")
+}
+
+// The node lost an image of the platform registry: the heal pulls that digest and builds
+// nothing.
+func TestHealPullsALostImageFromTheRegistry(t *testing.T) {
+	var ended store.ReleaseOperationInput
+	env := healEnv(t, nil, &ended)
+	env.OnActivity(dockerActs.ImagePresent, mock.Anything, mock.Anything).Return(false, nil).Once()
+	env.OnActivity(dockerActs.PullImage, mock.Anything, docker.PullImageInput{AppID: testAppID, Image: "skypanel/app-x:v1"}).Return(true, nil).Once()
+	startsOK(env, "skypanel/app-x:v1", 42001, 42002, 42003)
+	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.Anything).Return(nil).Once()
+	forbidActivities(t, env, gitActs.CloneRepository, dockerActs.BuildImage, storeActs.ReplaceReleaseImage)
+
+	env.ExecuteWorkflow(HealApp, HealAppInput{AppID: testAppID, OperationID: healOp, Reason: "r"})
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+	require.Contains(t, ended.Reason, "started 3 of 3 instances pulled from the platform registry")
+}
+
+// The registry lost the release's digest too: the rebuild is pushed under the release's tag,
+// and the release runs the new digest from then on.
+func TestHealRebuildOfARegistryImageRecordsItsNewDigest(t *testing.T) {
+	const old = "127.0.0.1:5000/skypanel/app-x@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	const fresh = "127.0.0.1:5000/skypanel/app-x@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	var ended store.ReleaseOperationInput
+	env := newTestEnv()
+	plan := store.HealPlan{AppTarget: testPlan.AppTarget, AppStatus: "running", GitURL: "https://git.example.com/hello.git",
+		GitBranch: "main", CommitSHA: healCommit}
+	plan.Image, plan.ReleaseID, plan.Instances = old, "rel-1", 1
+	env.OnActivity(storeActs.PrepareHeal, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	env.OnActivity(dockerActs.ListInstances, mock.Anything, mock.Anything).Return(docker.ListInstancesResult{}, nil)
+	env.OnActivity(storeActs.ReleaseOperation, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		ended = args.Get(1).(store.ReleaseOperationInput)
+	}).Return(nil).Once()
+	env.OnActivity(dockerActs.ImagePresent, mock.Anything, mock.Anything).Return(false, nil).Once()
+	env.OnActivity(dockerActs.PullImage, mock.Anything, mock.Anything).Return(false, nil).Once()
+	env.OnActivity(gitActs.CloneRepository, mock.Anything, mock.Anything).Return(gitclone.CloneResult{Dir: "/b", CommitSHA: healCommit}, nil).Once()
+	env.OnActivity(dockerActs.BuildImage, mock.Anything, mock.MatchedBy(func(in docker.BuildImageInput) bool {
+		return in.ImageTag == "127.0.0.1:5000/skypanel/app-x:rel-1" && in.Push
+	})).Return(docker.BuildImageResult{ImageRef: fresh}, nil).Once()
+	env.OnActivity(gitActs.RemoveWorkdir, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(storeActs.ReplaceReleaseImage, mock.Anything, store.ReplaceReleaseImageInput{AppID: testAppID, Old: old, New: fresh}).Return(nil).Once()
+	startsOK(env, fresh, 42001)
+	env.OnActivity(nginxActs.PublishRoute, mock.Anything, mock.Anything).Return(nil).Once()
+
+	env.ExecuteWorkflow(HealApp, HealAppInput{AppID: testAppID, OperationID: healOp, Reason: "r"})
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+	require.Contains(t, ended.Reason, "rebuilt from commit 5f1e2d3")
 }
 
 // Queued behind a deploy that brought the app back whole, the heal finds nothing missing and

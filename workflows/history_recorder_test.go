@@ -338,6 +338,7 @@ func recordScenarios() []recordScenario {
 			return list, nil
 		},
 		"ImagePresent": func(map[string]any) (any, error) { return false, nil },
+		"PullImage":    func(map[string]any) (any, error) { return false, nil },
 	}
 
 	return []recordScenario{
@@ -457,7 +458,7 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"QueueAppOperation": func(map[string]any) (any, error) { return recOperationID, nil },
 		"RecordBuild":       none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
 		"MarkAppRunning": none, "MarkAppStopped": none, "MarkAppSuspended": none, "DeleteApplicationRecord": none,
-		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none,
+		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none, "ReplaceReleaseImage": none,
 		// billing (control queue)
 		"ChargeDuePeriods": func(in map[string]any) (any, error) {
 			now, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(in["Now"]))
@@ -490,6 +491,7 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		},
 		"ListInstances": func(map[string]any) (any, error) { return recListInstances(1), nil },
 		"ImagePresent":  func(map[string]any) (any, error) { return true, nil },
+		"PullImage":     func(map[string]any) (any, error) { return true, nil },
 		"RemoveInstances": func(map[string]any) (any, error) {
 			return map[string]any{"Removed": []string{"sp-hello-" + recPrevDeploy[:12]}}, nil
 		},

@@ -4,11 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/temporal/codec"
 
 	"github.com/skypanel/skypanel/activities/control/billing"
@@ -28,6 +30,9 @@ type controlConfig struct {
 	AppPublicPort     int
 	AllowLoopbackGit  bool
 	KeepReleaseImages int
+	// Registry is the platform registry's host:port: builds push there, nodes pull by digest.
+	// Empty: images stay on the node that built them (no app can move).
+	Registry string
 	// BillingPeriod is how often apps are charged (an hour; tests use seconds).
 	BillingPeriod time.Duration
 	// Currency of the wallets (ISO 4217); plan prices are minor units of it.
@@ -63,6 +68,7 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.DurationVar(&c.BillingPeriod, "billing-period", envDuration("SKYPANEL_BILLING_PERIOD", billing.DefaultPeriod), "how often running apps are charged, prorated per second (SKYPANEL_BILLING_PERIOD)")
 	fs.StringVar(&c.Currency, "currency", envOr("SKYPANEL_CURRENCY", db.DefaultCurrency), "currency of new wallets, ISO 4217; plan prices are its minor units (SKYPANEL_CURRENCY)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the secret keyring, used when SKYPANEL_SECRET_KEY is unset (SKYPANEL_SECRET_KEY_FILE)")
+	fs.StringVar(&c.Registry, "registry", envOr("SKYPANEL_REGISTRY", ""), "the platform registry, host:port; builds push there and nodes pull by digest (SKYPANEL_REGISTRY)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -86,6 +92,16 @@ func (c *controlConfig) validate() error {
 		return fmt.Errorf("APP_URL_SCHEME must be http or https, not %q", c.AppURLScheme)
 	}
 	return nil
+}
+
+// registry is the platform registry as the control activities use it: plain HTTP on loopback
+// (`skypanel dev`), HTTPS elsewhere.
+func (c *controlConfig) registry() registry.Registry {
+	scheme := "https"
+	if host, _, err := net.SplitHostPort(c.Registry); err == nil && (host == "localhost" || net.ParseIP(host).IsLoopback()) {
+		scheme = "http"
+	}
+	return registry.Registry{Addr: c.Registry, Scheme: scheme}
 }
 
 func (c *controlConfig) routing() store.Routing {

@@ -20,6 +20,7 @@ import (
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/cmd/skypanel/devharness/devserver"
 	"github.com/skypanel/skypanel/cmd/skypanel/devharness/localcluster"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/registry"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
 )
@@ -39,6 +40,7 @@ type devConfig struct {
 	PoolSize     int
 	NodeName     string
 	Region       string
+	RegistryPort int
 }
 
 const localNodeName, localRegion = "local", "local"
@@ -73,6 +75,7 @@ func parseDevConfig(args []string) (devConfig, error) {
 	fs.StringVar(&cfg.TemporalCLI, "temporal-cli", envOr("TEMPORAL_CLI", ""), "temporal CLI binary (default ./bin/temporal or PATH)")
 	fs.StringVar(&cfg.TemporalIP, "temporal-ip", "127.0.0.1", "address the Temporal dev server binds")
 	fs.IntVar(&cfg.TemporalPort, "temporal-port", envInt("SKYPANEL_TEMPORAL_PORT", 7233), "Temporal frontend port, 0 for a free one")
+	fs.IntVar(&cfg.RegistryPort, "registry-port", envInt("SKYPANEL_REGISTRY_PORT", 5000), "the platform registry's port on 127.0.0.1, 0 for a free one; not started when --registry names one")
 	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
 	fs.StringVar(&cfg.NginxListen, "nginx-listen", "", "the local node's nginx listen address (default 127.0.0.1:<app-public-port>)")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
@@ -168,6 +171,20 @@ func (s *devStack) start(ctx context.Context) error {
 		}
 	})
 	cfg.TemporalAddress, cfg.TemporalNamespace, s.uiURL = ts.Address(), ts.Namespace(), ts.UIURL()
+
+	// The platform registry: builds push there, nodes pull by digest (docs/architecture.md).
+	if cfg.Registry == "" {
+		reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(cfg.DataDir, "registry"), Port: cfg.RegistryPort, Log: s.log})
+		if err != nil {
+			return fmt.Errorf("start the platform registry: %w", err)
+		}
+		s.onShutdown(func(ctx context.Context) {
+			if err := reg.Stop(ctx); err != nil {
+				s.log.Error("stop the registry", "error", err)
+			}
+		})
+		cfg.Registry = reg.Addr()
+	}
 
 	st, closeDB, err := openStore(ctx, s.log, cfg.controlConfig)
 	if err != nil {

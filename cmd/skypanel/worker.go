@@ -56,7 +56,7 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	}
 	ops := &operations.Owner{Store: st, Temporal: tc, Log: log}
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
-		KeepReleaseImages: cfg.KeepReleaseImages, Operations: ops})
+		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start control worker: %w", err)

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/contract"
+	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -23,6 +25,9 @@ type Activities struct {
 	AllowLoopbackGit bool
 	// KeepReleaseImages is how many releases' images each app keeps for rollbacks (default 5).
 	KeepReleaseImages int
+	// Registry is the platform registry (zero: none). Builds push there; pruned releases and
+	// deleted apps leave it.
+	Registry registry.Registry
 	// Operations is the owner of app operations (temporal/operations): a finishing workflow
 	// hands the app's turn on through it, billing queues its suspensions there.
 	Operations OperationOwner
@@ -117,6 +122,9 @@ type DeploymentPlan struct {
 	GitURL    string
 	GitBranch string
 	ImageTag  string
+	// PushImage: push the built image to the platform registry; the release then runs its
+	// digest reference, which any node can pull.
+	PushImage bool `json:",omitempty"`
 }
 
 // PrepareDeployment places the app on a node (first deploy only), marks the deployment
@@ -151,12 +159,16 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 	if err := a.Store.MarkAppDeploying(ctx, in.AppID); err != nil {
 		return DeploymentPlan{}, fmt.Errorf("mark app deploying: %w", err)
 	}
-	return DeploymentPlan{
+	plan := DeploymentPlan{
 		AppTarget: target,
 		GitURL:    dep.GitURL,
 		GitBranch: dep.GitBranch,
 		ImageTag:  fmt.Sprintf("skypanel/app-%s:%s", in.AppID, in.DeploymentID),
-	}, nil
+	}
+	if a.Registry.Enabled() {
+		plan.ImageTag, plan.PushImage = a.Registry.Repository(in.AppID)+":"+in.DeploymentID, true
+	}
+	return plan, nil
 }
 
 // LoadAppTargetInput names an app.
@@ -323,6 +335,11 @@ type DeleteApplicationRecordInput struct {
 
 // DeleteApplicationRecord removes the app's rows once nothing of it runs any more.
 func (a *Activities) DeleteApplicationRecord(ctx context.Context, in DeleteApplicationRecordInput) error {
+	// The registry keeps no image of a deleted app. A registry that does not answer must not
+	// keep the app alive: the images left are logged, for an operator's garbage collection.
+	if err := a.Registry.DeleteApp(ctx, in.AppID); err != nil {
+		slog.WarnContext(ctx, "remove the app's images from the registry", "app_id", in.AppID, "err", err)
+	}
 	return a.Store.DeleteApplication(ctx, in.AppID)
 }
 

@@ -34,3 +34,16 @@ func (a *Activities) PrepareHeal(ctx context.Context, in PrepareHealInput) (Heal
 	return HealPlan{AppTarget: target, AppStatus: src.AppStatus, GitURL: src.GitURL, GitBranch: src.GitBranch,
 		CommitSHA: src.CommitSHA, BuildLogID: src.BuildLogID}, nil
 }
+
+// ReplaceReleaseImageInput names the image a heal rebuilt for the app's release.
+type ReplaceReleaseImageInput struct {
+	AppID string
+	Old   string
+	New   string
+}
+
+// ReplaceReleaseImage makes the app's releases and deployments that ran Old run New (a heal's
+// rebuild when the registry lost the image: new bytes, new digest).
+func (a *Activities) ReplaceReleaseImage(ctx context.Context, in ReplaceReleaseImageInput) error {
+	return a.Store.ReplaceReleaseImage(ctx, in.AppID, in.Old, in.New)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -96,6 +97,13 @@ func (a *Activities) PruneReleaseImages(ctx context.Context, in PruneReleaseImag
 	images, err := a.Store.PruneReleaseImages(ctx, in.AppID, keep)
 	if err != nil {
 		return PruneReleaseImagesResult{}, fmt.Errorf("prune release images of %s: %w", in.AppID, err)
+	}
+	// The pruned releases leave the registry too (their records say so already: a retry would
+	// not list them again, so a registry that does not answer is logged, not retried).
+	for _, ref := range images {
+		if err := a.Registry.DeleteImage(ctx, ref); err != nil {
+			slog.WarnContext(ctx, "remove a pruned release's image from the registry", "app_id", in.AppID, "image", ref, "err", err)
+		}
 	}
 	return PruneReleaseImagesResult{Images: images}, nil
 }

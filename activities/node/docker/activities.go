@@ -61,8 +61,7 @@ func NewActivities(nodeID string, logs buildlog.Sink) (*Activities, error) {
 var (
 	idPattern           = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 	containerNamePat    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	imageRefPattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
-	imageRefOrIDPattern = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$`)
+	imageIDPattern      = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	envKeyPattern       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 )
 

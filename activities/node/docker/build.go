@@ -186,7 +186,23 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	}
 	logs.Write(ctx, fmt.Sprintf("Built image %s (%s)\n", in.ImageTag, imageID))
 	logger.InfoContext(ctx, "built image", "image", in.ImageTag, "image_id", imageID)
-	return BuildImageResult{ImageID: imageID}, nil
+	if !in.Push {
+		return BuildImageResult{ImageID: imageID}, nil
+	}
+	started := time.Now()
+	logs.Write(ctx, "Pushing the image to the platform registry\n")
+	ref, err := a.pushImage(ctx, in.ImageTag)
+	if err != nil {
+		if ctx.Err() != nil {
+			return BuildImageResult{}, ctx.Err()
+		}
+		logs.Write(ctx, "ERROR: "+err.Error()+"\n")
+		return BuildImageResult{}, err
+	}
+	took := time.Since(started)
+	logs.Write(ctx, fmt.Sprintf("Pushed %s in %s\n", ref, took.Round(time.Millisecond)))
+	logger.InfoContext(ctx, "pushed image", "image", ref, "took", took.Round(time.Millisecond))
+	return BuildImageResult{ImageID: imageID, ImageRef: ref, PushMillis: took.Milliseconds()}, nil
 }
 
 // ensureBaseImages makes sure the images a buildpack builds FROM are on the node, pulling a
@@ -272,7 +288,7 @@ func validateBuild(in BuildImageInput) error {
 			return err
 		}
 	}
-	if !imageRefPattern.MatchString(in.ImageTag) {
+	if !validImageRef(in.ImageTag, false) || strings.Contains(in.ImageTag, "@") {
 		return invalidInput("invalid image tag %q", in.ImageTag)
 	}
 	if !filepath.IsAbs(in.ContextDir) {

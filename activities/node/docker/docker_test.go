@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/skypanel/skypanel/activities/node/buildlog"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/registry"
 	"github.com/skypanel/skypanel/secrets"
 )
 
@@ -622,5 +623,51 @@ func TestTwoNodesOnOneEngineLeaveEachOthersContainersAlone(t *testing.T) {
 	}
 	if _, err := f.a.Client.ImageInspect(ctx, tag); err != nil {
 		t.Errorf("other-node removed test-node's image: %v", err)
+	}
+}
+
+// A build pushed to the platform registry answers its digest reference; a node without the
+// image pulls exactly that digest when it starts an instance; PullImage answers false for an
+// image the registry does not hold.
+func TestPushedImageIsPulledByDigestWhenMissing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	reg, err := registry.Start(ctx, registry.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop(context.Background())
+	tag := reg.Addr() + "/skypanel-test/" + f.appID + ":r1"
+	var res BuildImageResult
+	err = f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile),
+		ImageTag: tag, ReleaseID: "r1", Push: true}, &res)
+	if err != nil {
+		t.Fatalf("BuildImage: %v\nlog:\n%s", err, f.sink.text("build"))
+	}
+	wantPrefix := reg.Addr() + "/skypanel-test/" + f.appID + "@sha256:"
+	if !strings.HasPrefix(res.ImageRef, wantPrefix) || !strings.Contains(f.sink.text("build"), "Pushed "+res.ImageRef) {
+		t.Fatalf("image ref %q, want %s…, logged as pushed", res.ImageRef, wantPrefix)
+	}
+
+	// The node loses the image: starting the release pulls it by digest.
+	if _, err := f.a.Client.ImageRemove(ctx, res.ImageID, image.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	started, err := f.start(t, res.ImageRef, f.appID+"-web-1", map[string]string{"RELEASE": "r1"})
+	if err != nil {
+		t.Fatalf("StartInstance from the registry: %v", err)
+	}
+	info, err := f.a.Client.ContainerInspect(ctx, started.ContainerID)
+	if err != nil || info.Image != res.ImageID {
+		t.Errorf("the instance runs image %q (%v), want the pushed %s", info.Image, err, res.ImageID)
+	}
+
+	var pulled bool
+	unknown := reg.Addr() + "/skypanel-test/" + f.appID + "@sha256:" + strings.Repeat("0", 64)
+	if err := f.run(t, f.a.PullImage, PullImageInput{AppID: f.appID, Image: unknown}, &pulled); err != nil || pulled {
+		t.Errorf("PullImage of a digest the registry lacks: %v %v, want false without error", pulled, err)
+	}
+	if err := f.run(t, f.a.PullImage, PullImageInput{AppID: f.appID, Image: "--help"}, &pulled); err == nil {
+		t.Error("PullImage accepted an option as an image")
 	}
 }

@@ -94,6 +94,11 @@ func (a *Activities) reuseOrCreateInstance(ctx context.Context, in StartInstance
 	if err != nil || id != "" {
 		return id, err
 	}
+	if !imageIDPattern.MatchString(in.Image) {
+		if err := a.ensureImage(ctx, in.Image); err != nil {
+			return "", err
+		}
+	}
 	if id, err = a.createInstance(ctx, in); err != nil {
 		return "", err
 	}
@@ -231,7 +236,7 @@ func validateInstance(in StartInstanceInput) error {
 	if !containerNamePat.MatchString(in.InstanceName) {
 		return invalidInput("invalid instance name %q", in.InstanceName)
 	}
-	if !imageRefOrIDPattern.MatchString(in.Image) {
+	if !validImageRef(in.Image, true) {
 		return invalidInput("invalid image %q", in.Image)
 	}
 	if in.Network != "" && !containerNamePat.MatchString(in.Network) {

@@ -39,11 +39,17 @@ type BuildImageInput struct {
 	// Env is the app's environment, sealed; the build-time variables among it are given to the
 	// build as build arguments.
 	Env []SealedVar `json:",omitempty"`
+	// Push: push ImageTag (host:port/repository:tag) to the platform registry and answer its
+	// digest reference, the exact image every node pulls.
+	Push bool `json:",omitempty"`
 }
 
-// BuildImageResult names the built image.
+// BuildImageResult names the built image: its local id and, once pushed, its digest reference
+// (host:port/repository@sha256:…) and how long the push took.
 type BuildImageResult struct {
-	ImageID string
+	ImageID    string
+	ImageRef   string `json:",omitempty"`
+	PushMillis int64  `json:",omitempty"`
 }
 
 // EnsureNetworkInput asks for the organization's own bridge network.
