@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -10,24 +9,7 @@ import (
 
 	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
-	sptemporal "github.com/skypanel/skypanel/temporal"
 )
-
-type createNodeInput struct {
-	Body struct {
-		Name   string `json:"name" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Node name (RFC 1123 label)"`
-		Region string `json:"region" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Region slug; created when new"`
-		Host   string `json:"host,omitempty" maxLength:"253" pattern:"^[A-Za-z0-9.:-]*$" doc:"Address of the node, informational"`
-	}
-}
-
-type createNodeOutput struct {
-	Body struct {
-		Node              Node   `json:"node"`
-		RegistrationToken string `json:"registration_token" doc:"One-time token the agent registers with. Shown once."`
-		AgentCommand      string `json:"agent_command" doc:"How to start the agent on the node"`
-	}
-}
 
 func (s *Server) registerNodes() {
 	huma.Register(s.api, s.op("admin-list-nodes", http.MethodGet, "/api/paas/admin/nodes", "List worker nodes with status and last heartbeat", "admin", 0, true),
@@ -38,48 +20,11 @@ func (s *Server) registerNodes() {
 			}
 			return listOf(viewsOf(nodes, nodeView)), nil
 		})
-	huma.Register(s.api, s.op("admin-create-node", http.MethodPost, "/api/paas/admin/nodes", "Register a worker node and get its one-time registration token", "admin", http.StatusCreated, true),
-		func(ctx context.Context, in *createNodeInput) (*createNodeOutput, error) {
-			region, err := s.store.EnsureRegion(ctx, in.Body.Region, in.Body.Region)
-			if err != nil {
-				return nil, s.problem(ctx, "region", err)
-			}
-			token, hash, err := NewRegistrationToken()
-			if err != nil {
-				return nil, s.problem(ctx, "node", err)
-			}
-			node, err := s.store.CreateNode(ctx, in.Body.Name, region.ID, in.Body.Host, hash)
-			if errors.Is(err, db.ErrConflict) {
-				return nil, huma.Error409Conflict("a node with this name already exists", &huma.ErrorDetail{Location: "body.name", Value: in.Body.Name})
-			}
-			if err != nil {
-				return nil, s.problem(ctx, "node", err)
-			}
-			out := &createNodeOutput{}
-			out.Body.Node, out.Body.RegistrationToken = nodeView(node), token
-			out.Body.AgentCommand = fmt.Sprintf("skypanel-agent --api-url <API URL> --registration-token %s --temporal-address <TEMPORAL ADDRESS>", token)
-			return out, nil
-		})
-	nodeAdmin{store: s.store, problem: s.problem, log: s.log}.register(s.api, func(id, method, path, summary string, status int) huma.Operation {
+	admin := func(id, method, path, summary string, status int) huma.Operation {
 		return s.op(id, method, path, summary, "admin", status, true)
-	})
-}
-
-type registerAgentInput struct {
-	Body struct {
-		RegistrationToken string `json:"registration_token" minLength:"1" maxLength:"200"`
-		Hostname          string `json:"hostname,omitempty" maxLength:"253"`
-		CPUs              int    `json:"cpus,omitempty" minimum:"0"`
-		MemoryMB          int64  `json:"memory_mb,omitempty" minimum:"0"`
 	}
-}
-
-type registerAgentOutput struct {
-	Body struct {
-		NodeID    string `json:"node_id"`
-		NodeToken string `json:"node_token" doc:"The node's credential for heartbeats and logs. Shown once."`
-		TaskQueue string `json:"task_queue"`
-	}
+	nodeAdmin{store: s.store, problem: s.problem, log: s.log}.register(s.api, admin)
+	newNodeInstall(s.cfg.NodeInstall, s.store, s.cfg.Keyring, s.problem, s.log).register(s.api, admin)
 }
 
 // heartbeatInput is the agent's report. Every figure is optional (an older agent sends none,
@@ -155,30 +100,6 @@ type logChunkInput struct {
 }
 
 func (s *Server) registerAgent() {
-	huma.Register(s.api, huma.Operation{
-		OperationID: "agent-register", Method: http.MethodPost, Path: "/api/paas/agent/register", Tags: []string{"agent"},
-		Summary: "Exchange a one-time registration token for the node's credential",
-	}, func(ctx context.Context, in *registerAgentInput) (*registerAgentOutput, error) {
-		nodeToken, nodeHash, err := NewToken(nodeTokenPrefix)
-		if err != nil {
-			return nil, s.problem(ctx, "node", err)
-		}
-		node, err := s.store.RegisterNode(ctx, HashToken(in.Body.RegistrationToken), nodeHash, db.NodeRegistration{
-			Host: in.Body.Hostname, CPUs: in.Body.CPUs, MemoryMB: in.Body.MemoryMB,
-		})
-		if errors.Is(err, db.ErrNotFound) {
-			return nil, huma.Error401Unauthorized("unknown or already used registration token",
-				&huma.ErrorDetail{Location: "body.registration_token", Message: "ask an admin for a new one"})
-		}
-		if err != nil {
-			return nil, s.problem(ctx, "node", err)
-		}
-		s.log.Info("node registered", "node_id", node.ID, "node", node.Name)
-		out := &registerAgentOutput{}
-		out.Body.NodeID, out.Body.NodeToken, out.Body.TaskQueue = node.ID, nodeToken, sptemporal.NodeTaskQueue(node.ID)
-		return out, nil
-	})
-
 	nodeOp := func(id, path, summary string) huma.Operation {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
 			DefaultStatus: http.StatusNoContent, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}

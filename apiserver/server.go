@@ -32,6 +32,9 @@ type Config struct {
 	// BillingPeriod is the billing run's period: a credit resumes an organization's suspended
 	// apps once its wallet pays one period of them.
 	BillingPeriod time.Duration
+	// NodeInstall is how worker nodes join (install command, script, agent binary, token
+	// lifetime).
+	NodeInstall NodeInstall
 }
 
 // Server serves the API.

@@ -108,11 +108,12 @@ func (s *Store) NodeByID(ctx context.Context, id string) (Node, error) {
 	return scanNode(s.pool.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes n JOIN regions r ON r.id = n.region_id WHERE n.id = $1`, id))
 }
 
-// CreateNode records a node that will register with registrationTokenHash.
-func (s *Store) CreateNode(ctx context.Context, name, regionID, host string, registrationTokenHash []byte) (Node, error) {
+// CreateNode records a node that will register with registrationTokenHash until expiresAt.
+func (s *Store) CreateNode(ctx context.Context, name, regionID, host string, registrationTokenHash []byte, expiresAt time.Time) (Node, error) {
 	return scanNode(s.pool.QueryRow(ctx, `WITH n AS (
-			INSERT INTO nodes (name, region_id, host, registration_token_hash) VALUES ($1, $2, $3, $4) RETURNING *)
-		SELECT `+nodeColumns+` FROM n JOIN regions r ON r.id = n.region_id`, name, regionID, host, registrationTokenHash))
+			INSERT INTO nodes (name, region_id, host, registration_token_hash, registration_token_expires_at)
+			VALUES ($1, $2, $3, $4, $5) RETURNING *)
+		SELECT `+nodeColumns+` FROM n JOIN regions r ON r.id = n.region_id`, name, regionID, host, registrationTokenHash, expiresAt))
 }
 
 // NodeByName finds a node by name.
@@ -120,17 +121,32 @@ func (s *Store) NodeByName(ctx context.Context, name string) (Node, error) {
 	return scanNode(s.pool.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes n JOIN regions r ON r.id = n.region_id WHERE n.name = $1`, name))
 }
 
-// SetRegistrationToken gives an existing node a new one-time registration token (for an agent
-// that lost its credentials, and for `skypanel dev`'s local node).
-func (s *Store) SetRegistrationToken(ctx context.Context, nodeID string, hash []byte) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE nodes SET registration_token_hash = $2 WHERE id = $1`, nodeID, hash)
+// SetRegistrationToken gives an existing node a new one-time registration token valid until
+// expiresAt, voiding the one it had: for a node whose token expired or was lost, one to be
+// registered again (its current credential keeps working until it does), and `skypanel dev`'s
+// local node. A revoked node gets none (InvalidStateError).
+func (s *Store) SetRegistrationToken(ctx context.Context, nodeID string, hash []byte, expiresAt time.Time) (Node, error) {
+	var node Node
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var state string
+		if err := tx.QueryRow(ctx, `SELECT admin_state FROM nodes WHERE id = $1 FOR UPDATE`, nodeID).Scan(&state); err != nil {
+			return err
+		}
+		if state == NodeRevoked {
+			return &InvalidStateError{Reason: "the node is revoked: it gets no registration token"}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE nodes SET registration_token_hash = $2, registration_token_expires_at = $3 WHERE id = $1`,
+			nodeID, hash, expiresAt); err != nil {
+			return err
+		}
+		var err error
+		node, err = scanNode(tx.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes n JOIN regions r ON r.id = n.region_id WHERE n.id = $1`, nodeID))
+		return err
+	})
 	if err != nil {
-		return translate(err)
+		return Node{}, fmt.Errorf("set registration token of node %s: %w", nodeID, translate(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return node, nil
 }
 
 // NodeRegistration is what an agent reports when it registers.
@@ -140,18 +156,26 @@ type NodeRegistration struct {
 	MemoryMB int64
 }
 
-// RegisterNode consumes a one-time registration token and sets the node's credential. The
-// registration counts as the node's first sign of life: it is online from here, and the
-// registration (and the coming online, unless it already was) are recorded as events.
+// RegisterNode consumes a one-time registration token and sets the node's credential, replacing
+// any it had. The registration counts as the node's first sign of life: it is online from here,
+// and the registration (and the coming online, unless it already was) are recorded as events.
+// An unknown or used token is ErrNotFound; an expired one a *RegistrationTokenExpiredError,
+// and it is not consumed.
 func (s *Store) RegisterNode(ctx context.Context, registrationTokenHash, nodeTokenHash []byte, reg NodeRegistration) (Node, error) {
 	var node Node
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var id, was string
-		if err := tx.QueryRow(ctx, `SELECT id, liveness FROM nodes WHERE registration_token_hash = $1 FOR UPDATE`,
-			registrationTokenHash).Scan(&id, &was); err != nil {
+		var expiresAt time.Time
+		var expired bool
+		if err := tx.QueryRow(ctx, `SELECT id, liveness, registration_token_expires_at, registration_token_expires_at <= now()
+			FROM nodes WHERE registration_token_hash = $1 FOR UPDATE`, registrationTokenHash).Scan(&id, &was, &expiresAt, &expired); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE nodes SET registration_token_hash = NULL, node_token_hash = $2, registered_at = now(),
+		if expired {
+			return &RegistrationTokenExpiredError{NodeID: id, ExpiredAt: expiresAt}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE nodes SET registration_token_hash = NULL, registration_token_expires_at = NULL,
+				node_token_hash = $2, registered_at = now(),
 				last_heartbeat_at = now(), liveness = 'online', host = CASE WHEN host = '' THEN $3 ELSE host END, cpus = $4, memory_mb = $5
 			WHERE id = $1`, id, nodeTokenHash, reg.Host, reg.CPUs, reg.MemoryMB); err != nil {
 			return err

@@ -66,7 +66,7 @@ func newRegisteredNode(t *testing.T) (db.Node, string) {
 		t.Fatal(err)
 	}
 	regHash := []byte(uuid.NewString())
-	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", regHash)
+	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", regHash, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestNodeRegistersOnceAndGoesOfflineWhenSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	regHash := []byte(uuid.NewString())
-	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", regHash)
+	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", regHash, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

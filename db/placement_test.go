@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,7 +16,7 @@ func registeredNode(t *testing.T, regionID, name string, memoryMB int64) string 
 	t.Helper()
 	ctx := context.Background()
 	regHash := []byte(uuid.NewString())
-	node, err := testStore.CreateNode(ctx, name, regionID, "", regHash)
+	node, err := testStore.CreateNode(ctx, name, regionID, "", regHash, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

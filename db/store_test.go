@@ -72,7 +72,7 @@ func newFixture(t *testing.T) fixture {
 	ctx := context.Background()
 	region, _ := testStore.RegionByRef(ctx, "local")
 	app := newAppInRegion(t, region.ID)
-	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", []byte(uuid.NewString()))
+	node, err := testStore.CreateNode(ctx, "node-"+uuid.NewString()[:8], region.ID, "", []byte(uuid.NewString()), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	}
 	// Register and heartbeat the node so placement picks it.
 	regHash := []byte(uuid.NewString())
-	if err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash); err != nil {
+	if _, err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); err != nil {

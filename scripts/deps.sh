@@ -15,7 +15,7 @@ ROOT=$PWD
 BIN=$ROOT/bin
 DATA=$ROOT/.data
 
-APT_PACKAGES=(docker.io postgresql nginx git debootstrap busybox-static ca-certificates curl docker-registry)
+APT_PACKAGES=(docker.io postgresql nginx git debootstrap busybox-static ca-certificates curl docker-registry shellcheck)
 
 # Go tools built into ./bin: "binary module-path version". A tool is rebuilt when its binary is
 # missing or was built from another module version (read with `go version -m`).

@@ -45,7 +45,7 @@ func addNode(t testing.TB, name, region string) *extraNode {
 		RegistrationToken string `json:"registration_token"`
 	}
 	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes", platform.adminToken,
-		map[string]string{"name": name, "region": region}, &created); status != http.StatusCreated {
+		map[string]any{"name": name, "region": region, "create_region": true}, &created); status != http.StatusCreated {
 		t.Fatalf("add node %s: %d %s", name, status, raw)
 	}
 	port, err := freePort()

@@ -23,7 +23,7 @@ func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 		RegistrationToken string `json:"registration_token"`
 	}
 	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes", platform.adminToken,
-		map[string]string{"name": uniqueName("hashnode"), "region": uniqueName("nowhere"), "host": "192.0.2.10"}, &node); status != http.StatusCreated || node.RegistrationToken == "" {
+		map[string]any{"name": uniqueName("hashnode"), "region": uniqueName("nowhere"), "create_region": true, "host": "192.0.2.10"}, &node); status != http.StatusCreated || node.RegistrationToken == "" {
 		t.Fatalf("create node: %d %s", status, raw)
 	}
 	register := func() (int, []byte, string) {

@@ -20,13 +20,21 @@ import (
 
 func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	var addr, codecOrigins, adminTokenFile *string
+	var nodeInstall apiserver.NodeInstall
 	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
 		addr = fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
 		codecOrigins = fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
 		adminTokenFile = fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
+		bindNodeInstall(fs, &nodeInstall)
 	})
 	if err != nil {
 		return err
+	}
+	if err := nodeInstall.Validate(); err != nil {
+		return err
+	}
+	if nodeInstall.PublicURL == "" {
+		log.Warn("no --public-url (SKYPANEL_PUBLIC_URL): new nodes get no install command")
 	}
 	store, closeDB, err := openStore(ctx, log, cfg)
 	if err != nil {
@@ -47,7 +55,8 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins), BillingPeriod: cfg.BillingPeriod}
+	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
+		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall}
 	return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
 }
 

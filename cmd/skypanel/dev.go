@@ -95,11 +95,7 @@ func parseDevConfig(args []string) (devConfig, error) {
 		cfg.SecretKeyFile = filepath.Join(dataDir, "secret.key")
 	}
 	if cfg.AgentBin == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return cfg, fmt.Errorf("locate skypanel binary: %w", err)
-		}
-		cfg.AgentBin = filepath.Join(filepath.Dir(self), "skypanel-agent")
+		cfg.AgentBin = besideThisBinary("skypanel-agent")
 	}
 	if _, err := os.Stat(cfg.AgentBin); err != nil {
 		return cfg, fmt.Errorf("agent binary %s: %w (run `make build`)", cfg.AgentBin, err)
@@ -211,7 +207,10 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
-		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod}
+		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
+			// Nodes added here reach this machine's API and Temporal dev server.
+			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicTemporalAddress: cfg.TemporalAddress,
+				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL}}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
 	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {
@@ -352,19 +351,21 @@ func (s *devStack) localNodeRegistration(ctx context.Context, st *db.Store, agen
 	if err != nil {
 		return "", err
 	}
+	expiresAt := time.Now().Add(apiserver.DefaultRegistrationTokenTTL)
 	node, err := st.NodeByName(ctx, s.cfg.NodeName)
 	if errors.Is(err, db.ErrNotFound) {
 		region, err := st.EnsureRegion(ctx, s.cfg.Region, "Local")
 		if err != nil {
 			return "", err
 		}
-		_, err = st.CreateNode(ctx, s.cfg.NodeName, region.ID, "127.0.0.1", hash)
+		_, err = st.CreateNode(ctx, s.cfg.NodeName, region.ID, "127.0.0.1", hash, expiresAt)
 		return token, err
 	}
 	if err != nil {
 		return "", err
 	}
-	return token, st.SetRegistrationToken(ctx, node.ID, hash)
+	_, err = st.SetRegistrationToken(ctx, node.ID, hash, expiresAt)
+	return token, err
 }
 
 // waitForNode returns once the local node has registered and sent a heartbeat.
