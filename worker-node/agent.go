@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	info := readSystemInfo()
 	api := NewAPIClient(cfg.APIURL, "")
-	creds, err := ensureRegistered(ctx, cfg, api, info)
+	creds, keyring, err := ensureRegistered(ctx, cfg, api, info, keyring)
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,8 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 
 	api := newFakeAPI(t)
 	// The agent encrypts its payloads with the platform's keyring: the control side's client
-	// must hold the same one.
+	// must hold the same one. The agent is given none, so it runs with the one its registration
+	// answer carries (interim, until nodes have keys of their own).
 	keyEntry, err := secrets.NewKeyEntry("k1")
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +101,7 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api.keyring = keyEntry
 	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
 	control, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), DataConverter: dataConverter, FailureConverter: failureConverter})
 	if err != nil {
@@ -110,7 +112,7 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	cfg, err := ParseConfig([]string{
 		"--api-url", api.URL, "--data-dir", t.TempDir(), "--temporal-address", srv.FrontendHostPort(),
 		"--nginx-listen", listen, "--stop-nginx-on-exit", "--heartbeat-interval", "1s",
-	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc", secrets.KeyringEnv: keyEntry}), io.Discard)
+	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

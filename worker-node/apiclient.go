@@ -101,6 +101,8 @@ type RegisterRequest struct {
 	Hostname          string `json:"hostname"`
 	CPUs              int    `json:"cpus"`
 	MemoryMB          int64  `json:"memory_mb"`
+	// WantKeyring asks for the platform's keyring: the agent has none configured (interim).
+	WantKeyring bool `json:"want_keyring,omitempty"`
 }
 
 // RegisterResponse is the node's identity and credential.
@@ -108,6 +110,8 @@ type RegisterResponse struct {
 	NodeID    string `json:"node_id"`
 	NodeToken string `json:"node_token"`
 	TaskQueue string `json:"task_queue"`
+	// Keyring is the platform's keyring in its key-file form, sent only when asked for.
+	Keyring string `json:"keyring,omitempty"`
 }
 
 // Register exchanges a one-time registration token for the node's id and token.

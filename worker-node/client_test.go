@@ -18,7 +18,7 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 	cfg := Config{APIURL: api.URL, RegistrationToken: "reg-abc", DataDir: t.TempDir()}
 	info := SystemInfo{Hostname: "node-a", CPUs: 4, MemoryMB: 2048}
 
-	creds, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info)
+	creds, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, testKeyring(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 
 	// The next start uses the saved credentials: no token needed, no second registration.
 	cfg.RegistrationToken = ""
-	again, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info)
+	again, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, testKeyring(t))
 	if err != nil || again != creds {
 		t.Fatalf("second start: %+v %v", again, err)
 	}
@@ -55,17 +55,19 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 func TestRegistrationRefused(t *testing.T) {
 	api := newFakeAPI(t)
 	cfg := Config{APIURL: api.URL, RegistrationToken: "wrong", DataDir: t.TempDir()}
-	_, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{})
+	_, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil)
 	var se *StatusError
 	if !errors.As(err, &se) || se.Status != 401 {
 		t.Fatalf("error %v, want the API's 401", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "agent.json")); !os.IsNotExist(err) {
-		t.Error("agent.json written after a refused registration")
+	for _, name := range []string{"agent.json", "secret.key"} {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s written after a refused registration", name)
+		}
 	}
 
 	cfg.RegistrationToken = ""
-	if _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}); err == nil {
+	if _, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil); err == nil {
 		t.Error("no token and no agent.json: want an error")
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,11 +53,20 @@ type Config struct {
 	secretKeySpec string
 }
 
-// Keyring loads the platform's keyring: SKYPANEL_SECRET_KEY, else --secret-key-file.
+// Keyring loads the platform's keyring: SKYPANEL_SECRET_KEY, else --secret-key-file, else the
+// copy the registration saved in <data-dir>/secret.key. With none of them it is nil and no
+// error: the agent asks for the keyring when it registers (interim, see registration.go).
 func (c Config) Keyring() (*secrets.Keyring, error) {
-	ring, _, err := secrets.LoadKeyring(secrets.KeySource{EnvValue: c.secretKeySpec, DevKeyFile: c.SecretKeyFile})
+	src := secrets.KeySource{EnvValue: c.secretKeySpec, DevKeyFile: c.SecretKeyFile}
+	if src.EnvValue == "" && src.DevKeyFile == "" {
+		if _, err := os.Stat(c.savedKeyringPath()); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		src.DevKeyFile = c.savedKeyringPath()
+	}
+	ring, _, err := secrets.LoadKeyring(src)
 	if err != nil {
-		return nil, fmt.Errorf("the node needs the platform's secret keyring (SKYPANEL_SECRET_KEY or --secret-key-file): %w", err)
+		return nil, fmt.Errorf("the node's secret keyring (SKYPANEL_SECRET_KEY, --secret-key-file, or %s saved at registration): %w", c.savedKeyringPath(), err)
 	}
 	return ring, nil
 }
@@ -172,6 +183,7 @@ func (c Config) SubnetPool() (docker.SubnetPool, error) {
 }
 
 // Layout of the data directory.
-func (c Config) credentialsPath() string { return filepath.Join(c.DataDir, "agent.json") }
-func (c Config) buildsDir() string       { return filepath.Join(c.DataDir, "builds") }
-func (c Config) nginxPrefix() string     { return filepath.Join(c.DataDir, "nginx") }
+func (c Config) credentialsPath() string  { return filepath.Join(c.DataDir, "agent.json") }
+func (c Config) savedKeyringPath() string { return filepath.Join(c.DataDir, "secret.key") }
+func (c Config) buildsDir() string        { return filepath.Join(c.DataDir, "builds") }
+func (c Config) nginxPrefix() string      { return filepath.Join(c.DataDir, "nginx") }

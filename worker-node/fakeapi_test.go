@@ -15,6 +15,8 @@ import (
 type fakeAPI struct {
 	*httptest.Server
 	regToken string
+	// keyring is sent to a registration that asks for it (empty: the API sends none).
+	keyring string
 
 	mu             sync.Mutex
 	registrations  []RegisterRequest
@@ -55,7 +57,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			return
 		}
 		f.registrations = append(f.registrations, req)
-		json.NewEncoder(w).Encode(RegisterResponse{NodeID: "node-1", NodeToken: testNodeToken, TaskQueue: "node-node-1"})
+		resp := RegisterResponse{NodeID: "node-1", NodeToken: testNodeToken, TaskQueue: "node-node-1"}
+		if req.WantKeyring {
+			resp.Keyring = f.keyring
+		}
+		json.NewEncoder(w).Encode(resp)
 	})
 	authed := func(h func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {

@@ -50,36 +50,79 @@ func saveCredentials(path string, creds Credentials) error {
 // ensureRegistered returns the saved credentials, or registers the node with the registration
 // token and saves what the API answers. While the API is unreachable or failing it retries
 // with backoff; a refused token ends it.
-func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo) (Credentials, error) {
+//
+// keyring is the one the agent was given; nil means none, and then the registration asks the
+// API for the platform's and saves it as <data-dir>/secret.key. That is interim: until nodes
+// get keys of their own (the node-gateway work), every node needs the platform's keyring to
+// open the apps' variables and Temporal payloads. The keyring returned is the one to use.
+func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo, keyring *secrets.Keyring) (Credentials, *secrets.Keyring, error) {
 	path := cfg.credentialsPath()
 	creds, ok, err := loadCredentials(path)
-	if err != nil || ok {
-		return creds, err
+	if err != nil {
+		return creds, nil, err
+	}
+	if ok {
+		if keyring == nil {
+			return creds, nil, fmt.Errorf("node %s is registered but has no keyring: set SKYPANEL_SECRET_KEY or --secret-key-file, "+
+				"or register it again (remove %s and start with a new token from POST /api/paas/admin/nodes/%s/token)", creds.NodeID, path, creds.NodeID)
+		}
+		return creds, keyring, nil
 	}
 	if cfg.RegistrationToken == "" {
-		return creds, fmt.Errorf("this node is not registered (no %s): give --registration-token or SKYPANEL_REGISTRATION_TOKEN", path)
+		return creds, nil, fmt.Errorf("this node is not registered (no %s): give --registration-token or SKYPANEL_REGISTRATION_TOKEN", path)
 	}
-	req := RegisterRequest{RegistrationToken: cfg.RegistrationToken, Hostname: info.Hostname, CPUs: info.CPUs, MemoryMB: info.MemoryMB}
+	req := RegisterRequest{RegistrationToken: cfg.RegistrationToken, Hostname: info.Hostname, CPUs: info.CPUs, MemoryMB: info.MemoryMB,
+		WantKeyring: keyring == nil}
 	delay := time.Second
 	for {
 		resp, err := api.Register(ctx, req)
 		if err == nil {
-			creds = Credentials{NodeID: resp.NodeID, NodeToken: resp.NodeToken}
-			if err := saveCredentials(path, creds); err != nil {
-				return creds, fmt.Errorf("save node credentials: %w", err)
-			}
-			slog.InfoContext(ctx, "registered node", "node_id", creds.NodeID, "task_queue", resp.TaskQueue)
-			return creds, nil
+			return saveRegistration(ctx, cfg, resp, keyring)
 		}
 		if !retryable(err) {
-			return creds, fmt.Errorf("register node: the API refused the registration (is the token right and unused?): %w", err)
+			return creds, nil, fmt.Errorf("register node: the API refused the registration (is the token right, unused and not expired?): %w", err)
 		}
 		slog.WarnContext(ctx, "register node: API not reachable, retrying", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
-			return creds, ctx.Err()
+			return creds, nil, ctx.Err()
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// saveRegistration keeps what the registration answered: the keyring first, when the agent
+// asked for it, so a saved agent.json always has a keyring beside it. The token is spent either
+// way, so the credentials are kept even when the keyring is not.
+func saveRegistration(ctx context.Context, cfg Config, resp RegisterResponse, keyring *secrets.Keyring) (Credentials, *secrets.Keyring, error) {
+	creds := Credentials{NodeID: resp.NodeID, NodeToken: resp.NodeToken}
+	var keyringErr error
+	if keyring == nil {
+		keyring, keyringErr = saveKeyring(cfg.savedKeyringPath(), resp.Keyring)
+	}
+	if err := saveCredentials(cfg.credentialsPath(), creds); err != nil {
+		return creds, nil, fmt.Errorf("save node credentials: %w", err)
+	}
+	if keyringErr != nil {
+		return creds, nil, fmt.Errorf("registered as node %s, but %w: set SKYPANEL_SECRET_KEY or --secret-key-file and start the agent again", creds.NodeID, keyringErr)
+	}
+	slog.InfoContext(ctx, "registered node", "node_id", creds.NodeID, "task_queue", resp.TaskQueue, "keyring_saved", resp.Keyring != "" && keyringErr == nil)
+	return creds, keyring, nil
+}
+
+// saveKeyring checks the keyring the API sent and writes it where later starts read it, for
+// root only. Errors never carry key bytes.
+func saveKeyring(path, spec string) (*secrets.Keyring, error) {
+	if spec == "" {
+		return nil, errors.New("the API sent no keyring")
+	}
+	ring, err := secrets.ParseKeyring(spec)
+	if err != nil {
+		return nil, fmt.Errorf("the API's keyring is unusable: %w", err)
+	}
+	if err := secrets.WriteFileAtomic(path, []byte(ring.Spec()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("save the keyring: %w", err)
+	}
+	return ring, nil
 }
