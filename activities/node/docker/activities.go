@@ -59,10 +59,10 @@ func NewActivities(nodeID string, logs buildlog.Sink) (*Activities, error) {
 }
 
 var (
-	idPattern           = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
-	containerNamePat    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	imageIDPattern      = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	envKeyPattern       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	idPattern        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	containerNamePat = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	imageIDPattern   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	envKeyPattern    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 )
 
 func invalidInput(format string, args ...any) error {
