@@ -130,6 +130,8 @@ const (
 	// OpSuspend and OpResume are billing's: the wallet cannot pay, then can again.
 	OpSuspend = "suspend"
 	OpResume  = "resume"
+	// OpMove moves an app to another node of its region (a node's drain or evacuation).
+	OpMove = "move"
 )
 
 // InvalidStateError refuses an operation the app's state does not allow.
@@ -141,7 +143,9 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 	if status == AppDeleting && kind != OpDelete {
 		return &InvalidStateError{Reason: "the application is being deleted"}
 	}
-	if status == AppSuspended && kind != OpDelete && kind != OpResume {
+	// A move only changes where the app lives, whatever its state: a drained node must be
+	// emptied of stopped and suspended apps too.
+	if status == AppSuspended && kind != OpDelete && kind != OpResume && kind != OpMove {
 		return &InvalidStateError{Reason: "the application is suspended: its organization's wallet cannot pay for it. Add funds and it resumes by itself"}
 	}
 	switch kind {
@@ -200,6 +204,7 @@ type AppTarget struct {
 	OrgID           string
 	Name            string
 	NodeID          string
+	Status          string // the app's status (running, stopped, suspended, …)
 	CPUMillis       int
 	MemoryMB        int
 	Instances       int
@@ -217,13 +222,13 @@ type AppTarget struct {
 func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, error) {
 	var t AppTarget
 	var nodeID, image, release *string
-	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, p.cpu_millis, p.memory_mb, a.instances, a.drain_seconds,
+	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, a.status, p.cpu_millis, p.memory_mb, a.instances, a.drain_seconds,
 			COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
-		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds, &image, &release, &t.CurrentInstance,
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.Status, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage)
 	if err != nil {
 		return t, translate(err)

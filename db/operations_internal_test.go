@@ -9,12 +9,12 @@ import (
 // A suspended app refuses every operation but delete and billing's own resume, whatever it
 // has; an app being deleted refuses everything but the delete.
 func TestSuspendedAppRefusesAllButDelete(t *testing.T) {
-	kinds := []string{OpDeploy, OpStop, OpStart, OpRestart, OpDelete, OpRollback, OpScale, OpConfigure, OpSuspend, OpResume}
+	kinds := []string{OpDeploy, OpStop, OpStart, OpRestart, OpDelete, OpRollback, OpScale, OpConfigure, OpSuspend, OpResume, OpMove}
 	for _, kind := range kinds {
 		err := checkOperationAllowed(kind, AppSuspended, true)
 		var invalid *InvalidStateError
 		switch kind {
-		case OpDelete, OpResume:
+		case OpDelete, OpResume, OpMove:
 			if err != nil {
 				t.Errorf("%s of a suspended app refused: %v", kind, err)
 			}
@@ -27,5 +27,20 @@ func TestSuspendedAppRefusesAllButDelete(t *testing.T) {
 		if (kind == OpDelete) != (err == nil) {
 			t.Errorf("%s of an app being deleted: %v", kind, err)
 		}
+	}
+}
+
+// A move only changes where the app lives: any app but one being deleted can move (a drained
+// node must be emptied of stopped, suspended and never-deployed apps too).
+func TestAMoveIsAllowedInAnyStatusButDeleting(t *testing.T) {
+	for _, status := range []string{AppCreated, AppDeploying, AppRunning, AppStopped, AppFailed, AppSuspended} {
+		for _, hasRelease := range []bool{false, true} {
+			if err := checkOperationAllowed(OpMove, status, hasRelease); err != nil {
+				t.Errorf("move of a %s app (release %v): %v", status, hasRelease, err)
+			}
+		}
+	}
+	if err := checkOperationAllowed(OpMove, AppDeleting, true); err == nil {
+		t.Error("move of an app being deleted allowed")
 	}
 }

@@ -37,12 +37,21 @@ type NoRoomError struct {
 	// FreeMB is the most unreserved memory among the region's online nodes (or the node's).
 	FreeMB int64
 	Nodes  int // online nodes looked at
+	// Except names the node a move leaves: it was not looked at.
+	Except string
 }
 
 func (e *NoRoomError) Error() string {
 	if e.Node != "" {
 		return fmt.Sprintf("node %s has %d MiB of memory unreserved and this needs %d MiB more; scale down another application there, or pick a smaller plan",
 			e.Node, e.FreeMB, e.NeedMB)
+	}
+	if e.Except != "" {
+		if e.Nodes == 0 {
+			return fmt.Sprintf("region %s has no other active, online node than %s to move the application to: add a node to it", e.Region, e.Except)
+		}
+		return fmt.Sprintf("no other node of region %s than %s has %d MiB of memory unreserved for this application (the most on one of its %d other active, online nodes is %d MiB): add a node",
+			e.Region, e.Except, e.NeedMB, e.Nodes, e.FreeMB)
 	}
 	if e.Nodes == 0 {
 		return fmt.Sprintf("region %s has no online node: add a node to it, or pick another region", e.Region)
@@ -62,9 +71,14 @@ func (e *NoRoomError) Is(target error) bool {
 // regionRooms reads the region's online nodes with their memory, locking them so that two
 // placements in the region do not both take the last room.
 func regionRooms(ctx context.Context, tx pgx.Tx, regionID string) ([]nodeRoom, error) {
+	return regionRoomsExcept(ctx, tx, regionID, "")
+}
+
+// regionRoomsExcept is regionRooms without the node exceptNodeID (a move's origin).
+func regionRoomsExcept(ctx context.Context, tx pgx.Tx, regionID, exceptNodeID string) ([]nodeRoom, error) {
 	rows, err := tx.Query(ctx, `SELECT `+nodeRoomColumns+` FROM nodes n
-		WHERE n.region_id = $1 AND n.admin_state = 'active' AND `+nodeOnlineSQL+`
-		ORDER BY n.name FOR UPDATE`, regionID)
+		WHERE n.region_id = $1 AND n.admin_state = 'active' AND `+nodeOnlineSQL+` AND n.id::text <> $2
+		ORDER BY n.name FOR UPDATE`, regionID, exceptNodeID)
 	if err != nil {
 		return nil, fmt.Errorf("read the nodes of region %s: %w", regionID, err)
 	}

@@ -116,7 +116,10 @@ func TestRecordHistories(t *testing.T) {
 	control.RegisterDynamicActivity(fakes.run, activity.DynamicRegisterOptions{})
 	node := worker.New(c, sptemporal.NodeTaskQueue(recNodeID), worker.Options{})
 	node.RegisterDynamicActivity(fakes.run, activity.DynamicRegisterOptions{})
-	for _, w := range []worker.Worker{control, node} {
+	// The node a move takes the app to.
+	otherNode := worker.New(c, sptemporal.NodeTaskQueue(recOtherNodeID), worker.Options{})
+	otherNode.RegisterDynamicActivity(fakes.run, activity.DynamicRegisterOptions{})
+	for _, w := range []worker.Worker{control, node, otherNode} {
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -232,6 +235,7 @@ func recordFuncName(fn any) string {
 // The fake world the recorder's workflows run in: one organization with one app on one node.
 const (
 	recNodeID      = "5b0f8a2e-7c1d-4e59-9a36-0d2f4c8e1a01"
+	recOtherNodeID = "6c1a9b3f-8d2e-4f6a-8b47-1e3a5d9f2b09"
 	recOrgID       = "c41d9e07-2b6a-4f3c-8e15-7a9b0c3d2e02"
 	recOtherOrgID  = "0e7a3b5c-9d14-4c82-b6f0-1a2d3e4f5a03"
 	recAppID       = "9f2c6b1a-4e3d-4a57-8c90-b1d2e3f4a504"
@@ -341,10 +345,25 @@ func recordScenarios() []recordScenario {
 		"PullImage":    func(map[string]any) (any, error) { return false, nil },
 	}
 
+	// A move of the running app (2 instances) off its node to the other one, and a drain of
+	// the node that queues it (the fake queue answers the move's operation as succeeded).
+	move := op("MoveApp", "move")
+	move.input["FromNodeID"] = recNodeID
+	move.fakes = map[string]recordFake{"LoadAppTarget": func(map[string]any) (any, error) {
+		t := recTarget()
+		t["Status"], t["Instances"] = "running", 2
+		return t, nil
+	}}
+	drain := recordScenario{
+		name: "drain", workflow: "DrainNode", id: "drain/" + recNodeID,
+		input: map[string]any{"NodeID": recNodeID, "RequestedBy": recUserID},
+		attrs: temporal.NewSearchAttributes(sptemporal.NodeIDKey.ValueSet(recNodeID), sptemporal.OperationKey.ValueSet("drain")),
+	}
+
 	return []recordScenario{
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
-		rollback, scaleUp, scaleDown, list, configure, billing, heal,
+		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain,
 	}
 }
 
@@ -456,7 +475,19 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"ListOrgApps":       func(map[string]any) (any, error) { return []string{recAppID}, nil },
 		"LockApp":           func(map[string]any) (any, error) { return true, nil },
 		"QueueAppOperation": func(map[string]any) (any, error) { return recOperationID, nil },
-		"RecordBuild":       none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
+		"ChooseMoveDestination": func(map[string]any) (any, error) {
+			return map[string]any{"NodeID": recOtherNodeID, "NodeName": "worker-2", "FromName": "worker-1"}, nil
+		},
+		"SwitchAppNode":  func(map[string]any) (any, error) { return true, nil },
+		"BeginNodeDrain": none, "FinishNodeDrain": none,
+		"ListNodeApps": func(map[string]any) (any, error) {
+			return []map[string]any{{"OrgID": recOrgID, "AppID": recAppID, "Name": "hello"}}, nil
+		},
+		"QueueMove": func(map[string]any) (any, error) { return map[string]any{"OperationID": recOperationID}, nil },
+		"ReadOperationState": func(map[string]any) (any, error) {
+			return map[string]any{"Status": "succeeded", "Reason": "moved from node worker-1 to node worker-2 (1 instance of release " + recPrevDeploy + ", from its image)"}, nil
+		},
+		"RecordBuild": none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
 		"MarkAppRunning": none, "MarkAppStopped": none, "MarkAppSuspended": none, "DeleteApplicationRecord": none,
 		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none, "ReplaceReleaseImage": none,
 		// billing (control queue)

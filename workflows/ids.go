@@ -13,7 +13,7 @@ func DeployWorkflowID(appID, deploymentID string) string {
 }
 
 // OperationWorkflowID names the run of an app operation other than a deploy: kind is the
-// operation's (stop, start, restart, delete, scale, rollback, configure, suspend, resume), or
+// operation's (stop, start, restart, delete, scale, rollback, configure, suspend, resume, heal, move), or
 // "instances" for the read-only listing.
 func OperationWorkflowID(kind, appID, operationID string) string {
 	return fmt.Sprintf("%s/%s/%s", kind, appID, operationID)
@@ -26,3 +26,9 @@ func BillingRunWorkflowID(runID string) string { return "billing/" + runID }
 // organization at a time (a second start finds the running one).
 func SuspendOrganizationWorkflowID(orgID string) string { return "suspend/" + orgID }
 func ResumeOrganizationWorkflowID(orgID string) string  { return "resume/" + orgID }
+
+// DrainNodeWorkflowID and EvacuateNodeWorkflowID name a node's drain (its apps moved off it
+// while it runs) and evacuation (moved without asking it anything): at most one of each runs
+// per node at a time (a second start while one runs is refused).
+func DrainNodeWorkflowID(nodeID string) string    { return "drain/" + nodeID }
+func EvacuateNodeWorkflowID(nodeID string) string { return "evacuate/" + nodeID }

@@ -60,6 +60,10 @@ type Request struct {
 	Description string
 	// Reason says why the platform asked (a heal's shortfall); listed with the operation.
 	Reason string
+	// FromNodeID is the node a move takes the app off; Evacuate: that node is not to be asked
+	// anything (it is dead).
+	FromNodeID string
+	Evacuate   bool
 }
 
 // ErrUnavailable: the workflow service could not start the operation, and nothing changed.
@@ -98,6 +102,11 @@ var kinds = map[string]kind{
 	// A heal may rebuild the release's image from its commit when the node lost it.
 	db.OpHeal: {workflow: workflows.HealApp, deadline: time.Hour, input: func(r Request, id string) any {
 		return workflows.HealAppInput{AppID: r.AppID, OperationID: id, Reason: r.Reason}
+	}},
+	// A move starts the app on another node (a pull and a readiness probe per instance) and
+	// drains it from the old one.
+	db.OpMove: {workflow: workflows.MoveApp, deadline: 30 * time.Minute, input: func(r Request, id string) any {
+		return workflows.MoveAppInput{AppID: r.AppID, OperationID: id, FromNodeID: r.FromNodeID, Evacuate: r.Evacuate}
 	}},
 	db.OpConfigure: {workflow: workflows.ConfigureApp, deadline: 20 * time.Minute, input: func(r Request, id string) any {
 		return workflows.ConfigureAppInput{AppID: r.AppID, OperationID: id, UserID: r.UserID, Description: r.Description}
@@ -146,8 +155,9 @@ func New(r Request) (db.NewOperation, error) {
 		ID: id, Kind: r.Kind, WorkflowType: workflowName(k.workflow), WorkflowID: workflowID,
 		Input: k.input(r, id), RequestedBy: r.UserID, RequestedVia: via, Reason: r.Reason,
 		// The platform asks again at every billing run (or convergence check) while things
-		// stay as they are: one waiting suspension, resumption or heal of an app is enough.
-		OncePerKind: r.UserID == "" && (r.Kind == db.OpSuspend || r.Kind == db.OpResume || r.Kind == db.OpHeal),
+		// stay as they are: one waiting suspension, resumption or heal of an app is enough; so
+		// is one move (a drain asked again finds the move the first one queued).
+		OncePerKind: r.UserID == "" && (r.Kind == db.OpSuspend || r.Kind == db.OpResume || r.Kind == db.OpHeal || r.Kind == db.OpMove),
 	}, nil
 }
 
@@ -156,6 +166,16 @@ func newID() string { return uuid.NewString() }
 // EnqueueFor queues an operation the platform asks for (via: "billing") and returns its id.
 func (o *Owner) EnqueueFor(ctx context.Context, orgID, appID, kind, via string) (string, error) {
 	op, err := o.Enqueue(ctx, Request{OrgID: orgID, AppID: appID, Kind: kind, Via: via})
+	if err != nil {
+		return "", err
+	}
+	return op.ID, nil
+}
+
+// EnqueueMove queues a move of the app off fromNodeID that the platform asks for (via:
+// "drain") and returns its id.
+func (o *Owner) EnqueueMove(ctx context.Context, orgID, appID, fromNodeID string, evacuate bool, via string) (string, error) {
+	op, err := o.Enqueue(ctx, Request{OrgID: orgID, AppID: appID, Kind: db.OpMove, Via: via, FromNodeID: fromNodeID, Evacuate: evacuate})
 	if err != nil {
 		return "", err
 	}

@@ -41,6 +41,9 @@ type OperationOwner interface {
 	// EnqueueFor queues an operation the platform asks for (via says what: "billing") and
 	// returns its id.
 	EnqueueFor(ctx context.Context, orgID, appID, kind, via string) (string, error)
+	// EnqueueMove queues a move of the app off fromNodeID (a drain's; evacuate: the node is
+	// gone, leave it alone) and returns its id.
+	EnqueueMove(ctx context.Context, orgID, appID, fromNodeID string, evacuate bool, via string) (string, error)
 }
 
 // Routing turns an app name into its public host name and URL.
@@ -85,10 +88,13 @@ func notRetryable(err error) error {
 
 // AppTarget is an app as a workflow acts on it.
 type AppTarget struct {
-	AppID        string
-	OrgID        string
-	Name         string
-	NodeID       string
+	AppID  string
+	OrgID  string
+	Name   string
+	NodeID string
+	// Status is the app's (running, stopped, suspended, …); empty in runs recorded before
+	// moves needed it.
+	Status       string `json:",omitempty"`
 	Hostname     string
 	URL          string
 	CPUMillis    int
@@ -204,7 +210,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 	return AppTarget{
 		Env:         env,
 		StackImages: stacks,
-		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID,
+		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID, Status: t.Status,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances, DrainSeconds: t.DrainSeconds,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
