@@ -20,13 +20,16 @@ type nodeAdminStore interface {
 	CordonNode(ctx context.Context, nodeID, byUserID string) (db.Node, error)
 	UncordonNode(ctx context.Context, nodeID, byUserID string) (db.Node, error)
 	DeleteNode(ctx context.Context, nodeID string) error
+	OtherActiveOnlineNodes(ctx context.Context, nodeID string) (int, error)
 }
 
 var _ nodeAdminStore = (*db.Store)(nil)
 
-// nodeAdmin serves one node's admin routes: its health, its events, cordon and delete.
+// nodeAdmin serves one node's admin routes: its health, its events, cordon, drain, evacuate
+// and delete.
 type nodeAdmin struct {
 	store   nodeAdminStore
+	drains  nodeDrainer
 	problem func(ctx context.Context, what string, err error) error
 	log     *slog.Logger
 }
@@ -99,6 +102,7 @@ func (h nodeAdmin) register(api huma.API, op adminOp) {
 			h.log.InfoContext(ctx, "node uncordoned", "node_id", node.ID, "node", node.Name, "user_id", principal(ctx).UserID)
 			return &nodeOutput{Body: nodeView(node)}, nil
 		})
+	h.registerDrain(api, op)
 	huma.Register(api, op("admin-delete-node", http.MethodDelete, "/api/paas/admin/nodes/{id}",
 		"Delete a node no application is placed on, with its events and metrics", http.StatusNoContent),
 		func(ctx context.Context, in *nodeIDInput) (*struct{}, error) {

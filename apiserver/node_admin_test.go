@@ -24,6 +24,28 @@ type fakeNodes struct {
 	node      db.Node
 	apps      int
 	lastLimit int
+	// others is how many other active, online nodes the node's region has.
+	others int
+	// drains are the drains started, "drain n1" or "evacuate n1"; running refuses the next.
+	drains  []string
+	running bool
+}
+
+func (f *fakeNodes) OtherActiveOnlineNodes(_ context.Context, id string) (int, error) {
+	return f.others, f.find(id)
+}
+
+func (f *fakeNodes) StartDrain(_ context.Context, nodeID string, evacuate bool, _ string) (string, error) {
+	kind := "drain"
+	if evacuate {
+		kind = "evacuate"
+	}
+	if f.running {
+		return kind + "/" + nodeID, errDrainRunning
+	}
+	f.drains = append(f.drains, kind+" "+nodeID)
+	f.running = true
+	return kind + "/" + nodeID, nil
 }
 
 func (f *fakeNodes) find(id string) error {
@@ -86,7 +108,7 @@ func (f *fakeNodes) DeleteNode(_ context.Context, id string) error {
 func nodeAdminAPI(t *testing.T, f *fakeNodes) humatest.TestAPI {
 	_, api := humatest.New(t)
 	s := &Server{log: quietLog}
-	nodeAdmin{store: f, problem: s.problem, log: quietLog}.register(api, func(id, method, path, summary string, status int) huma.Operation {
+	nodeAdmin{store: f, drains: f, problem: s.problem, log: quietLog}.register(api, func(id, method, path, summary string, status int) huma.Operation {
 		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, DefaultStatus: status}
 	})
 	return api
@@ -213,6 +235,8 @@ func TestNodeAdminRoutesNeedAToken(t *testing.T) {
 		{http.MethodGet, "/api/paas/admin/nodes/n1/events"},
 		{http.MethodPost, "/api/paas/admin/nodes/n1/cordon"},
 		{http.MethodPost, "/api/paas/admin/nodes/n1/uncordon"},
+		{http.MethodPost, "/api/paas/admin/nodes/n1/drain"},
+		{http.MethodPost, "/api/paas/admin/nodes/n1/evacuate"},
 		{http.MethodDelete, "/api/paas/admin/nodes/n1"},
 	} {
 		rec := httptest.NewRecorder()
@@ -222,7 +246,7 @@ func TestNodeAdminRoutesNeedAToken(t *testing.T) {
 		}
 	}
 	doc := s.API().OpenAPI()
-	for _, path := range []string{"/api/paas/admin/nodes/{id}", "/api/paas/admin/nodes/{id}/events", "/api/paas/admin/nodes/{id}/cordon"} {
+	for _, path := range []string{"/api/paas/admin/nodes/{id}", "/api/paas/admin/nodes/{id}/events", "/api/paas/admin/nodes/{id}/cordon", "/api/paas/admin/nodes/{id}/drain", "/api/paas/admin/nodes/{id}/evacuate"} {
 		item := doc.Paths[path]
 		if item == nil {
 			t.Errorf("%s not in the OpenAPI document", path)

@@ -23,7 +23,7 @@ func (s *Server) registerNodes() {
 	admin := func(id, method, path, summary string, status int) huma.Operation {
 		return s.op(id, method, path, summary, "admin", status, true)
 	}
-	nodeAdmin{store: s.store, problem: s.problem, log: s.log}.register(s.api, admin)
+	nodeAdmin{store: s.store, drains: temporalDrains{s.temporal}, problem: s.problem, log: s.log}.register(s.api, admin)
 	newNodeInstall(s.cfg.NodeInstall, s.store, s.cfg.Keyring, s.problem, s.log).register(s.api, admin)
 }
 
