@@ -87,6 +87,14 @@ type reportedInstance struct {
 	State     string `json:"state" maxLength:"32" doc:"Docker's: running, restarting, exited, …"`
 }
 
+// instancesReportOutput names the apps the node reported that are not its own any more: the
+// agent removes their containers and routes (an evacuated node that came back).
+type instancesReportOutput struct {
+	Body struct {
+		ForeignApps []string `json:"foreign_apps" doc:"apps placed on another node, or deleted, with no operation under way: remove them from this node"`
+	}
+}
+
 // maxReportedApps bounds one report: far more apps than a node holds, far less than an
 // oversized body could claim.
 const (
@@ -115,7 +123,8 @@ func (s *Server) registerAgent() {
 	reportOp := nodeOp("agent-report-instances", "/api/paas/agent/instances",
 		"What runs on the node, by app: the control plane heals apps short of instances from it")
 	reportOp.MaxBodyBytes = 8 << 20
-	huma.Register(s.api, reportOp, func(ctx context.Context, in *instancesReportInput) (*struct{}, error) {
+	reportOp.DefaultStatus = http.StatusOK
+	huma.Register(s.api, reportOp, func(ctx context.Context, in *instancesReportInput) (*instancesReportOutput, error) {
 		nodeID, _ := ctx.Value(nodeKey).(string)
 		if len(in.Body.Apps) > maxReportedApps {
 			return nil, huma.Error422UnprocessableEntity("too many apps in one report",
@@ -136,7 +145,17 @@ func (s *Server) registerAgent() {
 		if err := s.store.RecordNodeReport(ctx, nodeID, apps); err != nil {
 			return nil, s.problem(ctx, "node", err)
 		}
-		return &struct{}{}, nil
+		reported := make([]string, 0, len(apps))
+		for appID := range apps {
+			reported = append(reported, appID)
+		}
+		foreign, err := s.store.ForeignApps(ctx, nodeID, reported)
+		if err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		out := &instancesReportOutput{}
+		out.Body.ForeignApps = append([]string{}, foreign...)
+		return out, nil
 	})
 	huma.Register(s.api, nodeOp("agent-append-log", "/api/paas/agent/deployments/{deploymentId}/logs", "Append a chunk of a deployment's build log"),
 		func(ctx context.Context, in *logChunkInput) (*struct{}, error) {

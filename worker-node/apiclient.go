@@ -85,7 +85,7 @@ func (c *APIClient) post(ctx context.Context, path string, body, out any) error 
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return &StatusError{Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
@@ -170,7 +170,17 @@ type ReportedInstance struct {
 	State     string `json:"state"`
 }
 
-// SendInstancesReport reports what runs on the node.
-func (c *APIClient) SendInstancesReport(ctx context.Context, r InstancesReport) error {
-	return c.post(ctx, "/api/paas/agent/instances", r, nil)
+// InstancesAnswer is the control plane's answer to a report.
+type InstancesAnswer struct {
+	// ForeignApps are apps the node reported that the control plane placed on another node, or
+	// deleted, with no operation of theirs under way: the node removes them.
+	ForeignApps []string `json:"foreign_apps"`
+}
+
+// SendInstancesReport reports what runs on the node. A control plane that answers nothing
+// (204, before it named foreign apps) answers none.
+func (c *APIClient) SendInstancesReport(ctx context.Context, r InstancesReport) (InstancesAnswer, error) {
+	var answer InstancesAnswer
+	err := c.post(ctx, "/api/paas/agent/instances", r, &answer)
+	return answer, err
 }

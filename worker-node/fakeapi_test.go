@@ -22,6 +22,7 @@ type fakeAPI struct {
 	registrations  []RegisterRequest
 	heartbeats     []Heartbeat
 	reports        []InstancesReport
+	foreignApps    []string // the report's answer names them (nil: 204, as an older control plane)
 	chunks         []buildlog.Chunk
 	logPaths       []string
 	failLogs       int // answer this many log posts with 503 first
@@ -94,8 +95,14 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		}
 		f.mu.Lock()
 		f.reports = append(f.reports, rep)
+		foreign := f.foreignApps
 		f.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		if foreign == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(InstancesAnswer{ForeignApps: foreign})
 	}))
 	mux.HandleFunc("POST /api/paas/agent/deployments/{id}/logs", authed(func(w http.ResponseWriter, r *http.Request) {
 		var c buildlog.Chunk

@@ -21,7 +21,7 @@ const ReconcileInterval = 5 * time.Second
 // longer all belong to running instances of its release is repointed at the ones that do, with
 // no API call. Instances that are gone (removed out of band, a wiped engine) are the control
 // plane's to bring back: it compares the report with what each app should run and queues a heal.
-func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housekeeping, report reportFunc) {
+func reconcileLoop(ctx context.Context, router *nginx.Router, node housekeeping, report reportFunc) {
 	ticker := time.NewTicker(ReconcileInterval)
 	defer ticker.Stop()
 	for {
@@ -35,21 +35,53 @@ func reconcileLoop(ctx context.Context, router *nginx.Router, node docker.Housek
 	}
 }
 
-// reportFunc sends what runs on the node to the control plane.
-type reportFunc func(ctx context.Context, byApp map[string][]docker.Instance)
+// housekeeping is what the reconcile loop asks of the node's Docker Engine
+// (docker.Housekeeping).
+type housekeeping interface {
+	InstancesByApp(ctx context.Context) (map[string][]docker.Instance, error)
+	RemoveOrphanNetworks(ctx context.Context, minAge time.Duration) ([]string, error)
+	RemoveApp(ctx context.Context, appID string) ([]string, error)
+}
+
+// reportFunc sends what runs on the node to the control plane and returns the apps the
+// control plane answered are not this node's (foreign).
+type reportFunc func(ctx context.Context, byApp map[string][]docker.Instance) []string
 
 // reconcile lists every instance on the node with one Engine call (a node with hundreds of
-// apps must not cost hundreds of calls every few seconds), reports them, and repoints routes.
-func reconcile(ctx context.Context, router *nginx.Router, node docker.Housekeeping, report reportFunc) {
+// apps must not cost hundreds of calls every few seconds), reports them, removes the apps the
+// control plane says are not this node's any more, and repoints routes.
+func reconcile(ctx context.Context, router *nginx.Router, node housekeeping, report reportFunc) {
 	byApp, err := node.InstancesByApp(ctx)
 	if err != nil {
 		slog.WarnContext(ctx, "list instances", "err", err)
 		return
 	}
 	if report != nil {
-		report(ctx, byApp)
+		for _, appID := range report(ctx, byApp) {
+			if _, listed := byApp[appID]; !listed {
+				continue // only what this node reported is ever removed
+			}
+			removeForeignApp(ctx, router, node, appID)
+			delete(byApp, appID)
+		}
 	}
 	reconcileRoutes(ctx, router, byApp)
+}
+
+// removeForeignApp removes an app the control plane placed on another node, or deleted,
+// while this node could not be asked (it was evacuated while offline): its route first, so
+// nginx stops answering for the app's host name here, then its containers.
+func removeForeignApp(ctx context.Context, router *nginx.Router, node housekeeping, appID string) {
+	log := slog.With("app_id", appID)
+	if err := router.Remove(ctx, appID, 0, nil); err != nil {
+		log.ErrorContext(ctx, "remove the route of an app placed on another node", "err", err)
+	}
+	removed, err := node.RemoveApp(ctx, appID)
+	if err != nil {
+		log.ErrorContext(ctx, "remove the containers of an app placed on another node", "removed", removed, "err", err)
+		return
+	}
+	log.InfoContext(ctx, "removed an app the control plane placed on another node (or deleted)", "containers", removed)
 }
 
 func reconcileRoutes(ctx context.Context, router *nginx.Router, byApp map[string][]docker.Instance) {
@@ -84,12 +116,14 @@ func reconcileRoutes(ctx context.Context, router *nginx.Router, byApp map[string
 // reportTo sends each listing to the control plane. A failed report is logged and the next
 // one (ReconcileInterval later) replaces it: only the latest matters.
 func reportTo(api *APIClient) reportFunc {
-	return func(ctx context.Context, byApp map[string][]docker.Instance) {
+	return func(ctx context.Context, byApp map[string][]docker.Instance) []string {
 		ctx, cancel := context.WithTimeout(ctx, ReconcileInterval)
 		defer cancel()
-		if err := api.SendInstancesReport(ctx, instancesReport(byApp)); err != nil && ctx.Err() == nil {
+		answer, err := api.SendInstancesReport(ctx, instancesReport(byApp))
+		if err != nil && ctx.Err() == nil {
 			slog.WarnContext(ctx, "report instances", "err", err)
 		}
+		return answer.ForeignApps
 	}
 }
 
@@ -128,7 +162,7 @@ func allIn(upstreams, running []string) bool {
 // left behind when an agent died between removing an organization's last container and its
 // network, or by a rollout that failed before its first instance. Only networks labelled as
 // this node's are looked at; other networks on the engine are never touched.
-func removeOrphanNetworks(ctx context.Context, node docker.Housekeeping) {
+func removeOrphanNetworks(ctx context.Context, node housekeeping) {
 	removed, err := node.RemoveOrphanNetworks(ctx, docker.OrphanNetworkAge)
 	if err != nil {
 		slog.WarnContext(ctx, "remove orphaned networks", "err", err)

@@ -52,11 +52,27 @@ type fakeContainer struct {
 // (container list, inspect, logs) from canned containers, on a loopback httptest server; any other call fails the test.
 func fakeEngine(t *testing.T, containers []fakeContainer) *client.Client {
 	t.Helper()
+	return fakeEngineRemoving(t, containers, nil)
+}
+
+// fakeEngineRemoving is fakeEngine that also takes container stops and removals, recording
+// "stop <id>" and "remove <id>" into *calls (guarded by its own lock: the engine serves
+// concurrently).
+func fakeEngineRemoving(t *testing.T, containers []fakeContainer, calls *lockedList) *client.Client {
+	t.Helper()
 	versioned := regexp.MustCompile(`^/v[0-9.]+`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := versioned.ReplaceAllString(r.URL.Path, "")
 		w.Header().Set("Content-Type", "application/json")
 		switch {
+		case calls != nil && r.Method == http.MethodPost && strings.HasPrefix(path, "/containers/") && strings.HasSuffix(path, "/stop"):
+			calls.add("stop " + strings.TrimSuffix(strings.TrimPrefix(path, "/containers/"), "/stop"))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case calls != nil && r.Method == http.MethodDelete && strings.HasPrefix(path, "/containers/"):
+			calls.add("remove " + strings.TrimPrefix(path, "/containers/"))
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case r.Method == http.MethodGet && path == "/containers/json":
 			var filter map[string]map[string]bool
 			if err := json.Unmarshal([]byte(r.URL.Query().Get("filters")), &filter); err != nil {
@@ -119,6 +135,24 @@ func fakeEngine(t *testing.T, containers []fakeContainer) *client.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// lockedList is a list of strings appended to from several goroutines.
+type lockedList struct {
+	mu    sync.Mutex
+	items []string
+}
+
+func (l *lockedList) add(item string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.items = append(l.items, item)
+}
+
+func (l *lockedList) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.items...)
 }
 
 // instanceServer is an app instance: it answers with its name. It returns its port.
@@ -385,5 +419,54 @@ func TestReconcileReportsEveryInstanceToTheControlPlane(t *testing.T) {
 	}
 	if empty := api.reports[1].Apps; empty == nil || len(empty) != 0 {
 		t.Errorf("a node without instances reported %#v, want an empty map (not null: nothing runs)", empty)
+	}
+}
+
+// The control plane answers a report with the apps it placed on another node (or deleted)
+// while this node could not be asked: the node removes their routes and containers, and
+// nothing else: not its own apps, not an app it did not report.
+func TestReconcileRemovesTheAppsTheControlPlaneCallsForeign(t *testing.T) {
+	ctx := context.Background()
+	router := reconcileRouter(t)
+	api := newFakeAPI(t)
+	api.foreignApps = []string{"app-b", "app-z"}
+	ports := map[string]int{"app-a": instanceServer(t, "app-a"), "app-b": instanceServer(t, "app-b")}
+	for app, port := range ports {
+		if err := router.Publish(ctx, nginx.PublishRouteInput{AppID: app, Hostname: app + ".apps.localhost", ReleaseID: "r1",
+			Upstreams: []string{upstreamOf(port)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls lockedList
+	cli := fakeEngineRemoving(t, []fakeContainer{
+		{ID: "c-a-1", Name: "sp-a-1", App: "app-a", Release: "r1", State: "running", Port: ports["app-a"]},
+		{ID: "c-b-1", Name: "sp-b-1", App: "app-b", Release: "r1", State: "running", Port: ports["app-b"]},
+		{ID: "c-b-2", Name: "sp-b-2", App: "app-b", Release: "r1", State: "exited"},
+	}, &calls)
+	reconcile(ctx, router, docker.NewHousekeeping(&docker.Activities{Client: cli, NodeID: "node-1"}), reportTo(NewAPIClient(api.URL, testNodeToken)))
+
+	got := calls.list()
+	slices.Sort(got)
+	if want := []string{"remove c-b-1", "remove c-b-2", "stop c-b-1", "stop c-b-2"}; !slices.Equal(got, want) {
+		t.Errorf("engine calls %v, want %v", got, want)
+	}
+	routes, err := router.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) != 1 || routes[0].AppID != "app-a" {
+		t.Errorf("routes left %+v, want app-a's only", routes)
+	}
+	if body := served(t, router, "app-a.apps.localhost"); body != "app-a" {
+		t.Errorf("app-a serves %q", body)
+	}
+}
+
+// An older control plane answers a report with 204: no app is foreign.
+func TestAReportAnsweredWithoutABodyNamesNoForeignApp(t *testing.T) {
+	api := newFakeAPI(t)
+	answer, err := NewAPIClient(api.URL, testNodeToken).SendInstancesReport(context.Background(), InstancesReport{Apps: map[string][]ReportedInstance{}})
+	if err != nil || len(answer.ForeignApps) != 0 {
+		t.Errorf("answer %+v, %v", answer, err)
 	}
 }

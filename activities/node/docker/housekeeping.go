@@ -2,10 +2,14 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 )
 
 // Housekeeping is what the node agent does on its own between activities, every few seconds:
@@ -46,4 +50,39 @@ func (h Housekeeping) InstancesByApp(ctx context.Context) (map[string][]Instance
 		byApp[app] = append(byApp[app], inst)
 	}
 	return byApp, nil
+}
+
+// RemoveApp stops and removes every container of the app on this node, and returns their
+// names: the agent's cleanup of an app the control plane placed on another node, or deleted,
+// while this node could not be asked (an evacuated node that came back). Only this node's
+// containers are listed; the organization's network, once unused, goes with the orphan sweep.
+func (h Housekeeping) RemoveApp(ctx context.Context, appID string) ([]string, error) {
+	a := h.a
+	if err := a.ready(); err != nil {
+		return nil, err
+	}
+	if err := checkID("app id", appID); err != nil {
+		return nil, err
+	}
+	list, err := a.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: a.ownFilter(
+		filters.Arg("label", LabelApp+"="+appID),
+	)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of app %s: %w", appID, err)
+	}
+	secs := int(DefaultStopGrace / time.Second)
+	var removed []string
+	var errs []error
+	for _, c := range selectInstances(list, RemoveInstancesInput{AppID: appID}) {
+		if err := a.Client.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+			continue
+		}
+		if err := a.Client.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", c.name, err))
+			continue
+		}
+		removed = append(removed, c.name)
+	}
+	return removed, errors.Join(errs...)
 }
