@@ -27,14 +27,14 @@ type operationOutput struct {
 // operationView is one operation of an app's queue.
 type operationView struct {
 	ID           string     `json:"id"`
-	Kind         string     `json:"kind" doc:"deploy, restart, stop, start, scale, rollback, configure, delete, suspend, resume, heal"`
+	Kind         string     `json:"kind" doc:"deploy, restart, stop, start, scale, rollback, configure, delete, suspend, resume, heal, move"`
 	Status       string     `json:"status" enum:"queued,running,succeeded,failed,cancelled,superseded"`
 	Position     int        `json:"position" doc:"0 for the running operation, 1, 2, … for those waiting, in the order they run"`
-	RequestedBy  string     `json:"requested_by" doc:"the e-mail of the user who asked, or what in the platform asked (billing, convergence)"`
+	RequestedBy  string     `json:"requested_by" doc:"the e-mail of the user who asked, or what in the platform asked (billing, convergence, drain)"`
 	RequestedAt  time.Time  `json:"requested_at"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
-	Reason       string     `json:"reason,omitempty" doc:"why it ended as it did (failed, cancelled, superseded); for a heal, why it was asked for and what it did"`
+	Reason       string     `json:"reason,omitempty" doc:"why it ended as it did (failed, cancelled, superseded); for a heal or a move, what it did"`
 	WorkflowID   string     `json:"workflow_id"`
 	DeploymentID string     `json:"deployment_id,omitempty"`
 	SupersededBy string     `json:"superseded_by,omitempty"`
