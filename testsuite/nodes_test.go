@@ -119,8 +119,8 @@ func (n *extraNode) logTail() string {
 	return string(raw)
 }
 
-// leftovers lists the containers, networks and images that remain on the engine labelled
-// with the node.
+// leftovers lists the containers and networks that remain on the engine labelled with the
+// node.
 func (n *extraNode) leftovers(t testing.TB) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -140,23 +140,50 @@ func (n *extraNode) leftovers(t testing.TB) []string {
 	for _, nw := range networks {
 		left = append(left, "network "+nw.Name)
 	}
-	images, err := platform.docker.ImageList(ctx, image.ListOptions{Filters: byNode})
+	return left
+}
+
+// containersOf lists the node's containers.
+func (n *extraNode) containersOf(t testing.TB) []string {
+	t.Helper()
+	list, err := platform.docker.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "skypanel.node="+n.ID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range list {
+		names = append(names, c.Names[0])
+	}
+	return names
+}
+
+// removeImages removes the images the node built. On one engine they are shared objects: an
+// image node a built and node b pulled is the same image, labelled a, so each node's own
+// deletes cannot tell; the tests remove them once every app is gone.
+func (n *extraNode) removeImages(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	images, err := platform.docker.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "skypanel.node="+n.ID))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, img := range images {
-		left = append(left, fmt.Sprintf("image %s %v", img.ID, img.RepoTags))
+		if _, err := platform.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Errorf("remove image %s of node %s: %v", img.ID, n.Name, err)
+		}
 	}
-	return left
 }
 
 // retire stops the node's agent and deletes the node (its apps must be gone): the suite leaves
 // no node of its own behind.
 func (n *extraNode) retire(t testing.TB) {
 	t.Helper()
-	if left := n.leftovers(t); len(left) > 0 {
-		t.Errorf("node %s left behind: %v", n.Name, left)
-	}
+	eventually(t, 2*time.Minute, "node "+n.Name+" holds nothing", func() (bool, string) {
+		left := n.leftovers(t)
+		return len(left) == 0, fmt.Sprintf("%v", left)
+	})
+	n.removeImages(t)
 	n.stop(t)
 	if status, raw := platform.call(http.MethodDelete, "/api/paas/admin/nodes/"+n.ID, platform.adminToken, nil, nil); status != http.StatusNoContent {
 		t.Errorf("delete node %s: %d %s", n.Name, status, raw)
@@ -402,5 +429,188 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	}
 	if status, body := throughNginxAt(n.NginxAddr, app.Name+".apps.localhost"); status != http.StatusOK || body != "lone v2" {
 		t.Errorf("through the node's nginx: %d %q", status, body)
+	}
+}
+
+// kill ends the agent with SIGKILL, as a machine that dies would.
+func (n *extraNode) kill(t testing.TB) {
+	t.Helper()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	<-n.exited
+	n.cmd = nil
+}
+
+// adminState is the node's admin state (active, cordoned, draining, drained, revoked).
+func adminState(t testing.TB, nodeID string) string {
+	t.Helper()
+	var detail struct {
+		Node struct {
+			AdminState string `json:"admin_state"`
+		} `json:"node"`
+	}
+	if status, raw := platform.call(http.MethodGet, "/api/paas/admin/nodes/"+nodeID, platform.adminToken, nil, &detail); status != http.StatusOK {
+		t.Fatalf("admin node %s: %d %s", nodeID, status, raw)
+	}
+	return detail.Node.AdminState
+}
+
+// nodeWorkflow starts a drain or an evacuation and returns its workflow id.
+func nodeWorkflow(t testing.TB, nodeID, action string, body any) string {
+	t.Helper()
+	var started struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes/"+nodeID+"/"+action, platform.adminToken, body, &started); status != http.StatusAccepted || started.WorkflowID == "" {
+		t.Fatalf("%s node %s: %d %s, want 202 with a workflow", action, nodeID, status, raw)
+	}
+	return started.WorkflowID
+}
+
+// Draining a node moves each of its apps to another node of the region, in the app's queue:
+// started there from the release's digest, routed by that node's nginx, and only then removed
+// from the drained one. Through the destination's nginx, no request fails after the switch.
+// The drained node ends drained, with nothing of the app left on it; the region's last active
+// node cannot be drained.
+func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
+	region := uniqueName("drain")
+	a := addNode(t, region+"-a", region)
+	b := addNode(t, region+"-b", region)
+	owner := newCustomer(t, uniqueName("drain")+"@example.com")
+	name := uniqueName("drainapp")
+	r := newHelloRepo(t, name, "moving "+name)
+	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	defer func() {
+		owner.deleteAndWait(t, app.ID)
+		a.retire(t)
+		b.retire(t)
+	}()
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	owner.scale(t, app.ID, 2)
+	if owner.nodeOf(t, app.ID) != a.ID {
+		t.Fatalf("the first app of the region is on %s, want %s (the first by name)", owner.nodeOf(t, app.ID), a.Name)
+	}
+	host, body := app.Name+".apps.localhost", "moving "+name
+
+	drain := nodeWorkflow(t, a.ID, "drain", nil)
+	// The switch: the destination's nginx serves the app. From then on, load through it.
+	eventually(t, 2*time.Minute, "node b serves the app", func() (bool, string) {
+		status, got := throughNginxAt(b.NginxAddr, host)
+		return status == http.StatusOK && got == body, fmt.Sprintf("%d %q", status, got)
+	})
+	load := startLoadOn([]loadTarget{{host: host, body: body, addr: b.NginxAddr}}, 4)
+	owner.waitWorkflow(t, drain)
+	failed, total := load.finish(500)
+	t.Logf("%d failed of %d requests through node b's nginx after the switch", failed, total)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed through the destination after the switch", failed, total)
+	}
+	if got := owner.nodeOf(t, app.ID); got != b.ID {
+		t.Errorf("the app is on %s after the drain, want %s", got, b.Name)
+	}
+	if state := adminState(t, a.ID); state != "drained" {
+		t.Errorf("node a is %q after the drain, want drained", state)
+	}
+	if events := nodeEvents(t, a.ID); len(events) == 0 || events[0] != "drained" {
+		t.Errorf("node a's events %v, want drained last", events)
+	}
+	if left := a.containersOf(t); len(left) > 0 {
+		t.Errorf("node a still holds %v", left)
+	}
+	if ok, why := owner.servesAtNode(t, app, b, 2, body); !ok {
+		t.Errorf("on node b: %s", why)
+	}
+	// b is now the region's only active node: it cannot be drained.
+	status, raw = platform.call(http.MethodPost, "/api/paas/admin/nodes/"+b.ID+"/drain", platform.adminToken, nil, nil)
+	if status != http.StatusConflict {
+		t.Errorf("draining the region's last active node: %d %s, want 409", status, raw)
+	}
+}
+
+// servesAtNode says whether the app runs want instances and answers body through n's nginx.
+func (c customer) servesAtNode(t testing.TB, app application, n *extraNode, want int, body string) (bool, string) {
+	insts := c.instances(t, app.ID)
+	healthy := 0
+	for _, inst := range insts {
+		if inst.State == "running" && inst.Health == "healthy" {
+			healthy++
+		}
+	}
+	if healthy != want || len(insts) != want {
+		return false, fmt.Sprintf("%d instances, %d healthy: %+v", len(insts), healthy, insts)
+	}
+	if status, got := throughNginxAt(n.NginxAddr, app.Name+".apps.localhost"); status != http.StatusOK || got != body {
+		return false, fmt.Sprintf("through node %s: %d %q", n.Name, status, got)
+	}
+	return true, ""
+}
+
+// A node that dies for good is evacuated without asking it: its apps start on another node of
+// the region from their releases' digests. An online node is not evacuated without force. When
+// the dead node's agent comes back, it removes the apps that now live elsewhere instead of
+// serving stale releases.
+func TestEvacuateADeadNodeAndItsReturnCleansUp(t *testing.T) {
+	region := uniqueName("evac")
+	a := addNode(t, region+"-a", region)
+	b := addNode(t, region+"-b", region)
+	owner := newCustomer(t, uniqueName("evac")+"@example.com")
+	name := uniqueName("evacapp")
+	r := newHelloRepo(t, name, "evacuated "+name)
+	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	defer func() {
+		if nodeStatus(t, a.ID) != "online" {
+			a.start(t)
+		}
+		owner.deleteAndWait(t, app.ID)
+		a.retire(t)
+		b.retire(t)
+	}()
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	if owner.nodeOf(t, app.ID) != a.ID {
+		t.Fatalf("the app is on %s, want %s", owner.nodeOf(t, app.ID), a.Name)
+	}
+	host, body := app.Name+".apps.localhost", "evacuated "+name
+
+	status, raw = platform.call(http.MethodPost, "/api/paas/admin/nodes/"+a.ID+"/evacuate", platform.adminToken, map[string]bool{"force": false}, nil)
+	if status != http.StatusConflict {
+		t.Errorf("evacuating an online node without force: %d %s, want 409", status, raw)
+	}
+
+	a.kill(t)
+	eventually(t, time.Minute, "node a is offline", func() (bool, string) {
+		s := nodeStatus(t, a.ID)
+		return s == "offline", s
+	})
+	owner.waitWorkflow(t, nodeWorkflow(t, a.ID, "evacuate", map[string]bool{"force": false}))
+	if got := owner.nodeOf(t, app.ID); got != b.ID {
+		t.Fatalf("the app is on %s after the evacuation, want %s", got, b.Name)
+	}
+	if status, got := throughNginxAt(b.NginxAddr, host); status != http.StatusOK || got != body {
+		t.Errorf("through node b after the evacuation: %d %q", status, got)
+	}
+	// The dead node's containers are still on the engine (nobody could ask it).
+	if left := a.containersOf(t); len(left) == 0 {
+		t.Error("the evacuation touched the dead node")
+	}
+
+	a.start(t)
+	eventually(t, 2*time.Minute, "node a removes the app it no longer holds", func() (bool, string) {
+		left := a.containersOf(t)
+		return len(left) == 0, fmt.Sprintf("%v", left)
+	})
+	if status, got := throughNginxAt(a.NginxAddr, host); status == http.StatusOK && got == body {
+		t.Errorf("node a still serves the app: %d %q", status, got)
 	}
 }

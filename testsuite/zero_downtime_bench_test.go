@@ -24,6 +24,7 @@ type loadGenerator struct {
 // loadTarget is one app the load goes to: its host name and, when set, the body it must answer.
 type loadTarget struct {
 	host, body string
+	addr       string // the nginx asked; the stack's local node's when empty
 }
 
 func startLoad(host string, workers int) *loadGenerator {
@@ -45,7 +46,11 @@ func startLoadOn(targets []loadTarget, workers int) *loadGenerator {
 				default:
 				}
 				target := g.targets[int(next.Add(1))%len(g.targets)]
-				req, _ := http.NewRequest(http.MethodGet, "http://"+platform.nginxAddr+"/", nil)
+				addr := target.addr
+				if addr == "" {
+					addr = platform.nginxAddr
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 				req.Host = target.host
 				resp, err := client.Do(req)
 				g.total.Add(1)
