@@ -53,6 +53,8 @@ END {
     p = get("Registry", "push-ratio")
     row("9. registry push, deploy / deploy without it", (p == "" ? missing("Registry") : sprintf("%.2f (push %d ms of %.2f s)", p, get("Registry", "push-ms"), get("Registry", "deploy-s"))), "")
     if (p != "") row("   rollback pulling the image / image on node", sprintf("%.2f (%.2f s / %.2f s)", get("Registry", "pull-ratio"), get("Registry", "rollback-pull-s"), get("Registry", "rollback-local-s")), "")
+    d = get("Drain", "drain-10-s")
+    row("10. drain a node of 10 running apps", (d == "" ? missing("Drain") : sprintf("%.1f s (%.1f s per app)", d, get("Drain", "per-app-s"))), "")
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")
