@@ -73,6 +73,22 @@ func fakeEngineRemoving(t *testing.T, containers []fakeContainer, calls *lockedL
 			calls.add("remove " + strings.TrimPrefix(path, "/containers/"))
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case calls != nil && r.Method == http.MethodGet && path == "/images/json":
+			// One image per app the filter names, so a removal of the app's images shows.
+			var filter map[string]map[string]bool
+			_ = json.Unmarshal([]byte(r.URL.Query().Get("filters")), &filter)
+			list := []map[string]any{}
+			for label := range filter["label"] {
+				if app, ok := strings.CutPrefix(label, docker.LabelApp+"="); ok {
+					list = append(list, map[string]any{"Id": "sha256:image-of-" + app, "RepoTags": []string{"skypanel/app-" + app + ":r1"}})
+				}
+			}
+			json.NewEncoder(w).Encode(list)
+			return
+		case calls != nil && r.Method == http.MethodDelete && strings.HasPrefix(path, "/images/"):
+			calls.add("remove image " + strings.TrimPrefix(path, "/images/"))
+			json.NewEncoder(w).Encode([]map[string]string{{"Deleted": strings.TrimPrefix(path, "/images/")}})
+			return
 		case r.Method == http.MethodGet && path == "/containers/json":
 			var filter map[string]map[string]bool
 			if err := json.Unmarshal([]byte(r.URL.Query().Get("filters")), &filter); err != nil {
@@ -423,7 +439,7 @@ func TestReconcileReportsEveryInstanceToTheControlPlane(t *testing.T) {
 }
 
 // The control plane answers a report with the apps it placed on another node (or deleted)
-// while this node could not be asked: the node removes their routes and containers, and
+// while this node could not be asked: the node removes their routes, containers and images, and
 // nothing else: not its own apps, not an app it did not report.
 func TestReconcileRemovesTheAppsTheControlPlaneCallsForeign(t *testing.T) {
 	ctx := context.Background()
@@ -447,7 +463,7 @@ func TestReconcileRemovesTheAppsTheControlPlaneCallsForeign(t *testing.T) {
 
 	got := calls.list()
 	slices.Sort(got)
-	if want := []string{"remove c-b-1", "remove c-b-2", "stop c-b-1", "stop c-b-2"}; !slices.Equal(got, want) {
+	if want := []string{"remove c-b-1", "remove c-b-2", "remove image sha256:image-of-app-b", "stop c-b-1", "stop c-b-2"}; !slices.Equal(got, want) {
 		t.Errorf("engine calls %v, want %v", got, want)
 	}
 	routes, err := router.Routes()

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/nginx"
 	sptemporal "github.com/skypanel/skypanel/temporal"
 )
@@ -129,14 +130,22 @@ func takeDownOn(ctx workflow.Context, t store.AppTarget, names []string) {
 	removeInstances(ctx, t, names)
 }
 
-// leaveNode removes the app's route, then its instances, from the node it left: nginx there no
-// longer answers for its host name once DNS follows the app to its new node.
+// leaveNode removes the app's route, then its instances, then its images from the node it left:
+// nginx there no longer answers for its host name once DNS follows the app to its new node, and
+// the node's disk does not keep releases it will not run (the registry has them).
 func leaveNode(ctx workflow.Context, t store.AppTarget) error {
 	nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 3)
 	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.RemoveRoute, nginx.RemoveRouteInput{AppID: t.AppID, Drain: drainGrace(t)}).Get(ctx, nil); err != nil {
 		return err
 	}
-	return drainInstances(ctx, t, nil)
+	if err := drainInstances(ctx, t, nil); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 5*time.Minute, 0, 3), dockerActs.RemoveAppImages,
+		docker.RemoveAppImagesInput{AppID: t.AppID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("remove the app's images from the node it left", "app_id", t.AppID, "node_id", t.NodeID, "error", err)
+	}
+	return nil
 }
 
 func plural(n int, one, many string) string {

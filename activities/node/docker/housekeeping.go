@@ -84,5 +84,11 @@ func (h Housekeeping) RemoveApp(ctx context.Context, appID string) ([]string, er
 		}
 		removed = append(removed, c.name)
 	}
+	// Its images go too: the node will not run the app again (the registry keeps its releases).
+	if len(errs) == 0 {
+		if err := a.removeAppImages(ctx, appID, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return removed, errors.Join(errs...)
 }

@@ -144,19 +144,27 @@ func (a *Activities) RemoveAppImages(ctx context.Context, in RemoveAppImagesInpu
 	if err := checkID("app id", in.AppID); err != nil {
 		return err
 	}
+	return a.removeAppImages(ctx, in.AppID, func() { activity.RecordHeartbeat(ctx, "removing images") })
+}
+
+// removeAppImages removes this node's images of the app, calling beat before each (a heartbeat
+// inside an activity; nil outside one, as in housekeeping).
+func (a *Activities) removeAppImages(ctx context.Context, appID string, beat func()) error {
 	images, err := a.Client.ImageList(ctx, image.ListOptions{Filters: a.ownFilter(
-		filters.Arg("label", LabelApp+"="+in.AppID),
+		filters.Arg("label", LabelApp+"="+appID),
 	)})
 	if err != nil {
-		return fmt.Errorf("list images of app %s: %w", in.AppID, err)
+		return fmt.Errorf("list images of app %s: %w", appID, err)
 	}
 	for _, img := range images {
-		activity.RecordHeartbeat(ctx, "removing images")
+		if beat != nil {
+			beat()
+		}
 		_, err := a.Client.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 		if err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove image %s of app %s: %w", img.ID, in.AppID, err)
+			return fmt.Errorf("remove image %s of app %s: %w", img.ID, appID, err)
 		}
-		slog.InfoContext(ctx, "removed image", "app_id", in.AppID, "image_id", img.ID, "tags", img.RepoTags)
+		slog.InfoContext(ctx, "removed image", "app_id", appID, "image_id", img.ID, "tags", img.RepoTags)
 	}
 	return nil
 }
