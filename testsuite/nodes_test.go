@@ -493,6 +493,12 @@ func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %+v", dep)
 	}
+	_, builtOnA := currentRelease(t, owner, app.ID) // release 1, built on a
+	r.write("v2.txt", "2")                          // release 2: the same answer, a new build
+	r.commit("release 2")
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy 2: %+v", dep)
+	}
 	owner.scale(t, app.ID, 2)
 	if owner.nodeOf(t, app.ID) != a.ID {
 		t.Fatalf("the first app of the region is on %s, want %s (the first by name)", owner.nodeOf(t, app.ID), a.Name)
@@ -526,6 +532,18 @@ func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
 	}
 	if ok, why := owner.servesAtNode(t, app, b, 2, body); !ok {
 		t.Errorf("on node b: %s", why)
+	}
+	// Release 1 was built on a; rolled back to on b, whose engine lacks it, it is pulled by
+	// its digest from the platform registry.
+	removeImage(t, builtOnA)
+	if status, raw := owner.rollback(t, app.ID, 1); status != http.StatusAccepted {
+		t.Fatalf("rollback to release 1 on b: %d %s", status, raw)
+	}
+	if ok, why := owner.servesAtNode(t, app, b, 2, body); !ok {
+		t.Errorf("release 1 on node b: %s", why)
+	}
+	if _, now := currentRelease(t, owner, app.ID); now != builtOnA {
+		t.Errorf("node b runs %q, want release 1's digest %q", now, builtOnA)
 	}
 	// b is now the region's only active node: it cannot be drained.
 	status, raw = platform.call(http.MethodPost, "/api/paas/admin/nodes/"+b.ID+"/drain", platform.adminToken, nil, nil)
