@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/errdefs"
 )
 
 // healWithin bounds how long the tests wait for a heal. The documented time from instances
@@ -288,6 +289,9 @@ func removeImage(t testing.TB, ref string) {
 	t.Helper()
 	ctx := context.Background()
 	info, err := platform.docker.ImageInspect(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return // gone already
+	}
 	if err != nil {
 		t.Fatalf("docker image inspect %s: %v", ref, err)
 	}
