@@ -141,13 +141,13 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.helloBinary, err = buildHelloApp(workDir); err != nil {
 		return s, err
 	}
-	ports := make([]int, 5)
+	ports := make([]int, 4)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return s, err
 		}
 	}
-	apiPort, temporalPort, uiPort, nginxPort, registryPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	apiPort, temporalPort, uiPort, nginxPort := ports[0], ports[1], ports[2], ports[3]
 	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.uiOrigin = fmt.Sprintf("http://127.0.0.1:%d", uiPort)
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
@@ -168,7 +168,9 @@ func startStack(ctx context.Context) (*stack, error) {
 		// weigh on what they measure.
 		"--billing-period", stackBillingPeriod(),
 		"--network-pool", e2eNetworkPool,
-		"--registry-port", strconv.Itoa(registryPort),
+		// A free port taken when the registry starts (Temporal's dev server takes ports beside
+		// its own, so one chosen here beforehand may be gone by then).
+		"--registry-port", "0",
 	}
 	if err := s.launch(ctx); err != nil {
 		return s, err

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -64,8 +65,27 @@ http:
 `, filepath.Join(dir, "storage"), addr)
 }
 
-// Start launches the registry and waits until it answers GET /v2/.
+// Start launches the registry and waits until it answers GET /v2/. With Port 0 it takes a free
+// port, and another one when the registry could not bind it (another process took the port
+// between the check and the registry's start).
 func Start(ctx context.Context, opts Options) (*Registry, error) {
+	if opts.Port != 0 {
+		return start(ctx, opts)
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var r *Registry
+		if r, err = start(ctx, opts); err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+func start(ctx context.Context, opts Options) (*Registry, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("registry: Dir is required")
 	}
@@ -113,7 +133,8 @@ func Start(ctx context.Context, opts Options) (*Registry, error) {
 	go func() { _ = cmd.Wait(); close(r.done) }()
 	if err := r.waitReady(ctx); err != nil {
 		_ = r.Stop(context.Background())
-		return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(opts.Dir, "registry.log"))
+		logPath := filepath.Join(opts.Dir, "registry.log")
+		return nil, fmt.Errorf("%w on %s (log %s: %s)", err, addr, logPath, logTail(logPath))
 	}
 	log.Info("registry running", "addr", addr, "storage", filepath.Join(opts.Dir, "storage"), "pid", cmd.Process.Pid)
 	return r, nil
@@ -163,4 +184,16 @@ func (r *Registry) Stop(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// logTail is the end of the registry's log, for an error that says why it did not start.
+func logTail(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(raw) > 800 {
+		raw = raw[len(raw)-800:]
+	}
+	return strings.TrimSpace(string(raw))
 }
