@@ -469,22 +469,30 @@ func nodeWorkflow(t testing.TB, nodeID, action string, body any) string {
 	return started.WorkflowID
 }
 
+// twoNodesAndAnApp adds nodes a and b in a region of their own and creates (not deploys) a
+// hello app there answering answerPrefix+name: placement will put it on a, the first by name.
+func twoNodesAndAnApp(t *testing.T, prefix, answerPrefix string) (a, b *extraNode, owner customer, name string, r *repo, app application) {
+	t.Helper()
+	region := uniqueName(prefix)
+	a = addNode(t, region+"-a", region)
+	b = addNode(t, region+"-b", region)
+	owner = newCustomer(t, uniqueName(prefix)+"@example.com")
+	name = uniqueName(prefix + "app")
+	r = newHelloRepo(t, name, answerPrefix+name)
+	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	return a, b, owner, name, r, app
+}
+
 // Draining a node moves each of its apps to another node of the region, in the app's queue:
 // started there from the release's digest, routed by that node's nginx, and only then removed
 // from the drained one. Through the destination's nginx, no request fails after the switch.
 // The drained node ends drained, with nothing of the app left on it; the region's last active
 // node cannot be drained.
 func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
-	region := uniqueName("drain")
-	a := addNode(t, region+"-a", region)
-	b := addNode(t, region+"-b", region)
-	owner := newCustomer(t, uniqueName("drain")+"@example.com")
-	name := uniqueName("drainapp")
-	r := newHelloRepo(t, name, "moving "+name)
-	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
-	if status != http.StatusCreated {
-		t.Fatalf("create: %d %s", status, raw)
-	}
+	a, b, owner, name, r, app := twoNodesAndAnApp(t, "drain", "moving ")
 	defer func() {
 		owner.deleteAndWait(t, app.ID)
 		a.retire(t)
@@ -546,7 +554,7 @@ func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
 		t.Errorf("node b runs %q, want release 1's digest %q", now, builtOnA)
 	}
 	// b is now the region's only active node: it cannot be drained.
-	status, raw = platform.call(http.MethodPost, "/api/paas/admin/nodes/"+b.ID+"/drain", platform.adminToken, nil, nil)
+	status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes/"+b.ID+"/drain", platform.adminToken, nil, nil)
 	if status != http.StatusConflict {
 		t.Errorf("draining the region's last active node: %d %s, want 409", status, raw)
 	}
@@ -575,16 +583,7 @@ func (c customer) servesAtNode(t testing.TB, app application, n *extraNode, want
 // the dead node's agent comes back, it removes the apps that now live elsewhere instead of
 // serving stale releases.
 func TestEvacuateADeadNodeAndItsReturnCleansUp(t *testing.T) {
-	region := uniqueName("evac")
-	a := addNode(t, region+"-a", region)
-	b := addNode(t, region+"-b", region)
-	owner := newCustomer(t, uniqueName("evac")+"@example.com")
-	name := uniqueName("evacapp")
-	r := newHelloRepo(t, name, "evacuated "+name)
-	status, app, raw := owner.createAppIn(t, name, r.URL, region, "starter")
-	if status != http.StatusCreated {
-		t.Fatalf("create: %d %s", status, raw)
-	}
+	a, b, owner, name, _, app := twoNodesAndAnApp(t, "evac", "evacuated ")
 	defer func() {
 		if nodeStatus(t, a.ID) != "online" {
 			a.start(t)
@@ -601,7 +600,7 @@ func TestEvacuateADeadNodeAndItsReturnCleansUp(t *testing.T) {
 	}
 	host, body := app.Name+".apps.localhost", "evacuated "+name
 
-	status, raw = platform.call(http.MethodPost, "/api/paas/admin/nodes/"+a.ID+"/evacuate", platform.adminToken, map[string]bool{"force": false}, nil)
+	status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes/"+a.ID+"/evacuate", platform.adminToken, map[string]bool{"force": false}, nil)
 	if status != http.StatusConflict {
 		t.Errorf("evacuating an online node without force: %d %s, want 409", status, raw)
 	}
