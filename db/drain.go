@@ -97,8 +97,9 @@ func (s *Store) NodeApps(ctx context.Context, nodeID string) ([]NodeApp, error) 
 }
 
 // BeginNodeDrain marks an active or cordoned node draining and records the event (evacuating
-// when evacuate) with who asked. A node draining already is left as it is (a retried step); any
-// other state is an InvalidStateError saying which.
+// when evacuate) with who asked. A node draining already is left as it is (a retried step). A
+// revoked node may be evacuated (nothing is asked of it) and stays revoked: only the event is
+// recorded. Any other state is an InvalidStateError saying which.
 func (s *Store) BeginNodeDrain(ctx context.Context, nodeID string, evacuate bool, byUserID string) error {
 	event := NodeEventDraining
 	if evacuate {
@@ -109,14 +110,16 @@ func (s *Store) BeginNodeDrain(ctx context.Context, nodeID string, evacuate bool
 		if err := tx.QueryRow(ctx, `SELECT admin_state FROM nodes WHERE id::text = $1 FOR UPDATE`, nodeID).Scan(&state); err != nil {
 			return err
 		}
-		switch state {
-		case NodeDraining:
+		switch {
+		case state == NodeDraining:
 			return nil
-		case NodeActive, NodeCordoned:
+		case state == NodeActive, state == NodeCordoned, state == NodeRevoked && evacuate:
+		case state == NodeRevoked:
+			return &InvalidStateError{Reason: "the node is revoked: it cannot hand its apps over; evacuate it instead"}
 		default:
 			return &InvalidStateError{Reason: fmt.Sprintf("the node is %s: only an active or cordoned node can be drained", state)}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE nodes SET admin_state = 'draining' WHERE id::text = $1`, nodeID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE nodes SET admin_state = 'draining' WHERE id::text = $1 AND admin_state <> 'revoked'`, nodeID); err != nil {
 			return err
 		}
 		var by string
@@ -138,14 +141,15 @@ func (s *Store) BeginNodeDrain(ctx context.Context, nodeID string, evacuate bool
 // FinishNodeDrain ends a draining node's drain: drained when every app left it, cordoned again
 // otherwise (nothing new is placed there, and it can be drained again), with the event
 // (drained, or drain_incomplete) and its detail. A node no longer draining is left as it is (a
-// retried step).
+// retried step); a revoked node's evacuation records its event and the node stays revoked.
 func (s *Store) FinishNodeDrain(ctx context.Context, nodeID string, drained bool, detail string) error {
 	state, event := NodeCordoned, NodeEventDrainIncomplete
 	if drained {
 		state, event = NodeDrained, NodeEventDrained
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE nodes SET admin_state = $2 WHERE id::text = $1 AND admin_state = 'draining'`, nodeID, state)
+		tag, err := tx.Exec(ctx, `UPDATE nodes SET admin_state = CASE WHEN admin_state = 'revoked' THEN admin_state ELSE $2 END
+			WHERE id::text = $1 AND admin_state IN ('draining', 'revoked')`, nodeID, state)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}

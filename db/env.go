@@ -221,6 +221,11 @@ func (s *Store) ReencryptSecrets(ctx context.Context, ring *secrets.Keyring) (Re
 		return ReencryptResult{}, err
 	}
 	res := ReencryptResult{Stored: len(values)}
+	stored, moved, err := s.reencryptNodeGatewayKeys(ctx, ring)
+	res.Stored, res.Moved = res.Stored+stored, moved
+	if err != nil {
+		return res, err
+	}
 	for _, v := range values {
 		if !ring.NeedsReencrypt(v.Sealed) {
 			continue

@@ -16,6 +16,7 @@ const (
 	NodeEventOffline    = "offline"
 	NodeEventCordoned   = "cordoned"
 	NodeEventUncordoned = "uncordoned"
+	NodeEventRevoked    = "revoked"
 )
 
 // NodeEvent is one thing that happened to a node.

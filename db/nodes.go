@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -202,9 +203,20 @@ func registrationDetail(reg NodeRegistration) string {
 	return fmt.Sprintf("host %s, %d CPUs, %d MiB", reg.Host, reg.CPUs, reg.MemoryMB)
 }
 
-// NodeIDByTokenHash authenticates an agent.
+// ErrNodeRevoked: the node's credential is valid but an administrator revoked the node.
+var ErrNodeRevoked = errors.New("the node is revoked")
+
+// NodeIDByTokenHash authenticates an agent: ErrNotFound for an unknown token, ErrNodeRevoked
+// for the token of a revoked node.
 func (s *Store) NodeIDByTokenHash(ctx context.Context, hash []byte) (string, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id FROM nodes WHERE node_token_hash = $1`, hash).Scan(&id)
-	return id, translate(err)
+	var revoked bool
+	err := s.pool.QueryRow(ctx, `SELECT id, admin_state = 'revoked' FROM nodes WHERE node_token_hash = $1`, hash).Scan(&id, &revoked)
+	if err != nil {
+		return "", translate(err)
+	}
+	if revoked {
+		return "", ErrNodeRevoked
+	}
+	return id, nil
 }

@@ -8,3 +8,13 @@ package secrets
 func AppEnvValue(appID, key string) []byte {
 	return []byte("app_env:" + appID + ":" + key)
 }
+
+// NodeCAKey labels the private key of the CA that issues the nodes' gateway certificates.
+func NodeCAKey() []byte {
+	return []byte("node_gateway:ca_key")
+}
+
+// NodeTaskTokenKey labels the key the node gateway authenticates its task tokens with.
+func NodeTaskTokenKey() []byte {
+	return []byte("node_gateway:task_token_key")
+}
