@@ -118,21 +118,20 @@ func (s *Store) NodeStanding(ctx context.Context, nodeID, serial string) (NodeSt
 	return st, translate(err)
 }
 
-// RevokedNodesAmong lists which of the given nodes are revoked (or gone): the gateway asks it
-// every few seconds for the nodes it holds calls of, to cut those another API replica revoked.
-func (s *Store) RevokedNodesAmong(ctx context.Context, nodeIDs []string) ([]string, error) {
+// RevokedNodesAmong lists which of the given nodes are revoked, or gone (no name, no time):
+// the gateway asks every few seconds about the nodes it holds calls of, to cut those another
+// API replica revoked.
+func (s *Store) RevokedNodesAmong(ctx context.Context, nodeIDs []string) ([]RevokedNode, error) {
 	if len(nodeIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT u.id FROM unnest($1::text[]) AS u (id)
-		WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id::text = u.id AND n.admin_state <> 'revoked')`, nodeIDs)
+	rows, err := s.pool.Query(ctx, `SELECT u.id, COALESCE(n.name, ''), COALESCE(n.revoked_at, now())
+		FROM unnest($1::text[]) AS u (id) LEFT JOIN nodes n ON n.id::text = u.id
+		WHERE n.id IS NULL OR n.admin_state = 'revoked'`, nodeIDs)
 	if err != nil {
 		return nil, fmt.Errorf("revoked nodes: %w", err)
 	}
-	return collect(rows, func(row pgx.Row) (string, error) {
-		var id string
-		return id, row.Scan(&id)
-	})
+	return collect(rows, scanRevokedNode)
 }
 
 // RevokedNode is a node an administrator revoked, and when.
@@ -147,10 +146,12 @@ func (s *Store) NodesRevokedSince(ctx context.Context, since time.Time) ([]Revok
 	if err != nil {
 		return nil, fmt.Errorf("nodes revoked since %s: %w", since.Format(time.RFC3339), err)
 	}
-	return collect(rows, func(row pgx.Row) (RevokedNode, error) {
-		var n RevokedNode
-		return n, row.Scan(&n.ID, &n.Name, &n.RevokedAt)
-	})
+	return collect(rows, scanRevokedNode)
+}
+
+func scanRevokedNode(row pgx.Row) (RevokedNode, error) {
+	var n RevokedNode
+	return n, row.Scan(&n.ID, &n.Name, &n.RevokedAt)
 }
 
 // RevokeNode revokes the node for good, whatever its admin state, recording the event with who
