@@ -24,10 +24,10 @@ import (
 var installScript string
 
 // renderInstallScript fills in the control plane's values, each shell-quoted.
-func renderInstallScript(publicURL, temporalAddress, agentSHA256 string) string {
+func renderInstallScript(publicURL, gatewayAddress, agentSHA256 string) string {
 	return strings.NewReplacer(
 		"'@@PUBLIC_URL@@'", shellQuote(publicURL),
-		"'@@TEMPORAL_ADDRESS@@'", shellQuote(temporalAddress),
+		"'@@GATEWAY_ADDRESS@@'", shellQuote(gatewayAddress),
 		"'@@AGENT_SHA256@@'", shellQuote(agentSHA256),
 	).Replace(installScript)
 }
@@ -97,7 +97,7 @@ func (h nodeInstall) serveInstallScript(ctx context.Context, _ *struct{}) (*huma
 	if err != nil {
 		return nil, huma.Error503ServiceUnavailable("the control plane has no agent binary to serve")
 	}
-	script := renderInstallScript(h.cfg.PublicURL, h.cfg.PublicTemporalAddress, sum)
+	script := renderInstallScript(h.cfg.PublicURL, h.cfg.PublicGatewayAddress, sum)
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
 		hctx.SetHeader("Cache-Control", "no-store")

@@ -52,7 +52,7 @@ func (s *Server) authenticate(requireAdmin bool) func(huma.Context, func(huma.Co
 	}
 }
 
-// authenticateNode resolves an agent's node token.
+// authenticateNode resolves an agent's node token; a revoked node's token is refused.
 func (s *Server) authenticateNode(ctx huma.Context, next func(huma.Context)) {
 	token := bearerToken(ctx)
 	if token == "" {
@@ -62,6 +62,10 @@ func (s *Server) authenticateNode(ctx huma.Context, next func(huma.Context)) {
 	nodeID, err := s.store.NodeIDByTokenHash(ctx.Context(), HashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
 		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "invalid node token") //nolint:errcheck
+		return
+	}
+	if errors.Is(err, db.ErrNodeRevoked) {
+		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "this node is revoked: an administrator cut it off the platform") //nolint:errcheck
 		return
 	}
 	if err != nil {

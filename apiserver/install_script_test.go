@@ -47,7 +47,7 @@ func newInstallFixture(t *testing.T) *installFixture {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	fx := &installFixture{store: newFakeInstallStore(), url: srv.URL, root: t.TempDir()}
-	fx.cfg = NodeInstall{PublicURL: srv.URL, PublicTemporalAddress: "temporal.example.com:7233",
+	fx.cfg = NodeInstall{PublicURL: srv.URL, PublicGatewayAddress: "gateway.example.com:7243",
 		AgentBinary: testAgentBinary(t, "#!/bin/sh\necho the agent\n"), RegistrationTokenTTL: time.Hour}
 	handler = nodeInstallMux(fx.cfg, fx.store)
 	token, hash, err := NewRegistrationToken()
@@ -129,7 +129,7 @@ func TestInstallScriptInstallsTheAgent(t *testing.T) {
 		t.Errorf("agent.env mode %v, want 0600", st.Mode().Perm())
 	}
 	env, _ := os.ReadFile(envFile)
-	want := "SKYPANEL_API_URL=" + fx.url + "\nTEMPORAL_ADDRESS=temporal.example.com:7233\n" +
+	want := "SKYPANEL_API_URL=" + fx.url + "\nSKYPANEL_GATEWAY_ADDRESS=gateway.example.com:7243\n" +
 		"SKYPANEL_AGENT_DATA_DIR=/var/lib/skypanel-agent\nSKYPANEL_REGISTRATION_TOKEN=" + fx.token + "\n"
 	if string(env) != want {
 		t.Errorf("agent.env:\n%s\nwant:\n%s", env, want)

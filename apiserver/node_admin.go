@@ -21,15 +21,18 @@ type nodeAdminStore interface {
 	UncordonNode(ctx context.Context, nodeID, byUserID string) (db.Node, error)
 	DeleteNode(ctx context.Context, nodeID string) error
 	OtherActiveOnlineNodes(ctx context.Context, nodeID string) (int, error)
+	RevokeNode(ctx context.Context, nodeID, byUserID string) (db.Node, bool, error)
 }
 
 var _ nodeAdminStore = (*db.Store)(nil)
 
-// nodeAdmin serves one node's admin routes: its health, its events, cordon, drain, evacuate
-// and delete.
+// nodeAdmin serves one node's admin routes: its health, its events, cordon, drain, evacuate,
+// revoke and delete.
 type nodeAdmin struct {
-	store   nodeAdminStore
-	drains  nodeDrainer
+	store  nodeAdminStore
+	drains nodeDrainer
+	// gateway is the node gateway of this process (nil when it runs in none).
+	gateway NodeCutter
 	problem func(ctx context.Context, what string, err error) error
 	log     *slog.Logger
 }
@@ -103,6 +106,22 @@ func (h nodeAdmin) register(api huma.API, op adminOp) {
 			return &nodeOutput{Body: nodeView(node)}, nil
 		})
 	h.registerDrain(api, op)
+	huma.Register(api, op("admin-revoke-node", http.MethodPost, "/api/paas/admin/nodes/{id}/revoke",
+		"Revoke a node for good: its token and certificates stop working, the node gateway cuts it off at once, and the work it held fails as revoked", 0),
+		func(ctx context.Context, in *nodeIDInput) (*nodeOutput, error) {
+			node, changed, err := h.store.RevokeNode(ctx, in.ID, principal(ctx).UserID)
+			if err != nil {
+				return nil, h.problem(ctx, "node", err)
+			}
+			// Again on a second revoke: a gateway that was down at the first cuts it now.
+			if h.gateway != nil {
+				h.gateway.Revoke(node.ID, node.Name)
+			}
+			if changed {
+				h.log.WarnContext(ctx, "node revoked", "node_id", node.ID, "node", node.Name, "user_id", principal(ctx).UserID)
+			}
+			return &nodeOutput{Body: nodeView(node)}, nil
+		})
 	huma.Register(api, op("admin-delete-node", http.MethodDelete, "/api/paas/admin/nodes/{id}",
 		"Delete a node no application is placed on, with its events and metrics", http.StatusNoContent),
 		func(ctx context.Context, in *nodeIDInput) (*struct{}, error) {

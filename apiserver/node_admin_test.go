@@ -29,7 +29,25 @@ type fakeNodes struct {
 	// drains are the drains started, "drain n1" or "evacuate n1"; running refuses the next.
 	drains  []string
 	running bool
+	// revokes counts the store's revocations that changed the node; cut lists the gateway's.
+	revokes int
+	cut     []string
 }
+
+func (f *fakeNodes) RevokeNode(_ context.Context, id, _ string) (db.Node, bool, error) {
+	if err := f.find(id); err != nil {
+		return db.Node{}, false, err
+	}
+	if f.node.AdminState == db.NodeRevoked {
+		return f.node, false, nil
+	}
+	f.node.AdminState = db.NodeRevoked
+	f.revokes++
+	return f.node, true, nil
+}
+
+// Revoke is the node gateway's side.
+func (f *fakeNodes) Revoke(nodeID, name string) { f.cut = append(f.cut, nodeID+" "+name) }
 
 func (f *fakeNodes) OtherActiveOnlineNodes(_ context.Context, id string) (int, error) {
 	return f.others, f.find(id)
@@ -108,7 +126,7 @@ func (f *fakeNodes) DeleteNode(_ context.Context, id string) error {
 func nodeAdminAPI(t *testing.T, f *fakeNodes) humatest.TestAPI {
 	_, api := humatest.New(t)
 	s := &Server{log: quietLog}
-	nodeAdmin{store: f, drains: f, problem: s.problem, log: quietLog}.register(api, func(id, method, path, summary string, status int) huma.Operation {
+	nodeAdmin{store: f, drains: f, gateway: f, problem: s.problem, log: quietLog}.register(api, func(id, method, path, summary string, status int) huma.Operation {
 		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, DefaultStatus: status}
 	})
 	return api
@@ -238,6 +256,7 @@ func TestNodeAdminRoutesNeedAToken(t *testing.T) {
 		{http.MethodPost, "/api/paas/admin/nodes/n1/drain"},
 		{http.MethodPost, "/api/paas/admin/nodes/n1/evacuate"},
 		{http.MethodDelete, "/api/paas/admin/nodes/n1"},
+		{http.MethodPost, "/api/paas/admin/nodes/n1/revoke"},
 	} {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(r.method, r.path, nil))
@@ -301,5 +320,25 @@ func TestHeartbeatInputIsValidated(t *testing.T) {
 		if len(p.Errors) != 1 || p.Errors[0].Location != field {
 			t.Errorf("%v: %+v, want one error on %s", bad, p, field)
 		}
+	}
+}
+
+// A revoke marks the node revoked and cuts it off the gateway of this process; a second one
+// changes nothing in the store but cuts again (a gateway that was down at the first).
+func TestRevokeCutsTheNodeOffTheGateway(t *testing.T) {
+	f := &fakeNodes{node: db.Node{ID: "n1", Name: "worker-1", AdminState: db.NodeDraining}}
+	api := nodeAdminAPI(t, f)
+	for range 2 {
+		resp := api.Post("/api/paas/admin/nodes/n1/revoke")
+		if resp.Code != http.StatusOK || !strings.Contains(resp.Body.String(), `"admin_state":"revoked"`) {
+			t.Fatalf("revoke: %d %s", resp.Code, resp.Body)
+		}
+	}
+	if f.revokes != 1 || len(f.cut) != 2 || f.cut[0] != "n1 worker-1" {
+		t.Errorf("store revocations %d, gateway cuts %v", f.revokes, f.cut)
+	}
+	decodeProblem(t, api.Post("/api/paas/admin/nodes/nope/revoke"), http.StatusNotFound)
+	if len(f.cut) != 2 {
+		t.Errorf("an unknown node was cut: %v", f.cut)
 	}
 }

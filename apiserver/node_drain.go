@@ -89,8 +89,14 @@ func (h nodeAdmin) drain(ctx context.Context, nodeID string, evacuate, force boo
 	if err != nil {
 		return nil, h.problem(ctx, "node", err)
 	}
-	switch node.AdminState {
-	case db.NodeActive, db.NodeCordoned:
+	// A revoked node is cut off: it can be evacuated (nothing is asked of it), never drained.
+	revoked := node.AdminState == db.NodeRevoked
+	switch {
+	case node.AdminState == db.NodeActive, node.AdminState == db.NodeCordoned:
+	case revoked && evacuate:
+	case revoked:
+		return nil, huma.Error409Conflict(fmt.Sprintf("node %s is revoked: it cannot hand its apps over; evacuate it instead", node.Name),
+			&huma.ErrorDetail{Location: "path.id", Message: "the node is revoked", Value: nodeID})
 	default:
 		return nil, huma.Error409Conflict(fmt.Sprintf("node %s is %s: only an active or cordoned node can be drained or evacuated", node.Name, node.AdminState),
 			&huma.ErrorDetail{Location: "path.id", Message: "the node is " + node.AdminState, Value: nodeID})
@@ -100,7 +106,7 @@ func (h nodeAdmin) drain(ctx context.Context, nodeID string, evacuate, force boo
 	case !evacuate && !online:
 		return nil, huma.Error409Conflict(fmt.Sprintf("node %s is %s: it cannot hand its apps over; evacuate it instead", node.Name, node.Status),
 			&huma.ErrorDetail{Location: "path.id", Message: "the node is " + node.Status, Value: nodeID})
-	case evacuate && online && !force:
+	case evacuate && online && !force && !revoked:
 		return nil, huma.Error409Conflict(fmt.Sprintf("node %s is online: drain it, or evacuate with force", node.Name),
 			&huma.ErrorDetail{Location: "body.force", Message: "the node is online", Value: false})
 	}

@@ -50,7 +50,7 @@ func TestDrainRefusals(t *testing.T) {
 		{"last node", drainNode(db.NodeActive, "online", 0), "node worker-1 is the only active, online node of region eu: there is nothing to move its apps to", "path.id"},
 		{"draining", drainNode(db.NodeDraining, "online", 1), "node worker-1 is draining: only an active or cordoned node can be drained or evacuated", "path.id"},
 		{"drained", drainNode(db.NodeDrained, "online", 1), "node worker-1 is drained", "path.id"},
-		{"revoked", drainNode(db.NodeRevoked, "offline", 1), "node worker-1 is revoked", "path.id"},
+		{"revoked", drainNode(db.NodeRevoked, "offline", 1), "node worker-1 is revoked: it cannot hand its apps over; evacuate it instead", "path.id"},
 		{"offline", drainNode(db.NodeCordoned, "offline", 1), "node worker-1 is offline: it cannot hand its apps over; evacuate it instead", "path.id"},
 	} {
 		p := decodeProblem(t, nodeAdminAPI(t, tc.f).Post("/api/paas/admin/nodes/n1/drain"), http.StatusConflict)
@@ -87,4 +87,13 @@ func TestEvacuateAnOnlineNodeNeedsForce(t *testing.T) {
 		t.Errorf("evacuate the last node: %+v", p)
 	}
 	decodeProblem(t, nodeAdminAPI(t, f).Post("/api/paas/admin/nodes/nope/evacuate", map[string]any{}), http.StatusNotFound)
+
+	// A revoked node is cut off, whatever its last heartbeat says: no force is needed.
+	revoked := drainNode(db.NodeRevoked, "online", 1)
+	if resp := nodeAdminAPI(t, revoked).Post("/api/paas/admin/nodes/n1/evacuate", map[string]any{}); resp.Code != http.StatusAccepted {
+		t.Fatalf("evacuate a revoked node: %d %s", resp.Code, resp.Body)
+	}
+	if len(revoked.drains) != 1 || revoked.drains[0] != "evacuate n1" {
+		t.Errorf("drains started: %v", revoked.drains)
+	}
 }

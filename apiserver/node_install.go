@@ -41,8 +41,9 @@ type NodeInstall struct {
 	// PublicURL is the control plane's base URL as nodes reach it (--public-url); the install
 	// command is offered only when it is set.
 	PublicURL string
-	// PublicTemporalAddress is the Temporal frontend as nodes dial it (--public-temporal-address).
-	PublicTemporalAddress string
+	// PublicGatewayAddress is the node gateway as nodes dial it (--public-gateway-address):
+	// nodes reach Temporal only through it.
+	PublicGatewayAddress string
 	// AgentBinary is the skypanel-agent file served to nodes (--agent-binary).
 	AgentBinary string
 	// RegistrationTokenTTL is how long a new registration token is valid.
@@ -60,9 +61,9 @@ func (c NodeInstall) Validate() error {
 			errs = append(errs, fmt.Errorf("--public-url (SKYPANEL_PUBLIC_URL) %q: %w", c.PublicURL, err))
 		}
 	}
-	if c.PublicTemporalAddress != "" {
-		if err := validateHostPort(c.PublicTemporalAddress); err != nil {
-			errs = append(errs, fmt.Errorf("--public-temporal-address (SKYPANEL_PUBLIC_TEMPORAL_ADDRESS) %q: %w", c.PublicTemporalAddress, err))
+	if c.PublicGatewayAddress != "" {
+		if err := validateHostPort(c.PublicGatewayAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--public-gateway-address (SKYPANEL_PUBLIC_GATEWAY_ADDRESS) %q: %w", c.PublicGatewayAddress, err))
 		}
 	}
 	if c.AgentBinary == "" {
@@ -123,6 +124,7 @@ type nodeInstallStore interface {
 	SetRegistrationToken(ctx context.Context, nodeID string, hash []byte, expiresAt time.Time) (db.Node, error)
 	NodeByRegistrationToken(ctx context.Context, registrationTokenHash []byte) (db.Node, error)
 	RegisterNode(ctx context.Context, registrationTokenHash, nodeTokenHash []byte, reg db.NodeRegistration) (db.Node, error)
+	nodeCertificateStore
 }
 
 var _ nodeInstallStore = (*db.Store)(nil)
@@ -133,17 +135,18 @@ type nodeInstall struct {
 	cfg     NodeInstall
 	store   nodeInstallStore
 	keyring *secrets.Keyring
+	certs   nodeCertificates
 	agent   *agentBinary
 	problem func(ctx context.Context, what string, err error) error
 	log     *slog.Logger
 }
 
-func newNodeInstall(cfg NodeInstall, store nodeInstallStore, keyring *secrets.Keyring, problem func(context.Context, string, error) error, log *slog.Logger) nodeInstall {
+func newNodeInstall(cfg NodeInstall, store nodeInstallStore, keyring *secrets.Keyring, certs nodeCertificates, problem func(context.Context, string, error) error, log *slog.Logger) nodeInstall {
 	if cfg.RegistrationTokenTTL == 0 {
 		cfg.RegistrationTokenTTL = DefaultRegistrationTokenTTL
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	return nodeInstall{cfg: cfg, store: store, keyring: keyring, agent: &agentBinary{path: cfg.AgentBinary}, problem: problem, log: log}
+	return nodeInstall{cfg: cfg, store: store, keyring: keyring, certs: certs, agent: &agentBinary{path: cfg.AgentBinary}, problem: problem, log: log}
 }
 
 type createNodeInput struct {
@@ -196,6 +199,7 @@ type registerAgentInput struct {
 		CPUs              int    `json:"cpus,omitempty" minimum:"0"`
 		MemoryMB          int64  `json:"memory_mb,omitempty" minimum:"0"`
 		WantKeyring       bool   `json:"want_keyring,omitempty" doc:"Interim: the agent has no keyring of its own and asks for the platform's"`
+		CSR               string `json:"csr,omitempty" maxLength:"16384" doc:"a PEM certificate signing request for the node's own key: the answer carries the node's gateway certificate"`
 	}
 }
 
@@ -205,6 +209,9 @@ type registerAgentOutput struct {
 		NodeToken string `json:"node_token" doc:"The node's credential for heartbeats and logs. Shown once."`
 		TaskQueue string `json:"task_queue"`
 		Keyring   string `json:"keyring,omitempty" doc:"Interim, with want_keyring only: the platform's keyring in its key-file form, until nodes get keys of their own"`
+		// GatewayCertificate is missing when the node sent no CSR, or when the certificate
+		// could not be issued: the agent then renews with its node token.
+		GatewayCertificate *gatewayCertificate `json:"gateway_certificate,omitempty" doc:"with csr: the node's certificate for the node gateway, and its CA"`
 	}
 }
 
@@ -273,6 +280,12 @@ func (h nodeInstall) register(api huma.API, admin adminOp) {
 		OperationID: "agent-register", Method: http.MethodPost, Path: "/api/paas/agent/register", Tags: []string{"agent"},
 		Summary: "Exchange a one-time registration token for the node's credential",
 	}, func(ctx context.Context, in *registerAgentInput) (*registerAgentOutput, error) {
+		// A bad CSR is refused before the one-time token is spent on it.
+		if in.Body.CSR != "" {
+			if err := h.certs.check("body.csr", in.Body.CSR); err != nil {
+				return nil, err
+			}
+		}
 		nodeToken, nodeHash, err := NewToken(nodeTokenPrefix)
 		if err != nil {
 			return nil, h.problem(ctx, "node", err)
@@ -288,7 +301,18 @@ func (h nodeInstall) register(api huma.API, admin adminOp) {
 		if in.Body.WantKeyring {
 			out.Body.Keyring = h.keyring.Spec()
 		}
-		h.log.InfoContext(ctx, "node registered", "node_id", node.ID, "node", node.Name, "keyring_sent", in.Body.WantKeyring)
+		if in.Body.CSR != "" {
+			// The node is registered either way: without its certificate it renews with its
+			// token, so a failure here must not lose the token it was just given.
+			cert, err := h.certs.issue(ctx, node.ID, in.Body.CSR)
+			if err != nil {
+				h.log.ErrorContext(ctx, "issue a registering node's certificate", "node_id", node.ID, "error", err)
+			} else {
+				out.Body.GatewayCertificate = &cert
+			}
+		}
+		h.log.InfoContext(ctx, "node registered", "node_id", node.ID, "node", node.Name, "keyring_sent", in.Body.WantKeyring,
+			"certificate_issued", out.Body.GatewayCertificate != nil)
 		return out, nil
 	})
 }
@@ -341,15 +365,15 @@ func (h nodeInstall) enrollment(node db.Node, token string, expiresAt time.Time)
 		out.InstallCommand = fmt.Sprintf("curl -fsSL %s%s | bash -s %s %s %s %s",
 			h.cfg.PublicURL, installScriptPath, h.cfg.PublicURL, token, node.Region, node.Name)
 	}
-	apiURL, temporalAddress := h.cfg.PublicURL, h.cfg.PublicTemporalAddress
+	apiURL, gatewayAddress := h.cfg.PublicURL, h.cfg.PublicGatewayAddress
 	if apiURL == "" {
 		apiURL = "<API URL>"
 	}
-	if temporalAddress == "" {
-		temporalAddress = "<TEMPORAL ADDRESS>"
+	if gatewayAddress == "" {
+		gatewayAddress = "<GATEWAY ADDRESS>"
 	}
 	// The token in the environment, not on the agent's command line (which ps shows).
-	out.AgentCommand = fmt.Sprintf("SKYPANEL_REGISTRATION_TOKEN=%s skypanel-agent --api-url %s --temporal-address %s", token, apiURL, temporalAddress)
+	out.AgentCommand = fmt.Sprintf("SKYPANEL_REGISTRATION_TOKEN=%s skypanel-agent --api-url %s --gateway-address %s", token, apiURL, gatewayAddress)
 	return out
 }
 
@@ -360,8 +384,8 @@ func (h nodeInstall) missingForInstall(forAdmin bool) []string {
 	if forAdmin && h.cfg.PublicURL == "" {
 		missing = append(missing, "the API has no public URL (start skypanel api with --public-url or SKYPANEL_PUBLIC_URL)")
 	}
-	if h.cfg.PublicTemporalAddress == "" {
-		missing = append(missing, "the API has no Temporal address for nodes (--public-temporal-address or SKYPANEL_PUBLIC_TEMPORAL_ADDRESS)")
+	if h.cfg.PublicGatewayAddress == "" {
+		missing = append(missing, "the API has no node gateway address for nodes (--public-gateway-address or SKYPANEL_PUBLIC_GATEWAY_ADDRESS)")
 	}
 	if _, err := h.agent.checksum(); err != nil {
 		if forAdmin {

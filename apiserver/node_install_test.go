@@ -20,6 +20,7 @@ import (
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
 
 // fakeInstallStore keeps regions, nodes and registration tokens as the store does: a token is
@@ -31,6 +32,8 @@ type fakeInstallStore struct {
 	tokens         map[string]fakeToken // by hex of the hash
 	createdRegions []string
 	lastExpiry     time.Time
+	// certificates are the serials recorded, by node.
+	certificates map[string][]string
 }
 
 type fakeToken struct {
@@ -122,6 +125,16 @@ func (f *fakeInstallStore) NodeByRegistrationToken(_ context.Context, hash []byt
 	return f.nodes[tok.nodeID], nil
 }
 
+func (f *fakeInstallStore) RecordNodeCertificate(_ context.Context, nodeID, serial string, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.certificates == nil {
+		f.certificates = map[string][]string{}
+	}
+	f.certificates[nodeID] = append(f.certificates[nodeID], serial)
+	return nil
+}
+
 func (f *fakeInstallStore) RegisterNode(ctx context.Context, hash, _ []byte, _ db.NodeRegistration) (db.Node, error) {
 	n, err := f.NodeByRegistrationToken(ctx, hash)
 	if err != nil {
@@ -157,7 +170,7 @@ func testAgentBinary(t *testing.T, content string) string {
 
 func testNodeInstallConfig(t *testing.T) NodeInstall {
 	return NodeInstall{
-		PublicURL: "https://panel.example.com", PublicTemporalAddress: "temporal.example.com:7233",
+		PublicURL: "https://panel.example.com", PublicGatewayAddress: "gateway.example.com:7243",
 		AgentBinary: testAgentBinary(t, "#!/bin/sh\necho agent\n"), RegistrationTokenTTL: 2 * time.Hour,
 	}
 }
@@ -165,8 +178,13 @@ func testNodeInstallConfig(t *testing.T) NodeInstall {
 // registerNodeInstall puts the enrollment routes on api, without authentication (that is the
 // server's middleware, the same as for every admin route).
 func registerNodeInstall(api huma.API, cfg NodeInstall, f *fakeInstallStore, keyring *secrets.Keyring) {
+	registerNodeInstallWithCA(api, cfg, f, keyring, nil)
+}
+
+func registerNodeInstallWithCA(api huma.API, cfg NodeInstall, f *fakeInstallStore, keyring *secrets.Keyring, ca *nodegateway.Authority) {
 	s := &Server{log: quietLog}
-	newNodeInstall(cfg, f, keyring, s.problem, quietLog).register(api, func(id, method, path, summary string, status int) huma.Operation {
+	certs := nodeCertificates{ca: ca, lifetime: nodegateway.DefaultCertificateLifetime, store: f, log: quietLog}
+	newNodeInstall(cfg, f, keyring, certs, s.problem, quietLog).register(api, func(id, method, path, summary string, status int) huma.Operation {
 		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, DefaultStatus: status}
 	})
 }
@@ -232,7 +250,7 @@ func TestCreateNodeAnswersTheTokenItsExpiryAndTheInstallCommand(t *testing.T) {
 	if out.InstallCommand != want || out.InstallCommandUnavailable != "" {
 		t.Errorf("install_command %q (%q)\nwant %q", out.InstallCommand, out.InstallCommandUnavailable, want)
 	}
-	if !strings.HasPrefix(out.AgentCommand, "SKYPANEL_REGISTRATION_TOKEN="+out.RegistrationToken+" skypanel-agent --api-url https://panel.example.com --temporal-address temporal.example.com:7233") {
+	if !strings.HasPrefix(out.AgentCommand, "SKYPANEL_REGISTRATION_TOKEN="+out.RegistrationToken+" skypanel-agent --api-url https://panel.example.com --gateway-address gateway.example.com:7243") {
 		t.Errorf("agent_command %q", out.AgentCommand)
 	}
 
@@ -242,16 +260,16 @@ func TestCreateNodeAnswersTheTokenItsExpiryAndTheInstallCommand(t *testing.T) {
 }
 
 // Without a public URL there is no command to copy, and the answer says which setting is
-// missing; so it does without a Temporal address for nodes or an agent binary.
+// missing; so it does without a gateway address for nodes or an agent binary.
 func TestCreateNodeSaysWhyThereIsNoInstallCommand(t *testing.T) {
 	cfg := testNodeInstallConfig(t)
 	for name, tc := range map[string]struct {
 		change func(*NodeInstall)
 		want   string
 	}{
-		"no public url":       {func(c *NodeInstall) { c.PublicURL = "" }, "--public-url"},
-		"no temporal address": {func(c *NodeInstall) { c.PublicTemporalAddress = "" }, "--public-temporal-address"},
-		"no agent binary":     {func(c *NodeInstall) { c.AgentBinary = filepath.Join(t.TempDir(), "missing") }, "--agent-binary"},
+		"no public url":      {func(c *NodeInstall) { c.PublicURL = "" }, "--public-url"},
+		"no gateway address": {func(c *NodeInstall) { c.PublicGatewayAddress = "" }, "--public-gateway-address"},
+		"no agent binary":    {func(c *NodeInstall) { c.AgentBinary = filepath.Join(t.TempDir(), "missing") }, "--agent-binary"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := cfg
@@ -440,7 +458,7 @@ func TestInstallScriptIsRenderedWithTheControlPlanesValues(t *testing.T) {
 	sum := sha256Hex(t, cfg.AgentBinary)
 	for _, want := range []string{
 		"RENDERED_API_URL='https://panel.example.com'\n",
-		"TEMPORAL_ADDRESS='temporal.example.com:7233'\n",
+		"GATEWAY_ADDRESS='gateway.example.com:7243'\n",
 		"AGENT_SHA256='" + sum + "'\n",
 		"set -euo pipefail",
 	} {
@@ -456,8 +474,8 @@ func TestInstallScriptIsRenderedWithTheControlPlanesValues(t *testing.T) {
 	}
 
 	for name, change := range map[string]func(*NodeInstall){
-		"no temporal address": func(c *NodeInstall) { c.PublicTemporalAddress = "" },
-		"no agent binary":     func(c *NodeInstall) { c.AgentBinary = filepath.Join(t.TempDir(), "missing") },
+		"no gateway address": func(c *NodeInstall) { c.PublicGatewayAddress = "" },
+		"no agent binary":    func(c *NodeInstall) { c.AgentBinary = filepath.Join(t.TempDir(), "missing") },
 	} {
 		c := cfg
 		change(&c)
@@ -496,7 +514,7 @@ func TestAgentChecksumFollowsTheFile(t *testing.T) {
 }
 
 func TestNodeInstallValidate(t *testing.T) {
-	good := NodeInstall{PublicURL: "https://panel.example.com/", PublicTemporalAddress: "10.0.0.5:7233", AgentBinary: "/usr/local/bin/skypanel-agent", RegistrationTokenTTL: DefaultRegistrationTokenTTL}
+	good := NodeInstall{PublicURL: "https://panel.example.com/", PublicGatewayAddress: "10.0.0.5:7243", AgentBinary: "/usr/local/bin/skypanel-agent", RegistrationTokenTTL: DefaultRegistrationTokenTTL}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("valid settings: %v", err)
 	}
@@ -518,9 +536,9 @@ func TestNodeInstallValidate(t *testing.T) {
 		{func(c *NodeInstall) { c.PublicURL = "https://panel.example.com:99999" }, "--public-url"},
 		{func(c *NodeInstall) { c.PublicURL = "https://1.2.3" }, "--public-url"},
 		{func(c *NodeInstall) { c.PublicURL = "panel.example.com" }, "--public-url"},
-		{func(c *NodeInstall) { c.PublicTemporalAddress = "temporal" }, "--public-temporal-address"},
-		{func(c *NodeInstall) { c.PublicTemporalAddress = "temporal:0" }, "--public-temporal-address"},
-		{func(c *NodeInstall) { c.PublicTemporalAddress = "tem'poral:7233" }, "--public-temporal-address"},
+		{func(c *NodeInstall) { c.PublicGatewayAddress = "gateway" }, "--public-gateway-address"},
+		{func(c *NodeInstall) { c.PublicGatewayAddress = "gateway:0" }, "--public-gateway-address"},
+		{func(c *NodeInstall) { c.PublicGatewayAddress = "gate'way:7243" }, "--public-gateway-address"},
 		{func(c *NodeInstall) { c.AgentBinary = "" }, "--agent-binary"},
 		{func(c *NodeInstall) { c.RegistrationTokenTTL = time.Second }, "--registration-token-ttl"},
 		{func(c *NodeInstall) { c.RegistrationTokenTTL = 31 * 24 * time.Hour }, "--registration-token-ttl"},

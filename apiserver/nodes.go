@@ -23,8 +23,8 @@ func (s *Server) registerNodes() {
 	admin := func(id, method, path, summary string, status int) huma.Operation {
 		return s.op(id, method, path, summary, "admin", status, true)
 	}
-	nodeAdmin{store: s.store, drains: temporalDrains{s.temporal}, problem: s.problem, log: s.log}.register(s.api, admin)
-	newNodeInstall(s.cfg.NodeInstall, s.store, s.cfg.Keyring, s.problem, s.log).register(s.api, admin)
+	nodeAdmin{store: s.store, drains: temporalDrains{s.temporal}, gateway: s.cfg.NodeGateway, problem: s.problem, log: s.log}.register(s.api, admin)
+	newNodeInstall(s.cfg.NodeInstall, s.store, s.cfg.Keyring, s.certs, s.problem, s.log).register(s.api, admin)
 }
 
 // heartbeatInput is the agent's report. Every figure is optional (an older agent sends none,
@@ -157,6 +157,7 @@ func (s *Server) registerAgent() {
 		out.Body.ForeignApps = append([]string{}, foreign...)
 		return out, nil
 	})
+	s.certs.register(s.api, nodeOp, s.problem)
 	huma.Register(s.api, nodeOp("agent-append-log", "/api/paas/agent/deployments/{deploymentId}/logs", "Append a chunk of a deployment's build log"),
 		func(ctx context.Context, in *logChunkInput) (*struct{}, error) {
 			nodeID, _ := ctx.Value(nodeKey).(string)

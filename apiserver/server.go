@@ -14,6 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 	"github.com/skypanel/skypanel/temporal/operations"
 )
 
@@ -35,6 +36,19 @@ type Config struct {
 	// NodeInstall is how worker nodes join (install command, script, agent binary, token
 	// lifetime).
 	NodeInstall NodeInstall
+	// NodeCA issues each node's client certificate for the node gateway, at registration and
+	// at renewal. Nil: nodes get none (tests of other routes).
+	NodeCA *nodegateway.Authority
+	// NodeCertificateLifetime is how long a node's certificate is valid; default 30 days.
+	NodeCertificateLifetime time.Duration
+	// NodeGateway is the node gateway when it runs in this process: a revoke cuts the node off
+	// it at once. Gateways elsewhere read the revocation from the store within seconds.
+	NodeGateway NodeCutter
+}
+
+// NodeCutter cuts a revoked node off the node gateway (*nodegateway.Gateway).
+type NodeCutter interface {
+	Revoke(nodeID, name string)
 }
 
 // Server serves the API.
@@ -44,9 +58,11 @@ type Server struct {
 	temporal client.Client
 	// ops is the one owner of app operations: every operation handler goes through it.
 	ops *operations.Owner
-	log *slog.Logger
-	api huma.API
-	mux *http.ServeMux
+	// certs issues the nodes' gateway certificates.
+	certs nodeCertificates
+	log   *slog.Logger
+	api   huma.API
+	mux   *http.ServeMux
 }
 
 // New builds the API's handler.
@@ -57,6 +73,9 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	if cfg.Keyring == nil {
 		panic("apiserver: Config.Keyring is required")
 	}
+	if cfg.NodeCertificateLifetime == 0 {
+		cfg.NodeCertificateLifetime = nodegateway.DefaultCertificateLifetime
+	}
 	mux := http.NewServeMux()
 	hcfg := huma.DefaultConfig("SkyPanel PaaS API", cfg.Version)
 	hcfg.Info.Description = "Deploy apps from Git; every operation is a durable Temporal workflow."
@@ -64,7 +83,8 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux,
-		ops: &operations.Owner{Store: store, Temporal: temporalClient, Log: log}}
+		ops:   &operations.Owner{Store: store, Temporal: temporalClient, Log: log},
+		certs: nodeCertificates{ca: cfg.NodeCA, lifetime: cfg.NodeCertificateLifetime, store: store, log: log}}
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
 	s.registerUsers()

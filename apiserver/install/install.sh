@@ -17,7 +17,7 @@ set -euo pipefail
 
 # Filled in by the control plane when it serves the script.
 RENDERED_API_URL='@@PUBLIC_URL@@'
-TEMPORAL_ADDRESS='@@TEMPORAL_ADDRESS@@'
+GATEWAY_ADDRESS='@@GATEWAY_ADDRESS@@'
 AGENT_SHA256='@@AGENT_SHA256@@'
 
 ROOT=${SKYPANEL_INSTALL_ROOT:-}
@@ -49,7 +49,7 @@ url_shape='^https?://[][A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?$'
 label='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
 [[ $REGION =~ $label ]] || die "region \"$REGION\": want a lower-case RFC 1123 label"
 [[ $NAME =~ $label ]] || die "node name \"$NAME\": want a lower-case RFC 1123 label"
-[ -n "$TEMPORAL_ADDRESS" ] || die "this copy of the script has no Temporal address: fetch it from the control plane's install-script-raw"
+[ -n "$GATEWAY_ADDRESS" ] || die "this copy of the script has no node gateway address: fetch it from the control plane's install-script-raw"
 [[ $AGENT_SHA256 =~ ^[0-9a-f]{64}$ ]] || die "this copy of the script has no agent checksum: fetch it from the control plane's install-script-raw"
 if [ -n "$RENDERED_API_URL" ] && [ "$RENDERED_API_URL" != "$API_URL" ]; then
 	say "note: the control plane calls itself $RENDERED_API_URL; the agent will use $API_URL as given"
@@ -106,7 +106,7 @@ mv -f "$ROOT$BIN_PATH.new" "$ROOT$BIN_PATH"
 	umask 077
 	cat >"$ROOT$ENV_FILE.new" <<EOF
 SKYPANEL_API_URL=$API_URL
-TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS
+SKYPANEL_GATEWAY_ADDRESS=$GATEWAY_ADDRESS
 SKYPANEL_AGENT_DATA_DIR=$DATA_DIR
 SKYPANEL_REGISTRATION_TOKEN=$TOKEN
 EOF

@@ -209,7 +209,7 @@ func (s *devStack) start(ctx context.Context) error {
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
 		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
 			// Nodes added here reach this machine's API and Temporal dev server.
-			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicTemporalAddress: cfg.TemporalAddress,
+			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: cfg.TemporalAddress,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL}}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})

@@ -13,8 +13,8 @@ import (
 func bindNodeInstall(fs *flag.FlagSet, c *apiserver.NodeInstall) {
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("SKYPANEL_PUBLIC_URL"),
 		"the control plane's base URL as worker nodes reach it, e.g. https://panel.example.com; without it no install command is offered (SKYPANEL_PUBLIC_URL)")
-	fs.StringVar(&c.PublicTemporalAddress, "public-temporal-address", os.Getenv("SKYPANEL_PUBLIC_TEMPORAL_ADDRESS"),
-		"Temporal's frontend host:port as worker nodes dial it (SKYPANEL_PUBLIC_TEMPORAL_ADDRESS)")
+	fs.StringVar(&c.PublicGatewayAddress, "public-gateway-address", os.Getenv("SKYPANEL_PUBLIC_GATEWAY_ADDRESS"),
+		"the node gateway's host:port as worker nodes dial it (they never reach Temporal itself); default: --public-url's host with --node-gateway-addr's port (SKYPANEL_PUBLIC_GATEWAY_ADDRESS)")
 	fs.StringVar(&c.AgentBinary, "agent-binary", envOr("SKYPANEL_AGENT_BINARY", besideThisBinary("skypanel-agent")),
 		"the skypanel-agent binary served to nodes the install script sets up (SKYPANEL_AGENT_BINARY)")
 	fs.DurationVar(&c.RegistrationTokenTTL, "registration-token-ttl", envDuration("SKYPANEL_REGISTRATION_TOKEN_TTL", apiserver.DefaultRegistrationTokenTTL),

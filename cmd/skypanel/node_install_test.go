@@ -24,7 +24,7 @@ func parseNodeInstall(t *testing.T, args ...string) apiserver.NodeInstall {
 }
 
 func TestNodeInstallSettingsComeFromFlagsThenTheEnvironment(t *testing.T) {
-	for _, key := range []string{"SKYPANEL_PUBLIC_URL", "SKYPANEL_PUBLIC_TEMPORAL_ADDRESS", "SKYPANEL_AGENT_BINARY", "SKYPANEL_REGISTRATION_TOKEN_TTL"} {
+	for _, key := range []string{"SKYPANEL_PUBLIC_URL", "SKYPANEL_PUBLIC_GATEWAY_ADDRESS", "SKYPANEL_AGENT_BINARY", "SKYPANEL_REGISTRATION_TOKEN_TTL"} {
 		t.Setenv(key, "")
 	}
 	defaults := parseNodeInstall(t)
@@ -38,11 +38,11 @@ func TestNodeInstallSettingsComeFromFlagsThenTheEnvironment(t *testing.T) {
 	}
 
 	t.Setenv("SKYPANEL_PUBLIC_URL", "https://panel.example.com")
-	t.Setenv("SKYPANEL_PUBLIC_TEMPORAL_ADDRESS", "temporal.example.com:7233")
+	t.Setenv("SKYPANEL_PUBLIC_GATEWAY_ADDRESS", "gateway.example.com:7243")
 	t.Setenv("SKYPANEL_AGENT_BINARY", "/opt/skypanel/skypanel-agent")
 	t.Setenv("SKYPANEL_REGISTRATION_TOKEN_TTL", "2h")
 	fromEnv := parseNodeInstall(t)
-	want = apiserver.NodeInstall{PublicURL: "https://panel.example.com", PublicTemporalAddress: "temporal.example.com:7233",
+	want = apiserver.NodeInstall{PublicURL: "https://panel.example.com", PublicGatewayAddress: "gateway.example.com:7243",
 		AgentBinary: "/opt/skypanel/skypanel-agent", RegistrationTokenTTL: 2 * time.Hour}
 	if fromEnv != want {
 		t.Errorf("from the environment %+v, want %+v", fromEnv, want)

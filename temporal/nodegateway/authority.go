@@ -162,6 +162,13 @@ func (a *Authority) Pool() *x509.CertPool {
 	return pool
 }
 
+// CheckRequest says whether IssueNode would accept csrPEM: the registration checks it before it
+// spends the node's one-time token.
+func CheckRequest(csrPEM []byte) error {
+	_, err := parseCSR(csrPEM)
+	return err
+}
+
 // NodeCertificate is a certificate issued to a node.
 type NodeCertificate struct {
 	PEM      []byte
