@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/grpc"
 )
 
 // DefaultAddress and DefaultNamespace are the dev server's frontend and namespace.
@@ -35,8 +36,15 @@ type ClientConfig struct {
 	// codec it must be the one from EncryptionConverters, or error messages and stack traces stay
 	// in plaintext in histories.
 	FailureConverter converter.FailureConverter
-	// TLS, when set, is used for the gRPC connection (mTLS to a production cluster).
+	// TLS, when set, is used for the gRPC connection (mTLS to a production cluster, or the node
+	// gateway's).
 	TLS *tls.Config
+	// DialOptions are added to the SDK's own (the agent's dialer, which it closes to move its
+	// connections onto a renewed certificate).
+	DialOptions []grpc.DialOption
+	// WorkerHeartbeatInterval is the SDK's: 0 for its default, negative for none (the agent:
+	// the node gateway forwards no worker heartbeat).
+	WorkerHeartbeatInterval time.Duration
 	// AttemptTimeout bounds one connection attempt; default 5s.
 	AttemptTimeout time.Duration
 }
@@ -59,6 +67,8 @@ func (cfg ClientConfig) Options(logger *slog.Logger) client.Options {
 	if cfg.TLS != nil {
 		opts.ConnectionOptions.TLS = cfg.TLS
 	}
+	opts.ConnectionOptions.DialOptions = cfg.DialOptions
+	opts.WorkerHeartbeatInterval = cfg.WorkerHeartbeatInterval
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))
 	}

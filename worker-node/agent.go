@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	dockerclient "github.com/docker/docker/client"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
 
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
@@ -50,12 +51,25 @@ func Run(ctx context.Context, cfg Config) error {
 
 	info := readSystemInfo()
 	api := NewAPIClient(cfg.APIURL, "")
-	creds, keyring, err := ensureRegistered(ctx, cfg, api, info, keyring)
+	gateway, err := loadGatewayIdentity(cfg)
+	if err != nil {
+		return err
+	}
+	creds, keyring, err := ensureRegistered(ctx, cfg, api, info, keyring, gateway)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(slog.Default().With("node_id", creds.NodeID))
 	nodeAPI := api.withToken(creds.NodeToken)
+	// An agent registered before the gateway existed, or whose certificate is due, gets one
+	// with its node token before it dials.
+	if err := ensureGatewayCertificate(ctx, gateway, nodeAPI, creds.NodeID); err != nil {
+		return err
+	}
+	gatewayTLS, err := gateway.tlsConfig()
+	if err != nil {
+		return err
+	}
 	logs := NewHTTPLogSink(nodeAPI)
 
 	dockerClient, err := docker.NewClient()
@@ -84,15 +98,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
-	// A node may boot before the control plane: Dial retries until Temporal answers.
+	// A node may boot before the control plane: Dial retries until the gateway answers. The
+	// agent reaches Temporal only through it, and asks only what the gateway forwards: no
+	// worker heartbeats (nor, below, a workflow worker).
 	host, _ := os.Hostname()
 	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
+	conns := newGatewayConns()
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
-		Address:          cfg.TemporalAddress,
-		Namespace:        cfg.TemporalNamespace,
-		Identity:         fmt.Sprintf("skypanel-agent/%s@%s", creds.NodeID, host),
-		DataConverter:    dataConverter,
-		FailureConverter: failureConverter,
+		Address:                 cfg.GatewayAddress,
+		Namespace:               cfg.TemporalNamespace,
+		Identity:                fmt.Sprintf("skypanel-agent/%s@%s", creds.NodeID, host),
+		DataConverter:           dataConverter,
+		FailureConverter:        failureConverter,
+		TLS:                     gatewayTLS,
+		DialOptions:             []grpc.DialOption{grpc.WithContextDialer(conns.dial)},
+		WorkerHeartbeatInterval: -1,
 	}, slog.Default())
 	if err != nil {
 		return err
@@ -103,6 +123,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel(nil)
 	queue := temporal.NodeTaskQueue(creds.NodeID)
 	w := worker.New(tc, queue, worker.Options{
+		// Workflows run on the control plane only; the gateway refuses a node's workflow polls.
+		DisableWorkflowWorker: true,
 		// Activities still running at shutdown get this long to finish before they are
 		// cancelled (and retried by Temporal, on this node once it is back).
 		WorkerStopTimeout: 10 * time.Second,
@@ -116,9 +138,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
-	slog.InfoContext(ctx, "agent running", "task_queue", queue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "nginx_listen", cfg.NginxListen, "version", Version)
+	slog.InfoContext(ctx, "agent running", "task_queue", queue, "gateway", cfg.GatewayAddress, "namespace", cfg.TemporalNamespace, "nginx_listen", cfg.NginxListen, "version", Version)
 
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		renewalLoop(ctx, gateway, nodeAPI, creds.NodeID, conns, cancel)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -26,6 +26,7 @@ import (
 	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/secrets"
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
 
 // nodeProbeWorkflow runs a few harmless node activities on the agent's queue, by name, the way
@@ -68,8 +69,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestAgentRunsNodeActivities runs the whole agent against a Temporal dev server and a fake API:
-// it registers, heartbeats, serves nginx and executes activities from a workflow, then stops.
+// TestAgentRunsNodeActivities runs the whole agent against a Temporal dev server, through a
+// real node gateway, and a fake API: it registers (getting its gateway certificate for a key
+// of its own), heartbeats, serves nginx and executes activities from a workflow; its
+// certificate lives seconds, and it renews it twice and keeps working without a restart; then
+// it stops.
 func TestAgentRunsNodeActivities(t *testing.T) {
 	temporalBin, _ := filepath.Abs("../bin/temporal")
 	if _, err := os.Stat(temporalBin); err != nil {
@@ -102,6 +106,12 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.keyring = keyEntry
+	api.ca, err = nodegateway.GenerateAuthority(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.certLifetime = 6 * time.Second
+	gatewayAddr := startGateway(ctx, t, srv.FrontendHostPort(), api)
 	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
 	control, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), DataConverter: dataConverter, FailureConverter: failureConverter})
 	if err != nil {
@@ -110,7 +120,7 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	defer control.Close()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg, err := ParseConfig([]string{
-		"--api-url", api.URL, "--data-dir", t.TempDir(), "--temporal-address", srv.FrontendHostPort(),
+		"--api-url", api.URL, "--data-dir", t.TempDir(), "--gateway-address", gatewayAddr,
 		"--nginx-listen", listen, "--stop-nginx-on-exit", "--heartbeat-interval", "1s",
 	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc"}), io.Discard)
 	if err != nil {
@@ -132,17 +142,37 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	run, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "agent-test-control"}, nodeProbeWorkflow, sptemporal.NodeTaskQueue("node-1"))
-	if err != nil {
-		t.Fatal(err)
+	probe := func(when string) {
+		t.Helper()
+		run, err := control.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "agent-test-control"}, nodeProbeWorkflow, sptemporal.NodeTaskQueue("node-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var result string
+		if err := run.Get(ctx, &result); err != nil {
+			t.Fatalf("workflow %s: %v", when, err)
+		}
+		if !strings.Contains(result, "--allow-loopback-git") {
+			t.Errorf("result %s: %q", when, result)
+		}
 	}
-	var result string
-	if err := run.Get(ctx, &result); err != nil {
-		t.Fatalf("workflow: %v", err)
+	probe("with the registration's certificate")
+	for _, name := range []string{"gateway.pem", "gateway-ca.pem"} {
+		if st, err := os.Stat(filepath.Join(cfg.DataDir, name)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", name, st, err)
+		}
 	}
-	if !strings.Contains(result, "--allow-loopback-git") {
-		t.Errorf("result %q", result)
+	if regs := api.registrationsSnapshot(); len(regs) != 1 || !strings.HasPrefix(regs[0].CSR, "-----BEGIN CERTIFICATE REQUEST-----") {
+		t.Errorf("the registration carried no CSR: %+v", regs)
 	}
+	// The first certificate expired after 6 s: work still flows through connections that
+	// present a renewed one.
+	for deadline := time.Now().Add(30 * time.Second); api.renewalCount() < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d renewals within 30 s, want 2", api.renewalCount())
+		}
+	}
+	probe("after two renewals")
 
 	// Registered once, heartbeating with the node token, nginx answering on its port.
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -180,4 +210,27 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	if _, err := http.Get("http://" + listen + "/"); err == nil {
 		t.Error("nginx still answering after the agent stopped with --stop-nginx-on-exit")
 	}
+}
+
+// startGateway runs a node gateway in front of the frontend, with the fake API's CA and its
+// view of the node's certificates, and returns its address.
+func startGateway(ctx context.Context, t *testing.T, frontend string, api *fakeAPI) string {
+	t.Helper()
+	gw, err := nodegateway.New(nodegateway.Options{Frontend: frontend, Namespace: "default", Authority: api.ca, Standings: api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(serveCtx, l) }()
+	t.Cleanup(func() {
+		stop()
+		<-served
+		gw.Close() //nolint:errcheck
+	})
+	return l.Addr().String()
 }

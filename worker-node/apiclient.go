@@ -103,6 +103,8 @@ type RegisterRequest struct {
 	MemoryMB          int64  `json:"memory_mb"`
 	// WantKeyring asks for the platform's keyring: the agent has none configured (interim).
 	WantKeyring bool `json:"want_keyring,omitempty"`
+	// CSR asks for the node's gateway certificate, for a key the agent made (PEM).
+	CSR string `json:"csr,omitempty"`
 }
 
 // RegisterResponse is the node's identity and credential.
@@ -112,6 +114,30 @@ type RegisterResponse struct {
 	TaskQueue string `json:"task_queue"`
 	// Keyring is the platform's keyring in its key-file form, sent only when asked for.
 	Keyring string `json:"keyring,omitempty"`
+	// GatewayCertificate answers the CSR; missing when the control plane could not issue it
+	// (the agent then renews with its node token).
+	GatewayCertificate *GatewayCertificate `json:"gateway_certificate,omitempty"`
+}
+
+// GatewayCertificate is the node's client certificate for the node gateway and the CA that
+// issued it (and the gateway's own certificate).
+type GatewayCertificate struct {
+	Certificate   string    `json:"certificate"`
+	CACertificate string    `json:"ca_certificate"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// RenewCertificate has the control plane sign a new key of the node's (csrPEM), authenticated
+// by the node token: before the certificate expires, or to get a first one.
+func (c *APIClient) RenewCertificate(ctx context.Context, csrPEM string) (GatewayCertificate, error) {
+	var out GatewayCertificate
+	if err := c.post(ctx, "/api/paas/agent/certificate", map[string]string{"csr": csrPEM}, &out); err != nil {
+		return out, err
+	}
+	if out.Certificate == "" || out.CACertificate == "" {
+		return out, errors.New("renew the gateway certificate: the API answered without a certificate")
+	}
+	return out, nil
 }
 
 // Register exchanges a one-time registration token for the node's id and token.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,8 +24,9 @@ import (
 
 // Defaults of the agent's configuration.
 const (
-	DefaultDataDir           = "/var/lib/skypanel-agent"
-	DefaultTemporalAddress   = "127.0.0.1:7233"
+	DefaultDataDir = "/var/lib/skypanel-agent"
+	// DefaultGatewayAddress is where `skypanel dev` runs the node gateway.
+	DefaultGatewayAddress    = "127.0.0.1:7243"
 	DefaultTemporalNamespace = "default"
 	DefaultHeartbeatInterval = 10 * time.Second
 	// MaxHeartbeatInterval is the longest interval the API accepts (interval_seconds).
@@ -36,7 +38,7 @@ type Config struct {
 	APIURL            string        // --api-url, SKYPANEL_API_URL
 	RegistrationToken string        // --registration-token, SKYPANEL_REGISTRATION_TOKEN (first start only)
 	DataDir           string        // --data-dir, SKYPANEL_AGENT_DATA_DIR
-	TemporalAddress   string        // --temporal-address, TEMPORAL_ADDRESS
+	GatewayAddress    string        // --gateway-address, SKYPANEL_GATEWAY_ADDRESS: the node gateway, the agent's only way to Temporal
 	TemporalNamespace string        // --temporal-namespace, TEMPORAL_NAMESPACE
 	NginxListen       string        // --nginx-listen, SKYPANEL_NGINX_LISTEN
 	NginxBinary       string        // --nginx-bin, SKYPANEL_NGINX_BIN
@@ -87,7 +89,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	// No env default for the token: flag usage would print it.
 	fs.StringVar(&c.RegistrationToken, "registration-token", "", "one-time node registration token, needed on first start only; prefer the env var (env SKYPANEL_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.DataDir, "data-dir", env("SKYPANEL_AGENT_DATA_DIR", DefaultDataDir), "agent state: credentials, builds, nginx prefix (env SKYPANEL_AGENT_DATA_DIR)")
-	fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	fs.StringVar(&c.GatewayAddress, "gateway-address", env("SKYPANEL_GATEWAY_ADDRESS", DefaultGatewayAddress),
+		"the control plane's node gateway, host:port: the agent reaches Temporal only through it, with its own certificate (env SKYPANEL_GATEWAY_ADDRESS)")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", DefaultTemporalNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", env("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the platform's keyring, when SKYPANEL_SECRET_KEY is not set (env SKYPANEL_SECRET_KEY_FILE)")
@@ -156,8 +159,8 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("--data-dir %q: want an absolute path", c.DataDir))
 	}
-	if c.TemporalAddress == "" || !strings.Contains(c.TemporalAddress, ":") {
-		errs = append(errs, fmt.Errorf("--temporal-address %q: want host:port", c.TemporalAddress))
+	if host, port, err := net.SplitHostPort(c.GatewayAddress); err != nil || host == "" || port == "" {
+		errs = append(errs, fmt.Errorf("--gateway-address %q: want host:port", c.GatewayAddress))
 	}
 	if c.TemporalNamespace == "" {
 		errs = append(errs, errors.New("--temporal-namespace must not be empty"))
@@ -185,5 +188,7 @@ func (c Config) SubnetPool() (docker.SubnetPool, error) {
 // Layout of the data directory.
 func (c Config) credentialsPath() string  { return filepath.Join(c.DataDir, "agent.json") }
 func (c Config) savedKeyringPath() string { return filepath.Join(c.DataDir, "secret.key") }
+func (c Config) gatewayCertPath() string  { return filepath.Join(c.DataDir, "gateway.pem") }
+func (c Config) gatewayCAPath() string    { return filepath.Join(c.DataDir, "gateway-ca.pem") }
 func (c Config) buildsDir() string        { return filepath.Join(c.DataDir, "builds") }
 func (c Config) nginxPrefix() string      { return filepath.Join(c.DataDir, "nginx") }

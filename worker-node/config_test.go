@@ -18,7 +18,7 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		"SKYPANEL_API_URL":            "http://127.0.0.1:3001",
 		"SKYPANEL_REGISTRATION_TOKEN": "reg-token",
 		"SKYPANEL_AGENT_DATA_DIR":     "/srv/agent",
-		"TEMPORAL_ADDRESS":            "temporal:7233",
+		"SKYPANEL_GATEWAY_ADDRESS":    "gateway.example.com:7243",
 		"SKYPANEL_ALLOW_LOOPBACK_GIT": "true",
 		"SKYPANEL_HEARTBEAT_INTERVAL": "5s",
 	})
@@ -28,7 +28,7 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 	}
 	want := Config{
 		APIURL: "http://127.0.0.1:3001", RegistrationToken: "reg-token", DataDir: "/var/lib/x",
-		TemporalAddress: "temporal:7233", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
+		GatewayAddress: "gateway.example.com:7243", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
 		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
 		NetworkPool: docker.DefaultSubnetPoolRange, NetworkPoolSize: docker.DefaultSubnetPoolSize,
 	}
@@ -57,7 +57,10 @@ func TestParseConfigRejects(t *testing.T) {
 		{[]string{"--api-url", "ftp://x"}, base, "--api-url"},
 		{[]string{"--api-url", "https://user:pw@x"}, base, "--api-url"},
 		{[]string{"--data-dir", "relative"}, base, "--data-dir"},
-		{[]string{"--temporal-address", "nohost"}, base, "--temporal-address"},
+		{[]string{"--gateway-address", "nohost"}, base, "--gateway-address"},
+		{[]string{"--gateway-address", ":7243"}, base, "--gateway-address"},
+		// Agents never dial Temporal itself any more.
+		{[]string{"--temporal-address", "temporal:7233"}, base, "temporal-address"},
 		{[]string{"--nginx-listen", "example.com:80"}, base, "--nginx-listen"},
 		{[]string{"--heartbeat-interval", "10ms"}, base, "--heartbeat-interval"},
 		{[]string{"--heartbeat-interval", "61m"}, base, "--heartbeat-interval"},

@@ -1,15 +1,39 @@
 package workernode
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skypanel/skypanel/activities/node/buildlog"
+	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
+
+// The node gateway's view of the fake control plane: node-1 in good standing with every
+// certificate the fake API issued it (a test binary may link db; the agent binary does not).
+func (f *fakeAPI) NodeStanding(_ context.Context, nodeID, serial string) (db.NodeStanding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if nodeID != "node-1" {
+		return db.NodeStanding{}, db.ErrNotFound
+	}
+	return db.NodeStanding{Name: "node-1", CertificateKnown: slices.Contains(f.issued, serial)}, nil
+}
+
+func (f *fakeAPI) RevokedNodesAmong(context.Context, []string) ([]db.RevokedNode, error) {
+	return nil, nil
+}
+
+func (f *fakeAPI) NodesRevokedSince(context.Context, time.Time) ([]db.RevokedNode, error) {
+	return nil, nil
+}
 
 // fakeAPI speaks the control plane's agent endpoints as the contract describes them.
 type fakeAPI struct {
@@ -29,6 +53,27 @@ type fakeAPI struct {
 	failRegister   int // answer this many registrations with 502 first
 	badAuth        int
 	registerStatus int // when set, answer registrations with it
+
+	// ca, when set, issues the certificates a registration's CSR and a renewal ask for, valid
+	// certLifetime (30 days when zero); issued lists their serials, renewals counts renewals.
+	ca           *nodegateway.Authority
+	certLifetime time.Duration
+	issued       []string
+	renewals     int
+}
+
+// issue signs a CSR for node-1 (the caller holds f.mu).
+func (f *fakeAPI) issue(csr string) (*GatewayCertificate, error) {
+	lifetime := f.certLifetime
+	if lifetime == 0 {
+		lifetime = nodegateway.DefaultCertificateLifetime
+	}
+	cert, err := f.ca.IssueNode("node-1", []byte(csr), time.Now(), lifetime)
+	if err != nil {
+		return nil, err
+	}
+	f.issued = append(f.issued, cert.Serial)
+	return &GatewayCertificate{Certificate: string(cert.PEM), CACertificate: string(f.ca.CertificatePEM()), ExpiresAt: cert.NotAfter}, nil
 }
 
 const testNodeToken = "node-token-123"
@@ -62,6 +107,14 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		if req.WantKeyring {
 			resp.Keyring = f.keyring
 		}
+		if req.CSR != "" && f.ca != nil {
+			cert, err := f.issue(req.CSR)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+				return
+			}
+			resp.GatewayCertificate = cert
+		}
 		json.NewEncoder(w).Encode(resp)
 	})
 	authed := func(h func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
@@ -86,6 +139,24 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		f.heartbeats = append(f.heartbeats, hb)
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("POST /api/paas/agent/certificate", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			CSR string `json:"csr"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || f.ca == nil {
+			http.Error(w, "no", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		cert, err := f.issue(req.CSR)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		f.renewals++
+		json.NewEncoder(w).Encode(cert)
 	}))
 	mux.HandleFunc("POST /api/paas/agent/instances", authed(func(w http.ResponseWriter, r *http.Request) {
 		var rep InstancesReport
@@ -124,6 +195,18 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
+}
+
+func (f *fakeAPI) registrationsSnapshot() []RegisterRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.registrations)
+}
+
+func (f *fakeAPI) renewalCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.renewals
 }
 
 func (f *fakeAPI) counts() (registrations, heartbeats, chunks, badAuth int) {

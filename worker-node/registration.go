@@ -2,6 +2,7 @@ package workernode
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,7 +56,10 @@ func saveCredentials(path string, creds Credentials) error {
 // API for the platform's and saves it as <data-dir>/secret.key. That is interim: until nodes
 // get keys of their own (the node-gateway work), every node needs the platform's keyring to
 // open the apps' variables and Temporal payloads. The keyring returned is the one to use.
-func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo, keyring *secrets.Keyring) (Credentials, *secrets.Keyring, error) {
+//
+// With gateway, the registration also asks for the node's gateway certificate, for a key made
+// here, and saves what it gets there; without a certificate the agent renews with its token.
+func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo, keyring *secrets.Keyring, gateway *gatewayIdentity) (Credentials, *secrets.Keyring, error) {
 	path := cfg.credentialsPath()
 	creds, ok, err := loadCredentials(path)
 	if err != nil {
@@ -73,10 +77,17 @@ func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info Syst
 	}
 	req := RegisterRequest{RegistrationToken: cfg.RegistrationToken, Hostname: info.Hostname, CPUs: info.CPUs, MemoryMB: info.MemoryMB,
 		WantKeyring: keyring == nil}
+	var key *ecdsa.PrivateKey
+	if gateway != nil {
+		if key, req.CSR, err = newKeyAndCSR(""); err != nil {
+			return creds, nil, err
+		}
+	}
 	delay := time.Second
 	for {
 		resp, err := api.Register(ctx, req)
 		if err == nil {
+			saveGatewayCertificate(ctx, gateway, key, resp.GatewayCertificate)
 			return saveRegistration(ctx, cfg, resp, keyring)
 		}
 		if !retryable(err) {
@@ -109,6 +120,17 @@ func saveRegistration(ctx context.Context, cfg Config, resp RegisterResponse, ke
 	}
 	slog.InfoContext(ctx, "registered node", "node_id", creds.NodeID, "task_queue", resp.TaskQueue, "keyring_saved", resp.Keyring != "" && keyringErr == nil)
 	return creds, keyring, nil
+}
+
+// saveGatewayCertificate keeps the certificate the registration brought. Without one (not
+// issued, or not usable) the agent gets one with its node token right after.
+func saveGatewayCertificate(ctx context.Context, gateway *gatewayIdentity, key *ecdsa.PrivateKey, issued *GatewayCertificate) {
+	if gateway == nil || issued == nil {
+		return
+	}
+	if _, err := gateway.save(key, *issued); err != nil {
+		slog.WarnContext(ctx, "the registration's gateway certificate is unusable; renewing it", "err", err)
+	}
 }
 
 // saveKeyring checks the keyring the API sent and writes it where later starts read it, for

@@ -52,7 +52,7 @@ func TestAgentWithoutKeyringSavesTheOneRegistrationSends(t *testing.T) {
 	if err != nil || none != nil {
 		t.Fatalf("keyring of an unconfigured agent: %v %v, want none and no error", none, err)
 	}
-	_, ring, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil)
+	_, ring, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestAgentWithoutKeyringSavesTheOneRegistrationSends(t *testing.T) {
 	if err != nil || again == nil || again.Spec() != api.keyring {
 		t.Fatalf("keyring at the next start: %v %v", again, err)
 	}
-	if _, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, again); err != nil {
+	if _, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, again, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, _, _, _ := api.counts(); n != 1 {
@@ -110,7 +110,7 @@ func TestAgentWithKeyringDoesNotAskForOne(t *testing.T) {
 	if err != nil || configured == nil {
 		t.Fatal(configured, err)
 	}
-	_, ring, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, configured)
+	_, ring, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, configured, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestAgentWithKeyringDoesNotAskForOne(t *testing.T) {
 func TestRegistrationWithoutTheKeyringItNeeds(t *testing.T) {
 	api := newFakeAPI(t) // sends no keyring
 	cfg := Config{APIURL: api.URL, RegistrationToken: "reg-abc", DataDir: t.TempDir()}
-	_, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil)
+	_, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "SKYPANEL_SECRET_KEY") {
 		t.Fatalf("error %v, want one naming SKYPANEL_SECRET_KEY", err)
 	}
@@ -138,7 +138,7 @@ func TestRegistrationWithoutTheKeyringItNeeds(t *testing.T) {
 		t.Errorf("secret.key written without a keyring: %v", err)
 	}
 
-	_, _, err = ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil)
+	_, _, err = ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "no keyring") {
 		t.Errorf("a registered node without a keyring: %v, want an error", err)
 	}

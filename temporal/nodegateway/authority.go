@@ -29,9 +29,13 @@ import (
 const (
 	DefaultCertificateLifetime = 30 * 24 * time.Hour
 	caLifetime                 = 10 * 365 * 24 * time.Hour
-	// clockSkew backdates every certificate: a node whose clock is a little behind accepts it.
-	clockSkew = 5 * time.Minute
+	// maxClockSkew backdates every certificate: a node whose clock is a little behind accepts
+	// it. A short-lived certificate (tests) is backdated by a tenth of its lifetime instead, so
+	// its renewal point (a third before its end) stays ahead.
+	maxClockSkew = 5 * time.Minute
 )
+
+func clockSkew(lifetime time.Duration) time.Duration { return min(maxClockSkew, lifetime/10) }
 
 // nodeUnit marks a certificate as a node's: its subject's OU. The CN is the node's id.
 const nodeUnit = "skypanel-node"
@@ -129,7 +133,7 @@ func GenerateAuthority(now time.Time) (*Authority, error) {
 	template := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{Organization: []string{"SkyPanel"}, CommonName: "SkyPanel node gateway CA"},
-		NotBefore:             now.Add(-clockSkew),
+		NotBefore:             now.Add(-maxClockSkew),
 		NotAfter:              now.Add(caLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
@@ -195,7 +199,7 @@ func (a *Authority) IssueNode(nodeID string, csrPEM []byte, now time.Time, lifet
 	template := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"SkyPanel"}, OrganizationalUnit: []string{nodeUnit}, CommonName: nodeID},
-		NotBefore:    now.Add(-clockSkew),
+		NotBefore:    now.Add(-clockSkew(lifetime)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		// A node's certificate authenticates a client only: it cannot pose as the gateway.
@@ -222,7 +226,7 @@ func (a *Authority) IssueServer(hosts []string, now time.Time, lifetime time.Dur
 	template := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"SkyPanel"}, CommonName: "SkyPanel node gateway"},
-		NotBefore:    now.Add(-clockSkew),
+		NotBefore:    now.Add(-clockSkew(lifetime)),
 		NotAfter:     a.notAfter(now, lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
