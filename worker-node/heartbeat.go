@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,8 @@ func sendHeartbeat(ctx context.Context, api *APIClient, interval time.Duration, 
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled):
+	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden) && strings.Contains(se.Body, "revoked"):
+		slog.ErrorContext(ctx, "heartbeat: an administrator revoked this node: it is cut off the platform for good", "status", se.Status)
 	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
 		slog.ErrorContext(ctx, "heartbeat: the API rejected this node's token; remove agent.json and register the node again", "status", se.Status)
 	default:

@@ -16,22 +16,37 @@ import (
 	"github.com/skypanel/skypanel/apiserver"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
 
 func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
-	var addr, codecOrigins, adminTokenFile *string
+	var addr, codecOrigins, adminTokenFile, gatewayAddr, gatewayHostList *string
 	var nodeInstall apiserver.NodeInstall
+	var certLifetime *time.Duration
 	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
 		addr = fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
 		codecOrigins = fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
 		adminTokenFile = fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
+		gatewayAddr = fs.String("node-gateway-addr", envOr("SKYPANEL_NODE_GATEWAY_ADDR", fmt.Sprintf(":%d", DefaultNodeGatewayPort)),
+			"where the node gateway listens: nodes reach Temporal only through it, over mutual TLS; \"off\" when another API replica runs it (SKYPANEL_NODE_GATEWAY_ADDR)")
+		gatewayHostList = fs.String("node-gateway-hosts", envOr("SKYPANEL_NODE_GATEWAY_HOSTS", ""),
+			"comma-separated host names and IPs nodes dial the gateway by, for its certificate; default: --public-gateway-address's host (loopback is always added) (SKYPANEL_NODE_GATEWAY_HOSTS)")
+		certLifetime = fs.Duration("node-certificate-lifetime", envDuration("SKYPANEL_NODE_CERTIFICATE_LIFETIME", nodegateway.DefaultCertificateLifetime),
+			"how long a node's gateway certificate is valid; agents renew it when a third is left (SKYPANEL_NODE_CERTIFICATE_LIFETIME)")
 		bindNodeInstall(fs, &nodeInstall)
 	})
 	if err != nil {
 		return err
 	}
+	runGateway := *gatewayAddr != "" && *gatewayAddr != "off"
+	if nodeInstall.PublicGatewayAddress == "" && runGateway {
+		nodeInstall.PublicGatewayAddress = publicGatewayAddress(nodeInstall.PublicURL, *gatewayAddr)
+	}
 	if err := nodeInstall.Validate(); err != nil {
 		return err
+	}
+	if *certLifetime < time.Minute || *certLifetime > 365*24*time.Hour {
+		return fmt.Errorf("--node-certificate-lifetime %s: want 1m to 8760h", *certLifetime)
 	}
 	if nodeInstall.PublicURL == "" {
 		log.Warn("no --public-url (SKYPANEL_PUBLIC_URL): new nodes get no install command")
@@ -51,13 +66,44 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer tc.Close()
+	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
+		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime}
+	var gateway *nodeGateway
+	if runGateway {
+		gatewayListener, err := net.Listen("tcp", *gatewayAddr)
+		if err != nil {
+			return fmt.Errorf("node gateway: listen on %s: %w", *gatewayAddr, err)
+		}
+		if gateway, err = newNodeGateway(ctx, log, cfg, store, gatewayListener, gatewayHosts(splitList(*gatewayHostList), nodeInstall.PublicGatewayAddress)); err != nil {
+			gatewayListener.Close()
+			return err
+		}
+		apiCfg.NodeCA, apiCfg.NodeGateway = gateway.ca, gateway.gateway
+	} else if apiCfg.NodeCA, err = nodegateway.LoadAuthority(ctx, store, cfg.keyring); err != nil {
+		return err
+	}
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
-		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall}
-	return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
+	if gateway == nil {
+		return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
+	}
+	// Either one failing stops both: an API without its gateway leaves its nodes stranded.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	gatewayDone := make(chan error, 1)
+	go func() {
+		err := gateway.serve(ctx)
+		stop(err)
+		gatewayDone <- err
+	}()
+	err = serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
+	stop(err)
+	if gwErr := <-gatewayDone; err == nil {
+		err = gwErr
+	}
+	return err
 }
 
 // serveAPI serves until ctx is done, then drains in-flight requests.

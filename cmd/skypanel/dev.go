@@ -41,6 +41,7 @@ type devConfig struct {
 	NodeName     string
 	Region       string
 	RegistryPort int
+	GatewayPort  int
 }
 
 const localNodeName, localRegion = "local", "local"
@@ -76,6 +77,8 @@ func parseDevConfig(args []string) (devConfig, error) {
 	fs.StringVar(&cfg.TemporalIP, "temporal-ip", "127.0.0.1", "address the Temporal dev server binds")
 	fs.IntVar(&cfg.TemporalPort, "temporal-port", envInt("SKYPANEL_TEMPORAL_PORT", 7233), "Temporal frontend port, 0 for a free one")
 	fs.IntVar(&cfg.RegistryPort, "registry-port", envInt("SKYPANEL_REGISTRY_PORT", 5000), "the platform registry's port on 127.0.0.1, 0 for a free one; not started when --registry names one")
+	fs.IntVar(&cfg.GatewayPort, "node-gateway-port", envInt("SKYPANEL_NODE_GATEWAY_PORT", DefaultNodeGatewayPort),
+		"the node gateway's port on 127.0.0.1, 0 for a free one: the agents reach Temporal only through it (SKYPANEL_NODE_GATEWAY_PORT)")
 	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
 	fs.StringVar(&cfg.NginxListen, "nginx-listen", "", "the local node's nginx listen address (default 127.0.0.1:<app-public-port>)")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
@@ -112,6 +115,8 @@ type devStack struct {
 	uiURL     string
 	apiURL    string
 	tokenFile string
+	// gatewayAddr is the node gateway's address, where every agent dials Temporal.
+	gatewayAddr string
 }
 
 func (s *devStack) onShutdown(stop func(context.Context)) { s.stops = append(s.stops, stop) }
@@ -149,6 +154,15 @@ func (s *devStack) start(ctx context.Context) error {
 		})
 		cfg.DatabaseURL = pg.DSN()
 	}
+
+	// The gateway's port is taken before Temporal starts: its dev server takes ports beside
+	// its own, and one of them could be this one.
+	gatewayListener, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GatewayPort)))
+	if err != nil {
+		return fmt.Errorf("node gateway: listen on 127.0.0.1:%d: %w", cfg.GatewayPort, err)
+	}
+	s.onShutdown(func(context.Context) { gatewayListener.Close() })
+	s.gatewayAddr = gatewayListener.Addr().String()
 
 	s.log.Info("starting Temporal dev server")
 	ts, err := devserver.Start(ctx, devserver.Options{
@@ -201,6 +215,14 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.onShutdown(func(context.Context) { tc.Close() })
 
+	// The node gateway: the agents' only way to Temporal. The API and the control worker
+	// reach the dev server directly.
+	gateway, err := newNodeGateway(ctx, s.log, cfg.controlConfig, st, gatewayListener, gatewayHosts(nil, s.gatewayAddr))
+	if err != nil {
+		return err
+	}
+	s.runUntilShutdown(ctx, "node gateway", gateway.serve)
+
 	listener, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.APIAddr, err)
@@ -208,9 +230,10 @@ func (s *devStack) start(ctx context.Context) error {
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
 		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
-			// Nodes added here reach this machine's API and Temporal dev server.
-			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: cfg.TemporalAddress,
-				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL}}
+			// Nodes added here reach this machine's API and its node gateway.
+			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
+				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},
+			NodeCA: gateway.ca, NodeGateway: gateway.gateway}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
 	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {
@@ -256,7 +279,7 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 		cmd := exec.Command(cfg.AgentBin,
 			"--api-url", s.apiURL,
 			"--data-dir", agentDir,
-			"--temporal-address", cfg.TemporalAddress,
+			"--gateway-address", s.gatewayAddr,
 			"--temporal-namespace", cfg.TemporalNamespace,
 			"--nginx-listen", cfg.NginxListen,
 			"--allow-loopback-git",
@@ -396,11 +419,12 @@ func (s *devStack) printBanner() {
     API            %[1]s
     API docs       %[1]s/docs   (OpenAPI: %[1]s/openapi.json)
     Temporal UI    %[2]s   (payloads are encrypted; to read them, sign in at %[1]s%[8]slogin)
+    Node gateway   %[10]s   (mutual TLS: the agents reach Temporal only through it)
     Apps           %[3]s://<name>.%[4]s:%[5]d/
     Admin token    %[6]s   (curl -H "Authorization: Bearer $(cat %[6]s)" %[1]s/api/paas/admin/nodes)
     Data           %[7]s   (secret keyring: %[9]s)
 
-`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir, codecEndpointPath, s.keyringSource())
+`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir, codecEndpointPath, s.keyringSource(), s.gatewayAddr)
 }
 
 // keyringSource says where the keyring came from, for the banner.
