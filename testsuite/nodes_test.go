@@ -74,7 +74,7 @@ func (n *extraNode) start(t testing.TB) {
 	n.cmd = exec.Command(platform.agentBin,
 		"--api-url", platform.apiURL,
 		"--data-dir", n.dataDir,
-		"--temporal-address", platform.temporalAddr,
+		"--gateway-address", platform.gatewayAddr,
 		"--nginx-listen", n.NginxAddr,
 		"--allow-loopback-git",
 		"--stop-nginx-on-exit",

@@ -34,6 +34,7 @@ type stack struct {
 	uiOrigin     string // the Temporal Web UI's origin, allowed to call the codec endpoint
 	nginxAddr    string
 	temporalAddr string
+	gatewayAddr  string // the node gateway: every agent's only way to Temporal
 	adminToken   string
 	dataDir      string
 	workDir      string // scratch space: repositories, built binaries
@@ -141,17 +142,18 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.helloBinary, err = buildHelloApp(workDir); err != nil {
 		return s, err
 	}
-	ports := make([]int, 4)
+	ports := make([]int, 5)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return s, err
 		}
 	}
-	apiPort, temporalPort, uiPort, nginxPort := ports[0], ports[1], ports[2], ports[3]
+	apiPort, temporalPort, uiPort, nginxPort, gatewayPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.uiOrigin = fmt.Sprintf("http://127.0.0.1:%d", uiPort)
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
+	s.gatewayAddr = fmt.Sprintf("127.0.0.1:%d", gatewayPort)
 
 	s.binary, s.agentBin = skypanelBin, agentBin
 	s.args = []string{"dev",
@@ -159,6 +161,8 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--temporal-port", strconv.Itoa(temporalPort),
 		"--ui-port", strconv.Itoa(uiPort),
+		// Taken before Temporal's dev server starts, so it cannot take it meanwhile.
+		"--node-gateway-port", strconv.Itoa(gatewayPort),
 		"--app-public-port", strconv.Itoa(nginxPort),
 		"--agent-bin", agentBin,
 		// Small, so the retention of release images is exercised by a few deploys.
