@@ -31,6 +31,8 @@ var importRules = []importRule{
 	{"apiserver", []string{module + "activities/node", module + "worker-node"},
 		"the API reaches nodes through workflows, never by linking their code"},
 	{"activities/contract", []string{module}, "the wire types depend on nothing of the platform"},
+	{"temporal/nodegateway", []string{module + "activities", module + "workflows", module + "apiserver", module + "worker-node"},
+		"the node gateway checks and forwards nodes' calls: it runs no activity, workflow or API code"},
 }
 
 type listedPackage struct {
