@@ -212,7 +212,11 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 
 // Close ends the gateway's background work and its connection to the frontend.
 func (g *Gateway) Close() error {
+	// Under the drains' lock: a revocation either started its drain before (and is waited for)
+	// or sees the gateway closed.
+	g.drainsMu.Lock()
 	g.stopBG()
+	g.drainsMu.Unlock()
 	g.server.Stop()
 	g.wg.Wait()
 	return g.conn.Close()

@@ -38,11 +38,15 @@ func (g *Gateway) startRevokedQueueDrain(nodeID, name string, held [][]byte, unt
 		name = nodeID
 	}
 	g.drainsMu.Lock()
+	if g.bg.Err() != nil { // closed: nothing may start any more
+		g.drainsMu.Unlock()
+		return
+	}
 	running := g.drains[nodeID]
 	g.drains[nodeID] = true
+	g.wg.Add(1)
 	g.drainsMu.Unlock()
 	failure := g.opts.FailureConverter.ErrorToFailure(temporal.NewNonRetryableApplicationError(RevokedReason(name), ErrTypeNodeRevoked, nil))
-	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		for _, token := range held {
