@@ -175,10 +175,19 @@ func newKeyAndCSR(nodeID string) (*ecdsa.PrivateKey, string, error) {
 // was made anew): its TLS configuration trusts the old one, and a restart loads the new one.
 var errGatewayCAChanged = errors.New("the node gateway's CA changed: the agent restarts to trust the new one")
 
-// ensureGatewayCertificate renews now when the node has no certificate (registered before the
-// gateway existed, or its files were lost) or it is due, retrying while the API is unreachable.
+// isFor says whether the certificate held names nodeID: one left from an earlier registration
+// of the machine (another node) is not.
+func (g *gatewayIdentity) isFor(nodeID string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.cert != nil && g.cert.Leaf != nil && g.cert.Leaf.Subject.CommonName == nodeID
+}
+
+// ensureGatewayCertificate renews now when the node has no certificate of its own (registered
+// before the gateway existed, its files lost, or a registration that brought none) or it is
+// due, retrying while the API is unreachable.
 func ensureGatewayCertificate(ctx context.Context, id *gatewayIdentity, api *APIClient, nodeID string) error {
-	if at := id.renewAt(); !at.IsZero() && time.Now().Before(at) {
+	if at := id.renewAt(); !at.IsZero() && time.Now().Before(at) && id.isFor(nodeID) {
 		return nil
 	}
 	delay := time.Second

@@ -58,6 +58,10 @@ func TestAnAgentWithoutACertificateGetsOneWithItsToken(t *testing.T) {
 	if _, err := again.tlsConfig(); err != nil {
 		t.Error(err)
 	}
+	// The machine registered again as another node: the certificate left is not its own.
+	if err := ensureGatewayCertificate(context.Background(), again, NewAPIClient(api.URL, testNodeToken), "node-2"); err != nil || api.renewalCount() != 2 {
+		t.Errorf("another node's certificate was kept: %v, %d renewals", err, api.renewalCount())
+	}
 }
 
 // A certificate that is not for the node's key, or not under the CA sent with it, is refused
