@@ -140,6 +140,14 @@ func (s *devStack) start(ctx context.Context) error {
 	if err := cfg.loadKeyring(s.log, true); err != nil {
 		return err
 	}
+	// The gateway's port is taken first: Postgres and Temporal's dev server take free ports
+	// (the dev server several beside its own), and one of them could be this one.
+	gatewayListener, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GatewayPort)))
+	if err != nil {
+		return fmt.Errorf("node gateway: listen on 127.0.0.1:%d: %w", cfg.GatewayPort, err)
+	}
+	s.onShutdown(func(context.Context) { gatewayListener.Close() })
+	s.gatewayAddr = gatewayListener.Addr().String()
 
 	if cfg.DatabaseURL == "" {
 		s.log.Info("starting local Postgres cluster", "dir", filepath.Join(cfg.DataDir, "postgres"))
@@ -154,15 +162,6 @@ func (s *devStack) start(ctx context.Context) error {
 		})
 		cfg.DatabaseURL = pg.DSN()
 	}
-
-	// The gateway's port is taken before Temporal starts: its dev server takes ports beside
-	// its own, and one of them could be this one.
-	gatewayListener, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GatewayPort)))
-	if err != nil {
-		return fmt.Errorf("node gateway: listen on 127.0.0.1:%d: %w", cfg.GatewayPort, err)
-	}
-	s.onShutdown(func(context.Context) { gatewayListener.Close() })
-	s.gatewayAddr = gatewayListener.Addr().String()
 
 	s.log.Info("starting Temporal dev server")
 	ts, err := devserver.Start(ctx, devserver.Options{
