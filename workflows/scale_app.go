@@ -93,6 +93,9 @@ func ListAppInstances(ctx workflow.Context, in ListAppInstancesInput) (docker.Li
 	if err != nil || t.NodeID == "" {
 		return docker.ListInstancesResult{}, err
 	}
+	if err := nodeOffline(t); err != nil {
+		return docker.ListInstancesResult{}, err
+	}
 	var list docker.ListInstancesResult
 	err = workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 30*time.Second, 0, 2), dockerActs.ListInstances,
 		docker.ListInstancesInput{AppID: t.AppID}).Get(ctx, &list)

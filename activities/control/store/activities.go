@@ -114,6 +114,10 @@ type AppTarget struct {
 	BuildImage  string
 	RunImage    string
 	StackImages map[string]contract.StackImages
+	// NodeOffline says why the app's node cannot take work now ("node X is offline: …"); empty
+	// while it reports (and in runs recorded before it was read). Operations that need the
+	// node fail with it at once instead of waiting out the pickup timeout.
+	NodeOffline string `json:",omitempty"`
 }
 
 // PrepareDeploymentInput names the deployment DeployApp runs.
@@ -142,14 +146,12 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 	}
 	// A node that stopped reporting would never pick the build up: the deploy fails now, with
 	// why, rather than after its 2-minute pickup timeout.
-	name, online, silentAfter, err := a.Store.NodeOnline(ctx, nodeID)
+	offline, err := a.nodeOffline(ctx, nodeID)
 	if err != nil {
 		return DeploymentPlan{}, err
 	}
-	if !online {
-		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, silentAfter),
-			ErrTypeNodeOffline, nil)
+	if offline != "" {
+		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(offline, ErrTypeNodeOffline, nil)
 	}
 	target, err := a.LoadAppTarget(ctx, LoadAppTargetInput{AppID: in.AppID})
 	if err != nil {
@@ -207,7 +209,14 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 			stacks[kind] = contract.StackImages{Build: images[0], Run: images[1]}
 		}
 	}
+	offline := ""
+	if t.NodeID != "" {
+		if offline, err = a.nodeOffline(ctx, t.NodeID); err != nil {
+			return AppTarget{}, err
+		}
+	}
 	return AppTarget{
+		NodeOffline: offline,
 		Env:         env,
 		StackImages: stacks,
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID, Status: t.Status,
@@ -217,6 +226,16 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
 	}, nil
+}
+
+// nodeOffline is why nodeID cannot take work now (the sentence an operation fails with), or
+// "" while it reports.
+func (a *Activities) nodeOffline(ctx context.Context, nodeID string) (string, error) {
+	name, online, silentAfter, err := a.Store.NodeOnline(ctx, nodeID)
+	if err != nil || online {
+		return "", err
+	}
+	return fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, silentAfter), nil
 }
 
 // RecordBuildInput is the built release.
