@@ -534,3 +534,16 @@ func (s *Store) AppsWaitingWithoutRunning(ctx context.Context) ([]string, error)
 		return id, err
 	})
 }
+
+// HoldsTurn reports whether workflowID carries the app's running operation: the one workflow
+// that may change the app now. A workflow started by any other way than the app's queue holds
+// no turn.
+func (s *Store) HoldsTurn(ctx context.Context, appID, workflowID string) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM app_operations
+		WHERE app_id::text = $1 AND workflow_id = $2 AND status = 'running')`, appID, workflowID).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("turn of app %s: %w", appID, err)
+	}
+	return held, nil
+}

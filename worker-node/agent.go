@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// A node may boot before the control plane: Dial retries until Temporal answers.
 	host, _ := os.Hostname()
-	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
+	dataConverter, failureConverter := codec.EncryptionConvertersWithOptions(keyring, codec.Options{AllowPlaintext: cfg.AllowPlaintextPayloads})
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
 		Address:          cfg.TemporalAddress,
 		Namespace:        cfg.TemporalNamespace,

@@ -21,10 +21,15 @@ type AppOperationInput struct {
 	OperationID string
 }
 
-// loadTarget reads the app and tags the workflow with its node for the Temporal UI.
+// loadTarget reads the app, for a workflow that holds the app's turn (it fails otherwise), and
+// tags the workflow with its node for the Temporal UI.
 func loadTarget(ctx workflow.Context, appID string) (store.AppTarget, error) {
+	return loadTargetFor(ctx, store.LoadAppTargetInput{AppID: appID})
+}
+
+func loadTargetFor(ctx workflow.Context, in store.LoadAppTargetInput) (store.AppTarget, error) {
 	var t store.AppTarget
-	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadAppTarget, store.LoadAppTargetInput{AppID: appID}).Get(ctx, &t)
+	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadAppTarget, in).Get(ctx, &t)
 	if err != nil {
 		return t, err
 	}

@@ -39,6 +39,9 @@ type controlConfig struct {
 	Currency string
 	// SecretKeyFile holds the keyring when SKYPANEL_SECRET_KEY is unset (dev generates it).
 	SecretKeyFile string
+	// AllowPlaintextPayloads is the migration switch for histories recorded before encryption:
+	// workers then read unencrypted payloads instead of refusing them. Off by default.
+	AllowPlaintextPayloads bool
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -69,6 +72,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.Currency, "currency", envOr("SKYPANEL_CURRENCY", db.DefaultCurrency), "currency of new wallets, ISO 4217; plan prices are its minor units (SKYPANEL_CURRENCY)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the secret keyring, used when SKYPANEL_SECRET_KEY is unset (SKYPANEL_SECRET_KEY_FILE)")
 	fs.StringVar(&c.Registry, "registry", envOr("SKYPANEL_REGISTRY", ""), "the platform registry, host:port; builds push there and nodes pull by digest (SKYPANEL_REGISTRY)")
+	fs.BoolVar(&c.AllowPlaintextPayloads, "allow-plaintext-payloads", os.Getenv(codec.AllowPlaintextEnv) == "1",
+		"migration only: read Temporal payloads that are not encrypted (histories recorded before encryption) instead of refusing them ("+codec.AllowPlaintextEnv+"=1)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -129,7 +134,7 @@ func (c *controlConfig) loadKeyring(log *slog.Logger, generate bool) error {
 func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
 	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
 	if c.keyring != nil {
-		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConverters(c.keyring)
+		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConvertersWithOptions(c.keyring, codec.Options{AllowPlaintext: c.AllowPlaintextPayloads})
 	}
 	return cfg
 }

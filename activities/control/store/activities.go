@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/contract"
@@ -72,6 +73,10 @@ const (
 
 // ErrTypeNodeOffline: the app's node does not report; its work would wait for nothing.
 const ErrTypeNodeOffline = "NodeOffline"
+
+// ErrTypeNotAppTurn: the workflow does not carry the app's running operation (it was not
+// started through the app's queue), so it may change nothing.
+const ErrTypeNotAppTurn = "NotAppTurn"
 
 func notRetryable(err error) error {
 	var noRoom *db.NoRoomError
@@ -140,6 +145,9 @@ type DeploymentPlan struct {
 // PrepareDeployment places the app on a node (first deploy only), marks the deployment
 // building, and returns the plan.
 func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeploymentInput) (DeploymentPlan, error) {
+	if err := a.requireTurn(ctx, in.AppID); err != nil {
+		return DeploymentPlan{}, err
+	}
 	nodeID, err := a.Store.PlaceApplication(ctx, in.AppID)
 	if err != nil {
 		return DeploymentPlan{}, notRetryable(err)
@@ -182,13 +190,21 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 // LoadAppTargetInput names an app.
 type LoadAppTargetInput struct {
 	AppID string
+	// ReadOnly: the workflow only reads (the instance listing), so it needs no turn.
+	ReadOnly bool `json:",omitempty"`
 }
 
-// LoadAppTarget reads what a workflow needs to act on the app's node.
+// LoadAppTarget reads what a workflow needs to act on the app's node, for the workflow that
+// holds the app's turn (requireTurn) unless it only reads.
 func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (AppTarget, error) {
 	t, err := a.Store.AppTargetByID(ctx, in.AppID)
 	if err != nil {
 		return AppTarget{}, notRetryable(err)
+	}
+	if !in.ReadOnly {
+		if err := a.requireTurn(ctx, in.AppID); err != nil {
+			return AppTarget{}, err
+		}
 	}
 	vars, err := a.Store.ListEnv(ctx, in.AppID)
 	if err != nil {
@@ -226,6 +242,24 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
 	}, nil
+}
+
+// requireTurn refuses the calling workflow unless it carries the app's running operation. Every
+// workflow that changes an app reads it first (LoadAppTarget, PrepareDeployment), so one that
+// was started outside the API (by another client of the Temporal frontend, say) fails before
+// its first side effect and changes nothing.
+func (a *Activities) requireTurn(ctx context.Context, appID string) error {
+	workflowID := activity.GetInfo(ctx).WorkflowExecution.ID
+	held, err := a.Store.HoldsTurn(ctx, appID, workflowID)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"workflow %s does not hold the turn of application %s: operations on an application start through the API, in the application's queue; this run changes nothing",
+			workflowID, appID), ErrTypeNotAppTurn, nil)
+	}
+	return nil
 }
 
 // nodeOffline is why nodeID cannot take work now (the sentence an operation fails with), or
