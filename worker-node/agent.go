@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxHeartbeatThrottleInterval: 2 * time.Second,
 		OnFatalError:                 func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring, pool)
+	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, keyring, pool)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -146,9 +146,9 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker and nginx.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring, pool docker.SubnetPool) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring, pool docker.SubnetPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring, Pool: pool})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring, Pool: pool, RegistryAuth: registryAuth})
 	r.RegisterActivity(&nginx.Activities{Router: router})
 }
 

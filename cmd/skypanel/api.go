@@ -21,7 +21,9 @@ import (
 func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	var addr, codecOrigins, adminTokenFile *string
 	var nodeInstall apiserver.NodeInstall
+	var gate registryGateConfig
 	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
+		gate.bind(fs)
 		addr = fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
 		codecOrigins = fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
 		adminTokenFile = fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
@@ -31,6 +33,10 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	if err := nodeInstall.Validate(); err != nil {
+		return err
+	}
+	gate.Upstream = cfg.RegistryUpstream
+	if err := gate.validate(); err != nil {
 		return err
 	}
 	if nodeInstall.PublicURL == "" {
@@ -55,9 +61,28 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if gate.Addr != "" {
+		gateListener, err := net.Listen("tcp", gate.Addr)
+		if err != nil {
+			return fmt.Errorf("registry gate: listen on %s: %w", gate.Addr, err)
+		}
+		go func() {
+			if err := serveRegistryGate(ctx, log, store, gate, gateListener); err != nil {
+				stop(err)
+			}
+		}()
+	}
 	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
 		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall}
-	return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
+	if err := serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
 }
 
 // serveAPI serves until ctx is done, then drains in-flight requests.

@@ -30,9 +30,13 @@ type controlConfig struct {
 	AppPublicPort     int
 	AllowLoopbackGit  bool
 	KeepReleaseImages int
-	// Registry is the platform registry's host:port: builds push there, nodes pull by digest.
-	// Empty: images stay on the node that built them (no app can move).
+	// Registry is the platform registry's host:port as nodes reach it (the registry gate):
+	// builds push there, nodes pull by digest. Empty: images stay on the node that built them
+	// (no app can move).
 	Registry string
+	// RegistryUpstream is the registry itself, http(s)://host:port, where the control plane
+	// deletes pruned images; empty: through Registry.
+	RegistryUpstream string
 	// BillingPeriod is how often apps are charged (an hour; tests use seconds).
 	BillingPeriod time.Duration
 	// Currency of the wallets (ISO 4217); plan prices are minor units of it.
@@ -74,6 +78,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.Registry, "registry", envOr("SKYPANEL_REGISTRY", ""), "the platform registry, host:port; builds push there and nodes pull by digest (SKYPANEL_REGISTRY)")
 	fs.BoolVar(&c.AllowPlaintextPayloads, "allow-plaintext-payloads", os.Getenv(codec.AllowPlaintextEnv) == "1",
 		"migration only: read Temporal payloads that are not encrypted (histories recorded before encryption) instead of refusing them ("+codec.AllowPlaintextEnv+"=1)")
+	fs.StringVar(&c.RegistryUpstream, "registry-upstream", envOr("SKYPANEL_REGISTRY_UPSTREAM", ""),
+		"the platform registry itself, e.g. http://registry:5000: the control plane deletes pruned images there, and the API's registry gate fronts it (SKYPANEL_REGISTRY_UPSTREAM)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -106,7 +112,7 @@ func (c *controlConfig) registry() registry.Registry {
 	if host, _, err := net.SplitHostPort(c.Registry); err == nil && (host == "localhost" || net.ParseIP(host).IsLoopback()) {
 		scheme = "http"
 	}
-	return registry.Registry{Addr: c.Registry, Scheme: scheme}
+	return registry.Registry{Addr: c.Registry, Scheme: scheme, API: c.RegistryUpstream}
 }
 
 func (c *controlConfig) routing() store.Routing {

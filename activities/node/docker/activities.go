@@ -36,6 +36,10 @@ type Activities struct {
 	// value means DefaultSubnetPool.
 	Pool SubnetPool
 
+	// RegistryAuth is the node's credential for the platform registry's gate, an
+	// X-Registry-Auth value (RegistryCredential); empty: anonymous.
+	RegistryAuth string
+
 	networks orgNetworks
 }
 
