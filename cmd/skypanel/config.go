@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -46,9 +47,13 @@ type controlConfig struct {
 	// AllowPlaintextPayloads is the migration switch for histories recorded before encryption:
 	// workers then read unencrypted payloads instead of refusing them. Off by default.
 	AllowPlaintextPayloads bool
+	// TemporalTLS is mutual TLS to the Temporal frontend (docker-compose.yml); off under dev.
+	TemporalTLS temporalTLSConfig
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
+	// temporalTLS is TemporalTLS loaded (nil: plain gRPC, as to the dev server on loopback).
+	temporalTLS *tls.Config
 }
 
 func envOr(key, def string) string {
@@ -80,6 +85,7 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"migration only: read Temporal payloads that are not encrypted (histories recorded before encryption) instead of refusing them ("+codec.AllowPlaintextEnv+"=1)")
 	fs.StringVar(&c.RegistryUpstream, "registry-upstream", envOr("SKYPANEL_REGISTRY_UPSTREAM", ""),
 		"the platform registry itself, e.g. http://registry:5000: the control plane deletes pruned images there, and the API's registry gate fronts it (SKYPANEL_REGISTRY_UPSTREAM)")
+	c.TemporalTLS.bind(fs)
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -138,7 +144,7 @@ func (c *controlConfig) loadKeyring(log *slog.Logger, generate bool) error {
 // temporalClient is the Temporal client configuration of every control-plane process: with the
 // keyring, payloads and failures are encrypted before they reach Temporal.
 func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
-	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
+	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace, TLS: c.temporalTLS}
 	if c.keyring != nil {
 		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConvertersWithOptions(c.keyring, codec.Options{AllowPlaintext: c.AllowPlaintextPayloads})
 	}
@@ -166,6 +172,10 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 	}
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.temporalTLS, err = cfg.TemporalTLS.load(); err != nil {
 		return cfg, err
 	}
 	if keyring {
