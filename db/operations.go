@@ -358,7 +358,10 @@ func (s *Store) FinishOperation(ctx context.Context, appID, workflowID, status, 
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL WHERE id::text = $1 AND active_workflow_id = $2`, appID, workflowID); err != nil {
+		// A move that ended without its switch (failed, cancelled) releases the room it
+		// reserved on its destination.
+		if _, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = CASE WHEN active_workflow_id = $2 THEN NULL ELSE active_workflow_id END,
+				moving_to = NULL WHERE id::text = $1 AND (active_workflow_id = $2 OR moving_to IS NOT NULL)`, appID, workflowID); err != nil {
 			return fmt.Errorf("free app %s: %w", appID, err)
 		}
 		next, err = promoteNext(ctx, tx, appID)

@@ -271,6 +271,13 @@ var mutations = []mutation{
 		Package: "./workflows/", Run: "TestOperationsOnAnOfflineNode",
 	},
 	{
+		Name:    "moves: a chosen destination is not reserved",
+		File:    "db/placement.go",
+		From:    "WHERE (a.node_id = n.id OR a.moving_to = n.id) AND a.status <> 'deleting'), 0)`",
+		To:      "WHERE (a.node_id = n.id) AND a.status <> 'deleting'), 0)`",
+		Package: "./db/", Run: "TestMovesReserve",
+	},
+	{
 		Name:    "node admin: cordon or uncordon from any state",
 		File:    "db/node_admin.go",
 		From:    "\t\tif !slices.Contains(from, state) {\n",
