@@ -8,3 +8,9 @@ package secrets
 func AppEnvValue(appID, key string) []byte {
 	return []byte("app_env:" + appID + ":" + key)
 }
+
+// NodeKeyEntry labels a node's own key (its keyring entry), stored sealed under the platform
+// keyring.
+func NodeKeyEntry(nodeID, keyID string) []byte {
+	return []byte("node_key:" + nodeID + ":" + keyID)
+}
