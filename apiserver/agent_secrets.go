@@ -2,8 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
 )
 
@@ -19,10 +16,6 @@ import (
 // (POST /agent/keys) and asks the API to re-seal the values an app needs under its newest key
 // (POST /agent/env/open), which the API does only for an app placed on that node or being moved
 // to it. A compromised node opens the secrets of its own apps, and nothing else.
-
-// nodeKeysKept is how many of a node's keys stay: the newest seals, the one before it still
-// opens what was sealed just before a rotation.
-const nodeKeysKept = 2
 
 type nodeKeysInput struct {
 	Body struct {
@@ -112,44 +105,13 @@ func (s *Server) registerAgentSecrets() {
 		})
 }
 
-// nodeKeyring opens the node's keys (making the first, or a new one with rotate), newest
-// first: the node's own keyring.
+// nodeKeyring is the node's keyring, newest key first (rotate: after adding a new key).
 func (s *Server) nodeKeyring(ctx context.Context, nodeID string, rotate bool) (*secrets.Keyring, error) {
-	if s.cfg.Keyring == nil {
+	if s.nodeKeys == nil {
 		return nil, errors.New("the API has no platform keyring: node keys cannot be sealed")
 	}
-	keys, err := s.store.EnsureNodeKeys(ctx, nodeID, rotate, nodeKeysKept, func() (db.NodeKey, error) {
-		id, err := newNodeKeyID()
-		if err != nil {
-			return db.NodeKey{}, err
-		}
-		entry, err := secrets.NewKeyEntry(id)
-		if err != nil {
-			return db.NodeKey{}, err
-		}
-		sealed, err := s.cfg.Keyring.Encrypt([]byte(entry), secrets.NodeKeyEntry(nodeID, id))
-		return db.NodeKey{ID: id, Sealed: sealed}, err
-	})
-	if err != nil {
-		return nil, err
+	if rotate {
+		return s.nodeKeys.Rotate(ctx, nodeID)
 	}
-	entries := make([]string, len(keys))
-	for i, k := range keys {
-		entry, err := s.cfg.Keyring.Decrypt(k.Sealed, secrets.NodeKeyEntry(nodeID, k.ID))
-		if err != nil {
-			return nil, fmt.Errorf("open key %s of node %s: %s", k.ID, nodeID, secrets.Explain(err))
-		}
-		entries[i] = string(entry)
-	}
-	return secrets.ParseKeyring(strings.Join(entries, ","))
-}
-
-// newNodeKeyID names a node key "n" + 12 random hex digits: never a platform key's id, so an
-// envelope's key id says whose key sealed it.
-func newNodeKeyID() (string, error) {
-	var raw [6]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("node key id: %w", err)
-	}
-	return "n" + hex.EncodeToString(raw[:]), nil
+	return s.nodeKeys.Keyring(ctx, nodeID)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
+	"github.com/skypanel/skypanel/secrets/nodekeys"
 	"github.com/skypanel/skypanel/temporal/operations"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// NodeInstall is how worker nodes join (install command, script, agent binary, token
 	// lifetime).
 	NodeInstall NodeInstall
+	// NodeKeys are the nodes' own keys; nil: the API opens them itself (from the store, under
+	// Keyring). Shared with the node gateway when both run in one process.
+	NodeKeys *nodekeys.Keys
 }
 
 // Server serves the API.
@@ -44,9 +48,11 @@ type Server struct {
 	temporal client.Client
 	// ops is the one owner of app operations: every operation handler goes through it.
 	ops *operations.Owner
-	log *slog.Logger
-	api huma.API
-	mux *http.ServeMux
+	// nodeKeys are the nodes' own keys (shared with the node gateway when it runs here).
+	nodeKeys *nodekeys.Keys
+	log      *slog.Logger
+	api      huma.API
+	mux      *http.ServeMux
 }
 
 // New builds the API's handler.
@@ -64,7 +70,10 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux,
-		ops: &operations.Owner{Store: store, Temporal: temporalClient, Log: log}}
+		ops: &operations.Owner{Store: store, Temporal: temporalClient, Log: log}, nodeKeys: cfg.NodeKeys}
+	if s.nodeKeys == nil {
+		s.nodeKeys = nodekeys.New(store, cfg.Keyring)
+	}
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
 	s.registerUsers()
