@@ -36,7 +36,9 @@ func registerBareNode(t testing.TB, name, region string) (nodeID, token string) 
 		map[string]any{"registration_token": created.RegistrationToken, "hostname": name, "cpus": 1, "memory_mb": 1024}, &registered); status != http.StatusOK && status != http.StatusCreated {
 		t.Fatalf("register node %s: %d %s", name, status, raw)
 	}
-	t.Cleanup(func() { platform.call(http.MethodDelete, "/api/paas/admin/nodes/"+registered.NodeID, platform.adminToken, nil, nil) })
+	t.Cleanup(func() {
+		platform.call(http.MethodDelete, "/api/paas/admin/nodes/"+registered.NodeID, platform.adminToken, nil, nil)
+	})
 	return registered.NodeID, registered.NodeToken
 }
 
