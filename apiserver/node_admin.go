@@ -96,7 +96,7 @@ func (h nodeAdmin) register(api huma.API, op adminOp) {
 			return &nodeOutput{Body: nodeView(node)}, nil
 		})
 	huma.Register(api, op("admin-uncordon-node", http.MethodPost, "/api/paas/admin/nodes/{id}/uncordon",
-		"Make a cordoned node active again", 0),
+		"Make a cordoned node active again, or put a drained node back in service", 0),
 		func(ctx context.Context, in *nodeIDInput) (*nodeOutput, error) {
 			node, err := h.store.UncordonNode(ctx, in.ID, principal(ctx).UserID)
 			if err != nil {

@@ -108,6 +108,7 @@ type logChunkInput struct {
 }
 
 func (s *Server) registerAgent() {
+	s.registerAgentSecrets()
 	nodeOp := func(id, path, summary string) huma.Operation {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
 			DefaultStatus: http.StatusNoContent, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
+	"github.com/skypanel/skypanel/secrets/nodekeys"
 	"github.com/skypanel/skypanel/temporal/nodegateway"
 	"github.com/skypanel/skypanel/temporal/operations"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// NodeGateway is the node gateway when it runs in this process: a revoke cuts the node off
 	// it at once. Gateways elsewhere read the revocation from the store within seconds.
 	NodeGateway NodeCutter
+	// NodeKeys are the nodes' own keys; nil: the API opens them itself (from the store, under
+	// Keyring). Shared with the node gateway when both run in one process.
+	NodeKeys *nodekeys.Keys
 }
 
 // NodeCutter cuts a revoked node off the node gateway (*nodegateway.Gateway).
@@ -60,9 +64,11 @@ type Server struct {
 	ops *operations.Owner
 	// certs issues the nodes' gateway certificates.
 	certs nodeCertificates
-	log   *slog.Logger
-	api   huma.API
-	mux   *http.ServeMux
+	// nodeKeys are the nodes' own keys (shared with the node gateway when it runs here).
+	nodeKeys *nodekeys.Keys
+	log      *slog.Logger
+	api      huma.API
+	mux      *http.ServeMux
 }
 
 // New builds the API's handler.
@@ -84,7 +90,10 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	}
 	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux,
 		ops:   &operations.Owner{Store: store, Temporal: temporalClient, Log: log},
-		certs: nodeCertificates{ca: cfg.NodeCA, lifetime: cfg.NodeCertificateLifetime, store: store, log: log}}
+		certs: nodeCertificates{ca: cfg.NodeCA, lifetime: cfg.NodeCertificateLifetime, store: store, log: log}, nodeKeys: cfg.NodeKeys}
+	if s.nodeKeys == nil {
+		s.nodeKeys = nodekeys.New(store, cfg.Keyring)
+	}
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
 	s.registerUsers()

@@ -30,6 +30,8 @@ type Application struct {
 	Plan                string    `json:"plan"`
 	Region              string    `json:"region"`
 	NodeID              *string   `json:"node_id,omitempty"`
+	NodeName            string    `json:"node_name,omitempty" doc:"the node that serves the app"`
+	NodeHost            string    `json:"node_host,omitempty" doc:"the serving node's host: where the app's host name must point (DNS, load balancer); it changes when the app moves to another node"`
 	GitURL              string    `json:"git_url"`
 	GitBranch           string    `json:"git_branch"`
 	Status              string    `json:"status" doc:"created, deploying, running, degraded (running, but no longer healed: see status_reason), stopped, suspended, failed, deleting"`
@@ -213,6 +215,8 @@ func applicationView(r db.Application) Application {
 		Plan:                r.Plan,
 		Region:              r.Region,
 		NodeID:              r.NodeID,
+		NodeName:            r.NodeName,
+		NodeHost:            r.NodeHost,
 		GitURL:              r.GitURL,
 		GitBranch:           r.GitBranch,
 		Status:              status,

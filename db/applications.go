@@ -39,24 +39,28 @@ type Application struct {
 	// DegradedAt); empty otherwise.
 	DegradedReason string
 	DegradedAt     *time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// NodeName and NodeHost name the node that serves the app (empty before it is placed):
+	// the host is where the app's host name must point, and it changes when the app moves.
+	NodeName, NodeHost string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 
 	currentInstance string
 }
 
 const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.url,
-	a.current_deployment_id, a.active_workflow_id, a.degraded_reason, a.degraded_at, a.created_at, a.updated_at, a.current_instance`
+	a.current_deployment_id, a.active_workflow_id, a.degraded_reason, a.degraded_at, COALESCE(n.name, ''), COALESCE(n.host, ''), a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
 	JOIN runtimes rt ON rt.id = a.runtime_id
 	JOIN plans p ON p.id = a.plan_id
-	JOIN regions rg ON rg.id = a.region_id `
+	JOIN regions rg ON rg.id = a.region_id
+	LEFT JOIN nodes n ON n.id = a.node_id `
 
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
 	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.URL,
-		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.DegradedReason, &a.DegradedAt, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
+		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.DegradedReason, &a.DegradedAt, &a.NodeName, &a.NodeHost, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
 

@@ -26,8 +26,9 @@ type MoveDestination struct {
 // ChooseMoveDestination picks the node an app moves to from fromNodeID, by placement's rule:
 // an active, online node of the app's region other than fromNodeID with room for the app's plan
 // × instances, the one whose reserved share is the smallest. The app's own reservation is on
-// fromNodeID, which is not looked at. Nothing is reserved until SwitchApplicationNode; a
-// *NoRoomError (Except set) when no node fits.
+// fromNodeID, which is not looked at. The chosen node's room is reserved for the move at once
+// (moving_to), until SwitchApplicationNode or the end of the move's operation; a *NoRoomError
+// (Except set) when no node fits.
 func (s *Store) ChooseMoveDestination(ctx context.Context, appID, fromNodeID string) (MoveDestination, error) {
 	var dest MoveDestination
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -39,6 +40,10 @@ func (s *Store) ChooseMoveDestination(ctx context.Context, appID, fromNodeID str
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT name FROM nodes WHERE id::text = $1`, fromNodeID).Scan(&dest.FromName); err != nil {
+			return err
+		}
+		// A retried choice first drops the reservation it made, so it does not count twice.
+		if _, err := tx.Exec(ctx, `UPDATE applications SET moving_to = NULL WHERE id::text = $1`, appID); err != nil {
 			return err
 		}
 		rooms, err := regionRoomsExcept(ctx, tx, regionID, fromNodeID)
@@ -54,7 +59,10 @@ func (s *Store) ChooseMoveDestination(ctx context.Context, appID, fromNodeID str
 			return err
 		}
 		dest.NodeID, dest.NodeName = chosen.ID, chosen.Name
-		return nil
+		// The room is the move's from now: another move choosing under the same node locks
+		// sees it taken. The switch, or the end of the move's operation, releases it.
+		_, err = tx.Exec(ctx, `UPDATE applications SET moving_to = $2::text::uuid WHERE id::text = $1`, appID, chosen.ID)
+		return err
 	})
 	if err != nil {
 		return MoveDestination{}, translate(err)
@@ -68,7 +76,7 @@ func (s *Store) ChooseMoveDestination(ctx context.Context, appID, fromNodeID str
 func (s *Store) SwitchApplicationNode(ctx context.Context, appID, fromNodeID, toNodeID, instance string) (bool, error) {
 	var switched bool
 	err := s.pool.QueryRow(ctx, `WITH moved AS (
-			UPDATE applications SET node_id = $3::text::uuid,
+			UPDATE applications SET node_id = $3::text::uuid, moving_to = NULL,
 				current_instance = CASE WHEN $4 = '' THEN current_instance ELSE $4 END, updated_at = now()
 			WHERE id::text = $1 AND node_id::text = $2 RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM applications WHERE id::text = $1 AND node_id::text = $3::text)`,

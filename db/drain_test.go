@@ -166,3 +166,51 @@ func TestForeignAppsOfANodeReport(t *testing.T) {
 		t.Errorf("empty report: %v %v", foreign, err)
 	}
 }
+
+// Moves running at once (two drains) see each other: the room a move chose is reserved for it
+// until its switch, or until its operation ends without one.
+func TestMovesReserveTheirDestinationUntilTheSwitch(t *testing.T) {
+	ctx := context.Background()
+	regionID, _, a, b, c := drainRegion(t)
+	// Three apps of 1024 MiB on a; b and c give 1536 each: room for one such app each.
+	var apps []string
+	for range 3 {
+		app := newAppInRegion(t, regionID)
+		placeOn(t, app.ID, a)
+		if _, err := testStore.Pool().Exec(ctx, `UPDATE applications SET instances = 4 WHERE id = $1`, app.ID); err != nil {
+			t.Fatal(err)
+		}
+		apps = append(apps, app.ID)
+	}
+	first, err := testStore.ChooseMoveDestination(ctx, apps[0], a)
+	if err != nil || first.NodeID != b {
+		t.Fatalf("first move: %+v %v, want b", first, err)
+	}
+	// Chosen again (a retried activity), the first move does not count itself twice.
+	if again, err := testStore.ChooseMoveDestination(ctx, apps[0], a); err != nil || again.NodeID != b {
+		t.Fatalf("first move chosen again: %+v %v, want b", again, err)
+	}
+	second, err := testStore.ChooseMoveDestination(ctx, apps[1], a)
+	if err != nil || second.NodeID != c {
+		t.Fatalf("second move while the first is under way: %+v %v, want c (b's room is the first's)", second, err)
+	}
+	var noRoom *db.NoRoomError
+	if _, err := testStore.ChooseMoveDestination(ctx, apps[2], a); !errors.As(err, &noRoom) {
+		t.Fatalf("third move: %v, want no room (b and c reserved)", err)
+	}
+
+	// The first move switches: its room stays taken, now by the app itself.
+	if ok, err := testStore.SwitchApplicationNode(ctx, apps[0], a, b, ""); err != nil || !ok {
+		t.Fatalf("switch: %v %v", ok, err)
+	}
+	if _, err := testStore.ChooseMoveDestination(ctx, apps[2], a); !errors.As(err, &noRoom) {
+		t.Fatalf("third move after the first switched: %v, want no room", err)
+	}
+	// The second move's operation ends without a switch: c's room is free again.
+	if _, err := testStore.FinishOperation(ctx, apps[1], "move/"+apps[1]+"/gone", db.OperationFailed, "failed"); err != nil {
+		t.Fatal(err)
+	}
+	if third, err := testStore.ChooseMoveDestination(ctx, apps[2], a); err != nil || third.NodeID != c {
+		t.Fatalf("third move once the second ended: %+v %v, want c", third, err)
+	}
+}

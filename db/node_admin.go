@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -10,26 +11,27 @@ import (
 // CordonNode marks an active node cordoned, recording who did it. A node in any other admin
 // state is an InvalidStateError saying which.
 func (s *Store) CordonNode(ctx context.Context, nodeID, byUserID string) (Node, error) {
-	return s.changeAdminState(ctx, nodeID, byUserID, NodeActive, NodeCordoned, NodeEventCordoned,
+	return s.changeAdminState(ctx, nodeID, byUserID, []string{NodeActive}, NodeCordoned, NodeEventCordoned,
 		"only an active node can be cordoned")
 }
 
-// UncordonNode makes a cordoned node active again; only a cordoned one.
+// UncordonNode makes a cordoned node active again, or a drained one back in service (after
+// its maintenance, say): new apps may be placed on it again.
 func (s *Store) UncordonNode(ctx context.Context, nodeID, byUserID string) (Node, error) {
-	return s.changeAdminState(ctx, nodeID, byUserID, NodeCordoned, NodeActive, NodeEventUncordoned,
-		"only a cordoned node can be uncordoned")
+	return s.changeAdminState(ctx, nodeID, byUserID, []string{NodeCordoned, NodeDrained}, NodeActive, NodeEventUncordoned,
+		"only a cordoned or drained node can be uncordoned")
 }
 
-// changeAdminState moves the node from one admin state to another and records the event, in one
-// transaction under the node's row lock.
-func (s *Store) changeAdminState(ctx context.Context, nodeID, byUserID, from, to, event, rule string) (Node, error) {
+// changeAdminState moves the node from one of the admin states from to another and records the
+// event, in one transaction under the node's row lock.
+func (s *Store) changeAdminState(ctx context.Context, nodeID, byUserID string, from []string, to, event, rule string) (Node, error) {
 	var node Node
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var state string
 		if err := tx.QueryRow(ctx, `SELECT admin_state FROM nodes WHERE id = $1 FOR UPDATE`, nodeID).Scan(&state); err != nil {
 			return err
 		}
-		if state != from {
+		if !slices.Contains(from, state) {
 			return &InvalidStateError{Reason: fmt.Sprintf("the node is %s: %s", state, rule)}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE nodes SET admin_state = $2 WHERE id = $1`, nodeID, to); err != nil {

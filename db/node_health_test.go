@@ -280,6 +280,13 @@ func TestCordonAndUncordonFollowTheRules(t *testing.T) {
 	if _, err := testStore.UncordonNode(ctx, node.ID, admin.ID); !errors.As(err, &invalid) || !strings.Contains(invalid.Reason, "draining") {
 		t.Errorf("uncordon a draining node: %v", err)
 	}
+	// A drained node goes back into service with an uncordon.
+	if _, err := testStore.Pool().Exec(ctx, `UPDATE nodes SET admin_state = 'drained' WHERE id = $1`, node.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = testStore.UncordonNode(ctx, node.ID, admin.ID); err != nil || got.AdminState != db.NodeActive {
+		t.Errorf("uncordon a drained node: %+v %v", got.AdminState, err)
+	}
 	if _, err := testStore.Pool().Exec(ctx, `UPDATE nodes SET admin_state = 'asleep' WHERE id = $1`, node.ID); err == nil {
 		t.Error("the database took an unknown admin state")
 	}

@@ -358,7 +358,10 @@ func (s *Store) FinishOperation(ctx context.Context, appID, workflowID, status, 
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = NULL WHERE id::text = $1 AND active_workflow_id = $2`, appID, workflowID); err != nil {
+		// A move that ended without its switch (failed, cancelled) releases the room it
+		// reserved on its destination.
+		if _, err := tx.Exec(ctx, `UPDATE applications SET active_workflow_id = CASE WHEN active_workflow_id = $2 THEN NULL ELSE active_workflow_id END,
+				moving_to = NULL WHERE id::text = $1 AND (active_workflow_id = $2 OR moving_to IS NOT NULL)`, appID, workflowID); err != nil {
 			return fmt.Errorf("free app %s: %w", appID, err)
 		}
 		next, err = promoteNext(ctx, tx, appID)
@@ -533,4 +536,17 @@ func (s *Store) AppsWaitingWithoutRunning(ctx context.Context) ([]string, error)
 		err := row.Scan(&id)
 		return id, err
 	})
+}
+
+// HoldsTurn reports whether workflowID carries the app's running operation: the one workflow
+// that may change the app now. A workflow started by any other way than the app's queue holds
+// no turn.
+func (s *Store) HoldsTurn(ctx context.Context, appID, workflowID string) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM app_operations
+		WHERE app_id::text = $1 AND workflow_id = $2 AND status = 'running')`, appID, workflowID).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("turn of app %s: %w", appID, err)
+	}
+	return held, nil
 }

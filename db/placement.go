@@ -16,10 +16,10 @@ import (
 // region with room for it whose share already reserved is the smallest.
 
 // nodeRoomColumns are a node's id, name, allocatable and reserved memory (MiB), for
-// FROM nodes n.
+// FROM nodes n. An app being moved to the node (moving_to) counts there already.
 const nodeRoomColumns = `n.id::text, n.name, greatest(n.memory_mb - greatest(n.memory_mb / 10, 512), 0),
 	COALESCE((SELECT sum(p.memory_mb::bigint * greatest(a.instances, 1)) FROM applications a JOIN plans p ON p.id = a.plan_id
-		WHERE a.node_id = n.id AND a.status <> 'deleting'), 0)`
+		WHERE (a.node_id = n.id OR a.moving_to = n.id) AND a.status <> 'deleting'), 0)`
 
 // nodeRoom is a node's memory as placement sees it.
 type nodeRoom struct {

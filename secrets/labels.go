@@ -18,3 +18,9 @@ func NodeCAKey() []byte {
 func NodeTaskTokenKey() []byte {
 	return []byte("node_gateway:task_token_key")
 }
+
+// NodeKeyEntry labels a node's own key (its keyring entry), stored sealed under the platform
+// keyring.
+func NodeKeyEntry(nodeID, keyID string) []byte {
+	return []byte("node_key:" + nodeID + ":" + keyID)
+}

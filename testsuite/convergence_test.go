@@ -314,6 +314,7 @@ func registryManifestURL(t testing.TB, ref string) string {
 func deleteFromRegistry(t testing.TB, ref string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodDelete, registryManifestURL(t, ref), nil)
+	asLocalNode(t, req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("delete %s from the registry: %v %v", ref, resp, err)
@@ -325,11 +326,15 @@ func inRegistry(t testing.TB, ref string) bool {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodHead, registryManifestURL(t, ref), nil)
 	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	asLocalNode(t, req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD %s: %d, want 200 or 404", req.URL, resp.StatusCode)
+	}
 	return resp.StatusCode == http.StatusOK
 }
 

@@ -403,6 +403,14 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %+v\n%s", dep, n.logTail())
 	}
+	// The app names the node that serves it, with the host its DNS name must point to.
+	var view struct {
+		NodeName string `json:"node_name"`
+		NodeHost string `json:"node_host"`
+	}
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+app.ID, owner.token, nil, &view); status != http.StatusOK || view.NodeName != n.Name || view.NodeHost == "" {
+		t.Errorf("the app's view: %d %s, want node_name %s and a node_host", status, raw, n.Name)
+	}
 
 	n.stop(t)
 	stopped := time.Now()
@@ -417,6 +425,19 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	dep := owner.waitDeployment(t, app.ID, deploy.DeploymentID)
 	if dep.Status != "failed" || !strings.Contains(dep.FailureReason, "node "+n.Name+" is offline") {
 		t.Errorf("deploy to the offline node: %+v, want failed because node %s is offline", dep, n.Name)
+	}
+	// Every other operation that needs the node fails at once too, not after the pickup timeout.
+	for _, op := range []struct {
+		path string
+		body any
+	}{{"restart", nil}, {"scale", map[string]int{"instances": 2}}} {
+		started := time.Now()
+		queued := owner.request(t, http.MethodPost, "/api/paas/applications/"+app.ID+"/"+op.path, op.body)
+		ended := owner.waitOperation(t, app.ID, queued.OperationID)
+		if ended.Status != "failed" || !strings.Contains(ended.Reason, "node "+n.Name+" is offline") {
+			t.Errorf("%s on the offline node: %+v, want failed because node %s is offline", op.path, ended, n.Name)
+		}
+		t.Logf("%s on the offline node failed %s after it was asked: %s", op.path, time.Since(started).Round(100*time.Millisecond), ended.Reason)
 	}
 
 	n.start(t)

@@ -1,7 +1,10 @@
 package testsuite
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,5 +44,73 @@ func TestARollbackPullsItsReleaseByDigest(t *testing.T) {
 	owner.waitIdle(t, app.ID)
 	if inRegistry(t, v1) {
 		t.Errorf("release 1's image %s is still in the registry after it was pruned", v1)
+	}
+}
+
+// localNodeCredentials are the stack's local node's id and token, from its agent's data dir.
+func localNodeCredentials(t testing.TB) (nodeID, token string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(platform.dataDir, "node-local", "agent.json"))
+	if err != nil {
+		t.Fatalf("the local node's credentials: %v", err)
+	}
+	var creds struct {
+		NodeID    string `json:"node_id"`
+		NodeToken string `json:"node_token"`
+	}
+	if err := json.Unmarshal(raw, &creds); err != nil || creds.NodeID == "" || creds.NodeToken == "" {
+		t.Fatalf("the local node's agent.json: %v", err)
+	}
+	return creds.NodeID, creds.NodeToken
+}
+
+// asLocalNode signs req with the local node's registry credential: only nodes pass the
+// registry gate.
+func asLocalNode(t testing.TB, req *http.Request) {
+	t.Helper()
+	req.SetBasicAuth(localNodeCredentials(t))
+}
+
+// Only nodes reach the platform registry: its gate answers a request without a node's own
+// credential with a Basic challenge, whatever else it carries, and serves the node that has
+// one. (Every deploy of the suite pushes and pulls through it with the node's credential.)
+func TestTheRegistryGateLetsOnlyNodesIn(t *testing.T) {
+	owner, app, _, _ := liveHelloApp(t, "gated", "gated")
+	defer owner.deleteAndWait(t, app.ID)
+	nodeID, token := localNodeCredentials(t)
+	_, image := currentRelease(t, owner, app.ID)
+	url := registryManifestURL(t, image)
+	for _, tc := range []struct {
+		name        string
+		user, token string
+	}{
+		{"no credential", "", ""},
+		{"the admin's API token", "admin", platform.adminToken},
+		{"the node's token under another node's id", "00000000-0000-4000-8000-000000000000", token},
+		{"a made-up node token", nodeID, "spn_" + strings.Repeat("0", 40)},
+	} {
+		req, _ := http.NewRequest(http.MethodHead, url, nil)
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("%s: %d %q, want 401 with a Basic challenge", tc.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	req.SetBasicAuth(nodeID, token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the local node's own credential: %d, want 200", resp.StatusCode)
 	}
 }

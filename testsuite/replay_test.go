@@ -54,7 +54,7 @@ func replayHistory(t *testing.T, workflowID, scenario string) {
 	// The stored payloads are encrypted; decode them with the platform's keyring first (what the
 	// Temporal UI does through the codec endpoint), so the replay and a recorded history read
 	// like any other.
-	codec := codec.NewPayloadCodec(platform.keyring)
+	codec := codec.NewPayloadCodecWithOptions(platform.keyring, codec.Options{AllowPlaintext: true})
 	if err := proxy.VisitPayloads(ctx, history, proxy.VisitPayloadsOptions{
 		SkipSearchAttributes: true,
 		Visitor: func(_ *proxy.VisitPayloadsContext, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {

@@ -20,7 +20,6 @@ import (
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/activities/node/nginx"
-	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/temporal"
 )
 
@@ -102,7 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// agent reaches Temporal only through it, and asks only what the gateway forwards: no
 	// worker heartbeats (nor, below, a workflow worker).
 	host, _ := os.Hostname()
-	dataConverter, failureConverter := codec.EncryptionConverters(keyring)
+	dataConverter, failureConverter := codec.EncryptionConvertersWithOptions(keyring, codec.Options{AllowPlaintext: cfg.AllowPlaintextPayloads})
 	conns := newGatewayConns()
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
 		Address:                 cfg.GatewayAddress,
@@ -134,7 +133,13 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxHeartbeatThrottleInterval: 2 * time.Second,
 		OnFatalError:                 func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	registerActivities(w, cfg, creds.NodeID, logs, dockerClient, router, keyring, pool)
+	// App values reach this node re-sealed under its own keys (the API re-seals them for the
+	// apps placed here): its docker activities never use the platform keyring.
+	nodeKeys := &nodeSecrets{api: nodeAPI}
+	if _, err := nodeKeys.keyring(ctx, false, false); err != nil {
+		slog.WarnContext(ctx, "node keys not fetched yet; fetched again at the first app that needs them", "err", err)
+	}
+	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -173,9 +178,9 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker and nginx.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, keyring *secrets.Keyring, pool docker.SubnetPool) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets docker.NodeSecrets, pool docker.SubnetPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Keyring: keyring, Pool: pool})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth})
 	r.RegisterActivity(&nginx.Activities{Router: router})
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/temporal/codec"
+
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/secrets"
@@ -35,19 +37,22 @@ const (
 
 // Config is the agent's configuration: flags, each with an environment fallback.
 type Config struct {
-	APIURL            string        // --api-url, SKYPANEL_API_URL
-	RegistrationToken string        // --registration-token, SKYPANEL_REGISTRATION_TOKEN (first start only)
-	DataDir           string        // --data-dir, SKYPANEL_AGENT_DATA_DIR
-	GatewayAddress    string        // --gateway-address, SKYPANEL_GATEWAY_ADDRESS: the node gateway, the agent's only way to Temporal
-	TemporalNamespace string        // --temporal-namespace, TEMPORAL_NAMESPACE
-	NginxListen       string        // --nginx-listen, SKYPANEL_NGINX_LISTEN
-	NginxBinary       string        // --nginx-bin, SKYPANEL_NGINX_BIN
-	AllowLoopbackGit  bool          // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
-	StopNginxOnExit   bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
-	HeartbeatInterval time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
-	SecretKeyFile     string        // --secret-key-file, SKYPANEL_SECRET_KEY_FILE
-	NetworkPool       string        // --network-pool, SKYPANEL_NETWORK_POOL
-	NetworkPoolSize   int           // --network-pool-size, SKYPANEL_NETWORK_POOL_SIZE
+	APIURL            string // --api-url, SKYPANEL_API_URL
+	RegistrationToken string // --registration-token, SKYPANEL_REGISTRATION_TOKEN (first start only)
+	DataDir           string // --data-dir, SKYPANEL_AGENT_DATA_DIR
+	GatewayAddress    string // --gateway-address, SKYPANEL_GATEWAY_ADDRESS: the node gateway, the agent's only way to Temporal
+	TemporalNamespace string // --temporal-namespace, TEMPORAL_NAMESPACE
+	NginxListen       string // --nginx-listen, SKYPANEL_NGINX_LISTEN
+	NginxBinary       string // --nginx-bin, SKYPANEL_NGINX_BIN
+	AllowLoopbackGit  bool   // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
+	// AllowPlaintextPayloads (--allow-plaintext-payloads, SKYPANEL_ALLOW_PLAINTEXT_PAYLOADS=1):
+	// migration only, read unencrypted task payloads instead of refusing them.
+	AllowPlaintextPayloads bool
+	StopNginxOnExit        bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
+	HeartbeatInterval      time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
+	SecretKeyFile          string        // --secret-key-file, SKYPANEL_SECRET_KEY_FILE
+	NetworkPool            string        // --network-pool, SKYPANEL_NETWORK_POOL
+	NetworkPoolSize        int           // --network-pool-size, SKYPANEL_NETWORK_POOL_SIZE
 
 	// secretKeySpec is SKYPANEL_SECRET_KEY (never a flag: ps and usage would show it). The
 	// platform's keyring, from it or from SecretKeyFile, decrypts workflow payloads and the
@@ -131,6 +136,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			return c, fmt.Errorf("SKYPANEL_HEARTBEAT_INTERVAL=%q: want a duration such as 10s", v)
 		}
 	}
+	fs.BoolVar(&c.AllowPlaintextPayloads, "allow-plaintext-payloads", os.Getenv(codec.AllowPlaintextEnv) == "1",
+		"migration only: run tasks whose payloads are not encrypted instead of refusing them (env "+codec.AllowPlaintextEnv+"=1)")
 	fs.BoolVar(&c.AllowLoopbackGit, "allow-loopback-git", allowLoopback, "development only: clone from http(s)://localhost or loopback IPs when a deployment asks to (env SKYPANEL_ALLOW_LOOPBACK_GIT)")
 	fs.BoolVar(&c.StopNginxOnExit, "stop-nginx-on-exit", stopNginx, "stop the node's nginx when the agent exits; by default it keeps serving (env SKYPANEL_STOP_NGINX_ON_EXIT)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", interval, "how often the agent reports to the control plane (env SKYPANEL_HEARTBEAT_INTERVAL)")

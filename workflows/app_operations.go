@@ -21,10 +21,15 @@ type AppOperationInput struct {
 	OperationID string
 }
 
-// loadTarget reads the app and tags the workflow with its node for the Temporal UI.
+// loadTarget reads the app, for a workflow that holds the app's turn (it fails otherwise), and
+// tags the workflow with its node for the Temporal UI.
 func loadTarget(ctx workflow.Context, appID string) (store.AppTarget, error) {
+	return loadTargetFor(ctx, store.LoadAppTargetInput{AppID: appID})
+}
+
+func loadTargetFor(ctx workflow.Context, in store.LoadAppTargetInput) (store.AppTarget, error) {
 	var t store.AppTarget
-	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadAppTarget, store.LoadAppTargetInput{AppID: appID}).Get(ctx, &t)
+	err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadAppTarget, in).Get(ctx, &t)
 	if err != nil {
 		return t, err
 	}
@@ -75,7 +80,16 @@ func loadReleased(ctx workflow.Context, appID string) (store.AppTarget, error) {
 	if t.Image == "" || t.NodeID == "" {
 		return t, errNoRelease
 	}
-	return t, nil
+	return t, nodeOffline(t)
+}
+
+// nodeOffline fails an operation that needs the app's node while that node does not report,
+// saying so, rather than after the pickup timeout (NodePickupTimeout).
+func nodeOffline(t store.AppTarget) error {
+	if t.NodeID == "" || t.NodeOffline == "" {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(t.NodeOffline, store.ErrTypeNodeOffline, nil)
 }
 
 // rolloutCurrentImage runs the app's instance count of its current image as releaseID, named
@@ -94,6 +108,9 @@ func StopApp(ctx workflow.Context, in AppOperationInput) (err error) {
 	defer endOperation(ctx, in.AppID, &err)
 	t, err := loadTarget(ctx, in.AppID)
 	if err != nil {
+		return err
+	}
+	if err := nodeOffline(t); err != nil {
 		return err
 	}
 	if t.NodeID != "" {
@@ -115,7 +132,9 @@ func DeleteApp(ctx workflow.Context, in AppOperationInput) (err error) {
 	if err != nil {
 		return err
 	}
-	if t.NodeID != "" {
+	// An offline node is not waited for: once the records are gone the app is foreign to it,
+	// and its agent removes the app's route, containers and images on its next report.
+	if t.NodeID != "" && t.NodeOffline == "" {
 		if err := removeFromNode(ctx, t); err != nil {
 			return err
 		}

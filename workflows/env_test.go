@@ -7,6 +7,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/skypanel/skypanel/activities/control/billing"
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
@@ -26,5 +27,6 @@ func newTestEnv() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&gitclone.Activities{})
 	env.RegisterActivity(&docker.Activities{})
 	env.RegisterActivity(&nginx.Activities{})
+	env.RegisterActivity(&billing.Activities{})
 	return env
 }

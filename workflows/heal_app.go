@@ -40,6 +40,9 @@ func HealApp(ctx workflow.Context, in HealAppInput) (err error) {
 		outcome = fmt.Sprintf("%s; nothing healed: the application is %s", in.Reason, plan.AppStatus)
 		return nil
 	}
+	if err := nodeOffline(t); err != nil {
+		return err
+	}
 	var list docker.ListInstancesResult
 	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, time.Minute, 0, 5), dockerActs.ListInstances,
 		docker.ListInstancesInput{AppID: t.AppID}).Get(ctx, &list); err != nil {

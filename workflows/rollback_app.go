@@ -30,6 +30,9 @@ func RollbackApp(ctx workflow.Context, in RollbackAppInput) (err error) {
 	if plan.NodeID == "" {
 		return errNoRelease
 	}
+	if err := nodeOffline(plan.AppTarget); err != nil {
+		return err
+	}
 	target := plan.AppTarget
 	target.CPUMillis, target.MemoryMB = plan.CPUMillis, plan.MemoryMB
 	instances := instanceNames(plan.Name, in.OperationID, 1, instanceCount(target))

@@ -89,8 +89,11 @@ type ListAppInstancesInput struct {
 // ListAppInstances reads the app's containers from its node (GET .../instances): short, and
 // read-only, so it takes no lock.
 func ListAppInstances(ctx workflow.Context, in ListAppInstancesInput) (docker.ListInstancesResult, error) {
-	t, err := loadTarget(ctx, in.AppID)
+	t, err := loadTargetFor(ctx, store.LoadAppTargetInput{AppID: in.AppID, ReadOnly: true})
 	if err != nil || t.NodeID == "" {
+		return docker.ListInstancesResult{}, err
+	}
+	if err := nodeOffline(t); err != nil {
 		return docker.ListInstancesResult{}, err
 	}
 	var list docker.ListInstancesResult

@@ -23,7 +23,9 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	var addr, codecOrigins, adminTokenFile, gatewayAddr, gatewayHostList *string
 	var nodeInstall apiserver.NodeInstall
 	var certLifetime *time.Duration
+	var gate registryGateConfig
 	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
+		gate.bind(fs)
 		addr = fs.String("addr", envOr("SKYPANEL_API_ADDR", ":8080"), "listen address (SKYPANEL_API_ADDR)")
 		codecOrigins = fs.String("codec-origins", envOr("SKYPANEL_CODEC_ORIGINS", ""), "comma-separated Temporal Web UI origins allowed to call the codec endpoint, e.g. https://temporal.example.com (SKYPANEL_CODEC_ORIGINS)")
 		adminTokenFile = fs.String("admin-token-file", envOr("SKYPANEL_ADMIN_TOKEN_FILE", ""), "when set, create the first admin and write its token here (mode 0600)")
@@ -47,6 +49,10 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if *certLifetime < time.Minute || *certLifetime > 365*24*time.Hour {
 		return fmt.Errorf("--node-certificate-lifetime %s: want 1m to 8760h", *certLifetime)
+	}
+	gate.Upstream = cfg.RegistryUpstream
+	if err := gate.validate(); err != nil {
+		return err
 	}
 	if nodeInstall.PublicURL == "" {
 		log.Warn("no --public-url (SKYPANEL_PUBLIC_URL): new nodes get no install command")
@@ -86,22 +92,37 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	if gateway == nil {
-		return serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
-	}
-	// Either one failing stops both: an API without its gateway leaves its nodes stranded.
+	// Any one failing stops the others: an API without its gateways leaves its nodes stranded.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	if gate.Addr != "" {
+		gateListener, err := net.Listen("tcp", gate.Addr)
+		if err != nil {
+			return fmt.Errorf("registry gate: listen on %s: %w", gate.Addr, err)
+		}
+		go func() {
+			if err := serveRegistryGate(ctx, log, store, gate, gateListener); err != nil {
+				stop(err)
+			}
+		}()
+	}
 	gatewayDone := make(chan error, 1)
-	go func() {
-		err := gateway.serve(ctx)
-		stop(err)
-		gatewayDone <- err
-	}()
+	if gateway != nil {
+		go func() {
+			err := gateway.serve(ctx)
+			stop(err)
+			gatewayDone <- err
+		}()
+	} else {
+		gatewayDone <- nil
+	}
 	err = serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
 	stop(err)
 	if gwErr := <-gatewayDone; err == nil {
 		err = gwErr
+	}
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -30,18 +31,29 @@ type controlConfig struct {
 	AppPublicPort     int
 	AllowLoopbackGit  bool
 	KeepReleaseImages int
-	// Registry is the platform registry's host:port: builds push there, nodes pull by digest.
-	// Empty: images stay on the node that built them (no app can move).
+	// Registry is the platform registry's host:port as nodes reach it (the registry gate):
+	// builds push there, nodes pull by digest. Empty: images stay on the node that built them
+	// (no app can move).
 	Registry string
+	// RegistryUpstream is the registry itself, http(s)://host:port, where the control plane
+	// deletes pruned images; empty: through Registry.
+	RegistryUpstream string
 	// BillingPeriod is how often apps are charged (an hour; tests use seconds).
 	BillingPeriod time.Duration
 	// Currency of the wallets (ISO 4217); plan prices are minor units of it.
 	Currency string
 	// SecretKeyFile holds the keyring when SKYPANEL_SECRET_KEY is unset (dev generates it).
 	SecretKeyFile string
+	// AllowPlaintextPayloads is the migration switch for histories recorded before encryption:
+	// workers then read unencrypted payloads instead of refusing them. Off by default.
+	AllowPlaintextPayloads bool
+	// TemporalTLS is mutual TLS to the Temporal frontend (docker-compose.yml); off under dev.
+	TemporalTLS temporalTLSConfig
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
+	// temporalTLS is TemporalTLS loaded (nil: plain gRPC, as to the dev server on loopback).
+	temporalTLS *tls.Config
 }
 
 func envOr(key, def string) string {
@@ -69,6 +81,11 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.Currency, "currency", envOr("SKYPANEL_CURRENCY", db.DefaultCurrency), "currency of new wallets, ISO 4217; plan prices are its minor units (SKYPANEL_CURRENCY)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the secret keyring, used when SKYPANEL_SECRET_KEY is unset (SKYPANEL_SECRET_KEY_FILE)")
 	fs.StringVar(&c.Registry, "registry", envOr("SKYPANEL_REGISTRY", ""), "the platform registry, host:port; builds push there and nodes pull by digest (SKYPANEL_REGISTRY)")
+	fs.BoolVar(&c.AllowPlaintextPayloads, "allow-plaintext-payloads", os.Getenv(codec.AllowPlaintextEnv) == "1",
+		"migration only: read Temporal payloads that are not encrypted (histories recorded before encryption) instead of refusing them ("+codec.AllowPlaintextEnv+"=1)")
+	fs.StringVar(&c.RegistryUpstream, "registry-upstream", envOr("SKYPANEL_REGISTRY_UPSTREAM", ""),
+		"the platform registry itself, e.g. http://registry:5000: the control plane deletes pruned images there, and the API's registry gate fronts it (SKYPANEL_REGISTRY_UPSTREAM)")
+	c.TemporalTLS.bind(fs)
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -101,7 +118,7 @@ func (c *controlConfig) registry() registry.Registry {
 	if host, _, err := net.SplitHostPort(c.Registry); err == nil && (host == "localhost" || net.ParseIP(host).IsLoopback()) {
 		scheme = "http"
 	}
-	return registry.Registry{Addr: c.Registry, Scheme: scheme}
+	return registry.Registry{Addr: c.Registry, Scheme: scheme, API: c.RegistryUpstream}
 }
 
 func (c *controlConfig) routing() store.Routing {
@@ -127,9 +144,9 @@ func (c *controlConfig) loadKeyring(log *slog.Logger, generate bool) error {
 // temporalClient is the Temporal client configuration of every control-plane process: with the
 // keyring, payloads and failures are encrypted before they reach Temporal.
 func (c *controlConfig) temporalClient() sptemporal.ClientConfig {
-	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace}
+	cfg := sptemporal.ClientConfig{Address: c.TemporalAddress, Namespace: c.TemporalNamespace, TLS: c.temporalTLS}
 	if c.keyring != nil {
-		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConverters(c.keyring)
+		cfg.DataConverter, cfg.FailureConverter = codec.EncryptionConvertersWithOptions(c.keyring, codec.Options{AllowPlaintext: c.AllowPlaintextPayloads})
 	}
 	return cfg
 }
@@ -155,6 +172,10 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 	}
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.temporalTLS, err = cfg.TemporalTLS.load(); err != nil {
 		return cfg, err
 	}
 	if keyring {

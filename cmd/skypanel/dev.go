@@ -76,7 +76,7 @@ func parseDevConfig(args []string) (devConfig, error) {
 	fs.StringVar(&cfg.TemporalCLI, "temporal-cli", envOr("TEMPORAL_CLI", ""), "temporal CLI binary (default ./bin/temporal or PATH)")
 	fs.StringVar(&cfg.TemporalIP, "temporal-ip", "127.0.0.1", "address the Temporal dev server binds")
 	fs.IntVar(&cfg.TemporalPort, "temporal-port", envInt("SKYPANEL_TEMPORAL_PORT", 7233), "Temporal frontend port, 0 for a free one")
-	fs.IntVar(&cfg.RegistryPort, "registry-port", envInt("SKYPANEL_REGISTRY_PORT", 5000), "the platform registry's port on 127.0.0.1, 0 for a free one; not started when --registry names one")
+	fs.IntVar(&cfg.RegistryPort, "registry-port", envInt("SKYPANEL_REGISTRY_PORT", 5000), "the platform registry's port on 127.0.0.1 (its gate: nodes push and pull there with their own credential), 0 for a free one; not started when --registry names one")
 	fs.IntVar(&cfg.GatewayPort, "node-gateway-port", envInt("SKYPANEL_NODE_GATEWAY_PORT", DefaultNodeGatewayPort),
 		"the node gateway's port on 127.0.0.1, 0 for a free one: the agents reach Temporal only through it (SKYPANEL_NODE_GATEWAY_PORT)")
 	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
@@ -182,8 +182,16 @@ func (s *devStack) start(ctx context.Context) error {
 	cfg.TemporalAddress, cfg.TemporalNamespace, s.uiURL = ts.Address(), ts.Namespace(), ts.UIURL()
 
 	// The platform registry: builds push there, nodes pull by digest (docs/architecture.md).
+	// Nodes reach it through the registry gate (started with the API, below), which checks
+	// each node's credential; the registry itself takes a free loopback port.
+	var gateListener net.Listener
 	if cfg.Registry == "" {
-		reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(cfg.DataDir, "registry"), Port: cfg.RegistryPort, Log: s.log})
+		gateListener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RegistryPort)))
+		if err != nil {
+			return fmt.Errorf("registry gate: listen on port %d: %w", cfg.RegistryPort, err)
+		}
+		s.onShutdown(func(context.Context) { gateListener.Close() })
+		reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(cfg.DataDir, "registry"), Port: 0, Log: s.log})
 		if err != nil {
 			return fmt.Errorf("start the platform registry: %w", err)
 		}
@@ -192,7 +200,7 @@ func (s *devStack) start(ctx context.Context) error {
 				s.log.Error("stop the registry", "error", err)
 			}
 		})
-		cfg.Registry = reg.Addr()
+		cfg.Registry, cfg.RegistryUpstream = gateListener.Addr().String(), "http://"+reg.Addr()
 	}
 
 	st, closeDB, err := openStore(ctx, s.log, cfg.controlConfig)
@@ -235,6 +243,12 @@ func (s *devStack) start(ctx context.Context) error {
 			NodeCA: gateway.ca, NodeGateway: gateway.gateway}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
+	if gateListener != nil {
+		gate := registryGateConfig{Upstream: cfg.RegistryUpstream}
+		s.runUntilShutdown(ctx, "registry gate", func(ctx context.Context) error {
+			return serveRegistryGate(ctx, s.log, st, gate, gateListener)
+		})
+	}
 	s.runUntilShutdown(ctx, "control worker", func(ctx context.Context) error {
 		return runControlWorker(ctx, s.log, cfg.controlConfig, st, tc)
 	})

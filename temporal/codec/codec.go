@@ -4,9 +4,11 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	sdktemporal "go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
@@ -25,17 +27,40 @@ const (
 // cannot be replayed as a payload, nor the other way round.
 var payloadAssociatedData = []byte("temporal-payload")
 
-type payloadCodec struct {
-	ring *secrets.Keyring
+// ErrTypePlaintextPayload is the type of the non-retryable error a worker fails a task with
+// when its input is not encrypted.
+const ErrTypePlaintextPayload = "PlaintextPayload"
+
+// AllowPlaintextEnv is the migration switch (also --allow-plaintext-payloads): workers read
+// unencrypted payloads, as histories recorded before encryption hold. Off by default.
+const AllowPlaintextEnv = "SKYPANEL_ALLOW_PLAINTEXT_PAYLOADS"
+
+// Options tune the codec.
+type Options struct {
+	// AllowPlaintext passes unencrypted payloads through Decode instead of refusing them: for
+	// histories recorded before encryption (the migration switch), and for reading histories
+	// (the UI's codec endpoint, replay tests), never for a worker in normal operation.
+	AllowPlaintext bool
 }
 
-// NewPayloadCodec returns the codec that encrypts every Temporal payload under ring's primary key,
-// so workflow inputs, results and failures are opaque in the server's history.
+type payloadCodec struct {
+	ring *secrets.Keyring
+	opts Options
+}
+
+// NewPayloadCodec returns the codec that encrypts every Temporal payload under ring's primary
+// key, so workflow inputs, results and failures are opaque in the server's history, and that
+// refuses to decode a payload that is not encrypted.
 func NewPayloadCodec(ring *secrets.Keyring) converter.PayloadCodec {
+	return NewPayloadCodecWithOptions(ring, Options{})
+}
+
+// NewPayloadCodecWithOptions is NewPayloadCodec tuned by opts.
+func NewPayloadCodecWithOptions(ring *secrets.Keyring, opts Options) converter.PayloadCodec {
 	if ring == nil {
 		panic("temporal: NewPayloadCodec needs a keyring")
 	}
-	return &payloadCodec{ring: ring}
+	return &payloadCodec{ring: ring, opts: opts}
 }
 
 // Encode seals each whole payload, metadata included, so not even the original encoding leaks.
@@ -61,14 +86,25 @@ func (c *payloadCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload
 	return encoded, nil
 }
 
-// Decode opens encrypted payloads and passes every other payload through unchanged, so histories
-// written before encryption was turned on still read. A payload that does not open fails the
-// workflow task rather than the workflow: the usual cause is a key dropped from
-// SKYPANEL_SECRET_KEY too early, and the task succeeds on retry once the key is put back.
+// Decode opens encrypted payloads. A payload that is not encrypted was not written by a
+// SkyPanel process (the API, the workers): some other client of the Temporal frontend started a
+// workflow or answered a task with it. It is refused with a non-retryable error, so the workflow
+// or activity fails before its code runs and changes nothing; with Options.AllowPlaintext it
+// passes through unchanged (histories written before encryption was turned on).
+//
+// A payload that is encrypted but does not open fails the workflow task rather than the
+// workflow: the usual cause is a key dropped from SKYPANEL_SECRET_KEY too early, and the task
+// succeeds on retry once the key is put back.
 func (c *payloadCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	decoded := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if string(p.GetMetadata()[converter.MetadataEncoding]) != EncryptedPayloadEncoding {
+		if encoding := string(p.GetMetadata()[converter.MetadataEncoding]); encoding != EncryptedPayloadEncoding {
+			if !c.opts.AllowPlaintext {
+				return payloads, sdktemporal.NewNonRetryableApplicationError(fmt.Sprintf(
+					"refused: payload %d is not encrypted (encoding %q); SkyPanel takes only payloads sealed under the platform key, "+
+						"so a workflow or task from another client changes nothing (histories recorded before encryption: %s=1, docs/secrets.md)",
+					i, encoding, AllowPlaintextEnv), ErrTypePlaintextPayload, nil)
+			}
 			decoded[i] = p
 			continue
 		}
@@ -90,10 +126,31 @@ func (c *payloadCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload
 // moves error messages and stack traces into an encrypted payload; without it they would sit in
 // plaintext in the history even though every other payload is encrypted.
 func EncryptionConverters(ring *secrets.Keyring) (converter.DataConverter, converter.FailureConverter) {
-	dataConverter := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), NewPayloadCodec(ring))
+	return EncryptionConvertersWithOptions(ring, Options{})
+}
+
+// EncryptionConvertersWithOptions is EncryptionConverters with the codec tuned by opts.
+func EncryptionConvertersWithOptions(ring *secrets.Keyring, opts Options) (converter.DataConverter, converter.FailureConverter) {
+	dataConverter := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), NewPayloadCodecWithOptions(ring, opts))
 	failureConverter := sdktemporal.NewDefaultFailureConverter(sdktemporal.DefaultFailureConverterOptions{
 		DataConverter:          dataConverter,
 		EncodeCommonAttributes: true,
 	})
-	return dataConverter, failureConverter
+	return dataConverter, refusalFailureConverter{failureConverter}
+}
+
+// refusalFailureConverter reports a plaintext refusal as itself. The SDK wraps an input that
+// does not decode in an error of its own ("unable to decode the activity function input
+// payload …"), which it reports as retryable: the refused activity would be tried again and
+// again, refused each time. Reported as the codec's own non-retryable error, it fails at once.
+type refusalFailureConverter struct {
+	converter.FailureConverter
+}
+
+func (c refusalFailureConverter) ErrorToFailure(err error) *failurepb.Failure {
+	var refusal *sdktemporal.ApplicationError
+	if errors.As(err, &refusal) && refusal.Type() == ErrTypePlaintextPayload {
+		err = refusal
+	}
+	return c.FailureConverter.ErrorToFailure(err)
 }

@@ -47,7 +47,8 @@ func NewCodecHandler(ring *secrets.Keyring, authorize func(*http.Request) error,
 		origins[i] = strings.TrimSuffix(origin, "/")
 	}
 	return &codecHandler{
-		codec:          NewPayloadCodec(ring),
+		// The UI shows histories as they are, plaintext payloads of other clients included.
+		codec:          NewPayloadCodecWithOptions(ring, Options{AllowPlaintext: true}),
 		authorize:      authorize,
 		allowedOrigins: origins,
 	}

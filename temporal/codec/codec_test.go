@@ -78,17 +78,41 @@ func TestFailureConverterEncryptsMessages(t *testing.T) {
 	require.ErrorContains(t, errors.Unwrap(back), canary+" rejected")
 }
 
-func TestDecodePassesPlainPayloadsThrough(t *testing.T) {
-	codec := NewPayloadCodec(testKeyring(t, "k1"))
+// A payload that is not encrypted comes from another client: refused, non-retryably, saying
+// why; null payloads too (the codec seals those like any other).
+func TestDecodeRefusesPlainPayloads(t *testing.T) {
+	ring := testKeyring(t, "k1")
+	for _, value := range []any{deployInput{AppID: "app-1"}, nil} {
+		plain, err := converter.GetDefaultDataConverter().ToPayload(value)
+		require.NoError(t, err)
+
+		_, err = NewPayloadCodec(ring).Decode([]*commonpb.Payload{plain})
+		var appErr *sdktemporal.ApplicationError
+		require.ErrorAs(t, err, &appErr)
+		require.Equal(t, ErrTypePlaintextPayload, appErr.Type())
+		require.True(t, appErr.NonRetryable())
+		require.ErrorContains(t, err, "not encrypted")
+
+		dc, _ := EncryptionConverters(ring)
+		var got deployInput
+		require.Error(t, dc.FromPayload(plain, &got))
+		require.Empty(t, got.AppID, "nothing decoded from a refused payload")
+	}
+}
+
+// The migration switch (and the UI's codec endpoint) read histories recorded before
+// encryption: plaintext passes through unchanged.
+func TestDecodeWithAllowPlaintextPassesPlainPayloadsThrough(t *testing.T) {
+	opts := Options{AllowPlaintext: true}
 	plain, err := converter.GetDefaultDataConverter().ToPayload(deployInput{AppID: "app-1"})
 	require.NoError(t, err)
 
-	decoded, err := codec.Decode([]*commonpb.Payload{plain})
+	decoded, err := NewPayloadCodecWithOptions(testKeyring(t, "k1"), opts).Decode([]*commonpb.Payload{plain})
 	require.NoError(t, err)
 	require.Len(t, decoded, 1)
 	require.True(t, proto.Equal(plain, decoded[0]))
 
-	dc, _ := EncryptionConverters(testKeyring(t, "k1"))
+	dc, _ := EncryptionConvertersWithOptions(testKeyring(t, "k1"), opts)
 	var got deployInput
 	require.NoError(t, dc.FromPayload(plain, &got), "histories from before encryption must still read")
 	require.Equal(t, "app-1", got.AppID)

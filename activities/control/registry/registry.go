@@ -22,7 +22,10 @@ type Registry struct {
 	Addr string
 	// Scheme is http on loopback (`skypanel dev`), https elsewhere (docker-compose.yml).
 	Scheme string
-	HTTP   *http.Client
+	// API, when set, is where the control plane talks to the registry itself
+	// (http(s)://host:port): behind the gate nodes use (Addr), which only nodes pass.
+	API  string
+	HTTP *http.Client
 }
 
 // Enabled says whether the platform has a registry.
@@ -43,6 +46,9 @@ func (r Registry) client() *http.Client {
 }
 
 func (r Registry) base() string {
+	if r.API != "" {
+		return strings.TrimSuffix(r.API, "/") + "/v2/"
+	}
 	scheme := r.Scheme
 	if scheme == "" {
 		scheme = "http"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/contract"
@@ -73,6 +74,10 @@ const (
 // ErrTypeNodeOffline: the app's node does not report; its work would wait for nothing.
 const ErrTypeNodeOffline = "NodeOffline"
 
+// ErrTypeNotAppTurn: the workflow does not carry the app's running operation (it was not
+// started through the app's queue), so it may change nothing.
+const ErrTypeNotAppTurn = "NotAppTurn"
+
 func notRetryable(err error) error {
 	var noRoom *db.NoRoomError
 	switch {
@@ -114,6 +119,10 @@ type AppTarget struct {
 	BuildImage  string
 	RunImage    string
 	StackImages map[string]contract.StackImages
+	// NodeOffline says why the app's node cannot take work now ("node X is offline: …"); empty
+	// while it reports (and in runs recorded before it was read). Operations that need the
+	// node fail with it at once instead of waiting out the pickup timeout.
+	NodeOffline string `json:",omitempty"`
 }
 
 // PrepareDeploymentInput names the deployment DeployApp runs.
@@ -136,20 +145,21 @@ type DeploymentPlan struct {
 // PrepareDeployment places the app on a node (first deploy only), marks the deployment
 // building, and returns the plan.
 func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeploymentInput) (DeploymentPlan, error) {
+	if err := a.requireTurn(ctx, in.AppID); err != nil {
+		return DeploymentPlan{}, err
+	}
 	nodeID, err := a.Store.PlaceApplication(ctx, in.AppID)
 	if err != nil {
 		return DeploymentPlan{}, notRetryable(err)
 	}
 	// A node that stopped reporting would never pick the build up: the deploy fails now, with
 	// why, rather than after its 2-minute pickup timeout.
-	name, online, silentAfter, err := a.Store.NodeOnline(ctx, nodeID)
+	offline, err := a.nodeOffline(ctx, nodeID)
 	if err != nil {
 		return DeploymentPlan{}, err
 	}
-	if !online {
-		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, silentAfter),
-			ErrTypeNodeOffline, nil)
+	if offline != "" {
+		return DeploymentPlan{}, temporal.NewNonRetryableApplicationError(offline, ErrTypeNodeOffline, nil)
 	}
 	target, err := a.LoadAppTarget(ctx, LoadAppTargetInput{AppID: in.AppID})
 	if err != nil {
@@ -180,13 +190,21 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 // LoadAppTargetInput names an app.
 type LoadAppTargetInput struct {
 	AppID string
+	// ReadOnly: the workflow only reads (the instance listing), so it needs no turn.
+	ReadOnly bool `json:",omitempty"`
 }
 
-// LoadAppTarget reads what a workflow needs to act on the app's node.
+// LoadAppTarget reads what a workflow needs to act on the app's node, for the workflow that
+// holds the app's turn (requireTurn) unless it only reads.
 func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (AppTarget, error) {
 	t, err := a.Store.AppTargetByID(ctx, in.AppID)
 	if err != nil {
 		return AppTarget{}, notRetryable(err)
+	}
+	if !in.ReadOnly {
+		if err := a.requireTurn(ctx, in.AppID); err != nil {
+			return AppTarget{}, err
+		}
 	}
 	vars, err := a.Store.ListEnv(ctx, in.AppID)
 	if err != nil {
@@ -207,7 +225,14 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 			stacks[kind] = contract.StackImages{Build: images[0], Run: images[1]}
 		}
 	}
+	offline := ""
+	if t.NodeID != "" {
+		if offline, err = a.nodeOffline(ctx, t.NodeID); err != nil {
+			return AppTarget{}, err
+		}
+	}
 	return AppTarget{
+		NodeOffline: offline,
 		Env:         env,
 		StackImages: stacks,
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID, Status: t.Status,
@@ -217,6 +242,34 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
 	}, nil
+}
+
+// requireTurn refuses the calling workflow unless it carries the app's running operation. Every
+// workflow that changes an app reads it first (LoadAppTarget, PrepareDeployment), so one that
+// was started outside the API (by another client of the Temporal frontend, say) fails before
+// its first side effect and changes nothing.
+func (a *Activities) requireTurn(ctx context.Context, appID string) error {
+	workflowID := activity.GetInfo(ctx).WorkflowExecution.ID
+	held, err := a.Store.HoldsTurn(ctx, appID, workflowID)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"workflow %s does not hold the turn of application %s: operations on an application start through the API, in the application's queue; this run changes nothing",
+			workflowID, appID), ErrTypeNotAppTurn, nil)
+	}
+	return nil
+}
+
+// nodeOffline is why nodeID cannot take work now (the sentence an operation fails with), or
+// "" while it reports.
+func (a *Activities) nodeOffline(ctx context.Context, nodeID string) (string, error) {
+	name, online, silentAfter, err := a.Store.NodeOnline(ctx, nodeID)
+	if err != nil || online {
+		return "", err
+	}
+	return fmt.Sprintf("node %s is offline: it has not reported for more than %s, so nothing can run there until it is back", name, silentAfter), nil
 }
 
 // RecordBuildInput is the built release.

@@ -28,13 +28,19 @@ type Activities struct {
 	Client *client.Client
 	Logs   buildlog.Sink
 	NodeID string
-	// Keyring opens the apps' sealed environment values; nil on a node without a key (then
-	// apps with variables cannot start there).
+	// Secrets opens the apps' sealed environment values through the node's own key (the agent
+	// sets it: a node holds no platform key). Keyring, when set instead, opens them directly
+	// (tests, and agents before node keys).
+	Secrets NodeSecrets
 	Keyring *secrets.Keyring
 
 	// Pool is the private range the organizations' networks get their subnets from; the zero
 	// value means DefaultSubnetPool.
 	Pool SubnetPool
+
+	// RegistryAuth is the node's credential for the platform registry's gate, an
+	// X-Registry-Auth value (RegistryCredential); empty: anonymous.
+	RegistryAuth string
 
 	networks orgNetworks
 }

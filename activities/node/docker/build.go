@@ -70,7 +70,7 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	for kind, images := range in.StackImages {
 		byKind[buildpack.Kind(kind)] = [2]string{images.Build, images.Run}
 	}
-	buildEnv, err := a.openEnv(in.AppID, in.Env, true)
+	buildEnv, err := a.openEnv(ctx, in.AppID, in.Env, true)
 	if err != nil {
 		return BuildImageResult{}, err
 	}

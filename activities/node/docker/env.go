@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -27,30 +28,59 @@ func validateSealedVars(vars []SealedVar) error {
 	return nil
 }
 
-// openEnv opens the app's sealed variables (only the build-time ones when buildTime is set).
+// NodeSecrets opens an app's values on a node that holds no platform key: the API re-seals
+// them under the node's own key, for an app placed on the node only (the agent's
+// implementation, worker-node).
+type NodeSecrets interface {
+	OpenEnv(ctx context.Context, appID string, vars []SealedVar) (map[string]string, error)
+}
+
+// openEnv opens the app's sealed variables (only the build-time ones when buildTime is set),
+// through the node's own key (Secrets) or, on a node given the platform keyring, with it.
 // Errors name the variable and the cause, never a value; the caller drops the map once the
 // container or build has it.
-func (a *Activities) openEnv(appID string, vars []SealedVar, buildTime bool) (map[string]string, error) {
-	env := make(map[string]string, len(vars))
+func (a *Activities) openEnv(ctx context.Context, appID string, vars []SealedVar, buildTime bool) (map[string]string, error) {
+	wanted := make([]SealedVar, 0, len(vars))
 	for _, v := range vars {
-		if buildTime && !v.BuildTime {
-			continue
+		if !buildTime || v.BuildTime {
+			wanted = append(wanted, v)
 		}
-		if a.Keyring == nil {
-			return nil, temporal.NewNonRetryableApplicationError(
-				"this node has no secret keyring (SKYPANEL_SECRET_KEY or --secret-key-file): it cannot open the app's environment",
-				ErrTypeSecretUnavailable, nil)
-		}
-		plain, err := a.Keyring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
+	}
+	if len(wanted) == 0 {
+		return map[string]string{}, nil
+	}
+	var env map[string]string
+	switch {
+	case a.Secrets != nil:
+		opened, err := a.Secrets.OpenEnv(ctx, appID, wanted)
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
-				ErrTypeSecretUnavailable, nil)
+			return nil, err
 		}
-		if strings.ContainsRune(string(plain), 0) {
+		env = opened
+	case a.Keyring != nil:
+		env = make(map[string]string, len(wanted))
+		for _, v := range wanted {
+			plain, err := a.Keyring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
+			if err != nil {
+				return nil, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
+					ErrTypeSecretUnavailable, nil)
+			}
+			env[v.Key] = string(plain)
+		}
+	default:
+		return nil, temporal.NewNonRetryableApplicationError(
+			"this node has no way to open the app's environment (no node key, no keyring)", ErrTypeSecretUnavailable, nil)
+	}
+	for _, v := range wanted {
+		value, ok := env[v.Key]
+		if !ok {
+			return nil, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("environment variable %s was not opened", v.Key), ErrTypeSecretUnavailable, nil)
+		}
+		if strings.ContainsRune(value, 0) {
 			return nil, invalidInput("environment variable %s contains a NUL character", v.Key)
 		}
-		env[v.Key] = string(plain)
 	}
 	return env, nil
 }

@@ -133,7 +133,7 @@ func (a *Activities) reuseInstance(ctx context.Context, in StartInstanceInput, l
 }
 
 func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) (string, error) {
-	env, err := a.openEnv(in.AppID, in.Env, false)
+	env, err := a.openEnv(ctx, in.AppID, in.Env, false)
 	if err != nil {
 		return "", err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/errdefs"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -25,9 +26,23 @@ import (
 // ErrTypeImageNotInRegistry: the registry does not hold the image asked for.
 const ErrTypeImageNotInRegistry = "ImageNotInRegistry"
 
-// noAuth is the X-Registry-Auth header of an anonymous push or pull: the registry listens on
-// loopback under `skypanel dev` (nodes authenticate to it in production, see docs).
+// noAuth is the X-Registry-Auth header of an anonymous push or pull.
 var noAuth = base64.URLEncoding.EncodeToString([]byte("{}"))
+
+// RegistryCredential is the X-Registry-Auth value of a node's credential at the registry gate
+// (apiserver/registrygate): its node id and node token. The Engine sends it only to the
+// registry that asks for it.
+func RegistryCredential(nodeID, nodeToken string) string {
+	raw, _ := json.Marshal(registry.AuthConfig{Username: nodeID, Password: nodeToken})
+	return base64.URLEncoding.EncodeToString(raw)
+}
+
+func (a *Activities) registryAuth() string {
+	if a.RegistryAuth == "" {
+		return noAuth
+	}
+	return a.RegistryAuth
+}
 
 // validImageRef accepts a Docker image reference (name, tag, digest, registry host and port)
 // or an image id, and nothing else: no value reaches the Engine that it would read otherwise.
@@ -92,7 +107,7 @@ func (a *Activities) pushImage(ctx context.Context, tag string) (string, error) 
 	if err != nil || !fromRegistry(tag) {
 		return "", invalidInput("cannot push %q: not an image of a registry", tag)
 	}
-	rc, err := a.Client.ImagePush(ctx, tag, image.PushOptions{RegistryAuth: noAuth})
+	rc, err := a.Client.ImagePush(ctx, tag, image.PushOptions{RegistryAuth: a.registryAuth()})
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", tag, err)
 	}
@@ -120,7 +135,7 @@ func (a *Activities) ensureImage(ctx context.Context, ref string) error {
 			fmt.Sprintf("image %s is not on this node and comes from no registry", ref), ErrTypeImageNotInRegistry, nil)
 	}
 	started := time.Now()
-	rc, err := a.Client.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: noAuth})
+	rc, err := a.Client.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: a.registryAuth()})
 	if err == nil {
 		defer rc.Close()
 		_, err = readStream(ctx, rc, "pull "+ref)

@@ -1,0 +1,117 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/skypanel/skypanel/secrets"
+)
+
+// A node never opens the platform's sealed values itself. It holds keys of its own
+// (POST /agent/keys) and asks the API to re-seal the values an app needs under its newest key
+// (POST /agent/env/open), which the API does only for an app placed on that node or being moved
+// to it. A compromised node opens the secrets of its own apps, and nothing else.
+
+type nodeKeysInput struct {
+	Body struct {
+		Rotate bool `json:"rotate,omitempty" doc:"make a new key, the one values are sealed with from now on"`
+	}
+}
+
+type nodeKeysOutput struct {
+	Body struct {
+		Keyring string `json:"keyring" doc:"the node's keys, newest first, as id:base64 entries: keep them in memory only"`
+	}
+}
+
+type sealedVarBody struct {
+	Key       string `json:"key" minLength:"1" maxLength:"256"`
+	Sealed    string `json:"sealed" minLength:"1" maxLength:"200000"`
+	BuildTime bool   `json:"build_time,omitempty"`
+}
+
+type openEnvInput struct {
+	Body struct {
+		AppID string          `json:"app_id" format:"uuid"`
+		Vars  []sealedVarBody `json:"vars" maxItems:"1000" doc:"the app's values sealed under the platform key, as the task carried them"`
+	}
+}
+
+type openEnvOutput struct {
+	Body struct {
+		Vars []sealedVarBody `json:"vars" doc:"the same values, sealed under the node's newest key"`
+	}
+}
+
+func (s *Server) registerAgentSecrets() {
+	nodeOp := func(id, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
+			DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	}
+	huma.Register(s.api, nodeOp("agent-node-keys", "/api/paas/agent/keys", "The node's own keys (made on the first call; rotate adds one)"),
+		func(ctx context.Context, in *nodeKeysInput) (*nodeKeysOutput, error) {
+			nodeID, _ := ctx.Value(nodeKey).(string)
+			ring, err := s.nodeKeyring(ctx, nodeID, in.Body.Rotate)
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			if in.Body.Rotate {
+				s.log.InfoContext(ctx, "node key rotated", "node_id", nodeID, "key_id", ring.PrimaryID())
+			}
+			out := &nodeKeysOutput{}
+			out.Body.Keyring = ring.Spec()
+			return out, nil
+		})
+	huma.Register(s.api, nodeOp("agent-open-env", "/api/paas/agent/env/open",
+		"Re-seal an app's environment values under the node's own key, for an app placed on the node"),
+		func(ctx context.Context, in *openEnvInput) (*openEnvOutput, error) {
+			nodeID, _ := ctx.Value(nodeKey).(string)
+			appID := strings.ToLower(in.Body.AppID)
+			placed, err := s.store.AppPlacedFor(ctx, appID, nodeID)
+			if err != nil {
+				return nil, s.problem(ctx, "application", err)
+			}
+			if !placed {
+				s.log.WarnContext(ctx, "node asked for the environment of an app it does not hold", "node_id", nodeID, "app_id", appID)
+				return nil, huma.Error403Forbidden("application " + appID + " is not placed on this node: its values are not this node's to open")
+			}
+			ring, err := s.nodeKeyring(ctx, nodeID, false)
+			if err != nil {
+				return nil, s.problem(ctx, "node", err)
+			}
+			out := &openEnvOutput{}
+			out.Body.Vars = make([]sealedVarBody, len(in.Body.Vars))
+			for i, v := range in.Body.Vars {
+				label := secrets.AppEnvValue(appID, v.Key)
+				plain, err := s.cfg.Keyring.Decrypt(v.Sealed, label)
+				if err != nil {
+					// Never the value: the key name and why (tampered, another app's, unknown key).
+					return nil, huma.Error422UnprocessableEntity("a value does not open as this application's",
+						&huma.ErrorDetail{Location: fmt.Sprintf("body.vars[%d].sealed", i), Message: fmt.Sprintf("%s: %s", v.Key, secrets.Explain(err))})
+				}
+				resealed, err := ring.Encrypt(plain, label)
+				clear(plain)
+				if err != nil {
+					return nil, fmt.Errorf("seal %s for node %s: %w", v.Key, nodeID, err)
+				}
+				out.Body.Vars[i] = sealedVarBody{Key: v.Key, Sealed: resealed, BuildTime: v.BuildTime}
+			}
+			return out, nil
+		})
+}
+
+// nodeKeyring is the node's keyring, newest key first (rotate: after adding a new key).
+func (s *Server) nodeKeyring(ctx context.Context, nodeID string, rotate bool) (*secrets.Keyring, error) {
+	if s.nodeKeys == nil {
+		return nil, errors.New("the API has no platform keyring: node keys cannot be sealed")
+	}
+	if rotate {
+		return s.nodeKeys.Rotate(ctx, nodeID)
+	}
+	return s.nodeKeys.Keyring(ctx, nodeID)
+}

@@ -1,0 +1,83 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NodeKey is one of a node's own keys as stored: its keyring entry ("id:base64"), sealed under
+// the platform keyring.
+type NodeKey struct {
+	ID     string
+	Sealed string
+}
+
+// NodeKeys lists the node's keys, newest first.
+func (s *Store) NodeKeys(ctx context.Context, nodeID string) ([]NodeKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key_id, sealed FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC`, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("keys of node %s: %w", nodeID, err)
+	}
+	return collect(rows, func(row pgx.Row) (NodeKey, error) {
+		var k NodeKey
+		err := row.Scan(&k.ID, &k.Sealed)
+		return k, err
+	})
+}
+
+// EnsureNodeKeys returns the node's keys, newest first, after adding one made by newKey when
+// the node has none or rotate is set (and dropping all but the keep newest). Under the node's
+// row lock: two first calls at once make one key, not two.
+func (s *Store) EnsureNodeKeys(ctx context.Context, nodeID string, rotate bool, keep int, newKey func() (NodeKey, error)) ([]NodeKey, error) {
+	var keys []NodeKey
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM nodes WHERE id::text = $1 FOR UPDATE`, nodeID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM node_keys WHERE node_id::text = $1`, nodeID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 || rotate {
+			key, err := newKey()
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO node_keys (node_id, key_id, sealed) VALUES ($1::text::uuid, $2, $3)`, nodeID, key.ID, key.Sealed); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM node_keys WHERE node_id::text = $1 AND key_id NOT IN (
+				SELECT key_id FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC LIMIT $2)`, nodeID, keep); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT key_id, sealed FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC`, nodeID)
+		if err != nil {
+			return err
+		}
+		keys, err = collect(rows, func(row pgx.Row) (NodeKey, error) {
+			var k NodeKey
+			err := row.Scan(&k.ID, &k.Sealed)
+			return k, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys of node %s: %w", nodeID, translate(err))
+	}
+	return keys, nil
+}
+
+// AppPlacedFor reports whether the app is placed on the node, or is being moved to it: the
+// apps whose secrets the node may open.
+func (s *Store) AppPlacedFor(ctx context.Context, appID, nodeID string) (bool, error) {
+	var placed bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications
+		WHERE id::text = $1 AND (node_id::text = $2 OR moving_to::text = $2))`, appID, nodeID).Scan(&placed)
+	if err != nil {
+		return false, fmt.Errorf("placement of app %s: %w", appID, err)
+	}
+	return placed, nil
+}

@@ -1,0 +1,106 @@
+package workernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/secrets"
+)
+
+// nodeSecrets opens apps' values with the node's own keys: the API re-seals a task's values
+// under the node's newest key (only for an app placed on this node), and the node opens them.
+// The keys live in memory only, fetched from the API at start and again after a rotation.
+type nodeSecrets struct {
+	api *APIClient // authenticated as the node
+
+	mu   sync.Mutex
+	ring *secrets.Keyring
+}
+
+type sealedVarJSON struct {
+	Key       string `json:"key"`
+	Sealed    string `json:"sealed"`
+	BuildTime bool   `json:"build_time,omitempty"`
+}
+
+// keyring is the node's keyring, fetched when there is none yet or refresh is set.
+func (n *nodeSecrets) keyring(ctx context.Context, refresh, rotate bool) (*secrets.Keyring, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ring != nil && !refresh && !rotate {
+		return n.ring, nil
+	}
+	var out struct {
+		Keyring string `json:"keyring"`
+	}
+	if err := n.api.post(ctx, "/api/paas/agent/keys", map[string]bool{"rotate": rotate}, &out); err != nil {
+		return nil, fmt.Errorf("fetch the node's keys: %w", err)
+	}
+	ring, err := secrets.ParseKeyring(out.Keyring)
+	if err != nil {
+		// ParseKeyring never echoes key material.
+		return nil, fmt.Errorf("the node's keys from the API: %w", err)
+	}
+	n.ring = ring
+	return ring, nil
+}
+
+// OpenEnv asks the API to re-seal vars under this node's key, then opens them.
+func (n *nodeSecrets) OpenEnv(ctx context.Context, appID string, vars []docker.SealedVar) (map[string]string, error) {
+	in := struct {
+		AppID string          `json:"app_id"`
+		Vars  []sealedVarJSON `json:"vars"`
+	}{AppID: appID, Vars: make([]sealedVarJSON, len(vars))}
+	for i, v := range vars {
+		in.Vars[i] = sealedVarJSON{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
+	}
+	var out struct {
+		Vars []sealedVarJSON `json:"vars"`
+	}
+	if err := n.api.post(ctx, "/api/paas/agent/env/open", in, &out); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && !se.Temporary() {
+			// Not placed here, a value of another app, a revoked node: asking again changes nothing.
+			return nil, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the control plane did not open the app's environment for this node (HTTP %d): %s", se.Status, problemDetail(se)),
+				docker.ErrTypeSecretUnavailable, nil)
+		}
+		return nil, fmt.Errorf("open the app's environment: %w", err)
+	}
+	ring, err := n.keyring(ctx, false, false)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]string, len(out.Vars))
+	for _, v := range out.Vars {
+		label := secrets.AppEnvValue(appID, v.Key)
+		plain, err := ring.Decrypt(v.Sealed, label)
+		if errors.Is(err, secrets.ErrUnknownKey) {
+			// Rotated since this node fetched its keys: fetch them again, once.
+			if ring, err = n.keyring(ctx, true, false); err == nil {
+				plain, err = ring.Decrypt(v.Sealed, label)
+			}
+		}
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
+				docker.ErrTypeSecretUnavailable, nil)
+		}
+		env[v.Key] = string(plain)
+	}
+	return env, nil
+}
+
+// problemDetail is the detail of an API problem answer, or its start.
+func problemDetail(se *StatusError) string {
+	if se.Status == http.StatusForbidden || se.Status == http.StatusUnprocessableEntity || se.Status == http.StatusUnauthorized {
+		return se.Body
+	}
+	return http.StatusText(se.Status)
+}
