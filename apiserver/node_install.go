@@ -198,7 +198,7 @@ type registerAgentInput struct {
 		Hostname          string `json:"hostname,omitempty" maxLength:"253"`
 		CPUs              int    `json:"cpus,omitempty" minimum:"0"`
 		MemoryMB          int64  `json:"memory_mb,omitempty" minimum:"0"`
-		WantKeyring       bool   `json:"want_keyring,omitempty" doc:"Interim: the agent has no keyring of its own and asks for the platform's"`
+		WantKeyring       bool   `json:"want_keyring,omitempty" doc:"Ignored: a node never gets the platform's keyring (it has keys of its own, POST /api/paas/agent/keys)"`
 		CSR               string `json:"csr,omitempty" maxLength:"16384" doc:"a PEM certificate signing request for the node's own key: the answer carries the node's gateway certificate"`
 	}
 }
@@ -208,7 +208,6 @@ type registerAgentOutput struct {
 		NodeID    string `json:"node_id"`
 		NodeToken string `json:"node_token" doc:"The node's credential for heartbeats and logs. Shown once."`
 		TaskQueue string `json:"task_queue"`
-		Keyring   string `json:"keyring,omitempty" doc:"Interim, with want_keyring only: the platform's keyring in its key-file form, until nodes get keys of their own"`
 		// GatewayCertificate is missing when the node sent no CSR, or when the certificate
 		// could not be issued: the agent then renews with its node token.
 		GatewayCertificate *gatewayCertificate `json:"gateway_certificate,omitempty" doc:"with csr: the node's certificate for the node gateway, and its CA"`
@@ -298,9 +297,6 @@ func (h nodeInstall) register(api huma.API, admin adminOp) {
 		}
 		out := &registerAgentOutput{}
 		out.Body.NodeID, out.Body.NodeToken, out.Body.TaskQueue = node.ID, nodeToken, sptemporal.NodeTaskQueue(node.ID)
-		if in.Body.WantKeyring {
-			out.Body.Keyring = h.keyring.Spec()
-		}
 		if in.Body.CSR != "" {
 			// The node is registered either way: without its certificate it renews with its
 			// token, so a failure here must not lose the token it was just given.
@@ -311,8 +307,7 @@ func (h nodeInstall) register(api huma.API, admin adminOp) {
 				out.Body.GatewayCertificate = &cert
 			}
 		}
-		h.log.InfoContext(ctx, "node registered", "node_id", node.ID, "node", node.Name, "keyring_sent", in.Body.WantKeyring,
-			"certificate_issued", out.Body.GatewayCertificate != nil)
+		h.log.InfoContext(ctx, "node registered", "node_id", node.ID, "node", node.Name, "certificate_issued", out.Body.GatewayCertificate != nil)
 		return out, nil
 	})
 }

@@ -1,8 +1,13 @@
 package testsuite
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -99,5 +104,96 @@ func TestANodeOpensOnlyItsOwnAppsValuesUnderItsOwnKey(t *testing.T) {
 	}
 	if status, _, _ := open("", app.ID, sealedVarJSON{"PROBE", sealed}); status != http.StatusUnauthorized {
 		t.Errorf("without a node token: %d, want 401", status)
+	}
+}
+
+// agentPID finds the running agent whose data dir is dataDir.
+func agentPID(t testing.TB, dataDir string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "skypanel-agent" {
+			continue
+		}
+		for i := range len(args) - 1 {
+			if args[i] == "--data-dir" && args[i+1] == dataDir {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no skypanel-agent runs with --data-dir %s", dataDir)
+	return 0
+}
+
+// The local node's agent holds no platform key, in its files or its environment, and yet it
+// starts an app whose environment holds a secret: the app echoes it.
+func TestTheAgentHoldsNoPlatformKeyYetRunsAppSecrets(t *testing.T) {
+	owner, app, _, _ := liveHelloApp(t, "nokey", "no key")
+	defer owner.deleteAndWait(t, app.ID)
+	canary := randomCanary(t)
+	var change envChange
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/env", owner.token,
+		map[string]any{"key": "CANARY_SECRET", "value": canary}, &change); status != http.StatusAccepted {
+		t.Fatalf("set CANARY_SECRET: %d %s", status, raw)
+	}
+	owner.waitWorkflow(t, change.WorkflowID)
+	if status, body := platform.throughNginxPath(app.Name+".apps.localhost", "/env/CANARY_SECRET"); status != http.StatusOK || body != canary {
+		t.Fatalf("the app echoes %d %q, want the canary", status, body)
+	}
+
+	agentDir := filepath.Join(platform.dataDir, "node-local")
+	environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(agentPID(t, agentDir)), "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var materials []string
+	for _, entry := range strings.Split(platform.keyring.Spec(), ",") {
+		_, material, _ := strings.Cut(entry, ":")
+		materials = append(materials, material)
+	}
+	for _, kv := range strings.Split(string(environ), "\x00") {
+		if strings.HasPrefix(kv, secrets.KeyringEnv) {
+			t.Errorf("the agent's environment holds %s", strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+	holds := func(data []byte) bool {
+		for _, m := range materials {
+			if bytes.Contains(data, []byte(m)) {
+				return true
+			}
+		}
+		return false
+	}
+	if holds(environ) {
+		t.Error("the agent's environment holds the platform key")
+	}
+	files := 0
+	filepath.WalkDir(agentDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(path, string(filepath.Separator)+"builds"+string(filepath.Separator)) {
+			return nil
+		}
+		files++
+		if data, err := os.ReadFile(path); err == nil && holds(data) {
+			t.Errorf("%s holds the platform key", path)
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Fatalf("no file in %s: the check looked at nothing", agentDir)
+	}
+	if _, err := os.Stat(filepath.Join(agentDir, "secret.key")); !os.IsNotExist(err) {
+		t.Errorf("the agent's data dir has a secret.key: %v", err)
 	}
 }

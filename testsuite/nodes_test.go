@@ -78,11 +78,10 @@ func (n *extraNode) start(t testing.TB) {
 		"--nginx-listen", n.NginxAddr,
 		"--allow-loopback-git",
 		"--stop-nginx-on-exit",
-		"--secret-key-file", filepath.Join(platform.dataDir, "secret.key"),
 		"--network-pool", extraNodePool,
 		"--heartbeat-interval", "1s",
 	)
-	n.cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+n.token)
+	n.cmd.Env = append(withoutPlatformKey(os.Environ()), "SKYPANEL_REGISTRATION_TOKEN="+n.token)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
@@ -651,4 +650,15 @@ func TestEvacuateADeadNodeAndItsReturnCleansUp(t *testing.T) {
 	if status, got := throughNginxAt(a.NginxAddr, host); status == http.StatusOK && got == body {
 		t.Errorf("node a still serves the app: %d %q", status, got)
 	}
+}
+
+// withoutPlatformKey is env without the platform keyring's variables: a node never holds it.
+func withoutPlatformKey(env []string) []string {
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "SKYPANEL_SECRET_KEY") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }

@@ -31,10 +31,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	keyring, err := cfg.Keyring()
-	if err != nil {
-		return err
-	}
 	pool, err := checkedSubnetPool(cfg)
 	if err != nil {
 		return err
@@ -54,12 +50,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	creds, keyring, err := ensureRegistered(ctx, cfg, api, info, keyring, gateway)
+	creds, err := ensureRegistered(ctx, cfg, api, info, gateway)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(slog.Default().With("node_id", creds.NodeID))
+	removeLeftoverKeyring(ctx, cfg)
 	nodeAPI := api.withToken(creds.NodeToken)
+	// The node's own keys: the gateway re-seals its tasks under them, and the API its apps'
+	// values. It never holds the platform's keyring.
+	nodeKeys := &nodeSecrets{api: nodeAPI}
+	if err := nodeKeys.fetch(ctx); err != nil {
+		return err
+	}
 	// An agent registered before the gateway existed, or whose certificate is due, gets one
 	// with its node token before it dials.
 	if err := ensureGatewayCertificate(ctx, gateway, nodeAPI, creds.NodeID); err != nil {
@@ -101,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// agent reaches Temporal only through it, and asks only what the gateway forwards: no
 	// worker heartbeats (nor, below, a workflow worker).
 	host, _ := os.Hostname()
-	dataConverter, failureConverter := codec.EncryptionConvertersWithOptions(keyring, codec.Options{AllowPlaintext: cfg.AllowPlaintextPayloads})
+	dataConverter, failureConverter := codec.EncryptionConvertersFrom(nodeKeys.current, codec.Options{AllowPlaintext: cfg.AllowPlaintextPayloads})
 	conns := newGatewayConns()
 	tc, err := temporal.Dial(ctx, temporal.ClientConfig{
 		Address:                 cfg.GatewayAddress,
@@ -133,12 +136,6 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxHeartbeatThrottleInterval: 2 * time.Second,
 		OnFatalError:                 func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	// App values reach this node re-sealed under its own keys (the API re-seals them for the
-	// apps placed here): its docker activities never use the platform keyring.
-	nodeKeys := &nodeSecrets{api: nodeAPI}
-	if _, err := nodeKeys.keyring(ctx, false, false); err != nil {
-		slog.WarnContext(ctx, "node keys not fetched yet; fetched again at the first app that needs them", "err", err)
-	}
 	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
@@ -149,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		renewalLoop(ctx, gateway, nodeAPI, creds.NodeID, conns, cancel)
+		renewalLoop(ctx, gateway, nodeAPI, creds.NodeID, conns, cancel, nodeKeys.rotate)
 	}()
 	wg.Add(1)
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -94,18 +95,14 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	defer srv.Stop()
 
 	api := newFakeAPI(t)
-	// The agent encrypts its payloads with the platform's keyring: the control side's client
-	// must hold the same one. The agent is given none, so it runs with the one its registration
-	// answer carries (interim, until nodes have keys of their own).
-	keyEntry, err := secrets.NewKeyEntry("k1")
+	// The control side encrypts payloads with the platform's keyring; the agent never gets
+	// it. It has keys of its own (the fake API's /agent/keys), and the gateway re-seals its
+	// tasks and answers between the two.
+	keyring, err := secrets.NewKeyring("k1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyring, err := secrets.ParseKeyring(keyEntry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api.keyring = keyEntry
+	api.platform = keyring
 	api.ca, err = nodegateway.GenerateAuthority(time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +193,20 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "agent.json")); err != nil {
 		t.Error(err)
 	}
+	// The node ran its tasks with keys of its own, rotated with each certificate renewal;
+	// nothing of the platform's key is in its data dir.
+	if calls := api.keyCallCount(); calls < 3 {
+		t.Errorf("%d calls for the node's keys, want the first and a rotation per renewal", calls)
+	}
+	_, material, _ := strings.Cut(keyring.Spec(), ":")
+	filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if data, _ := os.ReadFile(path); strings.Contains(string(data), material) {
+				t.Errorf("%s holds the platform's key", path)
+			}
+		}
+		return nil
+	})
 
 	stopAgent()
 	select {
@@ -216,7 +227,8 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 // view of the node's certificates, and returns its address.
 func startGateway(ctx context.Context, t *testing.T, frontend string, api *fakeAPI) string {
 	t.Helper()
-	gw, err := nodegateway.New(nodegateway.Options{Frontend: frontend, Namespace: "default", Authority: api.ca, Standings: api})
+	gw, err := nodegateway.New(nodegateway.Options{Frontend: frontend, Namespace: "default", Authority: api.ca, Standings: api,
+		PlatformKeyring: api.platform, NodeKeyring: api.nodeKeyring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,8 +101,6 @@ type RegisterRequest struct {
 	Hostname          string `json:"hostname"`
 	CPUs              int    `json:"cpus"`
 	MemoryMB          int64  `json:"memory_mb"`
-	// WantKeyring asks for the platform's keyring: the agent has none configured (interim).
-	WantKeyring bool `json:"want_keyring,omitempty"`
 	// CSR asks for the node's gateway certificate, for a key the agent made (PEM).
 	CSR string `json:"csr,omitempty"`
 }
@@ -112,8 +110,6 @@ type RegisterResponse struct {
 	NodeID    string `json:"node_id"`
 	NodeToken string `json:"node_token"`
 	TaskQueue string `json:"task_queue"`
-	// Keyring is the platform's keyring in its key-file form, sent only when asked for.
-	Keyring string `json:"keyring,omitempty"`
 	// GatewayCertificate answers the CSR; missing when the control plane could not issue it
 	// (the agent then renews with its node token).
 	GatewayCertificate *GatewayCertificate `json:"gateway_certificate,omitempty"`

@@ -18,7 +18,7 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 	cfg := Config{APIURL: api.URL, RegistrationToken: "reg-abc", DataDir: t.TempDir()}
 	info := SystemInfo{Hostname: "node-a", CPUs: 4, MemoryMB: 2048}
 
-	creds, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, testKeyring(t), nil)
+	creds, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 
 	// The next start uses the saved credentials: no token needed, no second registration.
 	cfg.RegistrationToken = ""
-	again, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, testKeyring(t), nil)
+	again, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), info, nil)
 	if err != nil || again != creds {
 		t.Fatalf("second start: %+v %v", again, err)
 	}
@@ -55,7 +55,7 @@ func TestRegistrationIsSavedAndReused(t *testing.T) {
 func TestRegistrationRefused(t *testing.T) {
 	api := newFakeAPI(t)
 	cfg := Config{APIURL: api.URL, RegistrationToken: "wrong", DataDir: t.TempDir()}
-	_, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil, nil)
+	_, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil)
 	var se *StatusError
 	if !errors.As(err, &se) || se.Status != 401 {
 		t.Fatalf("error %v, want the API's 401", err)
@@ -67,7 +67,7 @@ func TestRegistrationRefused(t *testing.T) {
 	}
 
 	cfg.RegistrationToken = ""
-	if _, _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil, nil); err == nil {
+	if _, err := ensureRegistered(context.Background(), cfg, NewAPIClient(api.URL, ""), SystemInfo{}, nil); err == nil {
 		t.Error("no token and no agent.json: want an error")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/nginx"
-	"github.com/skypanel/skypanel/secrets"
 )
 
 // Defaults of the agent's configuration.
@@ -50,32 +48,8 @@ type Config struct {
 	AllowPlaintextPayloads bool
 	StopNginxOnExit        bool          // --stop-nginx-on-exit, SKYPANEL_STOP_NGINX_ON_EXIT
 	HeartbeatInterval      time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
-	SecretKeyFile          string        // --secret-key-file, SKYPANEL_SECRET_KEY_FILE
 	NetworkPool            string        // --network-pool, SKYPANEL_NETWORK_POOL
 	NetworkPoolSize        int           // --network-pool-size, SKYPANEL_NETWORK_POOL_SIZE
-
-	// secretKeySpec is SKYPANEL_SECRET_KEY (never a flag: ps and usage would show it). The
-	// platform's keyring, from it or from SecretKeyFile, decrypts workflow payloads and the
-	// apps' environment values on this node.
-	secretKeySpec string
-}
-
-// Keyring loads the platform's keyring: SKYPANEL_SECRET_KEY, else --secret-key-file, else the
-// copy the registration saved in <data-dir>/secret.key. With none of them it is nil and no
-// error: the agent asks for the keyring when it registers (interim, see registration.go).
-func (c Config) Keyring() (*secrets.Keyring, error) {
-	src := secrets.KeySource{EnvValue: c.secretKeySpec, DevKeyFile: c.SecretKeyFile}
-	if src.EnvValue == "" && src.DevKeyFile == "" {
-		if _, err := os.Stat(c.savedKeyringPath()); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		src.DevKeyFile = c.savedKeyringPath()
-	}
-	ring, _, err := secrets.LoadKeyring(src)
-	if err != nil {
-		return nil, fmt.Errorf("the node's secret keyring (SKYPANEL_SECRET_KEY, --secret-key-file, or %s saved at registration): %w", c.savedKeyringPath(), err)
-	}
-	return ring, nil
 }
 
 // ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
@@ -98,8 +72,6 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		"the control plane's node gateway, host:port: the agent reaches Temporal only through it, with its own certificate (env SKYPANEL_GATEWAY_ADDRESS)")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", DefaultTemporalNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
-	fs.StringVar(&c.SecretKeyFile, "secret-key-file", env("SKYPANEL_SECRET_KEY_FILE", ""), "file holding the platform's keyring, when SKYPANEL_SECRET_KEY is not set (env SKYPANEL_SECRET_KEY_FILE)")
-	c.secretKeySpec = getenv(secrets.KeyringEnv)
 	fs.StringVar(&c.NetworkPool, "network-pool", env("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange),
 		"private IPv4 range the organizations' networks on this node get their subnets from; must not overlap the host's routes (env SKYPANEL_NETWORK_POOL)")
 	fs.StringVar(&c.NginxBinary, "nginx-bin", env("SKYPANEL_NGINX_BIN", nginx.DefaultBinary), "nginx executable (env SKYPANEL_NGINX_BIN)")
@@ -193,9 +165,8 @@ func (c Config) SubnetPool() (docker.SubnetPool, error) {
 }
 
 // Layout of the data directory.
-func (c Config) credentialsPath() string  { return filepath.Join(c.DataDir, "agent.json") }
-func (c Config) savedKeyringPath() string { return filepath.Join(c.DataDir, "secret.key") }
-func (c Config) gatewayCertPath() string  { return filepath.Join(c.DataDir, "gateway.pem") }
-func (c Config) gatewayCAPath() string    { return filepath.Join(c.DataDir, "gateway-ca.pem") }
-func (c Config) buildsDir() string        { return filepath.Join(c.DataDir, "builds") }
-func (c Config) nginxPrefix() string      { return filepath.Join(c.DataDir, "nginx") }
+func (c Config) credentialsPath() string { return filepath.Join(c.DataDir, "agent.json") }
+func (c Config) gatewayCertPath() string { return filepath.Join(c.DataDir, "gateway.pem") }
+func (c Config) gatewayCAPath() string   { return filepath.Join(c.DataDir, "gateway-ca.pem") }
+func (c Config) buildsDir() string       { return filepath.Join(c.DataDir, "builds") }
+func (c Config) nginxPrefix() string     { return filepath.Join(c.DataDir, "nginx") }

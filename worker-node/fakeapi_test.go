@@ -3,6 +3,7 @@ package workernode
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/activities/node/buildlog"
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
 
@@ -39,8 +41,12 @@ func (f *fakeAPI) NodesRevokedSince(context.Context, time.Time) ([]db.RevokedNod
 type fakeAPI struct {
 	*httptest.Server
 	regToken string
-	// keyring is sent to a registration that asks for it (empty: the API sends none).
-	keyring string
+	// platform seals the values a task carries; nodeKeys are the node's own keys, newest
+	// first (made by the first /agent/keys call); placed are the apps placed on the node.
+	platform *secrets.Keyring
+	nodeKeys []string
+	placed   map[string]bool
+	keyCalls int
 
 	mu             sync.Mutex
 	registrations  []RegisterRequest
@@ -104,9 +110,6 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		}
 		f.registrations = append(f.registrations, req)
 		resp := RegisterResponse{NodeID: "node-1", NodeToken: testNodeToken, TaskQueue: "node-node-1"}
-		if req.WantKeyring {
-			resp.Keyring = f.keyring
-		}
 		if req.CSR != "" && f.ca != nil {
 			cert, err := f.issue(req.CSR)
 			if err != nil {
@@ -157,6 +160,54 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		}
 		f.renewals++
 		json.NewEncoder(w).Encode(cert)
+	}))
+	mux.HandleFunc("POST /api/paas/agent/keys", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Rotate bool `json:"rotate"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.keyCalls++
+		if len(f.nodeKeys) == 0 || req.Rotate {
+			entry, err := secrets.NewKeyEntry(fmt.Sprintf("n%d", len(f.nodeKeys)+1))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			f.nodeKeys = append([]string{entry}, f.nodeKeys...)
+		}
+		json.NewEncoder(w).Encode(map[string]string{"keyring": strings.Join(f.nodeKeys, ",")})
+	}))
+	mux.HandleFunc("POST /api/paas/agent/env/open", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			AppID string          `json:"app_id"`
+			Vars  []sealedVarJSON `json:"vars"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.placed[req.AppID] {
+			http.Error(w, `{"detail":"application `+req.AppID+` is not placed on this node"}`, http.StatusForbidden)
+			return
+		}
+		ring, err := secrets.ParseKeyring(strings.Join(f.nodeKeys, ","))
+		if err != nil {
+			http.Error(w, "no node key", http.StatusConflict)
+			return
+		}
+		out := make([]sealedVarJSON, len(req.Vars))
+		for i, v := range req.Vars {
+			label := secrets.AppEnvValue(req.AppID, v.Key)
+			plain, err := f.platform.Decrypt(v.Sealed, label)
+			if err != nil {
+				http.Error(w, `{"detail":"`+v.Key+`: does not open"}`, http.StatusUnprocessableEntity)
+				return
+			}
+			sealed, _ := ring.Encrypt(plain, label)
+			out[i] = sealedVarJSON{Key: v.Key, Sealed: sealed}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"vars": out})
 	}))
 	mux.HandleFunc("POST /api/paas/agent/instances", authed(func(w http.ResponseWriter, r *http.Request) {
 		var rep InstancesReport
@@ -223,4 +274,20 @@ func (f *fakeAPI) logText() string {
 		b.WriteString(c.Text)
 	}
 	return b.String()
+}
+
+func (f *fakeAPI) keyCallCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keyCalls
+}
+
+// nodeKeyring is the node's keyring as the gateway reads it (the API's store, in production).
+func (f *fakeAPI) nodeKeyring(_ context.Context, nodeID string) (*secrets.Keyring, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if nodeID != "node-1" || len(f.nodeKeys) == 0 {
+		return nil, fmt.Errorf("no keys for node %s", nodeID)
+	}
+	return secrets.ParseKeyring(strings.Join(f.nodeKeys, ","))
 }

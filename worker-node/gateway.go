@@ -211,9 +211,10 @@ func ensureGatewayCertificate(ctx context.Context, id *gatewayIdentity, api *API
 }
 
 // renewalLoop renews the certificate when it is due, then closes the agent's connections to
-// the gateway so that they open again with the new one. A failed renewal is tried again every
-// minute; the old certificate still has a third of its lifetime.
-func renewalLoop(ctx context.Context, id *gatewayIdentity, api *APIClient, nodeID string, conns *gatewayConns, fail func(error)) {
+// the gateway so that they open again with the new one, and calls renewed (the node's key
+// rotates with its certificate). A failed renewal is tried again every minute; the old
+// certificate still has a third of its lifetime.
+func renewalLoop(ctx context.Context, id *gatewayIdentity, api *APIClient, nodeID string, conns *gatewayConns, fail func(error), renewed func(context.Context) error) {
 	for {
 		wait := time.Until(id.renewAt())
 		select {
@@ -239,6 +240,12 @@ func renewalLoop(ctx context.Context, id *gatewayIdentity, api *APIClient, nodeI
 		}
 		closed := conns.closeAll()
 		slog.InfoContext(ctx, "gateway certificate renewed", "expires_at", id.current().Leaf.NotAfter.UTC().Format(time.RFC3339), "connections_reopened", closed)
+		if renewed != nil {
+			if err := renewed(ctx); err != nil {
+				// The previous key still works; the next renewal rotates again.
+				slog.WarnContext(ctx, "rotate the node's key with its certificate", "err", err)
+			}
+		}
 	}
 }
 

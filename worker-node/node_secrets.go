@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -49,6 +51,39 @@ func (n *nodeSecrets) keyring(ctx context.Context, refresh, rotate bool) (*secre
 	}
 	n.ring = ring
 	return ring, nil
+}
+
+// fetch gets the node's keys at start, retrying while the API is unreachable: without them
+// the node can open none of its tasks.
+func (n *nodeSecrets) fetch(ctx context.Context) error {
+	delay := time.Second
+	for {
+		_, err := n.keyring(ctx, true, false)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		slog.WarnContext(ctx, "fetch the node's keys: API not reachable, retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// current is the node's keyring now (fetched at start; a rotation replaces it), for the
+// Temporal payload codec.
+func (n *nodeSecrets) current() *secrets.Keyring {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ring
+}
+
+// rotate makes the node a new key and takes it into use (with its certificate's renewal).
+func (n *nodeSecrets) rotate(ctx context.Context) error {
+	_, err := n.keyring(ctx, false, true)
+	return err
 }
 
 // OpenEnv asks the API to re-seal vars under this node's key, then opens them.

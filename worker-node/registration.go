@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/skypanel/skypanel/secrets"
@@ -52,35 +53,23 @@ func saveCredentials(path string, creds Credentials) error {
 // token and saves what the API answers. While the API is unreachable or failing it retries
 // with backoff; a refused token ends it.
 //
-// keyring is the one the agent was given; nil means none, and then the registration asks the
-// API for the platform's and saves it as <data-dir>/secret.key. That is interim: until nodes
-// get keys of their own (the node-gateway work), every node needs the platform's keyring to
-// open the apps' variables and Temporal payloads. The keyring returned is the one to use.
-//
 // With gateway, the registration also asks for the node's gateway certificate, for a key made
 // here, and saves what it gets there; without a certificate the agent renews with its token.
-func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo, keyring *secrets.Keyring, gateway *gatewayIdentity) (Credentials, *secrets.Keyring, error) {
+// The node never gets the platform's keyring: it has keys of its own (nodeSecrets).
+func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info SystemInfo, gateway *gatewayIdentity) (Credentials, error) {
 	path := cfg.credentialsPath()
 	creds, ok, err := loadCredentials(path)
-	if err != nil {
-		return creds, nil, err
-	}
-	if ok {
-		if keyring == nil {
-			return creds, nil, fmt.Errorf("node %s is registered but has no keyring: set SKYPANEL_SECRET_KEY or --secret-key-file, "+
-				"or register it again (remove %s and start with a new token from POST /api/paas/admin/nodes/%s/token)", creds.NodeID, path, creds.NodeID)
-		}
-		return creds, keyring, nil
+	if err != nil || ok {
+		return creds, err
 	}
 	if cfg.RegistrationToken == "" {
-		return creds, nil, fmt.Errorf("this node is not registered (no %s): give --registration-token or SKYPANEL_REGISTRATION_TOKEN", path)
+		return creds, fmt.Errorf("this node is not registered (no %s): give --registration-token or SKYPANEL_REGISTRATION_TOKEN", path)
 	}
-	req := RegisterRequest{RegistrationToken: cfg.RegistrationToken, Hostname: info.Hostname, CPUs: info.CPUs, MemoryMB: info.MemoryMB,
-		WantKeyring: keyring == nil}
+	req := RegisterRequest{RegistrationToken: cfg.RegistrationToken, Hostname: info.Hostname, CPUs: info.CPUs, MemoryMB: info.MemoryMB}
 	var key *ecdsa.PrivateKey
 	if gateway != nil {
 		if key, req.CSR, err = newKeyAndCSR(""); err != nil {
-			return creds, nil, err
+			return creds, err
 		}
 	}
 	delay := time.Second
@@ -88,38 +77,36 @@ func ensureRegistered(ctx context.Context, cfg Config, api *APIClient, info Syst
 		resp, err := api.Register(ctx, req)
 		if err == nil {
 			saveGatewayCertificate(ctx, gateway, key, resp.GatewayCertificate)
-			return saveRegistration(ctx, cfg, resp, keyring)
+			creds = Credentials{NodeID: resp.NodeID, NodeToken: resp.NodeToken}
+			if err := saveCredentials(path, creds); err != nil {
+				return creds, fmt.Errorf("save node credentials: %w", err)
+			}
+			slog.InfoContext(ctx, "registered node", "node_id", creds.NodeID, "task_queue", resp.TaskQueue)
+			return creds, nil
 		}
 		if !retryable(err) {
-			return creds, nil, fmt.Errorf("register node: the API refused the registration (is the token right, unused and not expired?): %w", err)
+			return creds, fmt.Errorf("register node: the API refused the registration (is the token right, unused and not expired?): %w", err)
 		}
 		slog.WarnContext(ctx, "register node: API not reachable, retrying", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
-			return creds, nil, ctx.Err()
+			return creds, ctx.Err()
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
 }
 
-// saveRegistration keeps what the registration answered: the keyring first, when the agent
-// asked for it, so a saved agent.json always has a keyring beside it. The token is spent either
-// way, so the credentials are kept even when the keyring is not.
-func saveRegistration(ctx context.Context, cfg Config, resp RegisterResponse, keyring *secrets.Keyring) (Credentials, *secrets.Keyring, error) {
-	creds := Credentials{NodeID: resp.NodeID, NodeToken: resp.NodeToken}
-	var keyringErr error
-	if keyring == nil {
-		keyring, keyringErr = saveKeyring(cfg.savedKeyringPath(), resp.Keyring)
+// removeLeftoverKeyring deletes the platform keyring an agent of an earlier version saved at
+// registration (<data-dir>/secret.key): a node holds keys of its own now, and a copy of the
+// platform's on a node is exactly what must not be there.
+func removeLeftoverKeyring(ctx context.Context, cfg Config) {
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	if err := os.Remove(path); err == nil {
+		slog.WarnContext(ctx, "removed the platform keyring an earlier agent saved on this node: nodes use keys of their own", "file", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		slog.ErrorContext(ctx, "could not remove the platform keyring an earlier agent saved on this node", "file", path, "err", err)
 	}
-	if err := saveCredentials(cfg.credentialsPath(), creds); err != nil {
-		return creds, nil, fmt.Errorf("save node credentials: %w", err)
-	}
-	if keyringErr != nil {
-		return creds, nil, fmt.Errorf("registered as node %s, but %w: set SKYPANEL_SECRET_KEY or --secret-key-file and start the agent again", creds.NodeID, keyringErr)
-	}
-	slog.InfoContext(ctx, "registered node", "node_id", creds.NodeID, "task_queue", resp.TaskQueue, "keyring_saved", resp.Keyring != "" && keyringErr == nil)
-	return creds, keyring, nil
 }
 
 // saveGatewayCertificate keeps the certificate the registration brought. Without one (not
@@ -131,20 +118,4 @@ func saveGatewayCertificate(ctx context.Context, gateway *gatewayIdentity, key *
 	if _, err := gateway.save(key, *issued); err != nil {
 		slog.WarnContext(ctx, "the registration's gateway certificate is unusable; renewing it", "err", err)
 	}
-}
-
-// saveKeyring checks the keyring the API sent and writes it where later starts read it, for
-// root only. Errors never carry key bytes.
-func saveKeyring(path, spec string) (*secrets.Keyring, error) {
-	if spec == "" {
-		return nil, errors.New("the API sent no keyring")
-	}
-	ring, err := secrets.ParseKeyring(spec)
-	if err != nil {
-		return nil, fmt.Errorf("the API's keyring is unusable: %w", err)
-	}
-	if err := secrets.WriteFileAtomic(path, []byte(ring.Spec()+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("save the keyring: %w", err)
-	}
-	return ring, nil
 }

@@ -84,7 +84,7 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 			gatewayListener.Close()
 			return err
 		}
-		apiCfg.NodeCA, apiCfg.NodeGateway = gateway.ca, gateway.gateway
+		apiCfg.NodeCA, apiCfg.NodeGateway, apiCfg.NodeKeys = gateway.ca, gateway.gateway, gateway.keys
 	} else if apiCfg.NodeCA, err = nodegateway.LoadAuthority(ctx, store, cfg.keyring); err != nil {
 		return err
 	}

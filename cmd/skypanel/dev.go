@@ -240,7 +240,7 @@ func (s *devStack) start(ctx context.Context) error {
 			// Nodes added here reach this machine's API and its node gateway.
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},
-			NodeCA: gateway.ca, NodeGateway: gateway.gateway}
+			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys}
 		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
 	})
 	if gateListener != nil {
@@ -297,11 +297,12 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 			"--nginx-listen", cfg.NginxListen,
 			"--allow-loopback-git",
 			"--stop-nginx-on-exit",
-			"--secret-key-file", cfg.SecretKeyFile,
 			"--network-pool", cfg.NetworkPool,
 			"--network-pool-size", strconv.Itoa(cfg.PoolSize),
 		)
-		cmd.Env = append(os.Environ(), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
+		// The node holds keys of its own, never the platform's: not even through this
+		// process's environment.
+		cmd.Env = append(withoutPlatformKey(os.Environ()), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		return cmd
@@ -478,4 +479,16 @@ func uiOrigins(uiURL string) []string {
 		}
 	}
 	return origins
+}
+
+// withoutPlatformKey is env without the platform keyring's variables (SKYPANEL_SECRET_KEY,
+// SKYPANEL_SECRET_KEY_FILE), for the local node's agent.
+func withoutPlatformKey(env []string) []string {
+	kept := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, secrets.KeyringEnv) {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }

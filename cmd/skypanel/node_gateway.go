@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets/nodekeys"
 	"github.com/skypanel/skypanel/temporal/codec"
 	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
@@ -21,6 +22,9 @@ type nodeGateway struct {
 	ca       *nodegateway.Authority
 	gateway  *nodegateway.Gateway
 	listener net.Listener
+	// keys are the nodes' own keys: the gateway re-seals payloads with them, the API serves
+	// them and re-seals app values with them (one cache for both).
+	keys *nodekeys.Keys
 }
 
 // newNodeGateway opens the CA (made on first use, its key sealed with the keyring in
@@ -33,14 +37,17 @@ func newNodeGateway(ctx context.Context, log *slog.Logger, cfg controlConfig, st
 	}
 	// The reason a revoked node's work fails with is sealed like every other failure.
 	_, failures := codec.EncryptionConverters(cfg.keyring)
+	keys := nodekeys.New(store, cfg.keyring)
 	gw, err := nodegateway.New(nodegateway.Options{
-		Frontend: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Authority: ca, Standings: store,
+		Frontend: cfg.TemporalAddress, FrontendTLS: cfg.temporalTLS, Namespace: cfg.TemporalNamespace, Authority: ca, Standings: store,
 		Hosts: hosts, FailureConverter: failures, Log: log,
+		// A node never holds the platform key: its tasks reach it under its own.
+		PlatformKeyring: cfg.keyring, NodeKeyring: keys.Keyring,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &nodeGateway{ca: ca, gateway: gw, listener: l}, nil
+	return &nodeGateway{ca: ca, gateway: gw, listener: l, keys: keys}, nil
 }
 
 // serve runs the gateway until ctx ends, then closes it.

@@ -112,8 +112,8 @@ var mutations = []mutation{
 	{
 		Name:    "keep an organization's network after its last container left",
 		File:    "activities/node/docker/remove.go",
-		From:    "a.releaseOrgNetworks(ctx, orgsOf(targets))",
-		To:      "_ = orgsOf(targets)",
+		From:    "\ta.releaseOrgNetworks(ctx, orgs)\n",
+		To:      "\t_ = orgs\n",
 		Package: "./activities/node/docker/", Run: "LastContainerOfAnOrganization",
 	},
 	{
@@ -348,10 +348,10 @@ var mutations = []mutation{
 		Package: "./apiserver/", Run: "TestCreateNodeInAnUnknownRegion",
 	},
 	{
-		Name:    "node install: the registration sends the keyring unasked",
+		Name:    "node install: the registration sends the platform keyring",
 		File:    "apiserver/node_install.go",
-		From:    "if in.Body.WantKeyring {",
-		To:      "if true {",
+		From:    "\t\tout.Body.NodeID, out.Body.NodeToken, out.Body.TaskQueue = node.ID, nodeToken, sptemporal.NodeTaskQueue(node.ID)\n",
+		To:      "\t\tout.Body.NodeID, out.Body.NodeToken, out.Body.TaskQueue = node.ID, nodeToken+h.keyring.Spec(), sptemporal.NodeTaskQueue(node.ID)\n",
 		Package: "./apiserver/", Run: "TestRegisterRefuses",
 	},
 	{
@@ -369,18 +369,18 @@ var mutations = []mutation{
 		Package: "./db/", Run: "TestRegistrationTokenOfAnUnknownOrRevokedNode",
 	},
 	{
-		Name:    "node install: an agent without a keyring does not ask for one",
-		File:    "worker-node/registration.go",
-		From:    "WantKeyring: keyring == nil}",
-		To:      "WantKeyring: false}",
-		Package: "./worker-node/", Run: "TestAgentWithoutKeyring",
+		Name:    "node keys: a refused opening (app not placed here) is retried instead of failing",
+		File:    "worker-node/node_secrets.go",
+		From:    "\t\tif errors.As(err, &se) && !se.Temporary() {\n",
+		To:      "\t\tif false {\n",
+		Package: "./worker-node/", Run: "TestNodeSecretsOpenAppValues",
 	},
 	{
-		Name:    "node install: the saved keyring is readable by others",
+		Name:    "node keys: a leftover platform keyring is kept on the node",
 		File:    "worker-node/registration.go",
-		From:    `[]byte(ring.Spec()+"\n"), 0o600)`,
-		To:      `[]byte(ring.Spec()+"\n"), 0o644)`,
-		Package: "./worker-node/", Run: "TestAgentWithoutKeyring",
+		From:    "\tif err := os.Remove(path); err == nil {\n",
+		To:      "\tif err := error(nil); err == nil {\n",
+		Package: "./worker-node/", Run: "TestAnEarlierAgentsSavedKeyringIsRemoved",
 	},
 }
 

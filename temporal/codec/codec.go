@@ -44,7 +44,7 @@ type Options struct {
 }
 
 type payloadCodec struct {
-	ring *secrets.Keyring
+	ring func() *secrets.Keyring // the keyring now (a node's changes when its key rotates)
 	opts Options
 }
 
@@ -60,25 +60,26 @@ func NewPayloadCodecWithOptions(ring *secrets.Keyring, opts Options) converter.P
 	if ring == nil {
 		panic("temporal: NewPayloadCodec needs a keyring")
 	}
-	return &payloadCodec{ring: ring, opts: opts}
+	return &payloadCodec{ring: func() *secrets.Keyring { return ring }, opts: opts}
 }
 
 // Encode seals each whole payload, metadata included, so not even the original encoding leaks.
 func (c *payloadCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	ring := c.ring()
 	encoded := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		plain, err := proto.Marshal(p)
 		if err != nil {
 			return payloads, fmt.Errorf("encrypt temporal payload %d: marshal: %w", i, err)
 		}
-		sealed, err := c.ring.EncryptBytes(plain, payloadAssociatedData)
+		sealed, err := ring.EncryptBytes(plain, payloadAssociatedData)
 		if err != nil {
 			return payloads, fmt.Errorf("encrypt temporal payload %d: %w", i, err)
 		}
 		encoded[i] = &commonpb.Payload{
 			Metadata: map[string][]byte{
 				converter.MetadataEncoding: []byte(EncryptedPayloadEncoding),
-				MetadataEncryptionKeyID:    []byte(c.ring.PrimaryID()),
+				MetadataEncryptionKeyID:    []byte(ring.PrimaryID()),
 			},
 			Data: sealed,
 		}
@@ -108,7 +109,7 @@ func (c *payloadCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload
 			decoded[i] = p
 			continue
 		}
-		plain, err := c.ring.DecryptBytes(p.GetData(), payloadAssociatedData)
+		plain, err := c.ring().DecryptBytes(p.GetData(), payloadAssociatedData)
 		if err != nil {
 			return payloads, converter.NewWorkflowTaskFailureError(fmt.Errorf("decrypt temporal payload %d: %w", i, err))
 		}
@@ -131,7 +132,16 @@ func EncryptionConverters(ring *secrets.Keyring) (converter.DataConverter, conve
 
 // EncryptionConvertersWithOptions is EncryptionConverters with the codec tuned by opts.
 func EncryptionConvertersWithOptions(ring *secrets.Keyring, opts Options) (converter.DataConverter, converter.FailureConverter) {
-	dataConverter := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), NewPayloadCodecWithOptions(ring, opts))
+	if ring == nil {
+		panic("temporal: EncryptionConverters needs a keyring")
+	}
+	return EncryptionConvertersFrom(func() *secrets.Keyring { return ring }, opts)
+}
+
+// EncryptionConvertersFrom is EncryptionConverters for a keyring that changes: current is asked
+// for it at each encode and decode (a node's own keys, which rotate).
+func EncryptionConvertersFrom(current func() *secrets.Keyring, opts Options) (converter.DataConverter, converter.FailureConverter) {
+	dataConverter := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), &payloadCodec{ring: current, opts: opts})
 	failureConverter := sdktemporal.NewDefaultFailureConverter(sdktemporal.DefaultFailureConverterOptions{
 		DataConverter:          dataConverter,
 		EncodeCommonAttributes: true,

@@ -44,7 +44,8 @@ func Reseal(payloads []*commonpb.Payload, from, to *secrets.Keyring) ([]*commonp
 	return out, nil
 }
 
-// NodeKeyring finds the keyring of the node a gateway call is made for (from its context).
+// NodeKeyring finds the keyring of the node a gateway call is made for (from its context); nil
+// and no error for a call made for no node (the gateway's own), whose payloads pass as they are.
 type NodeKeyring func(ctx context.Context) (*secrets.Keyring, error)
 
 // ResealInterceptor is the node gateway's client interceptor toward the Temporal frontend:
@@ -57,7 +58,7 @@ func ResealInterceptor(platform *secrets.Keyring, nodeKeyring NodeKeyring) (grpc
 			SkipSearchAttributes: true,
 			Visitor: func(vc *proxy.VisitPayloadsContext, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 				node, err := nodeKeyring(vc.Context)
-				if err != nil {
+				if err != nil || node == nil {
 					return payloads, err
 				}
 				if toPlatform {

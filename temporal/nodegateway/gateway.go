@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skypanel/skypanel/secrets"
+	"github.com/skypanel/skypanel/temporal/codec"
 	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
@@ -75,6 +77,11 @@ type Options struct {
 	RevokedQueueWindow time.Duration
 	// Log receives every refusal, with node_id and method.
 	Log *slog.Logger
+	// PlatformKeyring and NodeKeyring, when both set, re-seal the payloads a node exchanges:
+	// what Temporal hands a node (its tasks) from the platform key to the node's own, what a
+	// node answers from its key to the platform's. A node then never holds the platform key.
+	PlatformKeyring *secrets.Keyring
+	NodeKeyring     func(ctx context.Context, nodeID string) (*secrets.Keyring, error)
 
 	now func() time.Time // tests move the clock
 }
@@ -133,11 +140,28 @@ func New(opts Options) (*Gateway, error) {
 	if opts.FrontendTLS != nil {
 		creds = credentials.NewTLS(opts.FrontendTLS)
 	}
-	conn, err := grpc.NewClient(opts.Frontend,
-		grpc.WithTransportCredentials(creds),
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if opts.PlatformKeyring != nil && opts.NodeKeyring != nil {
+		reseal, err := codec.ResealInterceptor(opts.PlatformKeyring, func(ctx context.Context) (*secrets.Keyring, error) {
+			nodeID, ok := ctx.Value(upstreamNodeKey{}).(string)
+			if !ok {
+				return nil, nil // the gateway's own call (a revoked node's tasks failed): platform payloads
+			}
+			ring, err := opts.NodeKeyring(ctx, nodeID)
+			if err != nil {
+				return nil, status.Errorf(codes.Unavailable, "the node gateway cannot read node %s's keys now; try again", nodeID)
+			}
+			return ring, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("node gateway: %w", err)
+		}
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(reseal))
+	}
+	conn, err := grpc.NewClient(opts.Frontend, append(dialOpts,
 		// As the SDK's own client: large results, and keepalive that outlives idle long polls.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 15 * time.Second, PermitWithoutStream: true}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 15 * time.Second, PermitWithoutStream: true}))...)
 	if err != nil {
 		return nil, fmt.Errorf("node gateway: the frontend %s: %w", opts.Frontend, err)
 	}
@@ -297,7 +321,7 @@ func (g *Gateway) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 		return nil, refuse(log, "the node is revoked")
 	}
 	defer done()
-	resp, err := handler(g.upstreamContext(callCtx), req)
+	resp, err := handler(g.upstreamContext(callCtx, who.nodeID), req)
 	if errors.Is(context.Cause(callCtx), errNodeCut) {
 		return nil, refuse(log, "the node was revoked during the call")
 	}
@@ -331,9 +355,15 @@ func (g *Gateway) track(nodeID string, req, resp any, err error) {
 	}
 }
 
+// upstreamNodeKey carries the calling node's id to the gateway's client interceptors (the
+// payload re-sealing).
+type upstreamNodeKey struct{}
+
 // upstreamContext carries to the frontend only the headers it reads of a client: the SDK's
-// name and version, and the namespace (the gateway's, whatever the node said).
-func (g *Gateway) upstreamContext(ctx context.Context) context.Context {
+// name and version, and the namespace (the gateway's, whatever the node said); and, for the
+// gateway's own interceptors, the node the call is made for.
+func (g *Gateway) upstreamContext(ctx context.Context, nodeID string) context.Context {
+	ctx = context.WithValue(ctx, upstreamNodeKey{}, nodeID)
 	in, _ := metadata.FromIncomingContext(ctx)
 	out := metadata.Pairs("temporal-namespace", g.opts.Namespace)
 	for _, key := range []string{"client-name", "client-version", "supported-server-versions"} {

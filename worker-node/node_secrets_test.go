@@ -1,0 +1,84 @@
+package workernode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/secrets"
+)
+
+// The node opens an app's values through the API, under keys of its own: an app placed on it
+// opens (after a rotation too); one that is not gets a non-retryable refusal that says so.
+func TestNodeSecretsOpenAppValuesWithTheNodesOwnKeys(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI(t)
+	platform, err := secrets.NewKeyring("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.platform, api.placed = platform, map[string]bool{"app-1": true}
+	node := &nodeSecrets{api: NewAPIClient(api.URL, testNodeToken)}
+	if err := node.fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids := node.current().IDs(); len(ids) != 1 || platform.Has(ids[0]) {
+		t.Fatalf("the node's keys %v: want one of its own", ids)
+	}
+	seal := func(app, key, value string) docker.SealedVar {
+		sealed, err := platform.Encrypt([]byte(value), secrets.AppEnvValue(app, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return docker.SealedVar{Key: key, Sealed: sealed}
+	}
+
+	env, err := node.OpenEnv(ctx, "app-1", []docker.SealedVar{seal("app-1", "DB_PASSWORD", "hunter2")})
+	if err != nil || env["DB_PASSWORD"] != "hunter2" {
+		t.Fatalf("open app-1's value: %v %v", env, err)
+	}
+
+	// Rotated elsewhere (the API made a new key): the node fetches its keys again, once.
+	if err := node.api.post(ctx, "/api/paas/agent/keys", map[string]bool{"rotate": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	env, err = node.OpenEnv(ctx, "app-1", []docker.SealedVar{seal("app-1", "DB_PASSWORD", "rotated")})
+	if err != nil || env["DB_PASSWORD"] != "rotated" || len(node.current().IDs()) != 2 {
+		t.Fatalf("after a rotation: %v %v (keys %v)", env, err, node.current().IDs())
+	}
+
+	_, err = node.OpenEnv(ctx, "app-2", []docker.SealedVar{seal("app-2", "DB_PASSWORD", "not yours")})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != docker.ErrTypeSecretUnavailable || !appErr.NonRetryable() ||
+		!strings.Contains(err.Error(), "not placed on this node") || strings.Contains(err.Error(), "not yours") {
+		t.Errorf("an app placed elsewhere: %v, want a non-retryable refusal without the value", err)
+	}
+}
+
+// A platform keyring an earlier agent saved on the node goes at the next start.
+func TestAnEarlierAgentsSavedKeyringIsRemoved(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir()}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	if err := os.WriteFile(path, []byte("k1:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	removeLeftoverKeyring(context.Background(), cfg)
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("secret.key is still there: %v", err)
+	}
+	if !strings.Contains(logs.String(), "removed the platform keyring") || strings.Contains(logs.String(), "c2VjcmV0") {
+		t.Errorf("log: %s", logs.String())
+	}
+}
