@@ -200,6 +200,16 @@ func TestReencryptSecretsMovesEveryValueToThePrimaryKey(t *testing.T) {
 	}, req); err != nil {
 		t.Fatal(err)
 	}
+	// A node's own key is sealed under the platform keyring too.
+	node, _ := newRegisteredNode(t)
+	nodeEntry := "n1:" + strings.Repeat("A", 43) + "="
+	nodeKey, err := testRing.Encrypt([]byte(nodeEntry), secrets.NodeKeyEntry(node.ID, "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.EnsureNodeKeys(ctx, node.ID, false, 2, func() (db.NodeKey, error) { return db.NodeKey{ID: "n1", Sealed: nodeKey}, nil }); err != nil {
+		t.Fatal(err)
+	}
 	k2 := mustKeyring("k2")
 	rotated, err := secrets.ParseKeyring(k2.Spec() + "," + testRing.Spec())
 	if err != nil {
@@ -229,6 +239,13 @@ func TestReencryptSecretsMovesEveryValueToThePrimaryKey(t *testing.T) {
 		if _, err := testRing.Decrypt(v.Sealed, secrets.AppEnvValue(f.app.ID, v.Key)); !errors.Is(err, secrets.ErrUnknownKey) {
 			t.Errorf("%s still opens with the old key alone: %v", v.Key, err)
 		}
+	}
+	keys, err := testStore.NodeKeys(ctx, node.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("node keys after rotation: %+v %v", keys, err)
+	}
+	if plain, err := k2.Decrypt(keys[0].Sealed, secrets.NodeKeyEntry(node.ID, "n1")); err != nil || string(plain) != nodeEntry {
+		t.Errorf("the node's key under k2 alone: %v", err)
 	}
 	// Everything the other tests stored moved too; put the table back under k1 for them.
 	if _, err := testStore.ReencryptSecrets(ctx, mustKeyringSpec(t, testRing.Spec()+","+k2.Spec())); err != nil {

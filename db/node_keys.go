@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // NodeKey is one of a node's own keys as stored: its keyring entry ("id:base64"), sealed under
@@ -80,4 +81,39 @@ func (s *Store) AppPlacedFor(ctx context.Context, appID, nodeID string) (bool, e
 		return false, fmt.Errorf("placement of app %s: %w", appID, err)
 	}
 	return placed, nil
+}
+
+// reencryptNodeKeys moves every node's keys onto the keyring's primary key (secrets
+// reencrypt): stored, and how many moved.
+func (s *Store) reencryptNodeKeys(ctx context.Context, ring *secrets.Keyring) (stored, moved int, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT node_id::text, key_id, sealed FROM node_keys`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read node keys: %w", err)
+	}
+	type storedKey struct{ nodeID, keyID, sealed string }
+	all, err := collect(rows, func(row pgx.Row) (storedKey, error) {
+		var k storedKey
+		err := row.Scan(&k.nodeID, &k.keyID, &k.sealed)
+		return k, err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read node keys: %w", err)
+	}
+	for _, k := range all {
+		if !ring.NeedsReencrypt(k.sealed) {
+			continue
+		}
+		resealed, err := ring.Reencrypt(k.sealed, secrets.NodeKeyEntry(k.nodeID, k.keyID))
+		if err != nil {
+			return len(all), moved, fmt.Errorf("re-encrypt key %s of node %s: %s: %w", k.keyID, k.nodeID, secrets.Explain(err), err)
+		}
+		// Only the value as read is replaced: a key changed meanwhile was re-sealed by its writer.
+		tag, err := s.pool.Exec(ctx, `UPDATE node_keys SET sealed = $4 WHERE node_id::text = $1 AND key_id = $2 AND sealed = $3`,
+			k.nodeID, k.keyID, k.sealed, resealed)
+		if err != nil {
+			return len(all), moved, fmt.Errorf("store the re-sealed key %s of node %s: %w", k.keyID, k.nodeID, err)
+		}
+		moved += int(tag.RowsAffected())
+	}
+	return len(all), moved, nil
 }
