@@ -254,6 +254,14 @@ func TestRevokingANodeDuringADeployFailsItAsRevoked(t *testing.T) {
 	if status, body := platform.call(http.MethodPost, "/api/paas/agent/heartbeat", creds.NodeToken, map[string]any{}, nil); status != http.StatusUnauthorized {
 		t.Errorf("node a's token after the revoke: %d %s, want 401", status, body)
 	}
+	// Its registry credential is gone with it: the gate refuses node a's pulls.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+registryGateAddr(t)+"/v2/", nil)
+	req.SetBasicAuth(a.ID, creds.NodeToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("node a's registry credential after the revoke: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if events := nodeEvents(t, a.ID); len(events) == 0 || !containsString(events, "revoked") {
 		t.Errorf("node a's events %v, want revoked", events)
 	}

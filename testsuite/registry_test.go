@@ -102,6 +102,9 @@ func TestTheRegistryGateLetsOnlyNodesIn(t *testing.T) {
 			t.Errorf("%s: %d %q, want 401 with a Basic challenge", tc.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
+	if !strings.Contains(url, "//"+registryGateAddr(t)+"/") {
+		t.Errorf("the image %s is not named after the registry gate %s", image, registryGateAddr(t))
+	}
 	req, _ := http.NewRequest(http.MethodHead, url, nil)
 	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
 	req.SetBasicAuth(nodeID, token)
@@ -113,4 +116,26 @@ func TestTheRegistryGateLetsOnlyNodesIn(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the local node's own credential: %d, want 200", resp.StatusCode)
 	}
+}
+
+// registryGateAddr is the stack's registry gate (host:port), as skypanel dev logged it when it
+// started listening (it takes a free port then).
+func registryGateAddr(t testing.TB) string {
+	t.Helper()
+	raw, err := os.ReadFile(platform.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.Contains(line, `msg="registry gate listening"`) {
+			continue
+		}
+		for _, field := range strings.Fields(line) {
+			if addr, ok := strings.CutPrefix(field, "addr="); ok {
+				return addr
+			}
+		}
+	}
+	t.Fatal("skypanel dev logged no registry gate address")
+	return ""
 }

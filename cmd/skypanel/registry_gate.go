@@ -50,7 +50,7 @@ func (c registryGateConfig) validate() error {
 func nodeCredentials(st *db.Store) registrygate.Authenticator {
 	return func(ctx context.Context, token string) (string, error) {
 		nodeID, err := st.NodeIDByTokenHash(ctx, apiserver.HashToken(token))
-		if errors.Is(err, db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrNodeRevoked) {
 			return "", registrygate.ErrUnknownCredential
 		}
 		return nodeID, err
