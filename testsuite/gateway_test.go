@@ -2,9 +2,14 @@ package testsuite
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/temporal/nodegateway"
 )
 
 // attacker is a client of the node gateway holding node n's certificate and key, read from the
@@ -184,10 +190,46 @@ func TestANodesCertificateReachesOnlyItsOwnWork(t *testing.T) {
 		t.Error("the refusals are not logged with the node's id and the method")
 	}
 
-	// Without a certificate, nothing connects.
+	// Without a certificate, or with one of another CA (node a's id, a key of its own),
+	// nothing connects.
 	if _, err := gatewayClient(t, nil, a).GetSystemInfo(ctx, &workflowservice.GetSystemInfoRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("a client without a certificate: %v, want the connection refused", err)
 	}
+	forged := certificateOfAnotherCA(t, a.ID)
+	if _, err := gatewayClient(t, &forged, a).GetSystemInfo(ctx, &workflowservice.GetSystemInfoRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("a certificate for node a from another CA: %v, want the connection refused", err)
+	}
+}
+
+// certificateOfAnotherCA is a client certificate naming nodeID as the platform's CA would, but
+// signed by a CA of the attacker's own.
+func certificateOfAnotherCA(t testing.TB, nodeID string) tls.Certificate {
+	t.Helper()
+	ca, err := nodegateway.GenerateAuthority(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeID}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.IssueNode(nodeID, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(issued.PEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 // Revoking a node during a deploy on it: the deploy fails at once with a reason that says the

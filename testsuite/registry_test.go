@@ -119,23 +119,27 @@ func TestTheRegistryGateLetsOnlyNodesIn(t *testing.T) {
 }
 
 // registryGateAddr is the stack's registry gate (host:port), as skypanel dev logged it when it
-// started listening (it takes a free port then).
+// last started listening (it takes a free port at each start, and the suite restarts the
+// stack).
 func registryGateAddr(t testing.TB) string {
 	t.Helper()
 	raw, err := os.ReadFile(platform.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := ""
 	for _, line := range strings.Split(string(raw), "\n") {
 		if !strings.Contains(line, `msg="registry gate listening"`) {
 			continue
 		}
 		for _, field := range strings.Fields(line) {
-			if addr, ok := strings.CutPrefix(field, "addr="); ok {
-				return addr
+			if a, ok := strings.CutPrefix(field, "addr="); ok {
+				addr = a
 			}
 		}
 	}
-	t.Fatal("skypanel dev logged no registry gate address")
-	return ""
+	if addr == "" {
+		t.Fatal("skypanel dev logged no registry gate address")
+	}
+	return addr
 }

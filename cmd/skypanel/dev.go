@@ -186,9 +186,9 @@ func (s *devStack) start(ctx context.Context) error {
 	// each node's credential; the registry itself takes a free loopback port.
 	var gateListener net.Listener
 	if cfg.Registry == "" {
-		gateListener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RegistryPort)))
+		gateListener, err = listenRegistryGate(cfg.RegistryPort, filepath.Join(cfg.DataDir, "registry-gate.port"))
 		if err != nil {
-			return fmt.Errorf("registry gate: listen on port %d: %w", cfg.RegistryPort, err)
+			return err
 		}
 		s.onShutdown(func(context.Context) { gateListener.Close() })
 		reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(cfg.DataDir, "registry"), Port: 0, Log: s.log})
@@ -491,4 +491,34 @@ func withoutPlatformKey(env []string) []string {
 		}
 	}
 	return kept
+}
+
+// listenRegistryGate listens for the registry gate on 127.0.0.1:port. With port 0 it takes the
+// port it had at the last start (kept in portFile) when that is free, else a free one, and
+// keeps it: image names carry the gate's address, so the releases built before a restart
+// must still pull from the same one.
+func listenRegistryGate(port int, portFile string) (net.Listener, error) {
+	if port != 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("registry gate: listen on port %d: %w", port, err)
+		}
+		return l, nil
+	}
+	if raw, err := os.ReadFile(portFile); err == nil {
+		if last, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && last > 0 {
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(last))); err == nil {
+				return l, nil
+			}
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("registry gate: listen on a free port: %w", err)
+	}
+	if err := os.WriteFile(portFile, []byte(strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+"\n"), 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("registry gate: keep its port: %w", err)
+	}
+	return l, nil
 }
