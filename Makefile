@@ -94,7 +94,7 @@ workflowcheck:
 # .data/bench.txt and summed up as one table by scripts/bench-table.sh.
 bench: deps base-images build
 	@mkdir -p .data
-	SKYPANEL_E2E_BILLING_PERIOD=1h $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(BENCH_TIMEOUT) -v ./db ./testsuite | tee .data/bench.txt
+	SKYPANEL_E2E_BILLING_PERIOD=1h $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count 1 -timeout $(BENCH_TIMEOUT) -v ./db ./temporal/nodegateway ./testsuite | tee .data/bench.txt
 	@bash scripts/bench-table.sh .data/bench.txt
 
 clean:

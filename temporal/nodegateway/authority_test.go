@@ -21,7 +21,7 @@ import (
 )
 
 // csrFor makes a key and a CSR for it, claiming subject cn.
-func csrFor(t *testing.T, key crypto.Signer, cn string) []byte {
+func csrFor(t testing.TB, key crypto.Signer, cn string) []byte {
 	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
 	if err != nil {
@@ -30,7 +30,7 @@ func csrFor(t *testing.T, key crypto.Signer, cn string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
