@@ -23,22 +23,13 @@ type sealedVarJSON struct {
 // node identity to make calls with.
 func registerBareNode(t testing.TB, name, region string) (nodeID, token string) {
 	t.Helper()
-	var created struct {
-		Node struct {
-			ID string `json:"id"`
-		} `json:"node"`
-		RegistrationToken string `json:"registration_token"`
-	}
-	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes", platform.adminToken,
-		map[string]any{"name": name, "region": region, "create_region": true}, &created); status != http.StatusCreated {
-		t.Fatalf("add node %s: %d %s", name, status, raw)
-	}
+	_, registrationToken := createNode(t, name, region)
 	var registered struct {
 		NodeID    string `json:"node_id"`
 		NodeToken string `json:"node_token"`
 	}
 	if status, raw := platform.call(http.MethodPost, "/api/paas/agent/register", "",
-		map[string]any{"registration_token": created.RegistrationToken, "hostname": name, "cpus": 1, "memory_mb": 1024}, &registered); status != http.StatusOK && status != http.StatusCreated {
+		map[string]any{"registration_token": registrationToken, "hostname": name, "cpus": 1, "memory_mb": 1024}, &registered); status != http.StatusOK && status != http.StatusCreated {
 		t.Fatalf("register node %s: %d %s", name, status, raw)
 	}
 	t.Cleanup(func() {

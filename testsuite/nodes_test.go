@@ -35,8 +35,8 @@ type extraNode struct {
 	exited           chan struct{}
 }
 
-// addNode registers a node in region through the admin API and starts its agent.
-func addNode(t testing.TB, name, region string) *extraNode {
+// createNode adds a node (and its region) through the admin API: its id and registration token.
+func createNode(t testing.TB, name, region string) (nodeID, registrationToken string) {
 	t.Helper()
 	var created struct {
 		Node struct {
@@ -48,13 +48,20 @@ func addNode(t testing.TB, name, region string) *extraNode {
 		map[string]any{"name": name, "region": region, "create_region": true}, &created); status != http.StatusCreated {
 		t.Fatalf("add node %s: %d %s", name, status, raw)
 	}
+	return created.Node.ID, created.RegistrationToken
+}
+
+// addNode registers a node in region through the admin API and starts its agent.
+func addNode(t testing.TB, name, region string) *extraNode {
+	t.Helper()
+	nodeID, registrationToken := createNode(t, name, region)
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &extraNode{Name: name, ID: created.Node.ID, Region: region, NginxAddr: fmt.Sprintf("127.0.0.1:%d", port),
+	n := &extraNode{Name: name, ID: nodeID, Region: region, NginxAddr: fmt.Sprintf("127.0.0.1:%d", port),
 		dataDir: filepath.Join(platform.workDir, "node-"+name), log: filepath.Join(platform.workDir, "node-"+name+".log"),
-		token: created.RegistrationToken}
+		token: registrationToken}
 	n.start(t)
 	eventually(t, time.Minute, "node "+name+" is online", func() (bool, string) {
 		status := nodeStatus(t, n.ID)

@@ -129,19 +129,24 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 
 // serveAPI serves until ctx is done, then drains in-flight requests.
 func serveAPI(ctx context.Context, log *slog.Logger, handler http.Handler, listener net.Listener) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("API listening", "addr", listener.Addr().String())
+	return serveUntilDone(ctx, "API", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, listener)
+}
+
+// serveUntilDone serves srv on listener until ctx is done, then gives in-flight requests 10 s
+// to finish; what names the server in errors.
+func serveUntilDone(ctx context.Context, what string, srv *http.Server, listener net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(listener) }()
-	log.Info("API listening", "addr", listener.Addr().String())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve API: %w", err)
+		return fmt.Errorf("serve %s: %w", what, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down API: %w", err)
+		return fmt.Errorf("shut down %s: %w", what, err)
 	}
 	return nil
 }

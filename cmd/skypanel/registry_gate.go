@@ -72,18 +72,6 @@ func serveRegistryGate(ctx context.Context, log *slog.Logger, st *db.Store, cfg 
 		}
 		listener = tls.NewListener(listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(listener) }()
 	log.Info("registry gate listening", "addr", listener.Addr().String(), "upstream", cfg.Upstream, "tls", cfg.TLSCert != "")
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve the registry gate: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down the registry gate: %w", err)
-	}
-	return nil
+	return serveUntilDone(ctx, "the registry gate", srv, listener)
 }
