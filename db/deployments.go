@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,18 +93,56 @@ type NodeLogChunk struct {
 // AppendLogChunk stores a chunk sent by nodeID. A node may only write the logs of deployments
 // of apps placed on it; a chunk sent twice is stored once.
 func (s *Store) AppendLogChunk(ctx context.Context, nodeID string, c NodeLogChunk) error {
-	var owned bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deployments d JOIN applications a ON a.id = d.app_id
-		WHERE d.id::text = $1 AND a.node_id = $2)`, c.DeploymentID, nodeID).Scan(&owned)
-	if err != nil {
-		return translate(err)
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The deployment's row lock orders a node's appends, so the count never overshoots.
+		var logBytes int64
+		var truncated bool
+		err := tx.QueryRow(ctx, `SELECT d.log_bytes, d.log_truncated FROM deployments d JOIN applications a ON a.id = d.app_id
+			WHERE d.id::text = $1 AND a.node_id = $2 FOR UPDATE OF d`, c.DeploymentID, nodeID).Scan(&logBytes, &truncated)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		// A chunk sent twice (an HTTP retry) is stored, and counted, once.
+		var seen bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deployment_log_chunks
+			WHERE deployment_id::text = $1 AND source = $2 AND attempt = $3 AND seq = $4)`, c.DeploymentID, c.Source, c.Attempt, c.Seq).Scan(&seen); err != nil || seen {
+			return err
+		}
+		size := int64(len(c.Text))
+		if logBytes+size > s.buildLogCap() {
+			if truncated {
+				return nil // past the cap: dropped, the build goes on
+			}
+			// One line says so, in place of the chunk that went past the cap.
+			_, err := tx.Exec(ctx, `INSERT INTO deployment_log_chunks (deployment_id, source, attempt, seq, body)
+				VALUES ($1, 'control:log-cap', 0, 0, $2) ON CONFLICT DO NOTHING`, c.DeploymentID,
+				fmt.Sprintf("\n==> The build log reached its cap of %d MiB: the rest of it is not stored (the build goes on).\n", s.buildLogCap()>>20))
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE deployments SET log_truncated = true WHERE id::text = $1`, c.DeploymentID)
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO deployment_log_chunks (deployment_id, source, attempt, seq, body)
+			VALUES ($1, $2, $3, $4, $5)`, c.DeploymentID, c.Source, c.Attempt, c.Seq, c.Text); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE deployments SET log_bytes = log_bytes + $2 WHERE id::text = $1`, c.DeploymentID, size)
+		return err
+	}))
+}
+
+// DefaultBuildLogCap is how much of a deployment's log the nodes may store: 10 MiB.
+const DefaultBuildLogCap = 10 << 20
+
+func (s *Store) buildLogCap() int64 {
+	if s.BuildLogCap > 0 {
+		return s.BuildLogCap
 	}
-	if !owned {
-		return ErrNotFound
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO deployment_log_chunks (deployment_id, source, attempt, seq, body)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, c.DeploymentID, c.Source, c.Attempt, c.Seq, c.Text)
-	return translate(err)
+	return DefaultBuildLogCap
 }
 
 // LogKeyResult is the control log key of a deployment's final line ("==> Deployed" or

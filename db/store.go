@@ -13,6 +13,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	// Currency of new wallets (ISO 4217, minor units everywhere); DefaultCurrency unless set.
 	Currency string
+	// BuildLogCap is how many bytes of a deployment's log the nodes may store;
+	// DefaultBuildLogCap unless set.
+	BuildLogCap int64
 }
 
 // DefaultCurrency is the wallets' currency unless configured otherwise.

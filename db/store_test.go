@@ -146,6 +146,25 @@ func TestLogChunksAreStoredOnceAndOnlyFromTheAppsNode(t *testing.T) {
 	if err != nil || text != "Step 1/2\nStep 2/2\n" {
 		t.Errorf("log %q %v", text, err)
 	}
+
+	// Past the cap (here 30 bytes, 18 stored already): one line says so, the rest is dropped,
+	// and a chunk sent again still counts once.
+	capped := *testStore
+	capped.BuildLogCap = 30
+	for seq, text := range []string{"Step 3/5\n", "Step 3/5\n", "Step 4/5 ....\n", "Step 5/5\n"} {
+		chunk.Seq, chunk.Text = 2+min(seq, 1)*seq, text
+		if seq == 1 {
+			chunk.Seq = 2 // the same chunk again
+		}
+		if err := capped.AppendLogChunk(ctx, placed, chunk); err != nil {
+			t.Fatalf("append past the cap: %v", err)
+		}
+	}
+	text, err = testStore.DeploymentLog(ctx, f.org, f.app.ID, dep)
+	want := "Step 1/2\nStep 2/2\nStep 3/5\n\n==> The build log reached its cap of 0 MiB: the rest of it is not stored (the build goes on).\n"
+	if err != nil || text != want {
+		t.Errorf("capped log %q %v, want %q", text, err, want)
+	}
 }
 
 func TestFinishingADeploymentFreesTheAppInTheSameStep(t *testing.T) {

@@ -25,7 +25,7 @@ type StackImages struct {
 // stored once; a retried activity has a new Attempt.
 type Chunk struct {
 	DeploymentID string `json:"deployment_id"`
-	Source       string `json:"source"` // "clone", "build", "start", ...
+	Source       string `json:"source" enum:"clone,build,start" doc:"the step that wrote it"`
 	Attempt      int32  `json:"attempt"`
 	Seq          int    `json:"seq"`
 	Text         string `json:"text"`
