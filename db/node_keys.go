@@ -17,9 +17,20 @@ type NodeKey struct {
 
 // NodeKeys lists the node's keys, newest first.
 func (s *Store) NodeKeys(ctx context.Context, nodeID string) ([]NodeKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key_id, sealed FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC`, nodeID)
+	keys, err := nodeKeys(ctx, s.pool, nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("keys of node %s: %w", nodeID, err)
+	}
+	return keys, nil
+}
+
+// nodeKeys reads the node's keys, newest first, through q (the pool or a transaction).
+func nodeKeys(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, nodeID string) ([]NodeKey, error) {
+	rows, err := q.Query(ctx, `SELECT key_id, sealed FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC`, nodeID)
+	if err != nil {
+		return nil, err
 	}
 	return collect(rows, func(row pgx.Row) (NodeKey, error) {
 		var k NodeKey
@@ -37,32 +48,22 @@ func (s *Store) EnsureNodeKeys(ctx context.Context, nodeID string, rotate bool, 
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM nodes WHERE id::text = $1 FOR UPDATE`, nodeID); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM node_keys WHERE node_id::text = $1`, nodeID).Scan(&n); err != nil {
+		var err error
+		if keys, err = nodeKeys(ctx, tx, nodeID); err != nil || (len(keys) > 0 && !rotate) {
 			return err
 		}
-		if n == 0 || rotate {
-			key, err := newKey()
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO node_keys (node_id, key_id, sealed) VALUES ($1::text::uuid, $2, $3)`, nodeID, key.ID, key.Sealed); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM node_keys WHERE node_id::text = $1 AND key_id NOT IN (
-				SELECT key_id FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC LIMIT $2)`, nodeID, keep); err != nil {
-				return err
-			}
-		}
-		rows, err := tx.Query(ctx, `SELECT key_id, sealed FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC`, nodeID)
+		key, err := newKey()
 		if err != nil {
 			return err
 		}
-		keys, err = collect(rows, func(row pgx.Row) (NodeKey, error) {
-			var k NodeKey
-			err := row.Scan(&k.ID, &k.Sealed)
-			return k, err
-		})
+		if _, err := tx.Exec(ctx, `INSERT INTO node_keys (node_id, key_id, sealed) VALUES ($1::text::uuid, $2, $3)`, nodeID, key.ID, key.Sealed); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM node_keys WHERE node_id::text = $1 AND key_id NOT IN (
+			SELECT key_id FROM node_keys WHERE node_id::text = $1 ORDER BY created_at DESC, key_id DESC LIMIT $2)`, nodeID, keep); err != nil {
+			return err
+		}
+		keys, err = nodeKeys(ctx, tx, nodeID)
 		return err
 	})
 	if err != nil {

@@ -383,8 +383,9 @@ func nodeEvents(t testing.TB, nodeID string) []string {
 
 // A node whose agent stops is offline within 3 of its heartbeat intervals, with an event; a
 // deploy of an app placed there fails at once, saying the node is offline (not after the
-// 2-minute pickup timeout); started again, the node is online again, with an event, and the
-// app deploys.
+// 2-minute pickup timeout), and so do a restart and a scale; a delete goes through without the
+// node. Started again, the node is online again, with an event, removes the deleted app's
+// containers, and the app deploys.
 func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	region := uniqueName("lone")
 	n := addNode(t, region+"-a", region)
@@ -407,6 +408,15 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 		n.retire(t)
 	}()
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v\n%s", dep, n.logTail())
+	}
+	// A second app on the node, to be deleted while the node is offline.
+	goneName := uniqueName("lonegone")
+	status, gone, raw := owner.createAppIn(t, goneName, newHelloRepo(t, goneName, "gone").URL, region, "starter")
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	if dep := owner.deploy(t, gone.ID); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %+v\n%s", dep, n.logTail())
 	}
 	// The app names the node that serves it, with the host its DNS name must point to.
@@ -432,6 +442,17 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	if dep.Status != "failed" || !strings.Contains(dep.FailureReason, "node "+n.Name+" is offline") {
 		t.Errorf("deploy to the offline node: %+v, want failed because node %s is offline", dep, n.Name)
 	}
+	// A delete does not wait for the node: the records go at once, and the node removes the
+	// app's containers when it is back (below).
+	started := time.Now()
+	owner.operation(t, gone.ID, "delete")
+	if status, _ := platform.call(http.MethodGet, "/api/paas/applications/"+gone.ID, owner.token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("the app deleted while its node is offline: %d, want 404", status)
+	}
+	t.Logf("delete of an app on the offline node done %s after it was asked", time.Since(started).Round(100*time.Millisecond))
+	if len(appContainers(t, gone.ID)) == 0 {
+		t.Fatal("the offline node's containers of the deleted app are gone already: nothing left to check")
+	}
 	// Every other operation that needs the node fails at once too, not after the pickup timeout.
 	for _, op := range []struct {
 		path string
@@ -450,6 +471,10 @@ func TestAStoppedNodeGoesOfflineAndItsDeploysFailFast(t *testing.T) {
 	eventually(t, time.Minute, "the node is online again, with an event", func() (bool, string) {
 		s, events := nodeStatus(t, n.ID), nodeEvents(t, n.ID)
 		return s == "online" && len(events) > 0 && events[0] == "online", fmt.Sprintf("%s, events %v", s, events)
+	})
+	eventually(t, time.Minute, "the node back removes the deleted app's containers", func() (bool, string) {
+		left := appContainers(t, gone.ID)
+		return len(left) == 0, fmt.Sprintf("%d containers left", len(left))
 	})
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Errorf("deploy once the node is back: %+v", dep)
@@ -584,6 +609,13 @@ func TestDrainMovesAppsToAnotherNodeWithoutFailedRequests(t *testing.T) {
 	status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes/"+b.ID+"/drain", platform.adminToken, nil, nil)
 	if status != http.StatusConflict {
 		t.Errorf("draining the region's last active node: %d %s, want 409", status, raw)
+	}
+	// After its maintenance, the drained node goes back into service.
+	var back struct {
+		AdminState string `json:"admin_state"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/nodes/"+a.ID+"/uncordon", platform.adminToken, nil, &back); status != http.StatusOK || back.AdminState != "active" {
+		t.Errorf("uncordon the drained node: %d %s, want it active", status, raw)
 	}
 }
 

@@ -108,28 +108,22 @@ func (n *nodeSecrets) OpenEnv(ctx context.Context, appID string, vars []docker.S
 		}
 		return nil, fmt.Errorf("open the app's environment: %w", err)
 	}
+	resealed := make([]docker.SealedVar, len(out.Vars))
+	for i, v := range out.Vars {
+		resealed[i] = docker.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
+	}
 	ring, err := n.keyring(ctx, false, false)
 	if err != nil {
 		return nil, err
 	}
-	env := make(map[string]string, len(out.Vars))
-	for _, v := range out.Vars {
-		label := secrets.AppEnvValue(appID, v.Key)
-		plain, err := ring.Decrypt(v.Sealed, label)
-		if errors.Is(err, secrets.ErrUnknownKey) {
-			// Rotated since this node fetched its keys: fetch them again, once.
-			if ring, err = n.keyring(ctx, true, false); err == nil {
-				plain, err = ring.Decrypt(v.Sealed, label)
-			}
+	env, err := docker.OpenSealed(ring, appID, resealed)
+	if errors.Is(err, secrets.ErrUnknownKey) {
+		// Rotated since this node fetched its keys: fetch them again, once.
+		if ring, err = n.keyring(ctx, true, false); err == nil {
+			env, err = docker.OpenSealed(ring, appID, resealed)
 		}
-		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
-				docker.ErrTypeSecretUnavailable, nil)
-		}
-		env[v.Key] = string(plain)
 	}
-	return env, nil
+	return env, err
 }
 
 // problemDetail is the detail of an API problem answer, or its start.

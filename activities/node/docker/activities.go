@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/node/buildlog"
-	"github.com/skypanel/skypanel/secrets"
 )
 
 // Error types of the non-retryable application errors this package returns.
@@ -28,11 +27,9 @@ type Activities struct {
 	Client *client.Client
 	Logs   buildlog.Sink
 	NodeID string
-	// Secrets opens the apps' sealed environment values through the node's own key (the agent
-	// sets it: a node holds no platform key). Keyring, when set instead, opens them directly
-	// (tests, and agents before node keys).
+	// Secrets opens the apps' sealed environment values through the node's own key: a node
+	// holds no platform key.
 	Secrets NodeSecrets
-	Keyring *secrets.Keyring
 
 	// Pool is the private range the organizations' networks get their subnets from; the zero
 	// value means DefaultSubnetPool.

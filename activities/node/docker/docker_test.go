@@ -131,6 +131,7 @@ func buildHello(t *testing.T) string {
 // fixture is one test's app: unique ids, a client, and cleanup of everything labelled with it.
 type fixture struct {
 	a     *Activities
+	ring  *secrets.Keyring // the node's key the values are sealed under
 	sink  *memSink
 	appID string
 	orgID string
@@ -148,7 +149,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1_000_000_000)
 	f := &fixture{sink: &memSink{}, appID: "test-app-" + suffix, orgID: "test-org-" + suffix}
-	f.a = &Activities{Client: c, Logs: f.sink, NodeID: "test-node", Keyring: testKeyring(t)}
+	f.ring = testKeyring(t)
+	f.a = &Activities{Client: c, Logs: f.sink, NodeID: "test-node", Secrets: ringSecrets{f.ring}}
 	t.Cleanup(func() {
 		byApp := filters.NewArgs(filters.Arg("label", LabelApp+"="+f.appID))
 		list, _ := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byApp})
@@ -244,7 +246,7 @@ func (f *fixture) buildHelloImage(t *testing.T) string {
 
 func (f *fixture) start(t *testing.T, tag, name string, plain map[string]string) (StartInstanceResult, error) {
 	t.Helper()
-	env := sealVars(t, f.a.Keyring, f.appID, plain)
+	env := sealVars(t, f.ring, f.appID, plain)
 	var net EnsureNetworkResult
 	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
 		t.Fatalf("EnsureNetwork: %v", err)
@@ -516,6 +518,14 @@ func TestStartInstanceRejectsBadInput(t *testing.T) {
 	}
 }
 
+// ringSecrets opens values with one keyring: the node's keys as the API would have re-sealed
+// them under, without the API.
+type ringSecrets struct{ ring *secrets.Keyring }
+
+func (r ringSecrets) OpenEnv(_ context.Context, appID string, vars []SealedVar) (map[string]string, error) {
+	return OpenSealed(r.ring, appID, vars)
+}
+
 func testKeyring(t *testing.T) *secrets.Keyring {
 	t.Helper()
 	ring, err := secrets.NewKeyring("k1")
@@ -553,7 +563,7 @@ func TestStartInstanceFailsClosedOnForeignSealedValues(t *testing.T) {
 	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
 		t.Fatal(err)
 	}
-	otherApp := sealVars(t, f.a.Keyring, "another-app", map[string]string{"TOKEN": "s3cr3t-value"})
+	otherApp := sealVars(t, f.ring, "another-app", map[string]string{"TOKEN": "s3cr3t-value"})
 	otherKey := sealVars(t, testKeyring(t), f.appID, map[string]string{"TOKEN": "s3cr3t-value"})
 	for name, env := range map[string][]SealedVar{"sealed for another app": otherApp, "sealed under another key": otherKey} {
 		err := f.run(t, f.a.StartInstance, StartInstanceInput{
@@ -587,7 +597,7 @@ func TestTwoNodesOnOneEngineLeaveEachOthersContainersAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := *f
-	other.a = &Activities{Client: f.a.Client, Logs: f.sink, NodeID: "other-node", Keyring: f.a.Keyring}
+	other.a = &Activities{Client: f.a.Client, Logs: f.sink, NodeID: "other-node", Secrets: ringSecrets{f.ring}}
 	theirs := f.appID + "-web-2"
 	if _, err := other.start(t, tag, theirs, map[string]string{"RELEASE": "r1"}); err != nil {
 		t.Fatal(err)

@@ -35,10 +35,26 @@ type NodeSecrets interface {
 	OpenEnv(ctx context.Context, appID string, vars []SealedVar) (map[string]string, error)
 }
 
-// openEnv opens the app's sealed variables (only the build-time ones when buildTime is set),
-// through the node's own key (Secrets) or, on a node given the platform keyring, with it.
-// Errors name the variable and the cause, never a value; the caller drops the map once the
-// container or build has it.
+// OpenSealed opens appID's vars with ring. A value that does not open (another app's, a key
+// ring lacks, a modified value) is a non-retryable SecretUnavailable naming the variable, never
+// the value; its cause stays reachable (errors.Is(err, secrets.ErrUnknownKey)).
+func OpenSealed(ring *secrets.Keyring, appID string, vars []SealedVar) (map[string]string, error) {
+	env := make(map[string]string, len(vars))
+	for _, v := range vars {
+		plain, err := ring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
+				ErrTypeSecretUnavailable, err)
+		}
+		env[v.Key] = string(plain)
+	}
+	return env, nil
+}
+
+// openEnv opens the app's sealed variables (only the build-time ones when buildTime is set)
+// through the node's own key (Secrets). Errors name the variable and the cause, never a value;
+// the caller drops the map once the container or build has it.
 func (a *Activities) openEnv(ctx context.Context, appID string, vars []SealedVar, buildTime bool) (map[string]string, error) {
 	wanted := make([]SealedVar, 0, len(vars))
 	for _, v := range vars {
@@ -49,28 +65,13 @@ func (a *Activities) openEnv(ctx context.Context, appID string, vars []SealedVar
 	if len(wanted) == 0 {
 		return map[string]string{}, nil
 	}
-	var env map[string]string
-	switch {
-	case a.Secrets != nil:
-		opened, err := a.Secrets.OpenEnv(ctx, appID, wanted)
-		if err != nil {
-			return nil, err
-		}
-		env = opened
-	case a.Keyring != nil:
-		env = make(map[string]string, len(wanted))
-		for _, v := range wanted {
-			plain, err := a.Keyring.Decrypt(v.Sealed, secrets.AppEnvValue(appID, v.Key))
-			if err != nil {
-				return nil, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("environment variable %s cannot be opened on this node: %s", v.Key, secrets.Explain(err)),
-					ErrTypeSecretUnavailable, nil)
-			}
-			env[v.Key] = string(plain)
-		}
-	default:
+	if a.Secrets == nil {
 		return nil, temporal.NewNonRetryableApplicationError(
-			"this node has no way to open the app's environment (no node key, no keyring)", ErrTypeSecretUnavailable, nil)
+			"this node has no way to open the app's environment (no node keys)", ErrTypeSecretUnavailable, nil)
+	}
+	env, err := a.Secrets.OpenEnv(ctx, appID, wanted)
+	if err != nil {
+		return nil, err
 	}
 	for _, v := range wanted {
 		value, ok := env[v.Key]
