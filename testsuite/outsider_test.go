@@ -24,6 +24,8 @@ import (
 func TestWorkflowsStartedOutsideTheAPIChangeNothing(t *testing.T) {
 	owner, app, _, _ := liveHelloApp(t, "outsider", "still here")
 	defer owner.deleteAndWait(t, app.ID)
+	// The deploy's operation ends just after its deployment succeeded: start from an idle queue.
+	owner.waitIdle(t, app.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
