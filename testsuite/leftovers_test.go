@@ -55,7 +55,13 @@ func createForeignNetworks(ctx context.Context, tag string) (*foreignNetworks, e
 		if err != nil && len(args) == 0 && strings.Contains(err.Error(), "address pool") {
 			// Docker's default pools are full now: what the platform must not depend on.
 			defaultPoolsFull = true
-			id, err = dockerNetworkCreate(ctx, name, "--subnet", fmt.Sprintf("198.18.%d.0/24", i))
+			args = []string{"--subnet", fmt.Sprintf("198.18.%d.0/24", i)}
+			id, err = dockerNetworkCreate(ctx, name, args...)
+		}
+		// A subnet someone else's network holds: the next free one of the same size in the same
+		// range (the platform must allocate around these wherever they are).
+		for alt := 1; err != nil && len(args) == 2 && strings.Contains(err.Error(), "overlaps") && alt < 256; alt++ {
+			id, err = dockerNetworkCreate(ctx, name, "--subnet", shiftSubnet(args[1], alt))
 		}
 		if err != nil {
 			return f, err
@@ -63,6 +69,15 @@ func createForeignNetworks(ctx context.Context, tag string) (*foreignNetworks, e
 		f.ids[name] = id
 	}
 	return f, nil
+}
+
+// shiftSubnet moves a /24 or smaller subnet by n /24 blocks inside its /16: 10.114.0.0/26 by
+// 1 is 10.114.1.0/26.
+func shiftSubnet(subnet string, n int) string {
+	p := netip.MustParsePrefix(subnet)
+	a := p.Addr().As4()
+	a[2] = byte((int(a[2]) + n) % 256)
+	return netip.PrefixFrom(netip.AddrFrom4(a), p.Bits()).String()
 }
 
 func dockerNetworkCreate(ctx context.Context, name string, args ...string) (string, error) {

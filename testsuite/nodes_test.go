@@ -48,6 +48,9 @@ func createNode(t testing.TB, name, region string) (nodeID, registrationToken st
 		map[string]any{"name": name, "region": region, "create_region": true}, &created); status != http.StatusCreated {
 		t.Fatalf("add node %s: %d %s", name, status, raw)
 	}
+	if err := recordRunNode(created.Node.ID); err != nil {
+		t.Fatal(err)
+	}
 	return created.Node.ID, created.RegistrationToken
 }
 

@@ -61,15 +61,31 @@ func TestMain(m *testing.M) {
 func runWithStack(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	d, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: docker client: %v\n", err)
+		return 1
+	}
+	defer d.Close()
+	// What an interrupted run left would take this run's addresses and the machine's memory.
+	// The platform allocates around whatever stays, so a failure here is worth a line only.
+	if err := sweepInterruptedRuns(ctx, d); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: warning: could not remove all that an interrupted run left: %v\n", err)
+	}
+	if err := startRunRecord(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	engineClean := false
+	defer func() {
+		if engineClean {
+			endRunRecord()
+		}
+	}()
 	// Networks that are not the platform's, in place before it starts, as on a shared engine.
 	foreign, err := createForeignNetworks(ctx, strconv.Itoa(os.Getpid()))
 	if foreign != nil {
-		defer func() {
-			if d, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation()); err == nil {
-				foreign.remove(context.Background(), d)
-				d.Close()
-			}
-		}()
+		defer foreign.remove(context.Background(), d)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: could not create the foreign networks: %v\n", err)
@@ -93,6 +109,8 @@ func runWithStack(m *testing.M) int {
 	if err := cleanUpAndCheck(foreign); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: clean-up: %v\n", err)
 		code = 1
+	} else {
+		engineClean = true
 	}
 	if code != 0 {
 		s.dumpLog()
@@ -236,7 +254,7 @@ func (s *stack) waitReady(ctx context.Context) error {
 				for _, n := range nodes.Items {
 					if n.Name == "local" && n.Status == "online" {
 						s.nodeID = n.ID
-						return nil
+						return recordRunNode(n.ID)
 					}
 				}
 			}
