@@ -48,9 +48,15 @@ func (s *Server) registerDeployments() {
 				if err != nil {
 					return nil, s.problem(ctx, "deployment", err)
 				}
+				release, err := s.streams.acquire(orgID)
+				if err != nil {
+					return nil, err
+				}
 				lastEventID := in.LastEventID
+				tokenID := principal(ctx).TokenID
 				return &huma.StreamResponse{Body: func(hctx huma.Context) {
-					s.streamLog(hctx, dep.ID, lastEventID)
+					defer release()
+					s.streamLog(hctx, dep.ID, lastEventID, tokenID)
 				}}, nil
 			}
 			text, err := s.store.DeploymentLog(ctx, orgID, in.ID, in.DeploymentID)

@@ -39,6 +39,9 @@ const (
 	// logMaxLineBytes bounds what one stream buffers for a line that has not ended yet; a longer
 	// line is sent in pieces of about this size (cut between UTF-8 characters).
 	logMaxLineBytes = 64 << 10
+	// logAuthEvery is how often an open stream checks its token again: a revoked or expired
+	// token's stream ends within this.
+	logAuthEvery = 5 * time.Second
 )
 
 const eventStreamType = "text/event-stream"
@@ -170,6 +173,9 @@ type logStream struct {
 	setDeadline  func(time.Time) // may be nil
 	log          *slog.Logger
 	closing      <-chan struct{} // the server shuts down; may be nil
+	// authorized tells whether the stream's token still works (may be nil: always).
+	authorized func(context.Context) (bool, error)
+	authEvery  time.Duration
 
 	poll, heartbeat, life, grace, errorBudget time.Duration
 	batch                                     int
@@ -197,12 +203,14 @@ func (s *Server) newLogStream(hctx huma.Context, deploymentID string) *logStream
 
 // streamLog answers with the deployment's log as Server-Sent Events. The caller has checked
 // that the deployment is the caller's.
-func (s *Server) streamLog(hctx huma.Context, deploymentID, lastEventID string) {
+func (s *Server) streamLog(hctx huma.Context, deploymentID, lastEventID, tokenID string) {
 	hctx.SetHeader("Content-Type", eventStreamType)
 	hctx.SetHeader("Cache-Control", "no-cache")
 	hctx.SetHeader("X-Accel-Buffering", "no") // a proxy in front must not buffer the stream
 	hctx.SetStatus(http.StatusOK)
 	ls := s.newLogStream(hctx, deploymentID)
+	ls.authorized = func(ctx context.Context) (bool, error) { return s.store.APITokenValid(ctx, tokenID) }
+	ls.authEvery = logAuthEvery
 	from, resume := parseLogPosition(lastEventID)
 	ls.run(hctx.Context(), from, resume)
 }
@@ -242,8 +250,18 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 	defer life.Stop()
 	ticker := time.NewTicker(ls.poll)
 	defer ticker.Stop()
+	lastAuth := time.Now()
 
 	for {
+		if ls.authorized != nil && time.Since(lastAuth) >= ls.authEvery {
+			lastAuth = time.Now()
+			// A failing database is ridden out like the reads below; a token that no longer
+			// works ends the stream, saying why (the reconnect then gets its 401).
+			if ok, err := ls.authorized(ctx); err == nil && !ok {
+				ls.send([]byte("event: error\ndata: unauthorized: the token was revoked or has expired\n\n"))
+				return
+			}
+		}
 		st, res, err := ls.read(ctx, afterID, horizon, func(c db.LogChunk) {
 			from := 0
 			if skipChunk != 0 {

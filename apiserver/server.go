@@ -69,6 +69,8 @@ type Server struct {
 	log      *slog.Logger
 	api      huma.API
 	mux      *http.ServeMux
+	// streams counts the organizations' open log streams (maxStreamsPerOrg).
+	streams openStreams
 }
 
 // New builds the API's handler.
@@ -97,6 +99,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
 	s.registerUsers()
+	s.registerAPITokens()
 	s.registerCatalog()
 	s.registerNodes()
 	s.registerAgent()

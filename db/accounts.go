@@ -26,9 +26,10 @@ type User struct {
 
 // Principal is who a bearer token belongs to.
 type Principal struct {
-	UserID string
-	Role   string
-	OrgID  string
+	UserID  string
+	Role    string
+	OrgID   string
+	TokenID string // the token the caller authenticated with
 }
 
 // PrincipalByTokenHash resolves an API token to its user and organization.
@@ -38,8 +39,8 @@ func (s *Store) PrincipalByTokenHash(ctx context.Context, hash []byte) (Principa
 		UPDATE api_tokens t SET last_used_at = now()
 		FROM users u
 		JOIN memberships m ON m.user_id = u.id
-		WHERE t.token_hash = $1 AND u.id = t.user_id
-		RETURNING u.id, u.role, m.org_id`, hash).Scan(&p.UserID, &p.Role, &p.OrgID)
+		WHERE t.token_hash = $1 AND u.id = t.user_id AND (t.expires_at IS NULL OR t.expires_at > now())
+		RETURNING u.id, u.role, m.org_id, t.id`, hash).Scan(&p.UserID, &p.Role, &p.OrgID, &p.TokenID)
 	return p, translate(err)
 }
 
@@ -61,7 +62,13 @@ func (s *Store) CreateUser(ctx context.Context, email, name, role string, tokenH
 		if _, err := tx.Exec(ctx, `INSERT INTO memberships (user_id, org_id) VALUES ($1, $2)`, u.ID, u.OrgID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO api_tokens (user_id, token_hash, name) VALUES ($1, $2, 'initial')`, u.ID, tokenHash)
+		// An admin's first token expires like every admin token; a customer's does not.
+		var expires *time.Time
+		if role == RoleAdmin {
+			at := time.Now().Add(AdminTokenLifetime)
+			expires = &at
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO api_tokens (user_id, token_hash, name, expires_at) VALUES ($1, $2, 'initial', $3)`, u.ID, tokenHash, expires)
 		return err
 	})
 	if err != nil {
@@ -86,7 +93,8 @@ func (s *Store) EnsureAdmin(ctx context.Context, email string, tokenHash []byte,
 	if !replaceToken {
 		return false, nil
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO api_tokens (user_id, token_hash, name) VALUES ($1, $2, 'bootstrap')`, adminID, tokenHash)
+	_, err = s.pool.Exec(ctx, `INSERT INTO api_tokens (user_id, token_hash, name, expires_at) VALUES ($1, $2, 'bootstrap', $3)`,
+		adminID, tokenHash, time.Now().Add(AdminTokenLifetime))
 	if err != nil {
 		return false, fmt.Errorf("add admin token: %w", translate(err))
 	}

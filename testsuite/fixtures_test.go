@@ -173,14 +173,16 @@ func liveHelloApp(t testing.TB, prefix, message string) (customer, application, 
 
 // customer is a signed-up customer with its own organization.
 type customer struct {
-	token string
-	orgID string
+	token  string
+	orgID  string
+	userID string
 }
 
 func newCustomer(t testing.TB, email string) customer {
 	t.Helper()
 	var out struct {
 		User struct {
+			ID             string `json:"id"`
 			OrganizationID string `json:"organization_id"`
 		}
 		Token string
@@ -190,7 +192,7 @@ func newCustomer(t testing.TB, email string) customer {
 	if status != http.StatusCreated || out.Token == "" {
 		t.Fatalf("create customer: %d %s", status, raw)
 	}
-	c := customer{token: out.Token, orgID: out.User.OrganizationID}
+	c := customer{token: out.Token, orgID: out.User.OrganizationID, userID: out.User.ID}
 	created.Lock()
 	created.customers = append(created.customers, c)
 	created.Unlock()

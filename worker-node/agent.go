@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -35,6 +36,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Before any work: a tenant's build or app must never run without the rules.
+	stopEgress, err := startEgressRules(ctx, cfg, pool)
+	if err != nil {
+		return err
+	}
+	defer stopEgress()
 	// 0711: nginx workers (an unprivileged user) may traverse to the nginx prefix; nobody else
 	// can list the directory, and agent.json and builds/ are root's alone.
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
@@ -134,7 +141,13 @@ func Run(ctx context.Context, cfg Config) error {
 		// its answer is how a running activity learns it is cancelled: a cancelled build stops
 		// within seconds, not 0.8 × its heartbeat timeout.
 		MaxHeartbeatThrottleInterval: 2 * time.Second,
-		OnFatalError:                 func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
+		// Not the SDK's 1000. Builds, the work that needs cores and memory, are admitted by
+		// the build slots (docker.OrgBuildSlots, one per core node-wide) and wait for them
+		// inside their activity; the rest mostly wait on dockerd, so the cap leaves room for
+		// them beside queued builds (a start held behind builds would look like an offline
+		// node after NodePickupTimeout) while bounding dockerd connections and descriptors.
+		MaxConcurrentActivityExecutionSize: NodeActivitySlots(),
+		OnFatalError:                       func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
 	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool)
 	if err := w.Start(); err != nil {
@@ -176,8 +189,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 // registerActivities puts every node activity on the worker: git clone, Docker and nginx.
 func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets docker.NodeSecrets, pool docker.SubnetPool) {
-	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth})
+	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth,
+		BuildTimeout: cfg.BuildTimeout})
 	r.RegisterActivity(&nginx.Activities{Router: router})
 }
 
@@ -226,3 +240,6 @@ func dockerRootDir(ctx context.Context, dc *dockerclient.Client) (string, error)
 	}
 	return info.DockerRootDir, nil
 }
+
+// NodeActivitySlots is how many activities the node runs at once: 32 per core, at least 64.
+func NodeActivitySlots() int { return max(64, 32*runtime.NumCPU()) }

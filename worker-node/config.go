@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/skypanel/skypanel/temporal/codec"
 
 	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/activities/node/nginx"
 )
 
@@ -50,6 +52,12 @@ type Config struct {
 	HeartbeatInterval      time.Duration // --heartbeat-interval, SKYPANEL_HEARTBEAT_INTERVAL
 	NetworkPool            string        // --network-pool, SKYPANEL_NETWORK_POOL
 	NetworkPoolSize        int           // --network-pool-size, SKYPANEL_NETWORK_POOL_SIZE
+	// NoEgressRules (--no-egress-rules, SKYPANEL_NO_EGRESS_RULES): do not install the iptables
+	// rules that keep tenant containers off the host and private networks.
+	NoEgressRules bool
+	EgressAllow   []string      // --egress-allow, SKYPANEL_EGRESS_ALLOW: CIDRs tenants may reach anyway
+	MaxCloneMB    int           // --max-clone-mb, SKYPANEL_MAX_CLONE_MB: a clone past it is stopped
+	BuildTimeout  time.Duration // --build-timeout, SKYPANEL_BUILD_TIMEOUT: a longer build fails
 }
 
 // ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
@@ -95,6 +103,29 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if err != nil {
 		return c, err
 	}
+	noEgress, err := boolDefault("SKYPANEL_NO_EGRESS_RULES")
+	if err != nil {
+		return c, err
+	}
+	fs.BoolVar(&c.NoEgressRules, "no-egress-rules", noEgress,
+		"do not install the iptables rules that keep apps and builds off the host and private networks; only when the host's firewall does this (env SKYPANEL_NO_EGRESS_RULES)")
+	egressAllow := env("SKYPANEL_EGRESS_ALLOW", "")
+	fs.StringVar(&egressAllow, "egress-allow", egressAllow,
+		"comma-separated CIDRs that apps and builds may reach although private, e.g. a package proxy (env SKYPANEL_EGRESS_ALLOW)")
+	maxClone := int(gitclone.DefaultMaxCloneBytes >> 20)
+	if v := getenv("SKYPANEL_MAX_CLONE_MB"); v != "" {
+		if maxClone, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("SKYPANEL_MAX_CLONE_MB=%q: want a number of MiB such as 1024", v)
+		}
+	}
+	fs.IntVar(&c.MaxCloneMB, "max-clone-mb", maxClone, "largest repository clone (history and checkout) in MiB; a larger one fails its deploy (env SKYPANEL_MAX_CLONE_MB)")
+	buildTimeout := docker.DefaultBuildTimeout
+	if v := getenv("SKYPANEL_BUILD_TIMEOUT"); v != "" {
+		if buildTimeout, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("SKYPANEL_BUILD_TIMEOUT=%q: want a duration such as 15m", v)
+		}
+	}
+	fs.DurationVar(&c.BuildTimeout, "build-timeout", buildTimeout, "how long one build may run; a longer one fails naming this limit (env SKYPANEL_BUILD_TIMEOUT)")
 	poolSize := docker.DefaultSubnetPoolSize
 	if v := getenv("SKYPANEL_NETWORK_POOL_SIZE"); v != "" {
 		if poolSize, err = strconv.Atoi(strings.TrimPrefix(v, "/")); err != nil {
@@ -119,6 +150,11 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	if c.RegistrationToken == "" {
 		c.RegistrationToken = getenv("SKYPANEL_REGISTRATION_TOKEN")
+	}
+	for _, cidr := range strings.Split(egressAllow, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr != "" {
+			c.EgressAllow = append(c.EgressAllow, cidr)
+		}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -152,6 +188,17 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.SubnetPool(); err != nil {
 		errs = append(errs, fmt.Errorf("--network-pool/--network-pool-size: %w", err))
+	}
+	if c.BuildTimeout < time.Minute || c.BuildTimeout > 2*time.Hour {
+		errs = append(errs, fmt.Errorf("--build-timeout %s: want 1m to 2h", c.BuildTimeout))
+	}
+	if c.MaxCloneMB < 1 {
+		errs = append(errs, fmt.Errorf("--max-clone-mb %d: want at least 1", c.MaxCloneMB))
+	}
+	for _, cidr := range c.EgressAllow {
+		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
+			errs = append(errs, fmt.Errorf("--egress-allow %q: want IPv4 CIDRs such as 10.20.0.0/24", cidr))
+		}
 	}
 	if c.HeartbeatInterval < time.Second || c.HeartbeatInterval > MaxHeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--heartbeat-interval %s: want 1s to %s", c.HeartbeatInterval, MaxHeartbeatInterval))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		"SKYPANEL_GATEWAY_ADDRESS":    "gateway.example.com:7243",
 		"SKYPANEL_ALLOW_LOOPBACK_GIT": "true",
 		"SKYPANEL_HEARTBEAT_INTERVAL": "5s",
+		"SKYPANEL_EGRESS_ALLOW":       "10.20.0.0/24, 192.168.7.5/32",
 	})
 	c, err := ParseConfig([]string{"--data-dir", "/var/lib/x", "--nginx-listen", "127.0.0.1:8088", "--stop-nginx-on-exit"}, env, io.Discard)
 	if err != nil {
@@ -31,8 +33,9 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		GatewayAddress: "gateway.example.com:7243", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
 		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
 		NetworkPool: docker.DefaultSubnetPoolRange, NetworkPoolSize: docker.DefaultSubnetPoolSize,
+		EgressAllow: []string{"10.20.0.0/24", "192.168.7.5/32"}, MaxCloneMB: 1024, BuildTimeout: 15 * time.Minute,
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)
 	}
 
@@ -58,6 +61,10 @@ func TestParseConfigRejects(t *testing.T) {
 		{[]string{"--api-url", "https://user:pw@x"}, base, "--api-url"},
 		{[]string{"--data-dir", "relative"}, base, "--data-dir"},
 		{[]string{"--gateway-address", "nohost"}, base, "--gateway-address"},
+		{[]string{"--egress-allow", "10.0.0.0/33"}, base, "--egress-allow"},
+		{[]string{"--egress-allow", "fd00::/8"}, base, "--egress-allow"},
+		{[]string{"--max-clone-mb", "0"}, base, "--max-clone-mb"},
+		{[]string{"--build-timeout", "10s"}, base, "--build-timeout"},
 		{[]string{"--gateway-address", ":7243"}, base, "--gateway-address"},
 		// Agents never dial Temporal itself any more.
 		{[]string{"--temporal-address", "temporal:7233"}, base, "temporal-address"},

@@ -96,9 +96,9 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	buildCtx := workflow.WithWaitForCancellation(nodeContext(building, plan.NodeID, 30*time.Minute, 20*time.Second, 2), true)
 	var built docker.BuildImageResult
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
-		AppID: in.AppID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
+		AppID: in.AppID, OrgID: plan.OrgID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
 		Runtime: plan.RuntimeKind, BuildImage: plan.BuildImage, RunImage: plan.RunImage, StackImages: plan.StackImages,
-		Env: plan.Env, Push: plan.PushImage,
+		Env: plan.Env, Push: plan.PushImage, MemoryMB: plan.MemoryMB, CPUMillis: plan.CPUMillis,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
 	if buildErr == nil && building.Err() != nil {

@@ -71,7 +71,7 @@ func (s *deployAppSuite) expectCloneAndBuild(buildErr error) {
 		return in.GitURL == testPlan.GitURL && in.Branch == "main" && in.DeploymentID == testDeploymentID
 	})).Return(gitclone.CloneResult{Dir: "/work/builds/x", CommitSHA: "abc123"}, nil)
 	s.env.OnActivity(dockerActs.BuildImage, mock.Anything, mock.MatchedBy(func(in docker.BuildImageInput) bool {
-		return in.ContextDir == "/work/builds/x" && in.ImageTag == testPlan.ImageTag
+		return in.ContextDir == "/work/builds/x" && in.ImageTag == testPlan.ImageTag && in.OrgID == "org-1"
 	})).Return(docker.BuildImageResult{ImageID: "sha256:1"}, buildErr)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 
@@ -39,7 +40,16 @@ type Activities struct {
 	// X-Registry-Auth value (RegistryCredential); empty: anonymous.
 	RegistryAuth string
 
+	// BuildSlots is how many builds the node runs at once; zero means one per core.
+	BuildSlots int
+	// BuildPidsLimit and BuildTimeout bound each build; zero means DefaultBuildPidsLimit and
+	// DefaultBuildTimeout.
+	BuildPidsLimit int
+	BuildTimeout   time.Duration
+
 	networks orgNetworks
+	builds   buildSlots
+	cgroups  cgroupSupport
 }
 
 // NewClient dials the Engine named by the environment (DOCKER_HOST, default the local socket),

@@ -3,6 +3,7 @@ package docker
 import (
 	"github.com/skypanel/skypanel/activities/node/buildlog"
 	"github.com/skypanel/skypanel/activities/node/buildpack"
+	"github.com/skypanel/skypanel/activities/node/dockerfilepolicy"
 
 	"archive/tar"
 	"context"
@@ -66,6 +67,25 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		return temporal.NewNonRetryableApplicationError(msg, ErrTypeBuildFailed, nil)
 	}
 
+	nodeSlots := a.BuildSlots
+	if nodeSlots <= 0 {
+		nodeSlots = defaultNodeBuildSlots()
+	}
+	stopWaitBeat := heartbeat(ctx, "waiting for a build slot")
+	releaseSlot, err := a.builds.acquire(ctx, in.OrgID, nodeSlots, func(reason string) {
+		msg := fmt.Sprintf("Waiting for a build slot: the node runs %d builds at once", nodeSlots)
+		if reason == "organization" {
+			msg = fmt.Sprintf("Waiting for a build slot: %d builds of this organization are running on the node", OrgBuildSlots)
+		}
+		logs.Write(ctx, msg+"\n")
+		logger.InfoContext(ctx, "build waits for a slot", "org_id", in.OrgID, "reason", reason)
+	})
+	stopWaitBeat()
+	if err != nil {
+		return BuildImageResult{}, err
+	}
+	defer releaseSlot()
+
 	byKind := make(map[buildpack.Kind][2]string, len(in.StackImages))
 	for kind, images := range in.StackImages {
 		byKind[buildpack.Kind(kind)] = [2]string{images.Build, images.Run}
@@ -90,6 +110,7 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	labels := map[string]string{
 		LabelManaged: "true",
 		LabelApp:     in.AppID,
+		LabelOrg:     in.OrgID,
 		LabelRelease: release,
 		// The node that built it, so a node (and the e2e suite's leftover check) finds what it made.
 		LabelNode: a.NodeID,
@@ -99,6 +120,13 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	if plan == nil {
 		if err := checkDockerfile(in.ContextDir); err != nil {
 			return BuildImageResult{}, buildFailed(err.Error())
+		}
+		if err := a.checkDockerfilePolicy(ctx, in, buildEnv); err != nil {
+			var violation *dockerfilepolicy.Violation
+			if errors.As(err, &violation) {
+				return BuildImageResult{}, buildFailed(violation.Error())
+			}
+			return BuildImageResult{}, err
 		}
 	} else {
 		for _, line := range plan.Log {
@@ -130,11 +158,53 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	stopBeat := heartbeat(ctx, "building")
 	defer stopBeat()
 
-	pr := tarContext(ctx, in.ContextDir, layout)
+	// RUN steps run on the organization's own network, where the node's egress rules apply
+	// (worker-node/firewall) and Docker keeps other organizations out; never on the default
+	// bridge. The network stays for the whole build: its removal waits for the lock.
+	orgLock := a.networks.lock(in.OrgID)
+	orgLock.RLock()
+	defer orgLock.RUnlock()
+	buildNetwork, err := a.ensureOrgNetwork(ctx, in.OrgID)
+	if err != nil {
+		return BuildImageResult{}, err
+	}
+
+	// The build's limits: memory and CPU per RUN container, processes for the whole build
+	// (its cgroup), and time. A limit that stops the build is named in its failure.
+	limits := a.buildLimits(in)
+	buildCtx, stopBuild := context.WithCancelCause(ctx)
+	defer stopBuild(nil)
+	buildCtx, cancelTimeout := context.WithTimeoutCause(buildCtx, limits.timeout, errBuildTimeLimit)
+	defer cancelTimeout()
+	cgroupParent := ""
+	cg, err := a.newBuildCgroup(ctx, in.DeploymentID, limits.pids)
+	if err != nil {
+		return BuildImageResult{}, err
+	}
+	if cg != nil {
+		cgroupParent = cg.parent
+		defer cg.remove(context.WithoutCancel(ctx))
+		defer cg.watch(buildCtx, stopBuild)()
+	}
+	limitFailure := func() error {
+		switch cause := context.Cause(buildCtx); {
+		case ctx.Err() != nil:
+			return nil // the activity itself ends: not a limit
+		case errors.Is(cause, errBuildPidsLimit):
+			return buildFailed(fmt.Sprintf("the build reached its process limit of %d processes (a fork bomb, or a step that starts too many processes)", limits.pids))
+		case errors.Is(cause, errBuildTimeLimit):
+			return buildFailed(fmt.Sprintf("the build ran longer than its time limit of %s", limits.timeout))
+		}
+		return nil
+	}
+
+	pr := tarContext(buildCtx, in.ContextDir, layout)
 	defer pr.Close()
-	logger.InfoContext(ctx, "build image", "image", in.ImageTag, "buildpack", labels[LabelBuildpack])
-	logs.Write(ctx, fmt.Sprintf("Building image %s\n", in.ImageTag))
-	resp, err := a.Client.ImageBuild(ctx, pr, build.ImageBuildOptions{
+	logger.InfoContext(ctx, "build image", "image", in.ImageTag, "buildpack", labels[LabelBuildpack],
+		"memory_mb", limits.memoryMB, "cpu_millis", limits.cpuMillis, "pids", limits.pids, "timeout", limits.timeout)
+	logs.Write(ctx, fmt.Sprintf("Building image %s (limits: %d MiB memory, %.2g CPU, %d processes, %s)\n",
+		in.ImageTag, limits.memoryMB, float64(limits.cpuMillis)/1000, limits.pids, limits.timeout))
+	resp, err := a.Client.ImageBuild(buildCtx, pr, build.ImageBuildOptions{
 		Tags:        []string{in.ImageTag},
 		Dockerfile:  dockerfile,
 		Remove:      true,
@@ -142,9 +212,19 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		Version:     build.BuilderV1,
 		Labels:      labels,
 		BuildArgs:   buildArgs,
+		NetworkMode: buildNetwork,
+		// No swap: past its memory a step is killed, not slowed for every tenant.
+		Memory:       int64(limits.memoryMB) << 20,
+		MemorySwap:   int64(limits.memoryMB) << 20,
+		CPUPeriod:    100000,
+		CPUQuota:     int64(limits.cpuMillis) * 100,
+		CgroupParent: cgroupParent,
 	})
 	clear(buildArgs)
 	if err != nil {
+		if err := limitFailure(); err != nil {
+			return BuildImageResult{}, err
+		}
 		if ctx.Err() != nil {
 			return BuildImageResult{}, ctx.Err()
 		}
@@ -160,9 +240,16 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	defer resp.Body.Close()
 
 	var output stepOutput
-	imageID, err := readBuildStream(ctx, resp.Body, logs, &output)
+	imageID, err := readBuildStream(buildCtx, resp.Body, logs, &output)
 	if err != nil {
+		if err := limitFailure(); err != nil {
+			return BuildImageResult{}, err
+		}
 		var buildErr *buildError
+		if errors.As(err, &buildErr) && strings.Contains(buildErr.msg, "non-zero code: 137") {
+			// SIGKILL: with no swap, what kills a step is the memory limit.
+			return BuildImageResult{}, buildFailed(fmt.Sprintf("a build step was killed (exit code 137): it used more than the build's memory limit of %d MiB", limits.memoryMB))
+		}
 		if errors.As(err, &buildErr) {
 			logger.InfoContext(ctx, "build failed", "image", in.ImageTag, "err", buildErr.msg)
 			reason := "docker build failed: " + buildErr.msg
@@ -283,6 +370,9 @@ func validateBuild(in BuildImageInput) error {
 	if err := checkID("deployment id", in.DeploymentID); err != nil {
 		return err
 	}
+	if err := checkID("organization id", in.OrgID); err != nil {
+		return err
+	}
 	if in.ReleaseID != "" {
 		if err := checkID("release id", in.ReleaseID); err != nil {
 			return err
@@ -295,6 +385,45 @@ func validateBuild(in BuildImageInput) error {
 		return invalidInput("the build context %q is not an absolute path", in.ContextDir)
 	}
 	return validateSealedVars(in.Env)
+}
+
+// maxDockerfileBytes bounds the Dockerfile the policy reads.
+const maxDockerfileBytes = 1 << 20
+
+// checkDockerfilePolicy applies the platform's Dockerfile rules (package dockerfilepolicy) to
+// the repository's Dockerfile: ADD fetches no URL (the classic builder would fetch it from
+// dockerd's own network namespace, the host's loopback), and FROM or COPY --from names no
+// other organization's app image.
+func (a *Activities) checkDockerfilePolicy(ctx context.Context, in BuildImageInput, buildArgs map[string]string) error {
+	f, err := os.Open(filepath.Join(in.ContextDir, "Dockerfile"))
+	if err != nil {
+		return fmt.Errorf("read Dockerfile: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxDockerfileBytes+1))
+	if err != nil {
+		return fmt.Errorf("read Dockerfile: %w", err)
+	}
+	if len(raw) > maxDockerfileBytes {
+		return &dockerfilepolicy.Violation{Reason: "the Dockerfile is larger than 1 MiB"}
+	}
+	return dockerfilepolicy.Check(ctx, dockerfilepolicy.Input{
+		Dockerfile: raw, OrgID: in.OrgID, AppID: in.AppID, BuildArgs: buildArgs,
+		Lookup: func(ctx context.Context, ref string) (dockerfilepolicy.Image, bool, error) {
+			info, err := a.Client.ImageInspect(ctx, ref)
+			if errdefs.IsNotFound(err) {
+				return dockerfilepolicy.Image{}, false, nil
+			}
+			if err != nil {
+				return dockerfilepolicy.Image{}, false, fmt.Errorf("inspect image %s: %w", ref, err)
+			}
+			img := dockerfilepolicy.Image{}
+			if info.Config != nil {
+				img.Labels, img.OnBuild = info.Config.Labels, info.Config.OnBuild
+			}
+			return img, true, nil
+		},
+	})
 }
 
 // checkDockerfile explains a missing Dockerfile in the user's words before Docker does in its own.

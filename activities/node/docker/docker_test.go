@@ -234,7 +234,7 @@ func (f *fixture) buildHelloImage(t *testing.T) string {
 	t.Helper()
 	tag := "skypanel-test/" + f.appID + ":r1"
 	var res BuildImageResult
-	err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile), ImageTag: tag, ReleaseID: "r1"}, &res)
+	err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile), ImageTag: tag, ReleaseID: "r1"}, &res)
 	if err != nil {
 		t.Fatalf("BuildImage: %v\nlog:\n%s", err, f.sink.text("build"))
 	}
@@ -460,7 +460,7 @@ func TestBuildFailures(t *testing.T) {
 	copyFile(t, "/bin/busybox", filepath.Join(baseDir, "busybox"))
 	os.WriteFile(filepath.Join(baseDir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"), 0o644)
 	base := "skypanel-test/" + f.appID + ":base"
-	if err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-0", ContextDir: baseDir, ImageTag: base}, nil); err != nil {
+	if err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-0", ContextDir: baseDir, ImageTag: base}, nil); err != nil {
 		t.Fatalf("build base image: %v", err)
 	}
 
@@ -480,7 +480,7 @@ func TestBuildFailures(t *testing.T) {
 			f.a.Logs = f.sink
 			dir := contextDir(t, tt.dockerfile)
 			tag := fmt.Sprintf("skypanel-test/%s:fail%d", f.appID, i)
-			err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: dir, ImageTag: tag}, nil)
+			err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-1", ContextDir: dir, ImageTag: tag}, nil)
 			wantAppError(t, err, ErrTypeBuildFailed, tt.want)
 			log := f.sink.text("build")
 			if !strings.Contains(strings.ToLower(log), strings.ToLower(tt.want)) {
@@ -649,7 +649,7 @@ func TestPushedImageIsPulledByDigestWhenMissing(t *testing.T) {
 	defer reg.Stop(context.Background())
 	tag := reg.Addr() + "/skypanel-test/" + f.appID + ":r1"
 	var res BuildImageResult
-	err = f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile),
+	err = f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-1", ContextDir: contextDir(t, helloDockerfile),
 		ImageTag: tag, ReleaseID: "r1", Push: true}, &res)
 	if err != nil {
 		t.Fatalf("BuildImage: %v\nlog:\n%s", err, f.sink.text("build"))

@@ -161,10 +161,32 @@ func (a *Activities) removeAppImages(ctx context.Context, appID string, beat fun
 			beat()
 		}
 		_, err := a.Client.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && strings.Contains(err.Error(), "dependent child images") {
+			// Another app of the organization was built FROM this image: its layers stay for
+			// that image, but this app's names go. The untagged image goes with its last child.
+			if err := a.untagImage(ctx, img); err != nil {
+				return fmt.Errorf("untag image %s of app %s: %w", img.ID, appID, err)
+			}
+			slog.InfoContext(ctx, "untagged image another image is built on", "app_id", appID, "image_id", img.ID, "tags", img.RepoTags)
+			continue
+		}
 		if err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove image %s of app %s: %w", img.ID, appID, err)
 		}
 		slog.InfoContext(ctx, "removed image", "app_id", appID, "image_id", img.ID, "tags", img.RepoTags)
+	}
+	return nil
+}
+
+// untagImage removes every name of img (tags and digests), leaving its layers.
+func (a *Activities) untagImage(ctx context.Context, img image.Summary) error {
+	for _, ref := range append(append([]string(nil), img.RepoTags...), img.RepoDigests...) {
+		if ref == "<none>:<none>" || ref == "<none>@<none>" {
+			continue
+		}
+		if _, err := a.Client.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
 	}
 	return nil
 }

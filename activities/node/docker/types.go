@@ -20,7 +20,10 @@ const (
 // BuildImageInput builds ContextDir's Dockerfile into ImageTag, streaming the log to the sink
 // under the deployment's id.
 type BuildImageInput struct {
-	AppID        string
+	AppID string
+	// OrgID is the app's organization: the build's RUN steps run on its network, and its
+	// Dockerfile may start only from its own organization's app images.
+	OrgID        string
 	DeploymentID string
 	ContextDir   string
 	ImageTag     string
@@ -42,6 +45,10 @@ type BuildImageInput struct {
 	// Push: push ImageTag (host:port/repository:tag) to the platform registry and answer its
 	// digest reference, the exact image every node pulls.
 	Push bool `json:",omitempty"`
+	// MemoryMB and CPUMillis are the app plan's; the build gets at least BuildMinMemoryMB and
+	// BuildMinCPUMillis.
+	MemoryMB  int `json:",omitempty"`
+	CPUMillis int `json:",omitempty"`
 }
 
 // BuildImageResult names the built image: its local id and, once pushed, its digest reference

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -26,7 +28,15 @@ const (
 	ErrTypeRepositoryNotFound = "RepositoryNotFound"
 	ErrTypeBranchNotFound     = "BranchNotFound"
 	ErrTypeCommitNotFound     = "CommitNotFound"
+	ErrTypeCloneTooLarge      = "CloneTooLarge"
 )
+
+// DefaultMaxCloneBytes bounds a clone (history and checkout) when Activities.MaxCloneBytes is
+// zero: a repository past it would fill the node's disk for every tenant.
+const DefaultMaxCloneBytes int64 = 1 << 30
+
+// cloneSizeCheckEvery is how often a running clone's size is measured.
+const cloneSizeCheckEvery = 500 * time.Millisecond
 
 // DefaultCloneTimeout bounds one clone when Activities.Timeout is zero.
 const DefaultCloneTimeout = 10 * time.Minute
@@ -40,6 +50,8 @@ type Activities struct {
 	DenyLoopbackHTTP bool
 	// Timeout bounds each git run; zero means DefaultCloneTimeout.
 	Timeout time.Duration
+	// MaxCloneBytes bounds the clone's size on disk; zero means DefaultMaxCloneBytes.
+	MaxCloneBytes int64
 }
 
 var deploymentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
@@ -76,6 +88,26 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	}
 	cloneCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	limit := a.MaxCloneBytes
+	if limit <= 0 {
+		limit = DefaultMaxCloneBytes
+	}
+	// git has no size limit of its own: the work dir is measured while git writes it, and git
+	// is stopped once it is past the limit.
+	sizeCtx, tooLarge := context.WithCancelCause(cloneCtx)
+	defer tooLarge(nil)
+	stopWatch := watchSize(sizeCtx, dir, limit, tooLarge)
+	defer stopWatch()
+	cloneCtx = sizeCtx
+	tooLargeErr := func() error {
+		if !errors.Is(context.Cause(sizeCtx), errCloneTooLarge) {
+			return nil
+		}
+		msg := fmt.Sprintf("the repository is larger than the clone limit of %s", formatBytes(limit))
+		logs.Write(ctx, "ERROR: "+msg+"\n")
+		logger.InfoContext(ctx, "clone over its size limit", "limit_bytes", limit)
+		return temporal.NewNonRetryableApplicationError(msg, ErrTypeCloneTooLarge, nil)
+	}
 
 	onLine := func(line string) {
 		activity.RecordHeartbeat(ctx, "cloning")
@@ -95,6 +127,9 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
+		if err := tooLargeErr(); err != nil {
+			return CloneResult{}, err
+		}
 		if ctx.Err() == nil && errors.Is(cloneCtx.Err(), context.DeadlineExceeded) {
 			logs.Write(ctx, fmt.Sprintf("git clone did not finish within %s\n", timeout))
 			return CloneResult{}, fmt.Errorf("git clone of %s timed out after %s", in.GitURL, timeout)
@@ -108,8 +143,20 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 		logs.Write(ctx, "Checking out commit "+in.Commit+"\n")
 		if err := checkoutCommit(cloneCtx, in, dir); err != nil {
 			_ = os.RemoveAll(dir)
+			if err := tooLargeErr(); err != nil {
+				return CloneResult{}, err
+			}
 			return CloneResult{}, err
 		}
+	}
+	// What was written after the last measure counts too.
+	stopWatch()
+	if size, err := dirSize(dir); err == nil && size > limit {
+		tooLarge(errCloneTooLarge)
+	}
+	if err := tooLargeErr(); err != nil {
+		_ = os.RemoveAll(dir)
+		return CloneResult{}, err
 	}
 
 	sha, err := runGit(ctx, []string{"-C", dir, "rev-parse", "HEAD"}, nil)
@@ -243,4 +290,67 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "; ")
+}
+
+var errCloneTooLarge = errors.New("clone too large")
+
+// watchSize measures dir every cloneSizeCheckEvery until stopped, and cancels with
+// errCloneTooLarge once it holds more than limit bytes.
+func watchSize(ctx context.Context, dir string, limit int64, cancel context.CancelCauseFunc) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cloneSizeCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if size, err := dirSize(dir); err == nil && size > limit {
+					cancel(errCloneTooLarge)
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); <-done }) }
+}
+
+// dirSize is the bytes of the regular files under dir; files that vanish meanwhile (git's
+// temporary packs) are skipped.
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total, err
+}
+
+// formatBytes says a size the way a limit is read: 1 GiB, 512 MiB, 300 KiB.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -2,6 +2,7 @@ package gitclone
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net/http"
 	"net/http/cgi"
@@ -328,4 +329,39 @@ func TestCloneFailures(t *testing.T) {
 		_, err := newEnv(t, a).ExecuteActivity(a.RemoveWorkdir, RemoveWorkdirInput{DeploymentID: "../etc"})
 		wantAppError(t, err, ErrTypeInvalidInput, "invalid deployment id")
 	})
+}
+
+// A repository past the node's clone limit stops the clone with a message naming the limit,
+// and leaves nothing in the work area; under the limit the same repository clones.
+func TestCloneOverTheSizeLimitAborts(t *testing.T) {
+	src := t.TempDir()
+	git(t, src, "init", "-q", "-b", "main")
+	big := make([]byte, 6<<20)
+	if _, err := rand.Read(big); err != nil { // incompressible: the pack is as large
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "blob.bin"), big, 0o644)
+	git(t, src, "add", ".")
+	git(t, src, "commit", "-q", "-m", "big")
+	root := t.TempDir()
+	git(t, root, "clone", "-q", "--bare", src, "app.git")
+	git(t, filepath.Join(root, "app.git"), "update-server-info")
+	for name, url := range servers(t, root) {
+		t.Run(name, func(t *testing.T) {
+			sink := &memSink{}
+			a := &Activities{WorkRoot: t.TempDir(), Logs: sink, MaxCloneBytes: 4 << 20}
+			_, err := clone(t, a, CloneInput{AppID: "a1", DeploymentID: "d1", GitURL: url, Branch: "main", AllowLoopbackHTTP: true})
+			wantAppError(t, err, ErrTypeCloneTooLarge, "larger than the clone limit of 4 MiB")
+			if !strings.Contains(sink.text(), "clone limit of 4 MiB") {
+				t.Errorf("the build log does not say why:\n%s", sink.text())
+			}
+			if entries, _ := os.ReadDir(a.WorkRoot); len(entries) != 0 {
+				t.Errorf("the work area keeps %d entries after the refused clone", len(entries))
+			}
+			a.MaxCloneBytes = 64 << 20
+			if _, err := clone(t, a, CloneInput{AppID: "a1", DeploymentID: "d2", GitURL: url, Branch: "main", AllowLoopbackHTTP: true}); err != nil {
+				t.Errorf("under the limit: %v", err)
+			}
+		})
+	}
 }

@@ -23,21 +23,23 @@ import (
 // ignore the machine's system and global configuration.
 func TestGitEnvScrubsInheritedSettings(t *testing.T) {
 	inherited := map[string]string{
-		"GIT_DIR":               "/tmp/elsewhere/.git",
-		"GIT_WORK_TREE":         "/tmp/elsewhere",
-		"GIT_SSH_COMMAND":       "ssh -o ProxyCommand=evil",
-		"GIT_CONFIG_PARAMETERS": "'url.https://evil.example/.insteadof'='https://github.com/'",
-		"GIT_CONFIG_COUNT":      "1",
-		"GIT_CONFIG_KEY_0":      "core.askPass",
-		"GIT_CONFIG_VALUE_0":    "/tmp/askpass",
-		"GIT_ASKPASS":           "/tmp/askpass",
-		"GIT_TERMINAL_PROMPT":   "1",
-		"GIT_CONFIG_NOSYSTEM":   "0",
-		"GIT_CONFIG_GLOBAL":     "/tmp/gitconfig",
-		"GIT_CONFIG_SYSTEM":     "/tmp/gitconfig",
-		"LANG":                  "de_DE.UTF-8",
-		"LC_ALL":                "de_DE.UTF-8",
-		"SKYPANEL_TEST_KEEP":    "kept",
+		"GIT_DIR":                     "/tmp/elsewhere/.git",
+		"GIT_WORK_TREE":               "/tmp/elsewhere",
+		"GIT_SSH_COMMAND":             "ssh -o ProxyCommand=evil",
+		"GIT_CONFIG_PARAMETERS":       "'url.https://evil.example/.insteadof'='https://github.com/'",
+		"GIT_CONFIG_COUNT":            "1",
+		"GIT_CONFIG_KEY_0":            "core.askPass",
+		"GIT_CONFIG_VALUE_0":          "/tmp/askpass",
+		"GIT_ASKPASS":                 "/tmp/askpass",
+		"GIT_TERMINAL_PROMPT":         "1",
+		"GIT_CONFIG_NOSYSTEM":         "0",
+		"GIT_CONFIG_GLOBAL":           "/tmp/gitconfig",
+		"GIT_CONFIG_SYSTEM":           "/tmp/gitconfig",
+		"LANG":                        "de_DE.UTF-8",
+		"LC_ALL":                      "de_DE.UTF-8",
+		"SKYPANEL_REGISTRATION_TOKEN": "spr_secret",
+		"SKYPANEL_API_URL":            "http://127.0.0.1:3001",
+		"https_proxy":                 "http://proxy.internal:3128",
 	}
 	for k, v := range inherited {
 		t.Setenv(k, v)
@@ -68,8 +70,13 @@ func TestGitEnvScrubsInheritedSettings(t *testing.T) {
 	if vs, ok := got["LANG"]; ok {
 		t.Errorf("inherited LANG=%q reaches git", vs)
 	}
-	if fmt.Sprint(got["SKYPANEL_TEST_KEEP"]) != "[kept]" || len(got["PATH"]) != 1 {
-		t.Errorf("other variables are not passed on: SKYPANEL_TEST_KEEP=%q PATH=%q", got["SKYPANEL_TEST_KEEP"], got["PATH"])
+	for k, vs := range got {
+		if strings.HasPrefix(k, "SKYPANEL_") {
+			t.Errorf("the agent's own %s=%q reaches git", k, vs)
+		}
+	}
+	if fmt.Sprint(got["https_proxy"]) != "[http://proxy.internal:3128]" || len(got["PATH"]) != 1 {
+		t.Errorf("what git needs is not passed on: https_proxy=%q PATH=%q", got["https_proxy"], got["PATH"])
 	}
 }
 

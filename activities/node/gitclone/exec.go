@@ -122,16 +122,18 @@ func emit(out *tailBuffer, onLine func(string), line string) {
 	}
 }
 
-// gitEnv is the agent's environment without any inherited GIT_* variable, plus settings that
-// make git fail instead of prompting and ignore the machine's system and global git config
-// (where a url.insteadOf could rewrite the URL we validated).
+// gitEnv is what git runs with: only the variables it needs from the agent's environment
+// (PATH, HOME, TMPDIR, the operator's proxy and CA settings), never the agent's own
+// (SKYPANEL_*, which may carry a registration token) nor any GIT_* or locale setting, plus
+// settings that make git fail instead of prompting and ignore the machine's system and global
+// git config (where a url.insteadOf could rewrite the URL we validated).
 func gitEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "LC_ALL=") || strings.HasPrefix(kv, "LANG=") {
-			continue
+		name, _, _ := strings.Cut(kv, "=")
+		if gitEnvPassed[strings.ToUpper(name)] {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	return append(env,
 		"GIT_TERMINAL_PROMPT=0",
@@ -140,6 +142,14 @@ func gitEnv() []string {
 		"GIT_CONFIG_GLOBAL=/dev/null",
 		"LC_ALL=C",
 	)
+}
+
+// gitEnvPassed are the variables of the agent's environment git gets (names upper-cased:
+// proxies are often set in lower case).
+var gitEnvPassed = map[string]bool{
+	"PATH": true, "HOME": true, "TMPDIR": true,
+	"HTTP_PROXY": true, "HTTPS_PROXY": true, "NO_PROXY": true, "ALL_PROXY": true,
+	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true,
 }
 
 // tailBuffer keeps the last outputKeep bytes written to it.

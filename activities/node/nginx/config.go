@@ -70,7 +70,12 @@ http {
     proxy_set_header X-Forwarded-Host $host;
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $connection_upgrade;
-    proxy_read_timeout 300s;
+    # Per app (each server block sets its own): connections and time one app may hold.
+    limit_conn_zone $server_name zone=skypanel_app_conns:10m;
+    limit_conn_status 429;
+    proxy_connect_timeout 5s;
+    proxy_send_timeout 60s;
+    proxy_read_timeout 60s;
     # Stream bodies instead of spooling them to temp files.
     proxy_request_buffering off;
     proxy_max_temp_file_size 0;
@@ -167,12 +172,16 @@ server {
     # The release header is the platform's: an app cannot forge it.
     proxy_hide_header %[7]s;
     add_header %[7]s %[2]s always;
+    # This app's share of the node: past it, 429 for this app only.
+    limit_conn skypanel_app_conns %[8]d;
+    proxy_read_timeout %[9]ds;
 
     location / {
         proxy_pass http://%[3]s;
     }
 }
-`, in.AppID, in.ReleaseID, name, servers.String(), listen.directive, in.Hostname, ReleaseHeader)
+`, in.AppID, in.ReleaseID, name, servers.String(), listen.directive, in.Hostname, ReleaseHeader,
+		in.connectionLimit(), int(in.readTimeout()/time.Second))
 }
 
 func dedupe(values []string) []string {

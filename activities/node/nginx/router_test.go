@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,6 +214,10 @@ func TestRouterRejectsHostileInputWithoutTouchingConfig(t *testing.T) {
 		func(in *PublishRouteInput) { in.ReleaseID = "r1; return 200" },
 		func(in *PublishRouteInput) { in.ReleaseID = "" },
 		func(in *PublishRouteInput) { in.Upstreams = nil },
+		func(in *PublishRouteInput) { in.MaxConnections = MaxMaxConnections + 1 },
+		func(in *PublishRouteInput) { in.MaxConnections = -1 },
+		func(in *PublishRouteInput) { in.ReadTimeout = 1500 * time.Millisecond },
+		func(in *PublishRouteInput) { in.ReadTimeout = 2 * time.Hour },
 		func(in *PublishRouteInput) { in.Upstreams = []string{"10.0.0.1:80"} },
 		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:80; evil"} },
 		func(in *PublishRouteInput) { in.Upstreams = []string{"127.0.0.1:0"} },
@@ -325,6 +330,69 @@ func TestRouteModeReadsTheOlderBoolsToo(t *testing.T) {
 		}
 		if tc.in.Serves() != (tc.want == RouteServe) {
 			t.Errorf("%+v: Serves %v", tc.in, tc.in.Serves())
+		}
+	}
+}
+
+// An app holding its connection limit gets 429 for one more, while another app on the node
+// still answers; an app slower than its read timeout gets 504, not a request held for minutes.
+func TestRouterBoundsEachAppsConnectionsAndWaits(t *testing.T) {
+	r := startRouter(t)
+	a := &Activities{Router: r}
+	release := make(chan struct{})
+	// /slow answers only when released; anything else (the route's own probe) at once.
+	var waiting atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/slow" {
+			waiting.Add(1)
+			select {
+			case <-release:
+			case <-req.Context().Done():
+			}
+		}
+		fmt.Fprint(w, "slow")
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	if err := publish(t, a, PublishRouteInput{AppID: "slow", Hostname: "slow.apps.localhost", ReleaseID: "r1",
+		Upstreams: []string{strings.TrimPrefix(slow.URL, "http://")}, MaxConnections: 2, ReadTimeout: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(t, a, PublishRouteInput{AppID: "other", Hostname: "other.apps.localhost", ReleaseID: "r1", Upstreams: []string{upstream(t, "other")}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two requests hold the slow app's two connections until its read timeout.
+	held := make(chan int, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+r.ProbeAddr()+"/slow", nil)
+			req.Host = "slow.apps.localhost"
+			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+			if err != nil {
+				held <- 0
+				return
+			}
+			resp.Body.Close()
+			held <- resp.StatusCode
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if waiting.Load() < 2 {
+		t.Fatal("the two slow requests did not reach the app")
+	}
+	if resp, _ := get(t, r, "slow.apps.localhost"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a third connection to an app limited to 2: %d, want 429", resp.StatusCode)
+	}
+	if resp, body := get(t, r, "other.apps.localhost"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "other") {
+		t.Errorf("another app while the slow one is at its limit: %d %q", resp.StatusCode, body)
+	}
+	for range 2 {
+		if status := <-held; status != http.StatusGatewayTimeout {
+			t.Errorf("a request slower than the app's 2 s read timeout: %d, want 504", status)
 		}
 	}
 }

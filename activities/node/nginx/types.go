@@ -24,6 +24,35 @@ type PublishRouteInput struct {
 	// Drain is how long the route change waits for nginx's old workers to finish the requests
 	// they still proxy to the previous upstreams (0: DefaultDrain; at most MaxDrain).
 	Drain time.Duration `json:",omitempty"`
+	// MaxConnections bounds the app's concurrent client connections on the node (0:
+	// DefaultMaxConnections), so one slow app cannot hold every nginx worker connection; past
+	// it nginx answers 429. ReadTimeout bounds the wait for the app's answer (0:
+	// DefaultReadTimeout). Both at most the Max… bounds.
+	MaxConnections int           `json:",omitempty"`
+	ReadTimeout    time.Duration `json:",omitempty"`
+}
+
+// Per-app proxy limits.
+const (
+	DefaultMaxConnections = 512
+	MaxMaxConnections     = 2048
+	DefaultReadTimeout    = 60 * time.Second
+	MaxReadTimeout        = time.Hour
+)
+
+// connectionLimit and readTimeout are the route's limits with their defaults.
+func (in PublishRouteInput) connectionLimit() int {
+	if in.MaxConnections <= 0 {
+		return DefaultMaxConnections
+	}
+	return in.MaxConnections
+}
+
+func (in PublishRouteInput) readTimeout() time.Duration {
+	if in.ReadTimeout <= 0 {
+		return DefaultReadTimeout
+	}
+	return in.ReadTimeout
 }
 
 // RouteMode is what a route serves.

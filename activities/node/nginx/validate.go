@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // InvalidRouteError says which part of a route is unacceptable; nothing was written.
@@ -109,6 +110,12 @@ func validateRoute(in PublishRouteInput) error {
 		if err := validateUpstream(u); err != nil {
 			return err
 		}
+	}
+	if in.MaxConnections < 0 || in.MaxConnections > MaxMaxConnections {
+		return invalid("max connections %d: want 1 to %d", in.MaxConnections, MaxMaxConnections)
+	}
+	if in.ReadTimeout < 0 || in.ReadTimeout > MaxReadTimeout || in.ReadTimeout%time.Second != 0 {
+		return invalid("read timeout %s: want whole seconds up to %s", in.ReadTimeout, MaxReadTimeout)
 	}
 	return nil
 }
