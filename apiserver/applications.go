@@ -75,6 +75,9 @@ func (s *Server) registerApplications() {
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
+			if err := s.requireFundsFor(ctx, app.ID, 0); err != nil {
+				return nil, err
+			}
 			if app.NodeID == nil {
 				if _, err := s.store.PlaceApplication(ctx, app.ID); err != nil {
 					return nil, s.problem(ctx, "application", err)
@@ -92,6 +95,9 @@ func (s *Server) registerApplications() {
 		})
 	huma.Register(s.api, s.op("start-application", http.MethodPost, "/api/paas/applications/{id}/start", "Start a stopped application's current release", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
+			if err := s.requireFundsFor(ctx, in.ID, 0); err != nil {
+				return nil, err
+			}
 			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpStart})
 		})
 }
@@ -119,6 +125,10 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	// An app no node of its region could hold is refused now (its first deploy places it).
 	if err := s.store.CheckRoomInRegion(ctx, region.ID, plan.ID); err != nil {
 		return nil, s.problem(ctx, "application", err)
+	}
+	// An app the wallet could not run for one period is refused now too (one instance).
+	if err := s.requireFunds(ctx, principal(ctx).OrgID, plan.PricePerHourMinor, ""); err != nil {
+		return nil, err
 	}
 	app, err := s.store.CreateApplication(ctx, db.NewApplication{
 		OrgID: principal(ctx).OrgID, Name: b.Name, RuntimeID: runtime.ID, PlanID: plan.ID, RegionID: region.ID,

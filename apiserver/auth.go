@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -42,6 +43,10 @@ func (s *Server) authenticate(requireAdmin bool) func(huma.Context, func(huma.Co
 		if err != nil {
 			s.log.Error("authenticate", "error", err)
 			huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "internal error") //nolint:errcheck
+			return
+		}
+		if ok, wait := s.limits.allow(p.TokenID, time.Now()); !ok {
+			s.rateLimited(ctx, wait)
 			return
 		}
 		if requireAdmin && p.Role != db.RoleAdmin {

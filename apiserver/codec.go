@@ -37,8 +37,20 @@ func (s *Server) authorizeCodec(r *http.Request) error {
 	token := ""
 	if scheme, value, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		token = strings.TrimSpace(value)
-	} else if c, err := r.Cookie(codecCookie); err == nil {
-		token = c.Value
+	} else if c, err := r.Cookie(codecCookie); err == nil && c.Value != "" {
+		// The sign-in's decode-only session: good for this endpoint and nothing else.
+		role, err := s.store.CodecSessionRole(r.Context(), HashToken(c.Value))
+		if errors.Is(err, db.ErrNotFound) {
+			return fmt.Errorf("%w: the codec session has expired or its token was revoked: sign in again at %s", codec.ErrCodecUnauthenticated, codecLoginPath)
+		}
+		if err != nil {
+			s.log.Error("authorize codec", "error", err)
+			return fmt.Errorf("%w: cannot check the session now", codec.ErrCodecUnauthenticated)
+		}
+		if role != db.RoleAdmin {
+			return errCodecForbidden
+		}
+		return nil
 	}
 	if token == "" {
 		return fmt.Errorf("%w: send an administrator's bearer token, or sign in at %s", codec.ErrCodecUnauthenticated, codecLoginPath)
@@ -106,10 +118,30 @@ func (s *Server) codecLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderCodecLogin(w, http.StatusForbidden, "Only administrators may decode workflow payloads.")
 		return
 	}
+	// The cookie carries a session of its own, never the admin's token: it decodes payloads
+	// and nothing else, for 8 hours or until that token is revoked.
+	session, hash, err := NewToken(codecSessionPrefix)
+	if err == nil {
+		err = s.store.CreateCodecSession(r.Context(), p.UserID, p.TokenID, hash, time.Now().Add(codecCookieMaxAge))
+	}
+	if err != nil {
+		s.log.Error("codec login", "error", err)
+		s.renderCodecLogin(w, http.StatusServiceUnavailable, "The session cannot be created now; try again.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: codecCookie, Value: token, Path: codecPath, MaxAge: int(codecCookieMaxAge / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		Name: codecCookie, Value: session, Path: codecPath, MaxAge: int(codecCookieMaxAge / time.Second),
+		HttpOnly: true, Secure: s.overTLS(r), SameSite: http.SameSiteStrictMode,
 	})
 	s.log.Info("administrator signed in to the Temporal codec", "admin_user_id", p.UserID)
 	s.renderCodecLogin(w, http.StatusOK, "Signed in. The Temporal UI can now decode payloads for 8 hours.")
+}
+
+// codecSessionPrefix marks a codec session's value.
+const codecSessionPrefix = "spc_"
+
+// overTLS tells whether the browser reached the API over TLS: directly, or through the
+// platform's public https URL (a proxy that terminates TLS in front).
+func (s *Server) overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(s.cfg.NodeInstall.PublicURL, "https://")
 }

@@ -59,14 +59,17 @@ func (s *Server) registerDeployments() {
 					s.streamLog(hctx, dep.ID, lastEventID, tokenID)
 				}}, nil
 			}
-			text, err := s.store.DeploymentLog(ctx, orgID, in.ID, in.DeploymentID)
+			dep, err := s.store.GetDeployment(ctx, orgID, in.ID, in.DeploymentID)
 			if err != nil {
 				return nil, s.problem(ctx, "deployment", err)
 			}
 			return &huma.StreamResponse{Body: func(hctx huma.Context) {
 				hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
 				hctx.SetStatus(http.StatusOK)
-				_, _ = hctx.BodyWriter().Write([]byte(text))
+				// Streamed chunk by chunk from the database, never held whole.
+				if err := s.store.WriteDeploymentLog(hctx.Context(), dep.ID, hctx.BodyWriter()); err != nil && hctx.Context().Err() == nil {
+					s.log.WarnContext(hctx.Context(), "read deployment log", "deployment_id", dep.ID, "error", err)
+				}
 			}}, nil
 		})
 }

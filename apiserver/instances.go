@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -45,6 +46,9 @@ func (s *Server) registerInstances() {
 			if err := s.store.CheckRoomToScale(ctx, principal(ctx).OrgID, in.ID, in.Body.Instances); err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
+			if err := s.requireFundsFor(ctx, in.ID, in.Body.Instances); err != nil {
+				return nil, err
+			}
 			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpScale, Instances: in.Body.Instances})
 		})
 	huma.Register(s.api, s.op("list-instances", http.MethodGet, "/api/paas/applications/{id}/instances",
@@ -52,34 +56,89 @@ func (s *Server) registerInstances() {
 		s.listInstances)
 }
 
-// listInstances asks the app's node through a short workflow (every machine step is an
-// activity on the node's queue) and waits for the answer.
-func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instanceView], error) {
+// instancesOutput is the app's instances as its node last answered, and when.
+type instancesOutput struct {
+	Body struct {
+		Items []instanceView `json:"items"`
+		AsOf  time.Time      `json:"as_of" doc:"When the node answered: a listing is asked of the node at most every few seconds per app, and answered from that in between"`
+		Age   float64        `json:"age_seconds" doc:"How old the listing is, in seconds"`
+	}
+}
+
+// instancesCacheFor is how long a node's listing of an app's instances answers the API's calls:
+// a dashboard polling every second, or a script in a loop, starts one workflow per app in this
+// time, not one per call.
+const instancesCacheFor = 3 * time.Second
+
+// instanceListings caches, per app, the node's last listing, and lets one call at a time ask
+// the node: the others wait for its answer.
+type instanceListings struct {
+	mu    sync.Mutex
+	byApp map[string]*instanceListing
+}
+
+type instanceListing struct {
+	mu   sync.Mutex // held while the node is asked
+	at   time.Time
+	mark string // the app's state mark the listing was made under (db.AppStateMark)
+	list contract.ListInstancesResult
+}
+
+func (c *instanceListings) entry(appID string, now time.Time) *instanceListing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byApp == nil {
+		c.byApp = map[string]*instanceListing{}
+	}
+	for id, e := range c.byApp { // a few hundred apps at most are listed within a minute
+		if id != appID && e.mu.TryLock() {
+			if now.Sub(e.at) > time.Minute {
+				delete(c.byApp, id)
+			}
+			e.mu.Unlock()
+		}
+	}
+	e, ok := c.byApp[appID]
+	if !ok {
+		e = &instanceListing{}
+		c.byApp[appID] = e
+	}
+	return e
+}
+
+// listInstances answers the node's listing of the app's containers: from the cache when it is
+// recent, otherwise asked through a short workflow (every machine step is an activity on the
+// node's queue).
+func (s *Server) listInstances(ctx context.Context, in *idPath) (*instancesOutput, error) {
 	app, err := s.store.GetApplication(ctx, principal(ctx).OrgID, in.ID)
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
 	}
+	out := &instancesOutput{}
 	if app.NodeID == nil {
-		return listOf([]instanceView{}), nil
+		out.Body.Items, out.Body.AsOf = []instanceView{}, time.Now()
+		return out, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.OperationWorkflowID("instances", app.ID, uuid.NewString()),
-		TaskQueue:                sptemporal.ControlTaskQueue,
-		WorkflowExecutionTimeout: 20 * time.Second,
-	}, workflows.ListAppInstances, workflows.ListAppInstancesInput{AppID: app.ID})
-	var list contract.ListInstancesResult
-	if err == nil {
-		err = run.Get(ctx, &list)
-	}
+	// An operation that started or ended since the listing (a scale, a heal, a deploy) makes
+	// it stale at once; what changes on the node alone (a container's restarts) shows within
+	// instancesCacheFor.
+	mark, err := s.store.AppStateMark(ctx, app.ID)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, huma.Error503ServiceUnavailable("the application's node did not answer in time")
-		}
-		s.log.Error("list instances", "app_id", app.ID, "error", err)
-		return nil, huma.Error503ServiceUnavailable("could not reach the application's node")
+		return nil, s.problem(ctx, "application", err)
 	}
+	e := s.instances.entry(app.ID, time.Now())
+	e.mu.Lock()
+	if time.Since(e.at) > instancesCacheFor || e.mark != mark {
+		list, err := s.askInstances(ctx, app.ID)
+		if err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		e.list, e.at, e.mark = list, time.Now(), mark
+	}
+	list, at := e.list, e.at
+	e.mu.Unlock()
+
 	target, err := s.store.AppTargetByID(ctx, app.ID)
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
@@ -103,5 +162,29 @@ func (s *Server) listInstances(ctx context.Context, in *idPath) (*items[instance
 			Restarts: inst.Restarts, ExitCode: inst.ExitCode, StartedAt: inst.StartedAt,
 		})
 	}
-	return listOf(views), nil
+	out.Body.Items, out.Body.AsOf, out.Body.Age = views, at, time.Since(at).Round(time.Millisecond).Seconds()
+	return out, nil
+}
+
+// askInstances runs ListAppInstances for the app and waits for the node's answer.
+func (s *Server) askInstances(ctx context.Context, appID string) (contract.ListInstancesResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.OperationWorkflowID("instances", appID, uuid.NewString()),
+		TaskQueue:                sptemporal.ControlTaskQueue,
+		WorkflowExecutionTimeout: 20 * time.Second,
+	}, workflows.ListAppInstances, workflows.ListAppInstancesInput{AppID: appID})
+	var list contract.ListInstancesResult
+	if err == nil {
+		err = run.Get(ctx, &list)
+	}
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return list, huma.Error503ServiceUnavailable("the application's node did not answer in time")
+		}
+		s.log.Error("list instances", "app_id", appID, "error", err)
+		return list, huma.Error503ServiceUnavailable("could not reach the application's node")
+	}
+	return list, nil
 }

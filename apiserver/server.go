@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -48,6 +49,10 @@ type Config struct {
 	// NodeKeys are the nodes' own keys; nil: the API opens them itself (from the store, under
 	// Keyring). Shared with the node gateway when both run in one process.
 	NodeKeys *nodekeys.Keys
+	// RateLimit and RateBurst bound each API token's requests per second in this process
+	// (0: DefaultRateLimit, DefaultRateBurst); past them, 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
 }
 
 // NodeCutter cuts a revoked node off the node gateway (*nodegateway.Gateway).
@@ -71,6 +76,10 @@ type Server struct {
 	mux      *http.ServeMux
 	// streams counts the organizations' open log streams (maxStreamsPerOrg).
 	streams openStreams
+	// limits are the per-token rate limits.
+	limits *tokenLimits
+	// instances caches the nodes' listings of apps' instances (instancesCacheFor).
+	instances instanceListings
 }
 
 // New builds the API's handler.
@@ -92,7 +101,8 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	}
 	s := &Server{cfg: cfg, store: store, temporal: temporalClient, log: log, mux: mux,
 		ops:   &operations.Owner{Store: store, Temporal: temporalClient, Log: log},
-		certs: nodeCertificates{ca: cfg.NodeCA, lifetime: cfg.NodeCertificateLifetime, store: store, log: log}, nodeKeys: cfg.NodeKeys}
+		certs: nodeCertificates{ca: cfg.NodeCA, lifetime: cfg.NodeCertificateLifetime, store: store, log: log}, nodeKeys: cfg.NodeKeys,
+		limits: newTokenLimits(cfg.RateLimit, cfg.RateBurst)}
 	if s.nodeKeys == nil {
 		s.nodeKeys = nodekeys.New(store, cfg.Keyring)
 	}
@@ -111,7 +121,28 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerEnv()
 	s.registerCodec()
 	s.registerWallet()
+	s.completeOpenAPI()
 	return s
+}
+
+// completeOpenAPI says in the document what a client must know: where the API is (the public
+// URL, or the server that served the document) and, for every operation, whether it needs the
+// bearer token; the few public ones (health, the install script, the agent's binary and
+// registration) say so with an empty requirement instead of saying nothing.
+func (s *Server) completeOpenAPI() {
+	doc := s.api.OpenAPI()
+	server := "/"
+	if u := strings.TrimRight(s.cfg.NodeInstall.PublicURL, "/"); u != "" {
+		server = u
+	}
+	doc.Servers = []*huma.Server{{URL: server, Description: "this SkyPanel control plane"}}
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch} {
+			if op != nil && op.Security == nil {
+				op.Security = []map[string][]string{{}}
+			}
+		}
+	}
 }
 
 // ServeHTTP implements http.Handler.

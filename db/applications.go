@@ -250,7 +250,7 @@ func deref(s *string) string {
 
 // SetAppRunning records that instance of the current release now serves the app.
 func (s *Store) SetAppRunning(ctx context.Context, appID, instance, url string) error {
-	return s.changeAndSyncUsage(ctx, appID, `UPDATE applications SET status = 'running', current_instance = $2, url = $3, updated_at = now() WHERE id = $1`, appID, instance, url)
+	return s.changeAndSyncUsage(ctx, appID, `UPDATE applications SET status = 'running', current_instance = $2, url = $3, running_plan_id = plan_id, updated_at = now() WHERE id = $1`, appID, instance, url)
 }
 
 // changeAndSyncUsage runs one update of the app and brings its usage segment in line, in one

@@ -82,7 +82,7 @@ func syncUsage(ctx context.Context, tx pgx.Tx, appID string) error {
 	var instances int
 	var price int64
 	err := tx.QueryRow(ctx, `SELECT a.status, a.name, a.org_id, a.instances, p.price_per_hour_minor
-		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID).Scan(&status, &name, &orgID, &instances, &price)
+		FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id) WHERE a.id = $1`, appID).Scan(&status, &name, &orgID, &instances, &price)
 	gone := errors.Is(err, pgx.ErrNoRows)
 	if err != nil && !gone {
 		return fmt.Errorf("read app %s for usage: %w", appID, err)
@@ -333,7 +333,7 @@ const resumableApps = `a.status = 'suspended' AND NOT EXISTS (
 func (s *Store) standings(ctx context.Context, appFilter, walletFilter string, period time.Duration, orgID string) ([]WalletStanding, error) {
 	rows, err := s.pool.Query(ctx, `WITH c AS (
 			SELECT a.org_id, sum(round(p.price_per_hour_minor::numeric * a.instances * $1 / 3600)) AS cost
-			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE (`+appFilter+`) AND ($2 = '' OR a.org_id::text = $2) GROUP BY a.org_id)
+			FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id) WHERE (`+appFilter+`) AND ($2 = '' OR a.org_id::text = $2) GROUP BY a.org_id)
 		SELECT w.org_id::text, w.balance, c.cost::bigint FROM c JOIN wallets w ON w.org_id = c.org_id WHERE `+walletFilter+`
 		ORDER BY w.org_id`, period.Seconds(), orgID)
 	if err != nil {
@@ -373,4 +373,50 @@ func (s *Store) EndUsageForSuspension(ctx context.Context, orgID string, paidUnt
 	_, err := s.pool.Exec(ctx, `UPDATE usage_segments u SET ended_at = GREATEST(u.started_at, $2)
 		FROM applications a WHERE u.app_id = a.id AND a.org_id::text = $1 AND a.status = 'running' AND u.ended_at IS NULL`, orgID, paidUntil)
 	return translate(err)
+}
+
+// Funds is an organization's wallet against one billing period: of the apps that run (or are
+// being deployed), and of what a request would add.
+type Funds struct {
+	Balance     int64
+	RunningCost int64 // one period of the running apps, rounded as charges are
+	RequestCost int64 // one period of what the request adds
+	Currency    string
+}
+
+// Enough tells whether the wallet pays one period of the running apps plus the request.
+func (f Funds) Enough() bool { return f.Balance >= f.RunningCost+f.RequestCost }
+
+// CheckFunds reads the organization's funds for one period when a request would add
+// addedPerHour (price per instance-hour times instances) to what it runs. An app being
+// changed is counted once: exclude names it (its own cost is in addedPerHour), or "".
+func (s *Store) CheckFunds(ctx context.Context, orgID string, addedPerHour int64, period time.Duration, exclude string) (Funds, error) {
+	var f Funds
+	err := s.pool.QueryRow(ctx, `SELECT w.balance, w.currency,
+			coalesce((SELECT sum(round(p.price_per_hour_minor::numeric * a.instances * $2 / 3600))
+				FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id)
+				WHERE a.org_id = w.org_id AND a.status IN ('running', 'deploying') AND a.id::text <> $4), 0)::bigint,
+			round($3::numeric * $2 / 3600)::bigint
+		FROM wallets w WHERE w.org_id::text = $1`, orgID, period.Seconds(), addedPerHour, exclude).
+		Scan(&f.Balance, &f.Currency, &f.RunningCost, &f.RequestCost)
+	if err != nil {
+		return Funds{}, fmt.Errorf("check funds: %w", translate(err))
+	}
+	return f, nil
+}
+
+// AppPricing is what an app costs per instance-hour, with its state and instance count.
+type AppPricing struct {
+	Status            string
+	Instances         int
+	PricePerHourMinor int64
+}
+
+// GetAppPricing reads the app's plan price, status and instances (the organization's only).
+func (s *Store) GetAppPricing(ctx context.Context, orgID, appID string) (AppPricing, error) {
+	var p AppPricing
+	err := s.pool.QueryRow(ctx, `SELECT a.status, a.instances, pl.price_per_hour_minor
+		FROM applications a JOIN plans pl ON pl.id = a.plan_id
+		WHERE a.id::text = $1 AND a.org_id::text = $2`, appID, orgID).Scan(&p.Status, &p.Instances, &p.PricePerHourMinor)
+	return p, translate(err)
 }

@@ -96,3 +96,57 @@ func TestCreditIsIdempotentByReference(t *testing.T) {
 		t.Errorf("credit to an unknown organization: %v", err)
 	}
 }
+
+// A plan change is billed at the new price only once a rollout has started containers of it:
+// changing a pro app to starter, then scaling to the same count, keeps billing pro; the
+// restart that applies starter bills starter from then on.
+func TestAPlanChangeIsBilledFromTheRolloutThatAppliesIt(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pro, err := testStore.PlanByRef(ctx, "pro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starter, err := testStore.PlanByRef(ctx, "starter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changePlan := func(id string) {
+		t.Helper()
+		if _, err := testStore.UpdateApplication(ctx, f.org, f.app.ID, db.ApplicationChanges{PlanID: &id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openPrice := func() int64 {
+		t.Helper()
+		usage, err := testStore.AppUsageBetween(ctx, f.app.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range usage {
+			if u.EndedAt == nil {
+				return u.PricePerHour
+			}
+		}
+		t.Fatalf("no open usage: %+v", usage)
+		return 0
+	}
+	changePlan(pro.ID)
+	runningWithRelease(t, f)
+	if got := openPrice(); got != pro.PricePerHourMinor {
+		t.Fatalf("a pro app is billed %d, want %d", got, pro.PricePerHourMinor)
+	}
+	changePlan(starter.ID)
+	if err := testStore.SetInstanceCount(ctx, f.app.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := openPrice(); got != pro.PricePerHourMinor {
+		t.Errorf("after a change to starter and a scale to the same count, billed %d: pro containers still run, want %d", got, pro.PricePerHourMinor)
+	}
+	if err := testStore.SetAppRunning(ctx, f.app.ID, "sp-x-2", "http://x/"); err != nil { // the restart's rollout
+		t.Fatal(err)
+	}
+	if got := openPrice(); got != starter.PricePerHourMinor {
+		t.Errorf("after the rollout of starter, billed %d, want %d", got, starter.PricePerHourMinor)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,9 +77,30 @@ func (s *Store) DeploymentLog(ctx context.Context, orgID, appID, deploymentID st
 	if _, err := s.GetDeployment(ctx, orgID, appID, deploymentID); err != nil {
 		return "", err
 	}
-	var text string
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE(string_agg(body, '' ORDER BY id), '') FROM deployment_log_chunks WHERE deployment_id = $1`, deploymentID).Scan(&text)
-	return text, translate(err)
+	var text strings.Builder
+	err := s.WriteDeploymentLog(ctx, deploymentID, &text)
+	return text.String(), err
+}
+
+// WriteDeploymentLog writes the deployment's log to w chunk by chunk, as the rows arrive: a
+// 10 MiB log never sits in memory whole, on the database's side nor on ours. The caller has
+// checked that the deployment is the caller's.
+func (s *Store) WriteDeploymentLog(ctx context.Context, deploymentID string, w io.Writer) error {
+	rows, err := s.pool.Query(ctx, `SELECT body FROM deployment_log_chunks WHERE deployment_id = $1 ORDER BY id`, deploymentID)
+	if err != nil {
+		return fmt.Errorf("read log: %w", translate(err))
+	}
+	defer rows.Close()
+	var body string
+	for rows.Next() {
+		if err := rows.Scan(&body); err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if _, err := io.WriteString(w, body); err != nil {
+			return fmt.Errorf("write log: %w", err)
+		}
+	}
+	return translate(rows.Err())
 }
 
 // NodeLogChunk is one piece of a deployment's log as a node sent it. (DeploymentID, Source,
@@ -182,7 +205,7 @@ func (s *Store) CompleteDeployment(ctx context.Context, appID, deploymentID, ins
 			return fmt.Errorf("record release: %w", err)
 		}
 		_, err := tx.Exec(ctx, `UPDATE applications SET status = 'running', current_deployment_id = $2, current_instance = $3,
-			current_release_id = (SELECT id FROM releases WHERE operation_id = $2),
+			current_release_id = (SELECT id FROM releases WHERE operation_id = $2), running_plan_id = plan_id,
 			url = $4, updated_at = now(), active_workflow_id = `+releasedBy(`$2`)+` WHERE id = $1`, appID, deploymentID, instance, url)
 		if err != nil {
 			return err

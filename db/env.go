@@ -192,7 +192,7 @@ func (s *Store) CompleteConfigRelease(ctx context.Context, appID, operationID, u
 			ON CONFLICT (operation_id) DO NOTHING`, appID, operationID, description, creator); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE applications a SET current_release_id = r.id, current_instance = $3, url = $4, status = 'running', updated_at = now()
+		_, err := tx.Exec(ctx, `UPDATE applications a SET current_release_id = r.id, current_instance = $3, url = $4, status = 'running', running_plan_id = a.plan_id, updated_at = now()
 			FROM releases r WHERE r.operation_id = $2 AND a.id = $1`, appID, operationID, instance, url)
 		if err != nil {
 			return err

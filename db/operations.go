@@ -550,3 +550,14 @@ func (s *Store) HoldsTurn(ctx context.Context, appID, workflowID string) (bool, 
 	}
 	return held, nil
 }
+
+// AppStateMark is a value that changes whenever the app's recorded state does: the app row,
+// and the start or end of any of its operations. A cache of what runs on the node for the app
+// (the instance listing) is dropped when the mark moves.
+func (s *Store) AppStateMark(ctx context.Context, appID string) (string, error) {
+	var mark string
+	err := s.pool.QueryRow(ctx, `SELECT concat_ws('|', a.updated_at, a.status, a.instances, a.current_deployment_id,
+			(SELECT concat_ws('|', count(*), max(seq), max(started_at), max(finished_at)) FROM app_operations o WHERE o.app_id = a.id))
+		FROM applications a WHERE a.id::text = $1`, appID).Scan(&mark)
+	return mark, translate(err)
+}

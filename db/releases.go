@@ -113,7 +113,7 @@ func (s *Store) CompleteRollback(ctx context.Context, appID, operationID string,
 			ON CONFLICT (operation_id) DO NOTHING`, appID, operationID, version, creator); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE applications a SET current_release_id = r.id, current_deployment_id = r.deployment_id,
+		_, err := tx.Exec(ctx, `UPDATE applications a SET current_release_id = r.id, current_deployment_id = r.deployment_id, running_plan_id = a.plan_id,
 				current_instance = $3, url = $4, status = 'running', updated_at = now()
 			FROM releases r WHERE r.operation_id = $2 AND a.id = $1`, appID, operationID, instance, url)
 		if err != nil {

@@ -90,3 +90,26 @@ func (s *Store) UserExists(ctx context.Context, userID string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// CreateCodecSession stores a decode-only session of the user, signed in with the API token
+// tokenID, by its hash. Expired sessions are removed on the way.
+func (s *Store) CreateCodecSession(ctx context.Context, userID, tokenID string, hash []byte, expiresAt time.Time) error {
+	_, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM codec_sessions WHERE expires_at < now())
+		INSERT INTO codec_sessions (session_hash, user_id, api_token_id, expires_at) VALUES ($1, $2, $3, $4)`,
+		hash, userID, tokenID, expiresAt)
+	if err != nil {
+		return fmt.Errorf("create codec session: %w", translate(err))
+	}
+	return nil
+}
+
+// CodecSessionRole answers the role of the user of a live codec session (ErrNotFound when it
+// does not exist, has expired, or its API token is gone or expired).
+func (s *Store) CodecSessionRole(ctx context.Context, hash []byte) (string, error) {
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT u.role FROM codec_sessions c
+		JOIN users u ON u.id = c.user_id
+		JOIN api_tokens t ON t.id = c.api_token_id
+		WHERE c.session_hash = $1 AND c.expires_at > now() AND (t.expires_at IS NULL OR t.expires_at > now())`, hash).Scan(&role)
+	return role, translate(err)
+}

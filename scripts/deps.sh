@@ -134,4 +134,21 @@ for entry in "${GO_TOOLS[@]}"; do
 	fi
 done
 
+# --- npm tools into .data/ ----------------------------------------------------------------
+# Redocly's CLI lints the API's OpenAPI document (apiserver's TestOpenAPIDocumentPassesRedocly).
+REDOCLY_VERSION=2.77.0
+if command -v npm >/dev/null 2>&1; then
+	if [ "$(cat "$DATA/redocly/.version" 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+		log "installing Redocly CLI $REDOCLY_VERSION into .data/redocly (npm)"
+		mkdir -p "$DATA/redocly"
+		if npm install --prefix "$DATA/redocly" --no-audit --no-fund --silent "@redocly/cli@$REDOCLY_VERSION" >"$DATA/redocly/npm.log" 2>&1; then
+			echo "$REDOCLY_VERSION" >"$DATA/redocly/.version"
+		else
+			log "warning: npm could not install @redocly/cli (see .data/redocly/npm.log); the OpenAPI lint is skipped"
+		fi
+	fi
+else
+	log "warning: npm not found: the OpenAPI lint is skipped (apt-get install npm)"
+fi
+
 log "ok"

@@ -380,3 +380,72 @@ func TestCreditBadInputWritesNothing(t *testing.T) {
 		t.Errorf("refused credits wrote %d entries", len(entries))
 	}
 }
+
+// An organization whose wallet cannot pay one period gets 402 on create, deploy and a scale
+// up, with nothing changed; credited, the same calls pass.
+func TestAnEmptyWalletGets402UntilCredited(t *testing.T) {
+	owner := newCustomer(t, uniqueName("broke")+"@example.com")
+	plan := createPlan(t, uniqueName("broke"), "Broke", pricePerHour) // one instance: 3000 a period
+	name := uniqueName("broke")
+	r := newHelloRepo(t, name, "paid at last")
+	create := func() (int, []byte, application) {
+		var app application
+		status, raw := platform.call(http.MethodPost, "/api/paas/applications", owner.token, map[string]any{
+			"name": name, "runtime": "dockerfile", "plan": plan.Slug, "region": "local", "git_url": r.URL,
+		}, &app)
+		return status, raw, app
+	}
+	if status, raw, _ := create(); status != http.StatusPaymentRequired || !strings.Contains(string(raw), "credit the wallet") {
+		t.Fatalf("create with an empty wallet: %d %s, want 402 saying what to do", status, raw)
+	}
+	var list struct{ Items []application }
+	if platform.call(http.MethodGet, "/api/paas/applications", owner.token, nil, &list); len(list.Items) != 0 {
+		t.Errorf("the refused create made %d apps", len(list.Items))
+	}
+
+	// 20,000 pays about six periods of one instance.
+	if status, raw := credit(t, owner.orgID, 20000, "broke-1-"+plan.Slug); status != http.StatusCreated {
+		t.Fatalf("credit: %d %s", status, raw)
+	}
+	status, raw, app := create()
+	if status != http.StatusCreated {
+		t.Fatalf("create once credited: %d %s", status, raw)
+	}
+	remember(&created.apps, app.ID)
+
+	// The plan now costs more than the wallet holds for a period: the first deploy is refused,
+	// and nothing is queued or built.
+	reprice := func(price int) {
+		t.Helper()
+		if status, raw := platform.call(http.MethodPut, "/api/paas/admin/plans/"+plan.ID, platform.adminToken, planFields(plan.Slug, "Broke", price), nil); status != http.StatusOK {
+			t.Fatalf("reprice: %d %s", status, raw)
+		}
+	}
+	reprice(100 * pricePerHour)
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/deploy", owner.token, nil, nil); status != http.StatusPaymentRequired {
+		t.Errorf("deploy the wallet cannot pay: %d %s, want 402", status, raw)
+	}
+	var deps struct{ Items []deployment }
+	if platform.call(http.MethodGet, "/api/paas/applications/"+app.ID+"/deployments", owner.token, nil, &deps); len(deps.Items) != 0 {
+		t.Errorf("the refused deploy made %d deployments", len(deps.Items))
+	}
+	reprice(pricePerHour)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy once affordable: %+v", dep)
+	}
+
+	// Ten instances cost 30,000 a period: refused, and the app keeps its one.
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/scale", owner.token, map[string]int{"instances": 10}, nil); status != http.StatusPaymentRequired {
+		t.Errorf("scale to 10 on 20,000: %d %s, want 402", status, raw)
+	}
+	if got := owner.getApp(t, app.ID); got.Instances != 1 {
+		t.Errorf("the refused scale changed the app: %+v", got)
+	}
+	if status, raw := credit(t, owner.orgID, 500000, "broke-2-"+plan.Slug); status != http.StatusCreated {
+		t.Fatalf("credit: %d %s", status, raw)
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/scale", owner.token, map[string]int{"instances": 2}, nil); status != http.StatusAccepted {
+		t.Errorf("scale to 2 once credited: %d %s", status, raw)
+	}
+	owner.waitIdle(t, app.ID)
+}

@@ -294,6 +294,35 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 		if resp := fromUI(http.MethodPost, "http://evil.example", true); resp.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("another origin is allowed to read the answer: %v", resp.Header)
 		}
+
+		// The cookie is a decode-only session of its own: not the admin's token, no key to the
+		// API, and it ends with the token it was signed in with.
+		if cookie.Value == platform.adminToken || !strings.HasPrefix(cookie.Value, "spc_") {
+			t.Errorf("the codec cookie carries %q…, want a session of its own", cookie.Value[:min(6, len(cookie.Value))])
+		}
+		if status, _ := platform.call(http.MethodGet, "/api/paas/admin/nodes", cookie.Value, nil, nil); status != http.StatusUnauthorized {
+			t.Errorf("the codec session used as an API token: %d, want 401", status)
+		}
+		signedIn, secret := createToken(t, platform.adminToken, map[string]any{"name": "codec"})
+		resp = login(secret)
+		cookie = nil
+		for _, c := range resp.Cookies() {
+			if c.Name == "skypanel_codec" {
+				cookie = c
+			}
+		}
+		if cookie == nil || cookie.Secure {
+			t.Fatalf("sign-in with a second admin token over plain http: cookie %+v", cookie)
+		}
+		if resp := fromUI(http.MethodPost, platform.uiOrigin, true); resp.StatusCode != http.StatusOK {
+			t.Errorf("decode with the second session: %d", resp.StatusCode)
+		}
+		if status, raw := platform.call(http.MethodDelete, "/api/paas/tokens/"+signedIn.ID, platform.adminToken, nil, nil); status != http.StatusNoContent {
+			t.Fatalf("revoke the second admin token: %d %s", status, raw)
+		}
+		if resp := fromUI(http.MethodPost, platform.uiOrigin, true); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("decode with the session of a revoked token: %d, want 401", resp.StatusCode)
+		}
 	})
 }
 

@@ -181,3 +181,36 @@ func forget(c customer) {
 		}
 	}
 }
+
+// A token that makes requests faster than the rate limit gets 429 with Retry-After, then is let
+// through again; another customer's token is not held back meanwhile.
+func TestATokensRequestsAreRateLimited(t *testing.T) {
+	busy := newCustomer(t, uniqueName("busy")+"@example.com")
+	calm := newCustomer(t, uniqueName("calm")+"@example.com")
+	var limited *http.Response
+	for i := 0; i < 2000 && limited == nil; i++ {
+		req, _ := http.NewRequest(http.MethodGet, platform.apiURL+"/api/paas/applications", nil)
+		req.Header.Set("Authorization", "Bearer "+busy.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = resp
+		}
+	}
+	if limited == nil {
+		t.Fatal("2000 requests as fast as one client sends them were never limited")
+	}
+	if limited.Header.Get("Retry-After") == "" || limited.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("the 429: Retry-After %q, Content-Type %q", limited.Header.Get("Retry-After"), limited.Header.Get("Content-Type"))
+	}
+	if status := tokenWorks(calm.token); status != http.StatusOK {
+		t.Errorf("another customer while the first is limited: %d", status)
+	}
+	eventually(t, 30*time.Second, "the limited token is let through again", func() (bool, string) {
+		status := tokenWorks(busy.token)
+		return status == http.StatusOK, http.StatusText(status)
+	})
+}

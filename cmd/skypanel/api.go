@@ -23,6 +23,8 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	var addr, codecOrigins, adminTokenFile, gatewayAddr, gatewayHostList *string
 	var nodeInstall apiserver.NodeInstall
 	var certLifetime *time.Duration
+	var rateLimit *float64
+	var rateBurst *int
 	var gate registryGateConfig
 	cfg, err := parseControlConfig(log, "api", args, true, func(fs *flag.FlagSet) {
 		gate.bind(fs)
@@ -35,6 +37,10 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 			"comma-separated host names and IPs nodes dial the gateway by, for its certificate; default: --public-gateway-address's host (loopback is always added) (SKYPANEL_NODE_GATEWAY_HOSTS)")
 		certLifetime = fs.Duration("node-certificate-lifetime", envDuration("SKYPANEL_NODE_CERTIFICATE_LIFETIME", nodegateway.DefaultCertificateLifetime),
 			"how long a node's gateway certificate is valid; agents renew it when a third is left (SKYPANEL_NODE_CERTIFICATE_LIFETIME)")
+		rateLimit = fs.Float64("rate-limit", envFloat("SKYPANEL_RATE_LIMIT", apiserver.DefaultRateLimit),
+			"requests per second each API token may make, sustained, in this process; past it 429 with Retry-After (SKYPANEL_RATE_LIMIT)")
+		rateBurst = fs.Int("rate-burst", envInt("SKYPANEL_RATE_BURST", apiserver.DefaultRateBurst),
+			"requests a token may make at once above --rate-limit (SKYPANEL_RATE_BURST)")
 		bindNodeInstall(fs, &nodeInstall)
 	})
 	if err != nil {
@@ -46,6 +52,9 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if err := nodeInstall.Validate(); err != nil {
 		return err
+	}
+	if *rateLimit <= 0 || *rateBurst < 1 {
+		return fmt.Errorf("--rate-limit %g / --rate-burst %d: want a positive rate and a burst of at least 1", *rateLimit, *rateBurst)
 	}
 	if *certLifetime < time.Minute || *certLifetime > 365*24*time.Hour {
 		return fmt.Errorf("--node-certificate-lifetime %s: want 1m to 8760h", *certLifetime)
@@ -73,7 +82,8 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer tc.Close()
 	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
-		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime}
+		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime,
+		RateLimit: *rateLimit, RateBurst: *rateBurst}
 	var gateway *nodeGateway
 	if runGateway {
 		gatewayListener, err := net.Listen("tcp", *gatewayAddr)

@@ -195,7 +195,14 @@ func instanceSpec(in StartInstanceInput, env map[string]string, nodeID string) (
 			MemorySwap: memory,
 			NanoCPUs:   int64(in.CPUMillis) * 1_000_000,
 			PidsLimit:  &pids,
+			// dockerd's own limit (often a million) would let one app hold the node's file
+			// table; this is plenty for any web process.
+			Ulimits: []*container.Ulimit{{Name: "nofile", Soft: InstanceOpenFiles, Hard: InstanceOpenFiles}},
 		},
+		// /tmp is memory, bounded (and charged to the app's memory limit): a runaway temp file
+		// fills the app's own allowance, not the node's disk. The image's writable layer has
+		// no size limit on overlay2 without project quotas (docs/architecture.md).
+		Tmpfs: map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%dm,mode=1777", tmpSizeMB(in.MemoryMB))},
 	}
 	netConfig := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		in.Network: {},
@@ -269,3 +276,9 @@ func publishedPort(info container.InspectResponse, port int) (int, error) {
 	}
 	return 0, fmt.Errorf("port %d/tcp is not published on 127.0.0.1", port)
 }
+
+// InstanceOpenFiles is every instance's open-files limit (nofile, soft and hard).
+const InstanceOpenFiles = 65536
+
+// tmpSizeMB is the size of an instance's /tmp: half its memory, at least 16 MiB, at most 1 GiB.
+func tmpSizeMB(memoryMB int) int { return min(max(memoryMB/2, 16), 1024) }
