@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"sync"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -197,7 +199,7 @@ func instanceSpec(in StartInstanceInput, env map[string]string, nodeID string) (
 			PidsLimit:  &pids,
 			// dockerd's own limit (often a million) would let one app hold the node's file
 			// table; this is plenty for any web process.
-			Ulimits: []*container.Ulimit{{Name: "nofile", Soft: InstanceOpenFiles, Hard: InstanceOpenFiles}},
+			Ulimits: []*container.Ulimit{{Name: "nofile", Soft: instanceOpenFiles(), Hard: instanceOpenFiles()}},
 		},
 		// /tmp is memory, bounded (and charged to the app's memory limit): a runaway temp file
 		// fills the app's own allowance, not the node's disk. The image's writable layer has
@@ -277,8 +279,20 @@ func publishedPort(info container.InspectResponse, port int) (int, error) {
 	return 0, fmt.Errorf("port %d/tcp is not published on 127.0.0.1", port)
 }
 
-// InstanceOpenFiles is every instance's open-files limit (nofile, soft and hard).
+// InstanceOpenFiles is every instance's open-files limit (nofile, soft and hard), lowered to
+// the host's own hard limit where that is less: a container without CAP_SYS_RESOURCE cannot be
+// given more than its engine has.
 const InstanceOpenFiles = 65536
+
+var openFilesOnce = sync.OnceValue(func() int64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max > 0 && lim.Max < InstanceOpenFiles {
+		return int64(lim.Max)
+	}
+	return InstanceOpenFiles
+})
+
+func instanceOpenFiles() int64 { return openFilesOnce() }
 
 // tmpSizeMB is the size of an instance's /tmp: half its memory, at least 16 MiB, at most 1 GiB.
 func tmpSizeMB(memoryMB int) int { return min(max(memoryMB/2, 16), 1024) }
