@@ -138,7 +138,13 @@ func describeReplaced(broken []docker.Instance) string {
 			part += fmt.Sprintf(", exit code %d", inst.ExitCode)
 		}
 		part += ")"
-		if out := lastLine(inst.LastOutput); out != "" {
+		out := lastLines(inst.LastOutput, 1)
+		if inst.State == "running" && inst.Crashing {
+			// Restarted a moment ago: its last line is the new run's start; the crash that
+			// brought it here is just before.
+			out = lastLines(inst.LastOutput, 3)
+		}
+		if out != "" {
 			part += ", last output: " + out
 		}
 		parts = append(parts, part)
@@ -146,13 +152,18 @@ func describeReplaced(broken []docker.Instance) string {
 	return strings.Join(parts, "; ")
 }
 
-func lastLine(out string) string {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if len(last) > 300 {
-		last = last[:300] + "…"
+// lastLines is the last n non-empty lines of out, joined by " | ", at most 300 bytes each.
+func lastLines(out string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > 300 {
+				l = l[:300] + "…"
+			}
+			lines = append(lines, l)
+		}
 	}
-	return last
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
 // rebuildRelease builds the release's image again from the release's own commit, and returns

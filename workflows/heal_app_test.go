@@ -198,3 +198,17 @@ func TestAFailedHealRemovesWhatItStarted(t *testing.T) {
 	require.Equal(t, store.OperationFailed, ended.Status)
 	require.Contains(t, ended.Reason, "starting 3 instance(s) from the kept image failed: instance sp-hello-x exited with code 3 right after starting; its last output: boom")
 }
+
+// A crashing instance caught right after Docker restarted it shows the crash, not only the new
+// run's first line.
+func TestDescribeReplacedShowsTheCrashOfARestartedInstance(t *testing.T) {
+	got := describeReplaced([]docker.Instance{{Name: "sp-x-1", State: "running", Crashing: true, ExitCode: 0,
+		LastOutput: "helloapp listening on :8080\nout of memory (pretend): giving up after 2s\nhelloapp listening on :8080\n"}})
+	if !strings.Contains(got, "giving up after 2s") {
+		t.Errorf("describeReplaced = %q, want the crash's line", got)
+	}
+	got = describeReplaced([]docker.Instance{{Name: "sp-x-2", State: "exited", ExitCode: 3, LastOutput: "starting\nboom\n"}})
+	if !strings.HasSuffix(got, "last output: boom") {
+		t.Errorf("describeReplaced = %q, want the exited instance's last line", got)
+	}
+}
