@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skypanel/skypanel/activities/node/limitwatch"
 )
 
 // What a build may use. A build gets its app plan's memory and CPU, but never less than these
@@ -175,28 +177,7 @@ func (cg *buildCgroup) forkRefusals() int {
 // watch stops the build (cause errBuildPidsLimit) as soon as a fork is refused: a fork bomb
 // held at the limit would otherwise spin until the time limit.
 func (cg *buildCgroup) watch(ctx context.Context, stop context.CancelCauseFunc) (done func()) {
-	quit := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if cg.forkRefusals() > 0 {
-					stop(errBuildPidsLimit)
-					return
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { close(quit); <-finished }) }
+	return limitwatch.Start(ctx, 250*time.Millisecond, func() bool { return cg.forkRefusals() > 0 }, stop, errBuildPidsLimit)
 }
 
 // remove deletes the build's cgroups once its containers are gone; the Engine removes each

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/node/buildlog"
+	"github.com/skypanel/skypanel/activities/node/limitwatch"
 )
 
 // Error types of the non-retryable application errors this package returns; workflows and the
@@ -96,7 +96,10 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	// is stopped once it is past the limit.
 	sizeCtx, tooLarge := context.WithCancelCause(cloneCtx)
 	defer tooLarge(nil)
-	stopWatch := watchSize(sizeCtx, dir, limit, tooLarge)
+	stopWatch := limitwatch.Start(sizeCtx, cloneSizeCheckEvery, func() bool {
+		size, err := dirSize(dir)
+		return err == nil && size > limit
+	}, tooLarge, errCloneTooLarge)
 	defer stopWatch()
 	cloneCtx = sizeCtx
 	tooLargeErr := func() error {
@@ -293,33 +296,6 @@ func lastLines(s string, n int) string {
 }
 
 var errCloneTooLarge = errors.New("clone too large")
-
-// watchSize measures dir every cloneSizeCheckEvery until stopped, and cancels with
-// errCloneTooLarge once it holds more than limit bytes.
-func watchSize(ctx context.Context, dir string, limit int64, cancel context.CancelCauseFunc) (stop func()) {
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(cloneSizeCheckEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if size, err := dirSize(dir); err == nil && size > limit {
-					cancel(errCloneTooLarge)
-					return
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { close(quit); <-done }) }
-}
 
 // dirSize is the bytes of the regular files under dir; files that vanish meanwhile (git's
 // temporary packs) are skipped.
