@@ -11,13 +11,16 @@ import (
 )
 
 // residentKiB reads a process's resident set size from /proc.
-func residentKiB(pid int) int64 {
+func residentKiB(pid int) int64 { return procStatusKiB(pid, "VmRSS:") }
+
+// procStatusKiB is a kB field of /proc/<pid>/status (VmRSS:, VmHWM:), 0 when unreadable.
+func procStatusKiB(pid int, field string) int64 {
 	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == "VmRSS:" {
+		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == field {
 			kib, _ := strconv.ParseInt(fields[1], 10, 64)
 			return kib
 		}

@@ -449,3 +449,66 @@ func TestAnEmptyWalletGets402UntilCredited(t *testing.T) {
 	}
 	owner.waitIdle(t, app.ID)
 }
+
+// A plan change is priced from the rollout that starts containers of the new plan: a pricey app
+// moved to a cheap plan and scaled to the same count is still charged the pricey price (its
+// containers are the pricey plan's), and the cheap price only after the restart that applies it.
+func TestAPlanChangeIsChargedFromItsRollout(t *testing.T) {
+	owner := newCustomer(t, uniqueName("replan")+"@example.com")
+	pricey := createPlan(t, uniqueName("pricey"), "Pricey", pricePerHour)  // 1,000 a second
+	cheap := createPlan(t, uniqueName("cheap"), "Cheap", pricePerHour/10) // 100 a second
+	if status, raw := credit(t, owner.orgID, 10_000_000, "replan-"+pricey.Slug); status != http.StatusCreated {
+		t.Fatalf("credit: %d %s", status, raw)
+	}
+	name := uniqueName("replan")
+	var app application
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications", owner.token, map[string]any{
+		"name": name, "runtime": "dockerfile", "plan": pricey.Slug, "region": "local", "git_url": newHelloRepo(t, name, "replan").URL, "drain_seconds": 1,
+	}, &app); status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	remember(&created.apps, app.ID)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	owner.waitIdle(t, app.ID)
+	if status, raw := platform.call(http.MethodPut, "/api/paas/applications/"+app.ID, owner.token, map[string]any{"plan": cheap.Slug}, nil); status != http.StatusOK {
+		t.Fatalf("change plan: %d %s", status, raw)
+	}
+	owner.scale(t, app.ID, 1)
+	scaled := time.Now()
+
+	// perSecond is the price of the app's charges for periods that started after from.
+	perSecond := func(from time.Time) (float64, string) {
+		var rates []string
+		rate := 0.0
+		for _, e := range owner.ledger(t) {
+			if e.Kind != "charge" || e.AppID == nil || *e.AppID != app.ID || e.PeriodStart.Before(from) || *e.InstanceSeconds < 1 {
+				continue
+			}
+			rate = float64(e.Amount) / *e.InstanceSeconds
+			rates = append(rates, fmt.Sprintf("%d for %.1fs", e.Amount, *e.InstanceSeconds))
+		}
+		return rate, strings.Join(rates, ", ")
+	}
+	var rate float64
+	eventually(t, time.Minute, "a period after the scale is charged", func() (bool, string) {
+		var seen string
+		rate, seen = perSecond(scaled.Add(billingPeriod))
+		return rate > 0, seen
+	})
+	if rate < 900 {
+		t.Errorf("after a change to the cheap plan and a scale to the same count, charged %.0f a second: the pricey containers still run, want 1000", rate)
+	}
+
+	owner.operation(t, app.ID, "restart") // the rollout of the cheap plan
+	restarted := time.Now()
+	eventually(t, time.Minute, "a period after the restart is charged", func() (bool, string) {
+		var seen string
+		rate, seen = perSecond(restarted.Add(billingPeriod))
+		return rate > 0, seen
+	})
+	if rate > 110 {
+		t.Errorf("after the restart onto the cheap plan, charged %.0f a second, want 100", rate)
+	}
+}

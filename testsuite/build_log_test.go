@@ -3,7 +3,9 @@ package testsuite
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A node's log intake is bounded and checked: a source other than the build's steps is refused
@@ -43,5 +45,52 @@ func TestTheBuildLogIsCappedAndItsSourceChecked(t *testing.T) {
 	}
 	if n := strings.Count(log, "reached its cap"); n != 1 {
 		t.Errorf("%d truncation lines, want 1", n)
+	}
+}
+
+// A build step that prints 200 MiB leaves at most the log's cap and one line saying so; the
+// build goes on and succeeds; the API reads the capped log back without holding it in memory
+// (its process stays under 200 MB resident while the log is read).
+func TestARunawayBuildLogIsCappedAndReadInBoundedMemory(t *testing.T) {
+	owner := newCustomer(t, uniqueName("spew")+"@example.com")
+	app, dep, log := dockerfileApp(t, owner, "spew", "FROM scratch\nCOPY app /app\nCOPY message.txt /message.txt\n"+
+		"RUN [\"/app\", \"spew\", \"200\"]\nUSER 1000:1000\nENTRYPOINT [\"/app\"]\n", nil)
+	if dep.Status != "succeeded" {
+		t.Fatalf("the build that prints 200 MiB: %s, want it to go on and succeed\n%s", dep.Status, tail(log, 10))
+	}
+	if len(log) > 10<<20+1024 {
+		t.Errorf("the log holds %d bytes, past the cap of %d", len(log), 10<<20)
+	}
+	if n := strings.Count(log, "reached its cap"); n != 1 {
+		t.Errorf("%d truncation lines, want 1", n)
+	}
+	// The resident set, sampled while the log is read five times.
+	pid := platform.cmd.Process.Pid
+	var peak atomic.Int64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if rss := residentKiB(pid); rss > peak.Load() {
+				peak.Store(rss)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	for range 5 {
+		if got := owner.logs(t, app.ID, dep.ID); len(got) != len(log) {
+			t.Errorf("a read of the log: %d bytes, want %d", len(got), len(log))
+		}
+	}
+	close(done)
+	<-sampled
+	t.Logf("the API's process: %d MiB resident at most while the 10 MiB log was read 5 times", peak.Load()>>10)
+	if peak.Load() == 0 || peak.Load() > 200<<10 {
+		t.Errorf("the API's process holds %d MiB while the log is read, want under 200 MiB", peak.Load()>>10)
 	}
 }

@@ -15,6 +15,11 @@ const (
 	chunkAge   = time.Second
 )
 
+// MaxBytes is what one writer sends at most: the control plane keeps 10 MiB of a deployment's
+// log (and says so in one line), so a step printing hundreds of megabytes costs the node's
+// uplink and the API no more than that.
+const MaxBytes = 10<<20 + chunkBytes
+
 // Writer batches a deployment's log text into numbered chunks for the sink. The log is best
 // effort: a sink failure is logged on the node and never fails the activity.
 type Writer struct {
@@ -24,6 +29,7 @@ type Writer struct {
 	attempt      int32
 
 	mu      sync.Mutex
+	sent    int // bytes handed to the sink
 	seq     int
 	buf     strings.Builder
 	started time.Time
@@ -43,6 +49,9 @@ func (w *Writer) Write(ctx context.Context, text string) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.sent+w.buf.Len()+len(text) > MaxBytes {
+		return // past the log's cap: the control plane keeps none of it
+	}
 	if w.buf.Len() == 0 {
 		w.started = time.Now()
 	}
@@ -76,6 +85,7 @@ func (w *Writer) flushLocked(ctx context.Context) {
 		return
 	}
 	w.seq++
+	w.sent += w.buf.Len()
 	chunk := Chunk{DeploymentID: w.deploymentID, Source: w.source, Attempt: w.attempt, Seq: w.seq, Text: w.buf.String()}
 	w.buf.Reset()
 	if err := w.sink.Append(ctx, chunk); err != nil {

@@ -79,3 +79,22 @@ func TestWriterSendsPendingLinesDuringASilentStep(t *testing.T) {
 		t.Errorf("%d chunks, want 1", n)
 	}
 }
+
+// A step printing far more than the control plane keeps sends the cap's worth and no more.
+func TestWriterStopsSendingPastTheCap(t *testing.T) {
+	ctx := context.Background()
+	sink := &recordingSink{}
+	w := NewWriter(sink, "dep-1", "build", 1)
+	line := strings.Repeat("y", 99) + "\n"
+	for range (50 << 20) / len(line) { // 50 MiB
+		w.Write(ctx, line)
+	}
+	w.Flush(ctx)
+	sent := 0
+	for _, c := range sink.chunks {
+		sent += len(c.Text)
+	}
+	if sent > MaxBytes || sent < 10<<20 {
+		t.Errorf("sent %d bytes of 50 MiB, want the cap's worth (10 MiB to %d)", sent, MaxBytes)
+	}
+}

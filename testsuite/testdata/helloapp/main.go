@@ -8,7 +8,8 @@
 // a TCP connection and say what happened; HOST "gateway" is the container's default gateway,
 // the host as the container sees it. probe exits 0 only when every connection opened.
 // "alloc MIB" allocates and touches that much memory, then exits 0: a build step that needs
-// more memory than it is given.
+// more memory than it is given. "spew MIB" prints that many MiB of numbered lines: a build
+// step with a runaway log.
 package main
 
 import (
@@ -37,6 +38,17 @@ func main() {
 			held = append(held, chunk)
 		}
 		fmt.Printf("allocated %d MiB in %d chunks\n", mib, len(held))
+		return
+	}
+	if len(os.Args) > 2 && os.Args[1] == "spew" {
+		var mib int
+		fmt.Sscan(os.Args[2], &mib)
+		out := bufio.NewWriterSize(os.Stdout, 1<<20)
+		filler := strings.Repeat("z", 90)
+		for i := 0; i < mib<<20/100; i++ {
+			fmt.Fprintf(out, "%08d %s\n", i, filler)
+		}
+		out.Flush()
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "probe" {
