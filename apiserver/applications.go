@@ -39,6 +39,9 @@ type updateAppInput struct {
 		GitURL       *string `json:"git_url,omitempty" maxLength:"2048"`
 		GitBranch    *string `json:"git_branch,omitempty" maxLength:"255"`
 		DrainSeconds *int    `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" doc:"Drain grace for old instances, 1-120 seconds; used from the next rollout"`
+		// The app's share of its node's nginx.
+		MaxConnections     *int `json:"max_connections,omitempty" minimum:"1" maximum:"2048" doc:"Concurrent client connections nginx lets through to the app (1-2048, default 512); past them the app answers 429. Used from the next rollout"`
+		ReadTimeoutSeconds *int `json:"read_timeout_seconds,omitempty" minimum:"1" maximum:"3600" doc:"Seconds nginx waits for the app's answer (1-3600, default 60) before 504. Used from the next rollout"`
 	}
 }
 
@@ -164,7 +167,8 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 	if err := s.validateSource(url, branch); err != nil {
 		return nil, err
 	}
-	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch, DrainSeconds: b.DrainSeconds}
+	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch, DrainSeconds: b.DrainSeconds,
+		MaxConnections: b.MaxConnections, ReadTimeoutSeconds: b.ReadTimeoutSeconds}
 	if b.Runtime != nil || b.Plan != nil {
 		runtimeRef, planRef := current.Runtime, current.Plan
 		if b.Runtime != nil {

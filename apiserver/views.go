@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/node/nginx"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -38,6 +39,8 @@ type Application struct {
 	StatusReason        string    `json:"status_reason,omitempty" doc:"why the app is degraded"`
 	Instances           int       `json:"instances"`
 	DrainSeconds        int       `json:"drain_seconds"`
+	MaxConnections      int       `json:"max_connections" doc:"Concurrent client connections nginx lets through to the app"`
+	ReadTimeoutSeconds  int       `json:"read_timeout_seconds" doc:"Seconds nginx waits for the app's answer"`
 	URL                 string    `json:"url"`
 	CurrentDeploymentID *string   `json:"current_deployment_id,omitempty"`
 	ActiveWorkflowID    *string   `json:"active_workflow_id,omitempty"`
@@ -223,6 +226,8 @@ func applicationView(r db.Application) Application {
 		StatusReason:        r.DegradedReason,
 		Instances:           r.Instances,
 		DrainSeconds:        r.DrainSeconds,
+		MaxConnections:      orDefault(r.MaxConnections, nginx.DefaultMaxConnections),
+		ReadTimeoutSeconds:  orDefault(r.ReadTimeoutSeconds, int(nginx.DefaultReadTimeout/time.Second)),
 		URL:                 r.URL,
 		CurrentDeploymentID: r.CurrentDeploymentID,
 		ActiveWorkflowID:    r.ActiveWorkflowID,
@@ -300,4 +305,11 @@ func viewsOf[R, V any](rows []R, view func(R) V) []V {
 		out[i] = view(r)
 	}
 	return out
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

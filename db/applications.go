@@ -20,18 +20,21 @@ const (
 
 // Application is a customer's app.
 type Application struct {
-	ID                  string
-	OrgID               string
-	Name                string
-	Runtime             string
-	Plan                string
-	Region              string
-	NodeID              *string
-	GitURL              string
-	GitBranch           string
-	Status              string
-	Instances           int
-	DrainSeconds        int
+	ID           string
+	OrgID        string
+	Name         string
+	Runtime      string
+	Plan         string
+	Region       string
+	NodeID       *string
+	GitURL       string
+	GitBranch    string
+	Status       string
+	Instances    int
+	DrainSeconds int
+	// MaxConnections and ReadTimeoutSeconds bound the app on its node's nginx (0: defaults).
+	MaxConnections      int
+	ReadTimeoutSeconds  int
 	URL                 string
 	CurrentDeploymentID *string
 	ActiveWorkflowID    *string
@@ -48,7 +51,7 @@ type Application struct {
 	currentInstance string
 }
 
-const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.url,
+const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.max_connections, a.read_timeout_seconds, a.url,
 	a.current_deployment_id, a.active_workflow_id, a.degraded_reason, a.degraded_at, COALESCE(n.name, ''), COALESCE(n.host, ''), a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
@@ -59,7 +62,7 @@ const appFrom = ` FROM applications a
 
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
-	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.URL,
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.MaxConnections, &a.ReadTimeoutSeconds, &a.URL,
 		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.DegradedReason, &a.DegradedAt, &a.NodeName, &a.NodeHost, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
@@ -101,6 +104,7 @@ func (s *Store) CreateApplication(ctx context.Context, n NewApplication) (Applic
 type ApplicationChanges struct {
 	RuntimeID, PlanID, GitURL, GitBranch *string
 	DrainSeconds                         *int
+	MaxConnections, ReadTimeoutSeconds   *int
 }
 
 // UpdateApplication applies changes; they take effect at the next deployment (the drain time
@@ -109,8 +113,10 @@ func (s *Store) UpdateApplication(ctx context.Context, orgID, appID string, c Ap
 	tag, err := s.pool.Exec(ctx, `UPDATE applications SET
 			runtime_id = COALESCE($3, runtime_id), plan_id = COALESCE($4, plan_id),
 			git_url = COALESCE($5, git_url), git_branch = COALESCE($6, git_branch),
-			drain_seconds = COALESCE($7, drain_seconds), updated_at = now()
-		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch, c.DrainSeconds)
+			drain_seconds = COALESCE($7, drain_seconds), max_connections = COALESCE($8, max_connections),
+			read_timeout_seconds = COALESCE($9, read_timeout_seconds), updated_at = now()
+		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch, c.DrainSeconds,
+		c.MaxConnections, c.ReadTimeoutSeconds)
 	if err != nil {
 		return Application{}, translate(err)
 	}
@@ -204,21 +210,24 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 
 // AppTarget is what a workflow needs to act on an app's machine.
 type AppTarget struct {
-	AppID           string
-	OrgID           string
-	Name            string
-	NodeID          string
-	Status          string // the app's status (running, stopped, suspended, …)
-	CPUMillis       int
-	MemoryMB        int
-	Instances       int
-	DrainSeconds    int
-	Image           string // the current release's image
-	ReleaseID       string // the operation (deployment or rollback) that made the current release
-	CurrentInstance string
-	RuntimeKind     string
-	BuildImage      string
-	RunImage        string
+	AppID        string
+	OrgID        string
+	Name         string
+	NodeID       string
+	Status       string // the app's status (running, stopped, suspended, …)
+	CPUMillis    int
+	MemoryMB     int
+	Instances    int
+	DrainSeconds int
+	// MaxConnections and ReadTimeoutSeconds bound the app on its node's nginx (0: defaults).
+	MaxConnections     int
+	ReadTimeoutSeconds int
+	Image              string // the current release's image
+	ReleaseID          string // the operation (deployment or rollback) that made the current release
+	CurrentInstance    string
+	RuntimeKind        string
+	BuildImage         string
+	RunImage           string
 }
 
 // AppTargetByID loads an app for a workflow (no organization scoping: workflows act for the
@@ -227,12 +236,13 @@ func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, err
 	var t AppTarget
 	var nodeID, image, release *string
 	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, a.status, p.cpu_millis, p.memory_mb, a.instances, a.drain_seconds,
-			COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
+			a.max_connections, a.read_timeout_seconds, COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
-		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.Status, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds, &image, &release, &t.CurrentInstance,
+		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.Status, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds,
+		&t.MaxConnections, &t.ReadTimeoutSeconds, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage)
 	if err != nil {
 		return t, translate(err)

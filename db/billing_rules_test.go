@@ -174,8 +174,9 @@ func TestOrgsToSuspendWhenTheBalanceIsBelowOnePeriodOfRunningApps(t *testing.T) 
 	app := func(plan db.Plan, instances int, state string) func(string) {
 		return func(org string) { billingApp(t, org, plan, instances, state) }
 	}
-	// Moves a running app to a dearer plan without a rollout: the cost of the next period is
-	// at the app's current plan (docs: "at their current plan's price").
+	// Moves a running app to a dearer plan without a rollout: the next period is charged at
+	// the plan its containers run (docs/billing.md, "A plan change is billed from the rollout
+	// that applies it"), so that is what the wallet must cover.
 	planChangedTo := func(plan db.Plan) func(string) {
 		return func(org string) {
 			id := billingApp(t, org, p100, 1, stateRunning)
@@ -202,7 +203,8 @@ func TestOrgsToSuspendWhenTheBalanceIsBelowOnePeriodOfRunningApps(t *testing.T) 
 		{name: "no app, balance below zero", org: withApps(-50)},
 		{name: "a free app, balance below zero", org: withApps(-1, app(free, 2, stateRunning)), listed: true, balance: -1, cost: 0},
 		{name: "a free app, empty wallet", org: withApps(0, app(free, 2, stateRunning))},
-		{name: "plan changed to a dearer one, not rolled out yet", org: withApps(249, planChangedTo(p250)), listed: true, balance: 249, cost: 250},
+		{name: "plan changed to a dearer one, not rolled out yet: the running plan's cost", org: withApps(249, planChangedTo(p250))},
+		{name: "plan changed to a dearer one, not rolled out yet, one unit short of the running plan", org: withApps(99, planChangedTo(p250)), listed: true, balance: 99, cost: 100},
 	}
 	standings, err := testStore.OrgsToSuspend(ctx, time.Hour)
 	if err != nil {

@@ -45,6 +45,7 @@ var testPlan = store.DeploymentPlan{
 		AppID: testAppID, OrgID: "org-1", Name: "hello", NodeID: testNodeID,
 		Hostname: "hello.apps.localhost", URL: "http://hello.apps.localhost:8088/",
 		CPUMillis: 250, MemoryMB: 256, CurrentInstance: "sp-hello-previous", DrainSeconds: testDrainSeconds,
+		MaxConnections: 100, ReadTimeoutSeconds: 30,
 	},
 	GitURL: "https://example.com/hello.git", GitBranch: "main",
 	ImageTag: "skypanel/app-" + testAppID + ":" + testDeploymentID,
@@ -96,6 +97,7 @@ func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInst
 	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, nginx.PublishRouteInput{
 		AppID: testAppID, Hostname: "hello.apps.localhost", ReleaseID: testDeploymentID, Upstreams: []string{"127.0.0.1:49153"}, Drain: testDrain,
+		MaxConnections: 100, ReadTimeout: 30 * time.Second,
 	}).Return(func(_ context.Context, _ nginx.PublishRouteInput) error { order = append(order, "route"); return nil }).Once()
 	s.env.OnActivity(dockerActs.RemoveInstances, mock.Anything, docker.RemoveInstancesInput{AppID: testAppID, Keep: []string{instance}, GracePeriod: testDrain}).
 		Return(func(_ context.Context, _ docker.RemoveInstancesInput) (docker.RemoveInstancesResult, error) {
