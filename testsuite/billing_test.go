@@ -455,7 +455,7 @@ func TestAnEmptyWalletGets402UntilCredited(t *testing.T) {
 // containers are the pricey plan's), and the cheap price only after the restart that applies it.
 func TestAPlanChangeIsChargedFromItsRollout(t *testing.T) {
 	owner := newCustomer(t, uniqueName("replan")+"@example.com")
-	pricey := createPlan(t, uniqueName("pricey"), "Pricey", pricePerHour)  // 1,000 a second
+	pricey := createPlan(t, uniqueName("pricey"), "Pricey", pricePerHour) // 1,000 a second
 	cheap := createPlan(t, uniqueName("cheap"), "Cheap", pricePerHour/10) // 100 a second
 	if status, raw := credit(t, owner.orgID, 10_000_000, "replan-"+pricey.Slug); status != http.StatusCreated {
 		t.Fatalf("credit: %d %s", status, raw)
