@@ -80,7 +80,7 @@ func TestTokensExpireAndRevokeAtOnceEverywhere(t *testing.T) {
 
 	// A stream open with the token ends once the token is revoked, and the token is refused.
 	name := uniqueName("tokstream")
-	app := c.createApp(t, name, sleepyBuildRepo(t, name, 30).URL)
+	app := c.createApp(t, name, sleepyBuildRepo(t, name, 20).URL)
 	defer c.deleteAndWait(t, app.ID)
 	var started struct {
 		DeploymentID string `json:"deployment_id"`

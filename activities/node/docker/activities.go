@@ -40,7 +40,7 @@ type Activities struct {
 	// X-Registry-Auth value (RegistryCredential); empty: anonymous.
 	RegistryAuth string
 
-	// BuildSlots is how many builds the node runs at once; zero means one per core.
+	// BuildSlots is how many builds the node runs at once; zero means two per core.
 	BuildSlots int
 	// BuildPidsLimit and BuildTimeout bound each build; zero means DefaultBuildPidsLimit and
 	// DefaultBuildTimeout.

@@ -20,8 +20,9 @@ type buildSlots struct {
 	changed chan struct{} // closed and replaced whenever a slot is released
 }
 
-// defaultNodeBuildSlots is one build per core: a build is CPU-bound (compilers, npm).
-func defaultNodeBuildSlots() int { return max(1, runtime.NumCPU()) }
+// defaultNodeBuildSlots is two builds per core: a build alternates between CPU (compilers) and
+// waiting (package downloads, layer writes), and each is held to one core by its own limits.
+func defaultNodeBuildSlots() int { return max(2, 2*runtime.NumCPU()) }
 
 // acquire waits for a slot of the organization's. waiting is called once, with the reason, if
 // the build has to wait. It answers the release, or ctx's error.

@@ -44,8 +44,8 @@ func main() {
 		var mib int
 		fmt.Sscan(os.Args[2], &mib)
 		out := bufio.NewWriterSize(os.Stdout, 1<<20)
-		filler := strings.Repeat("z", 90)
-		for i := 0; i < mib<<20/100; i++ {
+		filler := strings.Repeat("z", 4086)
+		for i := 0; i < mib<<20/4096; i++ {
 			fmt.Fprintf(out, "%08d %s\n", i, filler)
 		}
 		out.Flush()
