@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/skypanel/skypanel/activities/node/nginx"
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -226,8 +226,8 @@ func applicationView(r db.Application) Application {
 		StatusReason:        r.DegradedReason,
 		Instances:           r.Instances,
 		DrainSeconds:        r.DrainSeconds,
-		MaxConnections:      orDefault(r.MaxConnections, nginx.DefaultMaxConnections),
-		ReadTimeoutSeconds:  orDefault(r.ReadTimeoutSeconds, int(nginx.DefaultReadTimeout/time.Second)),
+		MaxConnections:      orDefault(r.MaxConnections, contract.DefaultMaxConnections),
+		ReadTimeoutSeconds:  orDefault(r.ReadTimeoutSeconds, contract.DefaultReadTimeoutSeconds),
 		URL:                 r.URL,
 		CurrentDeploymentID: r.CurrentDeploymentID,
 		ActiveWorkflowID:    r.ActiveWorkflowID,

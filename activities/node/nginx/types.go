@@ -3,7 +3,11 @@
 // config when the check fails.
 package nginx
 
-import "time"
+import (
+	"time"
+
+	"github.com/skypanel/skypanel/activities/contract"
+)
 
 // PublishRouteInput routes Hostname to Upstreams ("127.0.0.1:PORT"). ReleaseID is sent back in
 // the X-SkyPanel-Release response header, which is how the activity knows nginx really serves
@@ -34,9 +38,9 @@ type PublishRouteInput struct {
 
 // Per-app proxy limits.
 const (
-	DefaultMaxConnections = 512
+	DefaultMaxConnections = contract.DefaultMaxConnections
 	MaxMaxConnections     = 2048
-	DefaultReadTimeout    = 60 * time.Second
+	DefaultReadTimeout    = contract.DefaultReadTimeoutSeconds * time.Second
 	MaxReadTimeout        = time.Hour
 )
 
