@@ -38,6 +38,8 @@ type planFields struct {
 	PricePerHourMinor int64  `json:"price_per_hour_minor" minimum:"0" doc:"Price per instance-hour in minor units (cents)"`
 	Currency          string `json:"currency,omitempty" pattern:"^[A-Z]{3}$" default:"USD"`
 	Active            *bool  `json:"active,omitempty" default:"true"`
+	// BuildTimeoutSeconds bounds each build of the plan's apps.
+	BuildTimeoutSeconds int `json:"build_timeout_seconds,omitempty" minimum:"60" maximum:"7200" default:"900" doc:"How long one build of an app on the plan may run, in seconds (60-7200, default 900); a longer build fails naming the limit"`
 }
 
 func (f planFields) plan() db.Plan {
@@ -47,7 +49,7 @@ func (f planFields) plan() db.Plan {
 		currency = "USD"
 	}
 	return db.Plan{Slug: f.Slug, Name: f.Name, CPUMillis: f.CPUMillis, MemoryMB: f.MemoryMB,
-		PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: active}
+		PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: active, BuildTimeoutSeconds: f.BuildTimeoutSeconds}
 }
 
 type runtimeFields struct {

@@ -74,16 +74,18 @@ type LedgerEntry struct {
 
 // Plan is a resource tier with an hourly price per instance in minor units.
 type Plan struct {
-	ID                string    `json:"id"`
-	Slug              string    `json:"slug"`
-	Name              string    `json:"name"`
-	CPUMillis         int       `json:"cpu_millis"`
-	MemoryMB          int       `json:"memory_mb"`
-	PricePerHourMinor int64     `json:"price_per_hour_minor"`
-	Currency          string    `json:"currency"`
-	Active            bool      `json:"active"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	ID                string `json:"id"`
+	Slug              string `json:"slug"`
+	Name              string `json:"name"`
+	CPUMillis         int    `json:"cpu_millis"`
+	MemoryMB          int    `json:"memory_mb"`
+	PricePerHourMinor int64  `json:"price_per_hour_minor"`
+	Currency          string `json:"currency"`
+	Active            bool   `json:"active"`
+	// BuildTimeoutSeconds is how long one build of an app on the plan may run.
+	BuildTimeoutSeconds int       `json:"build_timeout_seconds"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 // Runtime is a language stack apps are built with.

@@ -109,6 +109,8 @@ type AppTarget struct {
 	// MaxConnections and ReadTimeoutSeconds bound the app on its node's nginx (0: defaults).
 	MaxConnections     int `json:",omitempty"`
 	ReadTimeoutSeconds int `json:",omitempty"`
+	// BuildTimeoutSeconds is the plan's time limit of one build (0: the node's own).
+	BuildTimeoutSeconds int `json:",omitempty"`
 	// Env is the app's environment, each value still sealed (a secrets envelope the node opens
 	// when it starts an instance or a build): workflow histories never hold a plaintext value.
 	Env              []contract.SealedVar `json:",omitempty"`
@@ -241,7 +243,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID, Status: t.Status,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances, DrainSeconds: t.DrainSeconds,
-		MaxConnections: t.MaxConnections, ReadTimeoutSeconds: t.ReadTimeoutSeconds,
+		MaxConnections: t.MaxConnections, ReadTimeoutSeconds: t.ReadTimeoutSeconds, BuildTimeoutSeconds: t.BuildTimeoutSeconds,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,

@@ -41,6 +41,9 @@ func (a *Activities) buildLimits(in BuildImageInput) buildLimits {
 	if l.pids <= 0 {
 		l.pids = DefaultBuildPidsLimit
 	}
+	if in.TimeoutSeconds > 0 {
+		l.timeout = time.Duration(in.TimeoutSeconds) * time.Second
+	}
 	if l.timeout <= 0 {
 		l.timeout = DefaultBuildTimeout
 	}

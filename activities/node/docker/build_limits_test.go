@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // A refused fork is counted in the build's cgroup or in a RUN container's cgroup under it,
@@ -33,4 +34,23 @@ func TestForkRefusalsCountsTheBuildAndItsContainers(t *testing.T) {
 	if n := cg.forkRefusals(); n != 562 {
 		t.Errorf("refusals in both: %d, want 562", n)
 	}
+}
+
+// A build that runs past its time limit fails, naming the limit; the plan's limit in the input
+// wins over the node's own.
+func TestABuildPastItsTimeLimitFailsNamingIt(t *testing.T) {
+	if l := (&Activities{BuildTimeout: time.Hour}).buildLimits(BuildImageInput{TimeoutSeconds: 120}); l.timeout != 2*time.Minute {
+		t.Errorf("the plan's 120 s against the node's hour: %s", l.timeout)
+	}
+	if l := (&Activities{}).buildLimits(BuildImageInput{}); l.timeout != DefaultBuildTimeout {
+		t.Errorf("no limit named: %s, want %s", l.timeout, DefaultBuildTimeout)
+	}
+	f := newFixture(t)
+	f.a.BuildTimeout = 3 * time.Second
+	dir := contextDir(t, "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"60\"]\n")
+	copyFile(t, "/bin/busybox", filepath.Join(dir, "busybox"))
+	err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-slow", ContextDir: dir,
+		ImageTag: "skypanel-test/" + f.appID + ":slow"}, nil)
+	// The step sleeps a minute: without the limit the build would succeed.
+	wantAppError(t, err, ErrTypeBuildFailed, "ran longer than its time limit of 3s")
 }

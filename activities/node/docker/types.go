@@ -49,6 +49,8 @@ type BuildImageInput struct {
 	// BuildMinCPUMillis.
 	MemoryMB  int `json:",omitempty"`
 	CPUMillis int `json:",omitempty"`
+	// TimeoutSeconds is the plan's time limit of the build (0: the node's --build-timeout).
+	TimeoutSeconds int `json:",omitempty"`
 }
 
 // BuildImageResult names the built image: its local id and, once pushed, its digest reference
