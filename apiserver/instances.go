@@ -73,8 +73,9 @@ const instancesCacheFor = 3 * time.Second
 // instanceListings caches, per app, the node's last listing, and lets one call at a time ask
 // the node: the others wait for its answer.
 type instanceListings struct {
-	mu    sync.Mutex
-	byApp map[string]*instanceListing
+	mu       sync.Mutex
+	byApp    map[string]*instanceListing
+	lastTrim time.Time // old listings are dropped at most once a minute, not on every call
 }
 
 type instanceListing struct {
@@ -90,12 +91,15 @@ func (c *instanceListings) entry(appID string, now time.Time) *instanceListing {
 	if c.byApp == nil {
 		c.byApp = map[string]*instanceListing{}
 	}
-	for id, e := range c.byApp { // a few hundred apps at most are listed within a minute
-		if id != appID && e.mu.TryLock() {
-			if now.Sub(e.at) > time.Minute {
-				delete(c.byApp, id)
+	if now.Sub(c.lastTrim) > time.Minute {
+		c.lastTrim = now
+		for id, e := range c.byApp {
+			if id != appID && e.mu.TryLock() { // one being asked now is kept
+				if now.Sub(e.at) > time.Minute {
+					delete(c.byApp, id)
+				}
+				e.mu.Unlock()
 			}
-			e.mu.Unlock()
 		}
 	}
 	e, ok := c.byApp[appID]
