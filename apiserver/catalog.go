@@ -7,6 +7,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
 )
 
@@ -60,11 +61,53 @@ type runtimeFields struct {
 	BuildImage string `json:"build_image,omitempty" maxLength:"255" pattern:"^[a-z0-9][a-z0-9./:_@-]*$" doc:"Image the buildpack builds in, e.g. node:20-bookworm-slim"`
 	RunImage   string `json:"run_image,omitempty" maxLength:"255" pattern:"^[a-z0-9][a-z0-9./:_@-]*$" doc:"Image apps run on"`
 	Active     *bool  `json:"active,omitempty" default:"true"`
+	// ReadOnlyRoot and WritablePaths default to the kind's setting (contract.DefaultRootFS):
+	// a PUT that leaves them out sets the kind's default again, like every other field it omits.
+	ReadOnlyRoot  *bool    `json:"read_only_root,omitempty" doc:"Run the runtime's apps on a read-only root filesystem, where only /tmp and writable_paths can be written. Default: true for node, python and php (what their buildpack images were tried with), false for dockerfile (arbitrary images) and auto (a repository's own Dockerfile; a detected stack uses its stack's runtime's setting). Used from each app's next instance start"`
+	WritablePaths []string `json:"writable_paths,omitempty" maxItems:"8" doc:"Absolute, clean paths that stay writable on a read-only root besides /tmp, each an empty, size-bounded tmpfs at every start (hiding what the image has there); not /, /tmp, /proc, /sys or /dev or anything under them. Only with read_only_root. Default: the kind's (php: /var/run/apache2, /var/lock/apache2, /var/lib/php/sessions)"`
+}
+
+// rootFS is the setting the fields ask for: what they name, the kind's default for the rest.
+func (f runtimeFields) rootFS() contract.RootFS {
+	def := contract.DefaultRootFS(f.Kind)
+	r := contract.RootFS{ReadOnly: def.ReadOnly, Writable: f.WritablePaths}
+	if f.ReadOnlyRoot != nil {
+		r.ReadOnly = *f.ReadOnlyRoot
+	}
+	if f.WritablePaths == nil && r.ReadOnly {
+		r.Writable = def.Writable
+	}
+	return r
+}
+
+// Resolve answers 422 naming the field for a root filesystem setting the node would refuse.
+func (f *runtimeFields) Resolve(_ huma.Context, prefix *huma.PathBuffer) []error {
+	var errs []error
+	if !f.rootFS().ReadOnly && len(f.WritablePaths) > 0 {
+		errs = append(errs, &huma.ErrorDetail{Location: prefix.With("writable_paths"), Value: f.WritablePaths,
+			Message: "writable paths apply to a read-only root only: set read_only_root to true or leave them out"})
+	}
+	seen := make(map[string]bool, len(f.WritablePaths))
+	prefix.Push("writable_paths")
+	defer prefix.Pop()
+	for i, p := range f.WritablePaths {
+		location := prefix.WithIndex(i)
+		if err := contract.CheckWritablePath(p); err != nil {
+			errs = append(errs, &huma.ErrorDetail{Location: location, Value: p, Message: err.Error()})
+			continue
+		}
+		if seen[p] {
+			errs = append(errs, &huma.ErrorDetail{Location: location, Value: p, Message: "named twice"})
+		}
+		seen[p] = true
+	}
+	return errs
 }
 
 func (f runtimeFields) runtime() db.Runtime {
+	rootFS := f.rootFS()
 	return db.Runtime{Slug: f.Slug, Name: f.Name, Kind: f.Kind, Version: f.Version, BuildImage: f.BuildImage, RunImage: f.RunImage,
-		Active: f.Active == nil || *f.Active}
+		Active: f.Active == nil || *f.Active, ReadOnlyRoot: rootFS.ReadOnly, WritablePaths: rootFS.Writable}
 }
 
 type idPath struct {

@@ -90,15 +90,18 @@ type Plan struct {
 
 // Runtime is a language stack apps are built with.
 type Runtime struct {
-	ID         string    `json:"id"`
-	Slug       string    `json:"slug"`
-	Name       string    `json:"name"`
-	Kind       string    `json:"kind"`
-	Version    string    `json:"version"`
-	BuildImage string    `json:"build_image"`
-	RunImage   string    `json:"run_image"`
-	Active     bool      `json:"active"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string `json:"id"`
+	Slug       string `json:"slug"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	Version    string `json:"version"`
+	BuildImage string `json:"build_image"`
+	RunImage   string `json:"run_image"`
+	Active     bool   `json:"active"`
+	// ReadOnlyRoot and WritablePaths: how the runtime's apps treat their root filesystem.
+	ReadOnlyRoot  bool      `json:"read_only_root" doc:"Apps of this runtime run on a read-only root filesystem: only /tmp and writable_paths can be written"`
+	WritablePaths []string  `json:"writable_paths" doc:"Paths that stay writable on a read-only root besides /tmp, each an empty, size-bounded tmpfs at every start"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // Region is a place nodes live in.
@@ -244,7 +247,13 @@ func ledgerEntryView(r db.LedgerEntry) LedgerEntry { return LedgerEntry(r) }
 
 func planView(r db.Plan) Plan { return Plan(r) }
 
-func runtimeView(r db.Runtime) Runtime { return Runtime(r) }
+func runtimeView(r db.Runtime) Runtime {
+	v := Runtime(r)
+	if v.WritablePaths == nil {
+		v.WritablePaths = []string{}
+	}
+	return v
+}
 
 func regionView(r db.Region) Region { return Region(r) }
 

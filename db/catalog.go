@@ -93,14 +93,18 @@ type Runtime struct {
 	BuildImage string
 	RunImage   string
 	Active     bool
-	CreatedAt  time.Time
+	// ReadOnlyRoot: the runtime's apps run on a read-only root filesystem, where only /tmp and
+	// WritablePaths (each a tmpfs) can be written.
+	ReadOnlyRoot  bool
+	WritablePaths []string
+	CreatedAt     time.Time
 }
 
-const runtimeColumns = `id, slug, name, kind, version, build_image, run_image, active, created_at`
+const runtimeColumns = `id, slug, name, kind, version, build_image, run_image, active, read_only_root, writable_paths, created_at`
 
 func scanRuntime(row pgx.Row) (Runtime, error) {
 	var r Runtime
-	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Kind, &r.Version, &r.BuildImage, &r.RunImage, &r.Active, &r.CreatedAt)
+	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Kind, &r.Version, &r.BuildImage, &r.RunImage, &r.Active, &r.ReadOnlyRoot, &r.WritablePaths, &r.CreatedAt)
 	return r, translate(err)
 }
 
@@ -120,16 +124,25 @@ func (s *Store) RuntimeByRef(ctx context.Context, ref string) (Runtime, error) {
 
 // CreateRuntime inserts a runtime.
 func (s *Store) CreateRuntime(ctx context.Context, r Runtime) (Runtime, error) {
-	return scanRuntime(s.pool.QueryRow(ctx, `INSERT INTO runtimes (slug, name, kind, version, build_image, run_image, active)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+runtimeColumns,
-		r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active))
+	return scanRuntime(s.pool.QueryRow(ctx, `INSERT INTO runtimes (slug, name, kind, version, build_image, run_image, active, read_only_root, writable_paths)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+runtimeColumns,
+		r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active, r.ReadOnlyRoot, nonNil(r.WritablePaths)))
+}
+
+// nonNil is paths, or an empty list for the NOT NULL array column.
+func nonNil(paths []string) []string {
+	if paths == nil {
+		return []string{}
+	}
+	return paths
 }
 
 // UpdateRuntime replaces a runtime's editable fields (found by id or slug).
 func (s *Store) UpdateRuntime(ctx context.Context, ref string, r Runtime) (Runtime, error) {
 	return scanRuntime(s.pool.QueryRow(ctx, `UPDATE runtimes SET slug = $2, name = $3, kind = $4, version = $5,
-		build_image = $6, run_image = $7, active = $8 WHERE id::text = $1 OR slug = $1 RETURNING `+runtimeColumns,
-		ref, r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active))
+		build_image = $6, run_image = $7, active = $8, read_only_root = $9, writable_paths = $10
+		WHERE id::text = $1 OR slug = $1 RETURNING `+runtimeColumns,
+		ref, r.Slug, r.Name, r.Kind, r.Version, r.BuildImage, r.RunImage, r.Active, r.ReadOnlyRoot, nonNil(r.WritablePaths)))
 }
 
 // Region is a place nodes live in.
@@ -179,24 +192,35 @@ func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
 	return out, translate(rows.Err())
 }
 
-// StackImages returns, for each buildpack stack (node, python, php), the images of its
-// catalogue runtime: the one whose slug is the stack's name when active, else the oldest active
-// one. The auto runtime builds a detected stack with them.
-func (s *Store) StackImages(ctx context.Context) (map[string][2]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (kind) kind, build_image, run_image FROM runtimes
+// StackRuntime is what the auto runtime takes from the catalogue runtime of one stack: its
+// images and its root filesystem setting.
+type StackRuntime struct {
+	BuildImage    string
+	RunImage      string
+	ReadOnlyRoot  bool
+	WritablePaths []string
+}
+
+// StackRuntimes returns, for each buildpack stack (node, python, php), its catalogue runtime:
+// the one whose slug is the stack's name when active, else the oldest active one naming images.
+// The auto runtime builds a detected stack with its images and runs it with its root
+// filesystem setting.
+func (s *Store) StackRuntimes(ctx context.Context) (map[string]StackRuntime, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (kind) kind, build_image, run_image, read_only_root, writable_paths FROM runtimes
 		WHERE active AND kind IN ('node', 'python', 'php') AND (build_image <> '' OR run_image <> '')
 		ORDER BY kind, (slug = kind) DESC, created_at`)
 	if err != nil {
-		return nil, fmt.Errorf("stack images: %w", err)
+		return nil, fmt.Errorf("stack runtimes: %w", err)
 	}
 	defer rows.Close()
-	out := map[string][2]string{}
+	out := map[string]StackRuntime{}
 	for rows.Next() {
-		var kind, build, run string
-		if err := rows.Scan(&kind, &build, &run); err != nil {
-			return nil, fmt.Errorf("stack images: %w", err)
+		var kind string
+		var r StackRuntime
+		if err := rows.Scan(&kind, &r.BuildImage, &r.RunImage, &r.ReadOnlyRoot, &r.WritablePaths); err != nil {
+			return nil, fmt.Errorf("stack runtimes: %w", err)
 		}
-		out[kind] = [2]string{build, run}
+		out[kind] = r
 	}
 	return out, translate(rows.Err())
 }

@@ -124,6 +124,11 @@ type AppTarget struct {
 	BuildImage  string
 	RunImage    string
 	StackImages map[string]contract.StackImages
+	// RootFS is the app's runtime's root filesystem setting; for the auto runtime, StackRootFS
+	// holds each stack's (of the runtime StackImages come from). The node applies the setting
+	// of the runtime that built the image it starts (see docker.StartInstanceInput).
+	RootFS      contract.RootFS            `json:",omitzero"`
+	StackRootFS map[string]contract.RootFS `json:",omitempty"`
 	// NodeOffline says why the app's node cannot take work now ("node X is offline: …"); empty
 	// while it reports (and in runs recorded before it was read). Operations that need the
 	// node fail with it at once instead of waiting out the pickup timeout.
@@ -220,14 +225,10 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		env[i] = contract.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
 	}
 	var stacks map[string]contract.StackImages
+	var stackRootFS map[string]contract.RootFS
 	if t.RuntimeKind == "auto" {
-		catalogue, err := a.Store.StackImages(ctx)
-		if err != nil {
+		if stacks, stackRootFS, err = a.stackRuntimes(ctx); err != nil {
 			return AppTarget{}, err
-		}
-		stacks = make(map[string]contract.StackImages, len(catalogue))
-		for kind, images := range catalogue {
-			stacks[kind] = contract.StackImages{Build: images[0], Run: images[1]}
 		}
 	}
 	offline := ""
@@ -247,7 +248,37 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
+		RootFS:      contract.RootFS{ReadOnly: t.ReadOnlyRoot, Writable: nonEmpty(t.WritablePaths)},
+		StackRootFS: stackRootFS,
 	}, nil
+}
+
+// stackRuntimes reads what the auto runtime takes from the catalogue for each stack: its images
+// and its root filesystem setting. A stack the catalogue has no runtime for is built with the
+// buildpack's default images (buildpack.DefaultImage) and run with its kind's default setting.
+func (a *Activities) stackRuntimes(ctx context.Context) (map[string]contract.StackImages, map[string]contract.RootFS, error) {
+	catalogue, err := a.Store.StackRuntimes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	images := make(map[string]contract.StackImages, len(catalogue))
+	rootFS := map[string]contract.RootFS{}
+	for _, kind := range []string{"node", "python", "php"} {
+		rootFS[kind] = contract.DefaultRootFS(kind)
+	}
+	for kind, rt := range catalogue {
+		images[kind] = contract.StackImages{Build: rt.BuildImage, Run: rt.RunImage}
+		rootFS[kind] = contract.RootFS{ReadOnly: rt.ReadOnlyRoot, Writable: nonEmpty(rt.WritablePaths)}
+	}
+	return images, rootFS, nil
+}
+
+// nonEmpty is paths, nil when there are none (so the wire value omits it).
+func nonEmpty(paths []string) []string {
+	if len(paths) == 0 {
+		return nil
+	}
+	return paths
 }
 
 // requireTurn refuses the calling workflow unless it carries the app's running operation. Every
