@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
@@ -46,6 +48,8 @@ var testPlan = store.DeploymentPlan{
 		Hostname: "hello.apps.localhost", URL: "http://hello.apps.localhost:8088/",
 		CPUMillis: 250, MemoryMB: 256, CurrentInstance: "sp-hello-previous", DrainSeconds: testDrainSeconds,
 		MaxConnections: 100, ReadTimeoutSeconds: 30,
+		RuntimeKind: "auto", RootFS: contract.RootFS{ReadOnly: true, Writable: []string{"/var/cache/app"}},
+		StackRootFS: map[string]contract.RootFS{"php": {ReadOnly: true, Writable: []string{"/var/run/apache2"}}},
 	},
 	GitURL: "https://example.com/hello.git", GitBranch: "main",
 	ImageTag: "skypanel/app-" + testAppID + ":" + testDeploymentID,
@@ -92,7 +96,9 @@ func (s *deployAppSuite) TestSuccessSwitchesTrafficBeforeRemovingThePreviousInst
 	s.env.OnActivity(dockerActs.EnsureNetwork, mock.Anything, docker.EnsureNetworkInput{OrgID: "org-1"}).
 		Return(docker.EnsureNetworkResult{Network: "skypanel-org-org-1"}, nil)
 	s.env.OnActivity(dockerActs.StartInstance, mock.Anything, mock.MatchedBy(func(in docker.StartInstanceInput) bool {
-		return in.InstanceName == instance && in.Network == "skypanel-org-org-1" && in.MemoryMB == 256 && in.CPUMillis == 250 && in.Port == AppPort
+		return in.InstanceName == instance && in.Network == "skypanel-org-org-1" && in.MemoryMB == 256 && in.CPUMillis == 250 && in.Port == AppPort &&
+			// the runtime's root filesystem settings, for the node to pick the image's
+			in.RuntimeKind == "auto" && reflect.DeepEqual(in.RootFS, testPlan.RootFS) && reflect.DeepEqual(in.StackRootFS, testPlan.StackRootFS)
 	})).Return(docker.StartInstanceResult{InstanceName: instance, HostPort: 49153}, nil).Once()
 	s.env.OnActivity(dockerActs.WaitReady, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.OnActivity(nginxActs.PublishRoute, mock.Anything, nginx.PublishRouteInput{

@@ -55,6 +55,7 @@ func startInstances(ctx workflow.Context, t store.AppTarget, releaseID, image st
 		return docker.StartInstanceInput{
 			AppID: t.AppID, OrgID: t.OrgID, ReleaseID: releaseID, DeploymentID: deploymentID, InstanceName: name, Image: image,
 			Network: network.Network, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Port: AppPort, Env: t.Env,
+			RuntimeKind: t.RuntimeKind, RootFS: t.RootFS, StackRootFS: t.StackRootFS,
 		}
 	}
 	readyInput := func(name string, port int) docker.WaitReadyInput {

@@ -118,6 +118,9 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	dockerfile := "Dockerfile"
 	var layout contextLayout
 	if plan == nil {
+		// Built from the repository's own Dockerfile: no buildpack, whatever a FROM image of
+		// the organization's says. The label decides the instance's root filesystem setting.
+		labels[LabelBuildpack] = ""
 		if err := checkDockerfile(in.ContextDir); err != nil {
 			return BuildImageResult{}, buildFailed(err.Error())
 		}

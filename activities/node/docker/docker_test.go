@@ -59,7 +59,8 @@ func (s *memSink) text(source string) string {
 }
 
 // helloServer answers every request with "hello from <release>" on $PORT; MODE=crash makes it
-// print "boom" and exit 3, MODE=deaf makes it run without listening.
+// print "boom" and exit 3, MODE=deaf makes it run without listening. /write?path=P writes the
+// file P and answers "wrote P" or the error (500); /home answers $HOME.
 const helloServer = `package main
 
 import (
@@ -68,6 +69,15 @@ import (
 	"os"
 	"time"
 )
+
+func write(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintf(w, "wrote %s", p)
+}
 
 func main() {
 	switch os.Getenv("MODE") {
@@ -80,7 +90,14 @@ func main() {
 	}
 	fmt.Println("listening on", os.Getenv("PORT"))
 	http.ListenAndServe(":"+os.Getenv("PORT"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s uid=%d", os.Getenv("RELEASE"), os.Getuid())
+		switch r.URL.Path {
+		case "/write":
+			write(w, r)
+		case "/home":
+			fmt.Fprint(w, os.Getenv("HOME"))
+		default:
+			fmt.Fprintf(w, "hello from %s uid=%d", os.Getenv("RELEASE"), os.Getuid())
+		}
 	}))
 }
 `
@@ -244,18 +261,24 @@ func (f *fixture) buildHelloImage(t *testing.T) string {
 	return tag
 }
 
-func (f *fixture) start(t *testing.T, tag, name string, plain map[string]string) (StartInstanceResult, error) {
+// start starts instance name of image tag with the plain environment; each of with changes the
+// input first.
+func (f *fixture) start(t *testing.T, tag, name string, plain map[string]string, with ...func(*StartInstanceInput)) (StartInstanceResult, error) {
 	t.Helper()
 	env := sealVars(t, f.ring, f.appID, plain)
 	var net EnsureNetworkResult
 	if err := f.run(t, f.a.EnsureNetwork, EnsureNetworkInput{OrgID: f.orgID}, &net); err != nil {
 		t.Fatalf("EnsureNetwork: %v", err)
 	}
-	var res StartInstanceResult
-	err := f.run(t, f.a.StartInstance, StartInstanceInput{
+	in := StartInstanceInput{
 		AppID: f.appID, OrgID: f.orgID, ReleaseID: "r1", InstanceName: name, Image: tag, Network: net.Network,
 		CPUMillis: 500, MemoryMB: 64, Port: 8000, Env: env, DeploymentID: "dep-1",
-	}, &res)
+	}
+	for _, change := range with {
+		change(&in)
+	}
+	var res StartInstanceResult
+	err := f.run(t, f.a.StartInstance, in, &res)
 	return res, err
 }
 
@@ -427,6 +450,89 @@ func checkHardening(t *testing.T, info container.InspectResponse, network string
 	}
 }
 
+// TestReadOnlyRootLeavesOnlyTmpAndTheWritablePaths: an instance of a read-only runtime cannot
+// write its root, and can write /tmp, each of its runtime's writable paths and its HOME; the
+// same image under a runtime that did not build it runs writable.
+func TestReadOnlyRootLeavesOnlyTmpAndTheWritablePaths(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tag := f.buildHelloImage(t)
+	img, err := f.a.Client.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if builtBy, ok := img.Config.Labels[LabelBuildpack]; !ok || builtBy != "" {
+		t.Fatalf("an image built from a Dockerfile has %s=%q (set: %v), want it set and empty", LabelBuildpack, builtBy, ok)
+	}
+
+	readOnly := func(in *StartInstanceInput) {
+		in.RuntimeKind = "dockerfile"
+		in.RootFS = RootFS{ReadOnly: true, Writable: []string{"/var/cache/app"}}
+	}
+	ro := f.startReady(t, tag, f.appID+"-ro", readOnly)
+	info, err := f.a.Client.ContainerInspect(ctx, ro.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.HostConfig.ReadonlyRootfs {
+		t.Error("the instance's root filesystem is writable")
+	}
+	if opts := info.HostConfig.Tmpfs["/var/cache/app"]; !strings.Contains(opts, "size=32m") || !strings.Contains(opts, "nosuid") {
+		t.Errorf("/var/cache/app mount %q, want a bounded tmpfs like /tmp", opts)
+	}
+	if status, body := get(t, ro.HostPort, "/write?path=/planted"); status != http.StatusInternalServerError || !strings.Contains(body, "read-only file system") {
+		t.Errorf("writing to / answered %d %q, want a read-only file system error", status, body)
+	}
+	for _, p := range []string{"/tmp/scratch", "/var/cache/app/cached"} {
+		if status, body := get(t, ro.HostPort, "/write?path="+p); status != http.StatusOK {
+			t.Errorf("writing %s answered %d %q", p, status, body)
+		}
+	}
+	if _, home := get(t, ro.HostPort, "/home"); home != "/tmp" {
+		t.Errorf("HOME is %q, want /tmp", home)
+	}
+
+	// The same image started for a node app (a runtime change not deployed yet): writable.
+	moved := f.startReady(t, tag, f.appID+"-rw", func(in *StartInstanceInput) {
+		readOnly(in)
+		in.RuntimeKind = "node"
+	})
+	if info, err := f.a.Client.ContainerInspect(ctx, moved.ContainerID); err != nil || info.HostConfig.ReadonlyRootfs || len(info.HostConfig.Tmpfs) != 1 {
+		t.Errorf("an image another runtime built: read-only %v, tmpfs %v (%v)", info.HostConfig.ReadonlyRootfs, info.HostConfig.Tmpfs, err)
+	}
+	if status, body := get(t, moved.HostPort, "/write?path=/planted"); strings.Contains(body, "read-only file system") {
+		t.Errorf("writing to / of a writable root answered %d %q", status, body)
+	}
+	if _, home := get(t, moved.HostPort, "/home"); home == "/tmp" {
+		t.Error("HOME moved to /tmp on a writable root")
+	}
+}
+
+// startReady starts an instance and waits until it answers.
+func (f *fixture) startReady(t *testing.T, tag, name string, with ...func(*StartInstanceInput)) StartInstanceResult {
+	t.Helper()
+	res, err := f.start(t, tag, name, map[string]string{"RELEASE": "r1"}, with...)
+	if err != nil {
+		t.Fatalf("StartInstance %s: %v", name, err)
+	}
+	if err := f.run(t, f.a.WaitReady, WaitReadyInput{InstanceName: name, HostPort: res.HostPort, Timeout: 30 * time.Second}, nil); err != nil {
+		t.Fatalf("WaitReady %s: %v", name, err)
+	}
+	return res
+}
+
+// get answers the status and body of GET path on the instance's loopback port.
+func get(t *testing.T, hostPort int, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", hostPort, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
 func TestInstanceExited(t *testing.T) {
 	f := newFixture(t)
 	tag := f.buildHelloImage(t)
@@ -512,6 +618,11 @@ func TestStartInstanceRejectsBadInput(t *testing.T) {
 			in.Env = []SealedVar{{Key: "A", Sealed: "v1:k:x"}, {Key: "A", Sealed: "v1:k:y"}}
 		},
 		func(in *StartInstanceInput) { in.Image = "--privileged" },
+		func(in *StartInstanceInput) { in.RootFS = RootFS{ReadOnly: true, Writable: []string{"/proc/sys"}} },
+		func(in *StartInstanceInput) { in.RootFS = RootFS{ReadOnly: true, Writable: []string{"/var/../etc"}} },
+		func(in *StartInstanceInput) {
+			in.StackRootFS = map[string]RootFS{"php": {ReadOnly: true, Writable: []string{"/"}}}
+		},
 	}
 	for i, mutate := range bad {
 		in := base

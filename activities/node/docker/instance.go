@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/docker/go-connections/nat"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/node/buildpack"
 )
 
 // Hardening every app container gets; docs/node-agent.md explains each.
@@ -135,11 +138,28 @@ func (a *Activities) reuseInstance(ctx context.Context, in StartInstanceInput, l
 }
 
 func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) (string, error) {
+	img, err := a.Client.ImageInspect(ctx, in.Image)
+	if errdefs.IsNotFound(err) {
+		return "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("create container %s: %s", in.InstanceName, engineMessage(err)), ErrTypeInvalidInput, nil)
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", in.Image, err)
+	}
+	var labels map[string]string
+	var imageEnv []string
+	if img.Config != nil {
+		labels, imageEnv = img.Config.Labels, img.Config.Env
+	}
+	rootFS := rootFSOf(in, labels[LabelBuildpack])
 	env, err := a.openEnv(ctx, in.AppID, in.Env, false)
 	if err != nil {
 		return "", err
 	}
-	config, hostConfig, netConfig := instanceSpec(in, env, a.NodeID)
+	if rootFS.ReadOnly {
+		homeInTmp(env, imageEnv)
+	}
+	config, hostConfig, netConfig := instanceSpec(in, rootFS, env, a.NodeID)
 	resp, err := a.Client.ContainerCreate(ctx, config, hostConfig, netConfig, nil, in.InstanceName)
 	clear(env) // the opened values are not kept around in this process
 	if err == nil {
@@ -159,9 +179,43 @@ func (a *Activities) createInstance(ctx context.Context, in StartInstanceInput) 
 	return "", fmt.Errorf("create container %s: %w", in.InstanceName, err)
 }
 
+// rootFSOf is the root filesystem setting of the runtime that built the instance's image:
+// builtBy is the image's skypanel.buildpack label, the stack whose buildpack built it, or ""
+// for a repository's own Dockerfile. That is the app's runtime when its kind built it; for the
+// auto runtime, a detected stack's runtime (StackRootFS). An image another runtime built (the
+// app's runtime changed and it was not deployed since) runs writable until its next deploy:
+// the platform knows nothing of what it writes.
+func rootFSOf(in StartInstanceInput, builtBy string) RootFS {
+	switch {
+	case builtBy == "" && (in.RuntimeKind == buildpack.RuntimeDockerfile || in.RuntimeKind == buildpack.RuntimeAuto):
+		return in.RootFS
+	case builtBy != "" && builtBy == in.RuntimeKind:
+		return in.RootFS
+	case builtBy != "" && in.RuntimeKind == buildpack.RuntimeAuto:
+		return in.StackRootFS[builtBy]
+	}
+	return RootFS{}
+}
+
+// homeInTmp points HOME at /tmp unless the app or its image sets it. Tools write under HOME on
+// their own (npm and npx their cache and logs, pip and many Python libraries ~/.cache, composer
+// ~/.composer): in a read-only root the user's home cannot take it, and the image's user may
+// have none at all (HOME=/). /tmp is the one directory every read-only instance can write.
+func homeInTmp(env map[string]string, imageEnv []string) {
+	if _, set := env["HOME"]; set {
+		return
+	}
+	for _, kv := range imageEnv {
+		if strings.HasPrefix(kv, "HOME=") {
+			return
+		}
+	}
+	env["HOME"] = "/tmp"
+}
+
 // instanceSpec is the one place an app container's configuration is decided; env is the app's
-// opened environment.
-func instanceSpec(in StartInstanceInput, env map[string]string, nodeID string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+// opened environment, rootFS the setting of the runtime that built the image.
+func instanceSpec(in StartInstanceInput, rootFS RootFS, env map[string]string, nodeID string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	port := nat.Port(strconv.Itoa(in.Port) + "/tcp")
 	memory := int64(in.MemoryMB) * 1024 * 1024
 	pids := int64(PidsLimit)
@@ -201,10 +255,12 @@ func instanceSpec(in StartInstanceInput, env map[string]string, nodeID string) (
 			// table; this is plenty for any web process.
 			Ulimits: []*container.Ulimit{{Name: "nofile", Soft: instanceOpenFiles(), Hard: instanceOpenFiles()}},
 		},
-		// /tmp is memory, bounded (and charged to the app's memory limit): a runaway temp file
-		// fills the app's own allowance, not the node's disk. The image's writable layer has
-		// no size limit on overlay2 without project quotas (docs/architecture.md).
-		Tmpfs: map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%dm,mode=1777", tmpSizeMB(in.MemoryMB))},
+		Tmpfs: instanceTmpfs(rootFS, in.MemoryMB),
+		// A read-only root keeps the app from changing its own image's files (a compromised app
+		// cannot plant anything that outlives a restart) and from filling the node's disk
+		// through the writable layer, which has no size limit on overlay2 without project
+		// quotas (docs/architecture.md).
+		ReadonlyRootfs: rootFS.ReadOnly,
 	}
 	netConfig := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		in.Network: {},
@@ -260,6 +316,14 @@ func validateInstance(in StartInstanceInput) error {
 	if in.CPUMillis < 1 {
 		return invalidInput("invalid CPU limit %d millicores", in.CPUMillis)
 	}
+	if err := in.RootFS.Check(); err != nil {
+		return invalidInput("invalid root filesystem setting: %v", err)
+	}
+	for stack, rootFS := range in.StackRootFS {
+		if err := rootFS.Check(); err != nil {
+			return invalidInput("invalid root filesystem setting of stack %q: %v", stack, err)
+		}
+	}
 	return validateSealedVars(in.Env)
 }
 
@@ -293,6 +357,21 @@ var openFilesOnce = sync.OnceValue(func() int64 {
 })
 
 func instanceOpenFiles() int64 { return openFilesOnce() }
+
+// instanceTmpfs are an instance's memory file systems: /tmp and, on a read-only root, each of
+// its runtime's writable paths. They are memory, bounded (and charged to the app's memory
+// limit, which bounds them all together): a runaway temp file fills the app's own allowance,
+// not the node's disk. Mode 1777 lets the app's user write whatever uid it runs as.
+func instanceTmpfs(rootFS RootFS, memoryMB int) map[string]string {
+	opts := fmt.Sprintf("rw,nosuid,nodev,size=%dm,mode=1777", tmpSizeMB(memoryMB))
+	mounts := map[string]string{"/tmp": opts}
+	if rootFS.ReadOnly {
+		for _, p := range rootFS.Writable {
+			mounts[p] = opts
+		}
+	}
+	return mounts
+}
 
 // tmpSizeMB is the size of an instance's /tmp: half its memory, at least 16 MiB, at most 1 GiB.
 func tmpSizeMB(memoryMB int) int { return min(max(memoryMB/2, 16), 1024) }

@@ -89,6 +89,13 @@ type StartInstanceInput struct {
 	// DeploymentID, when set, receives the container's last log lines (source "start") if it
 	// exits right after starting.
 	DeploymentID string
+	// RuntimeKind is the app's runtime kind (node, python, php, dockerfile, auto), RootFS its
+	// runtime's root filesystem setting and, for auto, StackRootFS each stack's. The instance
+	// gets the setting of the runtime that built its image, which the image's skypanel.buildpack
+	// label names (rootFSOf). Absent in runs recorded before: a writable root.
+	RuntimeKind string            `json:",omitempty"`
+	RootFS      RootFS            `json:",omitzero"`
+	StackRootFS map[string]RootFS `json:",omitempty"`
 }
 
 // StartInstanceResult tells where the instance answers on the node's loopback.
@@ -152,6 +159,7 @@ type ListInstancesInput struct {
 type (
 	SealedVar           = contract.SealedVar
 	StackImages         = contract.StackImages
+	RootFS              = contract.RootFS
 	Instance            = contract.Instance
 	ListInstancesResult = contract.ListInstancesResult
 )
