@@ -160,9 +160,13 @@ func TestBuildpackPHP(t *testing.T) {
 	app := owner.createAppWithRuntime(t, name, r.URL, "php")
 	dep := owner.deployAndServe(t, app, "php says hello (php 42)")
 	wantLog(t, owner.logs(t, app.ID, dep.ID), "Detected PHP app (index.php", `CMD ["apache2-foreground"]`)
-	if info := inspectAppContainer(t, app.ID); info.user != "1000:1000" {
+	info := inspectAppContainer(t, app.ID)
+	if info.user != "1000:1000" {
 		t.Errorf("apache runs as %q", info.user)
 	}
+	// Apache answered (above) on a read-only root: its run and lock directories and PHP's
+	// sessions are the php runtime's writable paths.
+	info.wantReadOnlyRoot(t, "/var/run/apache2", "/var/lock/apache2", "/var/lib/php/sessions")
 }
 
 // TestBuildpackAutoDetectsTheStackAndRunsTheProcfile: runtime auto, a Python repository whose
@@ -175,6 +179,8 @@ func TestBuildpackAutoDetectsTheStackAndRunsTheProcfile(t *testing.T) {
 	app := owner.createAppWithRuntime(t, name, r.URL, "auto")
 	dep := owner.deployAndServe(t, app, "auto-detected Python on port 8080")
 	wantLog(t, owner.logs(t, app.ID, dep.ID), "Detected Python app (requirements.txt)", "Start command (Procfile)")
+	// auto runs what it detected with that stack's runtime's setting: python's read-only root.
+	inspectAppContainer(t, app.ID).wantReadOnlyRoot(t)
 }
 
 // TestBuildpackFailuresAreExplained: what the repository's owner must fix ends the deployment
@@ -231,7 +237,30 @@ func readFixture(t testing.TB, rel string) string {
 	return string(data)
 }
 
-type containerFacts struct{ user string }
+// containerFacts are what the buildpack tests check of an app's container: its user, whether
+// its root filesystem is read-only and its tmpfs mounts.
+type containerFacts struct {
+	user         string
+	readOnlyRoot bool
+	tmpfs        map[string]string
+}
+
+// wantReadOnlyRoot checks the container runs on a read-only root where /tmp and each of
+// writable are tmpfs mounts (its runtime's catalogue setting, migration 0022).
+func (c containerFacts) wantReadOnlyRoot(t *testing.T, writable ...string) {
+	t.Helper()
+	if !c.readOnlyRoot {
+		t.Errorf("the app's container has a writable root filesystem")
+	}
+	for _, p := range append([]string{"/tmp"}, writable...) {
+		if !strings.Contains(c.tmpfs[p], "size=") {
+			t.Errorf("%s is not a bounded tmpfs: %v", p, c.tmpfs)
+		}
+	}
+	if len(c.tmpfs) != 1+len(writable) {
+		t.Errorf("tmpfs mounts %v, want /tmp and %v", c.tmpfs, writable)
+	}
+}
 
 func inspectAppContainer(t testing.TB, appID string) containerFacts {
 	t.Helper()
@@ -246,6 +275,7 @@ func inspectAppContainer(t testing.TB, appID string) containerFacts {
 			return false, err.Error()
 		}
 		facts.user = info.Config.User
+		facts.readOnlyRoot, facts.tmpfs = info.HostConfig.ReadonlyRootfs, info.HostConfig.Tmpfs
 		return true, ""
 	})
 	return facts

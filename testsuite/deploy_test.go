@@ -136,6 +136,10 @@ func TestDeployFromGitIsServedThroughNginxAndRedeploysNewCommits(t *testing.T) {
 		if !containsEnv(info.Config.Env, "PORT=8080") {
 			t.Errorf("env %v lacks PORT", info.Config.Env)
 		}
+		// The dockerfile runtime runs arbitrary images: writable root by default (migration 0022).
+		if hc.ReadonlyRootfs || len(hc.Tmpfs) != 1 {
+			t.Errorf("a dockerfile app: read-only root %v, tmpfs %v; want a writable root with /tmp", hc.ReadonlyRootfs, hc.Tmpfs)
+		}
 	})
 }
 
