@@ -53,10 +53,10 @@ func (s *Server) registerDeployments() {
 					return nil, err
 				}
 				lastEventID := in.LastEventID
-				tokenID := principal(ctx).TokenID
+				token := principal(ctx)
 				return &huma.StreamResponse{Body: func(hctx huma.Context) {
 					defer release()
-					s.streamLog(hctx, dep.ID, lastEventID, tokenID)
+					s.streamLog(hctx, dep.ID, lastEventID, token)
 				}}, nil
 			}
 			dep, err := s.store.GetDeployment(ctx, orgID, in.ID, in.DeploymentID)

@@ -3,7 +3,8 @@ package apiserver
 // Live build logs as Server-Sent Events. The stream reads the deployment's log chunks from
 // Postgres (where the agents' posts land), so it needs no in-process state: any API process can
 // serve it, and a client reconnecting with Last-Event-ID after a restart continues where it
-// left off.
+// left off. It reads when Postgres notifies that the deployment changed (db.Notifier), not on a
+// clock: a stream of an idle deployment costs no query between its heartbeats.
 
 import (
 	"bytes"
@@ -24,7 +25,12 @@ import (
 )
 
 const (
-	logPollEvery      = 300 * time.Millisecond
+	// logPollEvery is how soon the stream reads again while it must (chunks wait behind the
+	// horizon, the end grace runs, the database fails), and how often at most it reads however
+	// often it is woken.
+	logPollEvery = 300 * time.Millisecond
+	// logHeartbeatEvery is how long the stream stays silent at most: then it sends a comment,
+	// reads again and checks its token, a safety net for a notification that was lost.
 	logHeartbeatEvery = 15 * time.Second
 	logStreamMaxLife  = time.Hour
 	// logEndGrace bounds the wait for the result chunk once the deployment has ended: a
@@ -39,9 +45,10 @@ const (
 	// logMaxLineBytes bounds what one stream buffers for a line that has not ended yet; a longer
 	// line is sent in pieces of about this size (cut between UTF-8 characters).
 	logMaxLineBytes = 64 << 10
-	// logAuthEvery is how often an open stream checks its token again: a revoked or expired
-	// token's stream ends within this.
-	logAuthEvery = 5 * time.Second
+	// logAuthEvery is how often a busy stream (one that never waits a whole heartbeat) checks
+	// its token again, in case the revocation's notification was lost. A revocation normally
+	// ends the stream at once (ChannelToken), an expiry at its time.
+	logAuthEvery = logHeartbeatEvery
 )
 
 const eventStreamType = "text/event-stream"
@@ -173,9 +180,16 @@ type logStream struct {
 	setDeadline  func(time.Time) // may be nil
 	log          *slog.Logger
 	closing      <-chan struct{} // the server shuts down; may be nil
-	// authorized tells whether the stream's token still works (may be nil: always).
-	authorized func(context.Context) (bool, error)
-	authEvery  time.Duration
+	// wake receives when the deployment's log or status may have changed (nil: never; the
+	// heartbeat still reads).
+	wake <-chan struct{}
+	// authorized tells whether the stream's token still works (may be nil: always). It is
+	// asked when tokenWake receives, when tokenExpires passes (zero: never), at each heartbeat
+	// and at least every authEvery.
+	authorized   func(context.Context) (bool, error)
+	tokenWake    <-chan struct{}
+	tokenExpires time.Time
+	authEvery    time.Duration
 
 	poll, heartbeat, life, grace, errorBudget time.Duration
 	batch                                     int
@@ -203,21 +217,38 @@ func (s *Server) newLogStream(hctx huma.Context, deploymentID string) *logStream
 
 // streamLog answers with the deployment's log as Server-Sent Events. The caller has checked
 // that the deployment is the caller's.
-func (s *Server) streamLog(hctx huma.Context, deploymentID, lastEventID, tokenID string) {
+func (s *Server) streamLog(hctx huma.Context, deploymentID, lastEventID string, token db.Principal) {
 	hctx.SetHeader("Content-Type", eventStreamType)
 	hctx.SetHeader("Cache-Control", "no-cache")
 	hctx.SetHeader("X-Accel-Buffering", "no") // a proxy in front must not buffer the stream
 	hctx.SetStatus(http.StatusOK)
 	ls := s.newLogStream(hctx, deploymentID)
+	tokenID := token.TokenID
 	ls.authorized = func(ctx context.Context) (bool, error) { return s.store.APITokenValid(ctx, tokenID) }
 	ls.authEvery = logAuthEvery
+	if token.TokenExpiresAt != nil {
+		ls.tokenExpires = *token.TokenExpiresAt
+	}
+	// Subscribed before the first read: a change committed after it wakes the stream.
+	if s.notifier != nil {
+		var stopLog, stopToken func()
+		ls.wake, stopLog = s.notifier.Subscribe(db.ChannelLog, deploymentID)
+		defer stopLog()
+		ls.tokenWake, stopToken = s.notifier.Subscribe(db.ChannelToken, tokenID)
+		defer stopToken()
+	}
 	from, resume := parseLogPosition(lastEventID)
 	ls.run(hctx.Context(), from, resume)
 }
 
 // run streams until the log has ended, the client has gone, the server shuts down or the
-// stream has lived its maximum. Only the last way sends `event: end`; in the others the client
+// stream has lived its maximum. Only the first way sends `event: end`; in the others the client
 // reconnects with Last-Event-ID.
+//
+// Between reads it waits: for a wake-up (the deployment changed), for the heartbeat (which
+// reads too, in case a notification was lost), and for the poll interval only while it must
+// read again soon: chunks wait behind the horizon, the end grace runs or the database fails.
+// An idle deployment's stream therefore reads nothing between heartbeats.
 //
 // Chunk IDs come from a sequence, and concurrent inserts can become visible out of ID order. A
 // chunk is therefore sent only once a poll has seen a chunk with an ID at least as high (the
@@ -248,13 +279,23 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 	}
 	life := time.NewTimer(ls.life)
 	defer life.Stop()
-	ticker := time.NewTicker(ls.poll)
-	defer ticker.Stop()
+	heartbeat := time.NewTimer(ls.heartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTimer(ls.poll) // armed only while a read is due
+	poll.Stop()
+	defer poll.Stop()
+	var expiry <-chan time.Time
+	if !ls.tokenExpires.IsZero() {
+		t := time.NewTimer(time.Until(ls.tokenExpires))
+		defer t.Stop()
+		expiry = t.C
+	}
 	lastAuth := time.Now()
+	checkAuth := false
 
 	for {
-		if ls.authorized != nil && time.Since(lastAuth) >= ls.authEvery {
-			lastAuth = time.Now()
+		if ls.authorized != nil && (checkAuth || time.Since(lastAuth) >= ls.authEvery) {
+			checkAuth, lastAuth = false, time.Now()
 			// A failing database is ridden out like the reads below; a token that no longer
 			// works ends the stream, saying why (the reconnect then gets its 401).
 			if ok, err := ls.authorized(ctx); err == nil && !ok {
@@ -262,6 +303,7 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 				return
 			}
 		}
+		lastRead := time.Now()
 		st, res, err := ls.read(ctx, afterID, horizon, func(c db.LogChunk) {
 			from := 0
 			if skipChunk != 0 {
@@ -284,6 +326,7 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 		if gone {
 			return
 		}
+		readSoon := res.pending // the chunks behind the horizon
 		switch {
 		case errors.Is(err, db.ErrNotFound): // the deployment (its app) was deleted
 			return
@@ -298,6 +341,7 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 			if time.Since(failingSince) > ls.errorBudget {
 				return
 			}
+			readSoon = true
 		default:
 			failingSince = time.Time{}
 			horizon = max(horizon, res.seen)
@@ -315,6 +359,7 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 				ls.send(out.Bytes())
 				return
 			}
+			readSoon = readSoon || terminal // the result chunk, or the end of the grace
 		}
 		if out.Len() > 0 || time.Since(lastWrite) >= ls.heartbeat {
 			if out.Len() == 0 {
@@ -326,14 +371,43 @@ func (ls *logStream) run(ctx context.Context, from logPosition, resume bool) {
 			out.Reset()
 			lastWrite = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ls.closing:
-			return
-		case <-life.C:
-			return
-		case <-ticker.C:
+		heartbeat.Reset(ls.heartbeat - time.Since(lastWrite))
+		pollArmed := readSoon
+		if pollArmed {
+			poll.Reset(ls.poll)
+		}
+	wait:
+		for {
+			var pollC <-chan time.Time
+			wake := ls.wake
+			if pollArmed {
+				// A read is due anyway; a wake-up meanwhile stays pending for the next wait.
+				pollC, wake = poll.C, nil
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ls.closing:
+				return
+			case <-life.C:
+				return
+			case <-wake:
+				// At once after a quiet spell; however often the log grows, at most one read
+				// per poll interval.
+				poll.Reset(max(0, ls.poll-time.Since(lastRead)))
+				pollArmed = true
+			case <-pollC:
+				break wait
+			case <-heartbeat.C:
+				checkAuth = true
+				break wait
+			case <-ls.tokenWake:
+				checkAuth = true
+				break wait
+			case <-expiry:
+				expiry, checkAuth = nil, true
+				break wait
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,12 +217,21 @@ func parseSSE(t *testing.T, raw string) []sseEvent {
 	return events
 }
 
+// alwaysAwake is a wake channel that always receives: a fakeLog moves on only when read, so
+// its stream must be told each time that something changed.
+var alwaysAwake = func() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
 func runFake(t *testing.T, f *fakeLog, lastEventID string) []sseEvent {
 	t.Helper()
 	var out bytes.Buffer
 	ls := &logStream{
 		src: f, deploymentID: "dep", w: &out, flush: func() error { return nil },
 		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		wake: alwaysAwake,
 		poll: time.Millisecond, heartbeat: time.Hour, life: 10 * time.Second, grace: 50 * time.Millisecond,
 		errorBudget: time.Second, batch: 2,
 	}
@@ -387,5 +398,229 @@ func TestLogStreamReplaysALongFinishedLog(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || events[len(events)-1].data != "failed" {
 		t.Errorf("replayed %d lines, want %d; last event %+v", len(got), len(want), events[len(events)-1])
+	}
+}
+
+// liveLog is a deployment's log the test changes while the stream runs; it counts the reads.
+type liveLog struct {
+	mu     sync.Mutex
+	status string
+	chunks []db.LogChunk
+	reads  int // status polls and chunk queries
+}
+
+func (l *liveLog) DeploymentLogState(context.Context, string) (db.LogStreamState, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	return db.LogStreamState{Status: l.status}, nil
+}
+
+func (l *liveLog) DeploymentLogChunksAfter(_ context.Context, _ string, afterID int64, limit int) ([]db.LogChunk, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	var out []db.LogChunk
+	for _, c := range l.chunks {
+		if c.ID > afterID && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (l *liveLog) append(c db.LogChunk) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.chunks = append(l.chunks, c)
+}
+
+func (l *liveLog) readCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reads
+}
+
+// syncBuffer is a stream's output that the test reads while the stream writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startLive runs a stream over l whose heartbeat never comes in a test, until the test ends;
+// done is closed when run returns.
+func startLive(t *testing.T, l *liveLog, adjust func(*logStream)) (out *syncBuffer, done <-chan struct{}) {
+	t.Helper()
+	out = &syncBuffer{}
+	ls := &logStream{
+		src: l, deploymentID: "dep", w: out, flush: func() error { return nil },
+		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		poll: 20 * time.Millisecond, heartbeat: time.Hour, life: time.Hour, grace: time.Hour,
+		errorBudget: time.Hour, batch: 10, authEvery: time.Hour,
+	}
+	if adjust != nil {
+		adjust(ls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() { defer close(finished); ls.run(ctx, logPosition{}, false) }()
+	t.Cleanup(func() { cancel(); <-finished })
+	return out, finished
+}
+
+// eventually waits until cond holds (a deadline for polling, not a timing requirement).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+	}
+}
+
+func TestAnIdleStreamReadsNothingUntilWoken(t *testing.T) {
+	l := &liveLog{status: "building"}
+	wake := make(chan struct{}, 1)
+	out, _ := startLive(t, l, func(ls *logStream) { ls.wake = wake })
+	eventually(t, "the first read", func() bool { return l.readCount() == 2 })
+
+	// Idle: many poll intervals pass and nothing is read.
+	time.Sleep(15 * 20 * time.Millisecond)
+	if n := l.readCount(); n != 2 {
+		t.Fatalf("an idle stream read %d times after its first read, want 0", n-2)
+	}
+
+	// A line arrives and the stream is woken: it reads at once, and sends the line after one
+	// more read (the chunk waits behind the horizon until then).
+	l.append(chunk(7, "Step 1/3\n"))
+	wake <- struct{}{}
+	eventually(t, "the line after the wake-up", func() bool { return strings.Contains(out.String(), "data: Step 1/3\n") })
+	events := parseSSE(t, out.String())
+	if len(events) != 1 || events[0].id != "7-9" {
+		t.Errorf("events %+v", events)
+	}
+
+	// Idle again once it is sent.
+	before := l.readCount()
+	time.Sleep(15 * 20 * time.Millisecond)
+	if n := l.readCount(); n != before {
+		t.Errorf("the stream read %d times after the line was sent, want 0", n-before)
+	}
+}
+
+func TestChunksBehindTheHorizonAreReadAgainWithoutAWake(t *testing.T) {
+	// A chunk is sent only once a later read has seen it: that read comes on the poll
+	// interval, with no wake-up and no heartbeat.
+	l := &liveLog{status: "building", chunks: []db.LogChunk{chunk(3, "Cloning\n")}}
+	out, _ := startLive(t, l, nil)
+	eventually(t, "the pending line", func() bool { return strings.Contains(out.String(), "data: Cloning\n") })
+}
+
+func TestAStreamWaitingForItsResultChunkReadsAgainWithoutAWake(t *testing.T) {
+	// Terminal without a result chunk yet: the stream reads on the poll interval until the
+	// grace is over, then ends.
+	l := &liveLog{status: "failed"}
+	out, done := startLive(t, l, func(ls *logStream) { ls.grace = 100 * time.Millisecond })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream of a failed deployment did not end after its grace")
+	}
+	if events := parseSSE(t, out.String()); len(events) != 1 || events[0].event != "end" || events[0].data != "failed" {
+		t.Errorf("events %+v", events)
+	}
+}
+
+func TestTheHeartbeatReadsAgain(t *testing.T) {
+	// A lost notification costs at most a heartbeat.
+	l := &liveLog{status: "building"}
+	out, _ := startLive(t, l, func(ls *logStream) { ls.heartbeat = 50 * time.Millisecond })
+	eventually(t, "the first read", func() bool { return l.readCount() >= 2 })
+	l.append(chunk(1, "late\n"))
+	eventually(t, "the line read at a heartbeat", func() bool { return strings.Contains(out.String(), "data: late\n") })
+	if !strings.Contains(out.String(), ": keep-alive\n") {
+		t.Errorf("no keep-alive in %q", out.String())
+	}
+}
+
+func TestARevokedTokenEndsItsStreamWhenNotified(t *testing.T) {
+	l := &liveLog{status: "building"}
+	var valid atomic.Bool
+	valid.Store(true)
+	tokenWake := make(chan struct{}, 1)
+	out, done := startLive(t, l, func(ls *logStream) {
+		ls.tokenWake = tokenWake
+		ls.authorized = func(context.Context) (bool, error) { return valid.Load(), nil }
+	})
+	eventually(t, "the first read", func() bool { return l.readCount() == 2 })
+	valid.Store(false)
+	tokenWake <- struct{}{}
+	waitEnd(t, done, out, "revoked")
+}
+
+func TestAnExpiredTokenEndsItsStreamAtItsExpiry(t *testing.T) {
+	l := &liveLog{status: "building"}
+	expires := time.Now().Add(100 * time.Millisecond)
+	out, done := startLive(t, l, func(ls *logStream) {
+		ls.tokenExpires = expires
+		ls.authorized = func(context.Context) (bool, error) { return !time.Now().After(expires), nil }
+	})
+	waitEnd(t, done, out, "expired")
+}
+
+// waitEnd waits for the stream to end with `event: error` saying why.
+func waitEnd(t *testing.T, done <-chan struct{}, out *syncBuffer, why string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream of a token that no longer works stayed open")
+	}
+	events := parseSSE(t, out.String())
+	if len(events) != 1 || events[0].event != "error" || !strings.Contains(events[0].data, why) {
+		t.Errorf("events %+v, want one error saying %q", events, why)
+	}
+}
+
+// failingLog is a database that does not answer.
+type failingLog struct{ liveLog }
+
+func (f *failingLog) DeploymentLogState(context.Context, string) (db.LogStreamState, error) {
+	f.mu.Lock()
+	f.reads++
+	f.mu.Unlock()
+	return db.LogStreamState{}, errors.New("connection refused")
+}
+
+func TestAStreamRetriesAFailingDatabaseWithoutAWakeUntilItsBudgetIsSpent(t *testing.T) {
+	f := &failingLog{}
+	var out syncBuffer
+	ls := &logStream{
+		src: f, deploymentID: "dep", w: &out, flush: func() error { return nil },
+		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		poll: 10 * time.Millisecond, heartbeat: time.Hour, life: time.Hour, grace: time.Hour,
+		errorBudget: 100 * time.Millisecond, batch: 10,
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); ls.run(context.Background(), logPosition{}, false) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its error budget")
+	}
+	if n := f.readCount(); n < 3 {
+		t.Errorf("the stream tried %d times, want a retry every poll interval", n)
 	}
 }

@@ -80,6 +80,9 @@ type Server struct {
 	limits *tokenLimits
 	// instances caches the nodes' listings of apps' instances (instancesCacheFor).
 	instances instanceListings
+	// notifier wakes the log streams when their deployment or token changes (nil without a
+	// store: tests of other routes). It connects at the first stream.
+	notifier *db.Notifier
 }
 
 // New builds the API's handler.
@@ -105,6 +108,9 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 		limits: newTokenLimits(cfg.RateLimit, cfg.RateBurst)}
 	if s.nodeKeys == nil {
 		s.nodeKeys = nodekeys.New(store, cfg.Keyring)
+	}
+	if store != nil {
+		s.notifier = db.NewNotifier(store.Pool(), log)
 	}
 	s.api = humago.New(mux, hcfg)
 	s.registerHealth()
@@ -142,6 +148,14 @@ func (s *Server) completeOpenAPI() {
 				op.Security = []map[string][]string{{}}
 			}
 		}
+	}
+}
+
+// Close releases what the server holds beyond its requests (the log streams' listening
+// connection). Call it once the HTTP server has shut down.
+func (s *Server) Close() {
+	if s.notifier != nil {
+		s.notifier.Close()
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // maxStreamsPerOrg bounds an organization's open log streams on one API process: each holds
-// a connection and polls Postgres, so one tenant's tabs or scripts cannot take the API's.
+// a connection and reads Postgres while its log grows, so one tenant's tabs or scripts cannot
+// take the API's.
 const maxStreamsPerOrg = 10
 
 // streamRetryAfter is what a refused stream is told to wait, in seconds.

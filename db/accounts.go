@@ -30,6 +30,8 @@ type Principal struct {
 	Role    string
 	OrgID   string
 	TokenID string // the token the caller authenticated with
+	// TokenExpiresAt is when that token stops working; nil: never.
+	TokenExpiresAt *time.Time
 }
 
 // PrincipalByTokenHash resolves an API token to its user and organization.
@@ -40,7 +42,7 @@ func (s *Store) PrincipalByTokenHash(ctx context.Context, hash []byte) (Principa
 		FROM users u
 		JOIN memberships m ON m.user_id = u.id
 		WHERE t.token_hash = $1 AND u.id = t.user_id AND (t.expires_at IS NULL OR t.expires_at > now())
-		RETURNING u.id, u.role, m.org_id, t.id`, hash).Scan(&p.UserID, &p.Role, &p.OrgID, &p.TokenID)
+		RETURNING u.id, u.role, m.org_id, t.id, t.expires_at`, hash).Scan(&p.UserID, &p.Role, &p.OrgID, &p.TokenID, &p.TokenExpiresAt)
 	return p, translate(err)
 }
 

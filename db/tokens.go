@@ -57,7 +57,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, userID, name, prefix string,
 
 // DeleteAPIToken revokes a token: of the user when userID is set (ErrNotFound when it is not
 // theirs), any user's when it is empty (admins). Every later call with it answers 401, and an
-// open log stream ends at its next check.
+// open log stream made with it ends at once (the delete notifies ChannelToken).
 func (s *Store) DeleteAPIToken(ctx context.Context, userID, tokenID string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM api_tokens WHERE id::text = $1 AND ($2 = '' OR user_id::text = $2)`, tokenID, userID)
 	if err != nil {

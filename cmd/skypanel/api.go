@@ -126,7 +126,9 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	} else {
 		gatewayDone <- nil
 	}
-	err = serveAPI(ctx, log, apiserver.New(apiCfg, store, tc, log), listener)
+	api := apiserver.New(apiCfg, store, tc, log)
+	defer api.Close()
+	err = serveAPI(ctx, log, api, listener)
 	stop(err)
 	if gwErr := <-gatewayDone; err == nil {
 		err = gwErr

@@ -241,7 +241,9 @@ func (s *devStack) start(ctx context.Context) error {
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},
 			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys}
-		return serveAPI(ctx, s.log, apiserver.New(apiCfg, st, tc, s.log), listener)
+		api := apiserver.New(apiCfg, st, tc, s.log)
+		defer api.Close()
+		return serveAPI(ctx, s.log, api, listener)
 	})
 	if gateListener != nil {
 		gate := registryGateConfig{Upstream: cfg.RegistryUpstream}
