@@ -41,6 +41,8 @@ type planFields struct {
 	Active            *bool  `json:"active,omitempty" default:"true"`
 	// BuildTimeoutSeconds bounds each build of the plan's apps.
 	BuildTimeoutSeconds int `json:"build_timeout_seconds,omitempty" minimum:"60" maximum:"7200" default:"900" doc:"How long one build of an app on the plan may run, in seconds (60-7200, default 900); a longer build fails naming the limit"`
+	// BuildDiskMB bounds what each build of the plan's apps writes.
+	BuildDiskMB int `json:"build_disk_mb,omitempty" minimum:"64" maximum:"204800" default:"10240" doc:"How much disk one build of an app on the plan may fill, in MiB (64-204800, default 10240): its context and the layers its steps write; a build past it fails naming the limit"`
 }
 
 func (f planFields) plan() db.Plan {
@@ -50,7 +52,7 @@ func (f planFields) plan() db.Plan {
 		currency = "USD"
 	}
 	return db.Plan{Slug: f.Slug, Name: f.Name, CPUMillis: f.CPUMillis, MemoryMB: f.MemoryMB,
-		PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: active, BuildTimeoutSeconds: f.BuildTimeoutSeconds}
+		PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: active, BuildTimeoutSeconds: f.BuildTimeoutSeconds, BuildDiskMB: f.BuildDiskMB}
 }
 
 type runtimeFields struct {

@@ -83,9 +83,11 @@ type Plan struct {
 	Currency          string `json:"currency"`
 	Active            bool   `json:"active"`
 	// BuildTimeoutSeconds is how long one build of an app on the plan may run.
-	BuildTimeoutSeconds int       `json:"build_timeout_seconds"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	BuildTimeoutSeconds int `json:"build_timeout_seconds"`
+	// BuildDiskMB is how much disk one build of an app on the plan may fill.
+	BuildDiskMB int       `json:"build_disk_mb"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Runtime is a language stack apps are built with.

@@ -224,12 +224,14 @@ type AppTarget struct {
 	ReadTimeoutSeconds int
 	// BuildTimeoutSeconds is the plan's time limit of one build.
 	BuildTimeoutSeconds int
-	Image               string // the current release's image
-	ReleaseID           string // the operation (deployment or rollback) that made the current release
-	CurrentInstance     string
-	RuntimeKind         string
-	BuildImage          string
-	RunImage            string
+	// BuildDiskMB is the plan's disk limit of one build.
+	BuildDiskMB     int
+	Image           string // the current release's image
+	ReleaseID       string // the operation (deployment or rollback) that made the current release
+	CurrentInstance string
+	RuntimeKind     string
+	BuildImage      string
+	RunImage        string
 	// ReadOnlyRoot and WritablePaths are the runtime's root filesystem setting.
 	ReadOnlyRoot  bool
 	WritablePaths []string
@@ -241,13 +243,13 @@ func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, err
 	var t AppTarget
 	var nodeID, image, release *string
 	err := s.pool.QueryRow(ctx, `SELECT a.id, a.org_id, a.name, a.node_id, a.status, p.cpu_millis, p.memory_mb, a.instances, a.drain_seconds,
-			a.max_connections, a.read_timeout_seconds, p.build_timeout_seconds, COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
+			a.max_connections, a.read_timeout_seconds, p.build_timeout_seconds, p.build_disk_mb, COALESCE(r.image, d.image), COALESCE(r.operation_id, d.id)::text, a.current_instance,
 			rt.kind, rt.build_image, rt.run_image, rt.read_only_root, rt.writable_paths
 		FROM applications a JOIN plans p ON p.id = a.plan_id JOIN runtimes rt ON rt.id = a.runtime_id
 		LEFT JOIN releases r ON r.id = a.current_release_id
 		LEFT JOIN deployments d ON d.id = a.current_deployment_id
 		WHERE a.id = $1`, appID).Scan(&t.AppID, &t.OrgID, &t.Name, &nodeID, &t.Status, &t.CPUMillis, &t.MemoryMB, &t.Instances, &t.DrainSeconds,
-		&t.MaxConnections, &t.ReadTimeoutSeconds, &t.BuildTimeoutSeconds, &image, &release, &t.CurrentInstance,
+		&t.MaxConnections, &t.ReadTimeoutSeconds, &t.BuildTimeoutSeconds, &t.BuildDiskMB, &image, &release, &t.CurrentInstance,
 		&t.RuntimeKind, &t.BuildImage, &t.RunImage, &t.ReadOnlyRoot, &t.WritablePaths)
 	if err != nil {
 		return t, translate(err)

@@ -20,15 +20,17 @@ type Plan struct {
 	Active            bool
 	// BuildTimeoutSeconds is how long one build of an app on the plan may run.
 	BuildTimeoutSeconds int
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// BuildDiskMB is how much disk one build of an app on the plan may fill.
+	BuildDiskMB int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
-const planColumns = `id, slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, build_timeout_seconds, created_at, updated_at`
+const planColumns = `id, slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, build_timeout_seconds, build_disk_mb, created_at, updated_at`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
-	err := row.Scan(&p.ID, &p.Slug, &p.Name, &p.CPUMillis, &p.MemoryMB, &p.PricePerHourMinor, &p.Currency, &p.Active, &p.BuildTimeoutSeconds, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(&p.ID, &p.Slug, &p.Name, &p.CPUMillis, &p.MemoryMB, &p.PricePerHourMinor, &p.Currency, &p.Active, &p.BuildTimeoutSeconds, &p.BuildDiskMB, &p.CreatedAt, &p.UpdatedAt)
 	return p, translate(err)
 }
 
@@ -48,27 +50,33 @@ func (s *Store) PlanByRef(ctx context.Context, ref string) (Plan, error) {
 
 // CreatePlan inserts a plan.
 func (s *Store) CreatePlan(ctx context.Context, p Plan) (Plan, error) {
-	return scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans (slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, build_timeout_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+planColumns,
-		p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active, buildTimeoutOrDefault(p.BuildTimeoutSeconds)))
+	return scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans (slug, name, cpu_millis, memory_mb, price_per_hour_minor, currency, active, build_timeout_seconds, build_disk_mb)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+planColumns,
+		p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active, buildTimeoutOrDefault(p.BuildTimeoutSeconds), orDefault(p.BuildDiskMB, DefaultBuildDiskMB)))
 }
 
 // UpdatePlan replaces a plan's editable fields.
 func (s *Store) UpdatePlan(ctx context.Context, p Plan) (Plan, error) {
 	return scanPlan(s.pool.QueryRow(ctx, `UPDATE plans SET slug = $2, name = $3, cpu_millis = $4, memory_mb = $5,
-		price_per_hour_minor = $6, currency = $7, active = $8, build_timeout_seconds = $9, updated_at = now()
+		price_per_hour_minor = $6, currency = $7, active = $8, build_timeout_seconds = $9, build_disk_mb = $10, updated_at = now()
 		WHERE id::text = $1 OR slug = $1 RETURNING `+planColumns,
-		p.ID, p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active, buildTimeoutOrDefault(p.BuildTimeoutSeconds)))
+		p.ID, p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.PricePerHourMinor, p.Currency, p.Active, buildTimeoutOrDefault(p.BuildTimeoutSeconds), orDefault(p.BuildDiskMB, DefaultBuildDiskMB)))
 }
+
+// DefaultBuildDiskMB is a plan's build disk limit when its creator names none.
+const DefaultBuildDiskMB = 10240
 
 // DefaultBuildTimeoutSeconds is a plan's build time limit when its creator names none.
 const DefaultBuildTimeoutSeconds = 900
 
-func buildTimeoutOrDefault(seconds int) int {
-	if seconds <= 0 {
-		return DefaultBuildTimeoutSeconds
+func buildTimeoutOrDefault(seconds int) int { return orDefault(seconds, DefaultBuildTimeoutSeconds) }
+
+// orDefault is v, or def when v names nothing (0).
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
 	}
-	return seconds
+	return v
 }
 
 // DeletePlan removes a plan no application uses (ErrConflict otherwise).

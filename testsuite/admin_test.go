@@ -13,21 +13,26 @@ func TestAdminManagesPlansRuntimesAndSeesNodes(t *testing.T) {
 		ID                string `json:"id"`
 		MemoryMB          int    `json:"memory_mb"`
 		PricePerHourMinor int64  `json:"price_per_hour_minor"`
+		BuildTimeout      int    `json:"build_timeout_seconds"`
+		BuildDiskMB       int    `json:"build_disk_mb"`
 	}
 	fields := map[string]any{"slug": slug, "name": "Large", "cpu_millis": 2000, "memory_mb": 2048, "price_per_hour_minor": 8}
 	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", admin, fields, &plan); status != http.StatusCreated {
 		t.Fatalf("create plan: %d %s", status, raw)
 	}
-	fields["memory_mb"], fields["price_per_hour_minor"] = 4096, 10
-	if status, raw := platform.call(http.MethodPut, "/api/paas/admin/plans/"+plan.ID, admin, fields, &plan); status != http.StatusOK || plan.MemoryMB != 4096 || plan.PricePerHourMinor != 10 {
+	if plan.BuildTimeout != 900 || plan.BuildDiskMB != 10240 {
+		t.Errorf("a new plan's build limits: %d s, %d MiB; want the defaults 900 s, 10240 MiB", plan.BuildTimeout, plan.BuildDiskMB)
+	}
+	fields["memory_mb"], fields["price_per_hour_minor"], fields["build_disk_mb"] = 4096, 10, 2048
+	if status, raw := platform.call(http.MethodPut, "/api/paas/admin/plans/"+plan.ID, admin, fields, &plan); status != http.StatusOK || plan.MemoryMB != 4096 || plan.PricePerHourMinor != 10 || plan.BuildDiskMB != 2048 {
 		t.Fatalf("update plan: %d %s", status, raw)
 	}
-	bad := map[string]any{"slug": "Bad Slug", "name": "x", "cpu_millis": 0, "memory_mb": 1, "price_per_hour_minor": -1}
+	bad := map[string]any{"slug": "Bad Slug", "name": "x", "cpu_millis": 0, "memory_mb": 1, "price_per_hour_minor": -1, "build_disk_mb": 1}
 	status, raw := platform.call(http.MethodPost, "/api/paas/admin/plans", admin, bad, nil)
 	if status != http.StatusUnprocessableEntity {
 		t.Errorf("bad plan: %d %s", status, raw)
 	}
-	for _, field := range []string{"body.slug", "body.cpu_millis", "body.memory_mb", "body.price_per_hour_minor"} {
+	for _, field := range []string{"body.slug", "body.cpu_millis", "body.memory_mb", "body.price_per_hour_minor", "body.build_disk_mb"} {
 		if !strings.Contains(string(raw), field) {
 			t.Errorf("bad plan problem does not name %s: %s", field, raw)
 		}

@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets docker.NodeSecrets, pool docker.SubnetPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
 	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth,
-		BuildTimeout: cfg.BuildTimeout})
+		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB})
 	r.RegisterActivity(&nginx.Activities{Router: router})
 }
 

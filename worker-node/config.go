@@ -58,6 +58,7 @@ type Config struct {
 	EgressAllow   []string      // --egress-allow, SKYPANEL_EGRESS_ALLOW: CIDRs tenants may reach anyway
 	MaxCloneMB    int           // --max-clone-mb, SKYPANEL_MAX_CLONE_MB: a clone past it is stopped
 	BuildTimeout  time.Duration // --build-timeout, SKYPANEL_BUILD_TIMEOUT: a longer build fails
+	BuildDiskMB   int           // --build-disk-mb, SKYPANEL_BUILD_DISK_MB: a build that writes more fails
 }
 
 // ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
@@ -126,6 +127,13 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		}
 	}
 	fs.DurationVar(&c.BuildTimeout, "build-timeout", buildTimeout, "how long one build may run; a longer one fails naming this limit (env SKYPANEL_BUILD_TIMEOUT)")
+	buildDisk := docker.DefaultBuildDiskMB
+	if v := getenv("SKYPANEL_BUILD_DISK_MB"); v != "" {
+		if buildDisk, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("SKYPANEL_BUILD_DISK_MB=%q: want a number of MiB such as 10240", v)
+		}
+	}
+	fs.IntVar(&c.BuildDiskMB, "build-disk-mb", buildDisk, "how much disk one build may fill in MiB, its context and layers, when its plan names no limit; a build that writes more fails naming this limit (env SKYPANEL_BUILD_DISK_MB)")
 	poolSize := docker.DefaultSubnetPoolSize
 	if v := getenv("SKYPANEL_NETWORK_POOL_SIZE"); v != "" {
 		if poolSize, err = strconv.Atoi(strings.TrimPrefix(v, "/")); err != nil {
@@ -191,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if c.BuildTimeout < time.Minute || c.BuildTimeout > 2*time.Hour {
 		errs = append(errs, fmt.Errorf("--build-timeout %s: want 1m to 2h", c.BuildTimeout))
+	}
+	if c.BuildDiskMB < 64 {
+		errs = append(errs, fmt.Errorf("--build-disk-mb %d: want at least 64", c.BuildDiskMB))
 	}
 	if c.MaxCloneMB < 1 {
 		errs = append(errs, fmt.Errorf("--max-clone-mb %d: want at least 1", c.MaxCloneMB))

@@ -33,7 +33,7 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		GatewayAddress: "gateway.example.com:7243", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
 		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
 		NetworkPool: docker.DefaultSubnetPoolRange, NetworkPoolSize: docker.DefaultSubnetPoolSize,
-		EgressAllow: []string{"10.20.0.0/24", "192.168.7.5/32"}, MaxCloneMB: 1024, BuildTimeout: 15 * time.Minute,
+		EgressAllow: []string{"10.20.0.0/24", "192.168.7.5/32"}, MaxCloneMB: 1024, BuildTimeout: 15 * time.Minute, BuildDiskMB: 10240,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)
@@ -65,6 +65,8 @@ func TestParseConfigRejects(t *testing.T) {
 		{[]string{"--egress-allow", "fd00::/8"}, base, "--egress-allow"},
 		{[]string{"--max-clone-mb", "0"}, base, "--max-clone-mb"},
 		{[]string{"--build-timeout", "10s"}, base, "--build-timeout"},
+		{[]string{"--build-disk-mb", "10"}, base, "--build-disk-mb"},
+		{nil, map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_BUILD_DISK_MB": "lots"}, "SKYPANEL_BUILD_DISK_MB"},
 		{[]string{"--gateway-address", ":7243"}, base, "--gateway-address"},
 		// Agents never dial Temporal itself any more.
 		{[]string{"--temporal-address", "temporal:7233"}, base, "temporal-address"},

@@ -98,7 +98,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	buildErr := workflow.ExecuteActivity(buildCtx, dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: in.AppID, OrgID: plan.OrgID, DeploymentID: in.DeploymentID, ContextDir: source.Dir, ImageTag: plan.ImageTag,
 		Runtime: plan.RuntimeKind, BuildImage: plan.BuildImage, RunImage: plan.RunImage, StackImages: plan.StackImages,
-		Env: plan.Env, Push: plan.PushImage, MemoryMB: plan.MemoryMB, CPUMillis: plan.CPUMillis, TimeoutSeconds: plan.BuildTimeoutSeconds,
+		Env: plan.Env, Push: plan.PushImage, MemoryMB: plan.MemoryMB, CPUMillis: plan.CPUMillis, TimeoutSeconds: plan.BuildTimeoutSeconds, DiskMB: plan.BuildDiskMB,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, plan.NodeID, in.DeploymentID)
 	if buildErr == nil && building.Err() != nil {

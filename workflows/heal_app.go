@@ -189,7 +189,7 @@ func rebuildRelease(ctx workflow.Context, plan store.HealPlan, operationID strin
 	err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 30*time.Minute, 20*time.Second, 2), dockerActs.BuildImage, docker.BuildImageInput{
 		AppID: t.AppID, OrgID: t.OrgID, DeploymentID: operationID, ReleaseID: t.ReleaseID, ContextDir: source.Dir, ImageTag: tag, Push: push,
 		Runtime: t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage, StackImages: t.StackImages, Env: t.Env,
-		MemoryMB: t.MemoryMB, CPUMillis: t.CPUMillis, TimeoutSeconds: t.BuildTimeoutSeconds,
+		MemoryMB: t.MemoryMB, CPUMillis: t.CPUMillis, TimeoutSeconds: t.BuildTimeoutSeconds, DiskMB: t.BuildDiskMB,
 	}).Get(ctx, &built)
 	removeWorkdir(ctx, t.NodeID, operationID)
 	if err != nil {

@@ -111,6 +111,8 @@ type AppTarget struct {
 	ReadTimeoutSeconds int `json:",omitempty"`
 	// BuildTimeoutSeconds is the plan's time limit of one build (0: the node's own).
 	BuildTimeoutSeconds int `json:",omitempty"`
+	// BuildDiskMB is the plan's disk limit of one build (0: the node's own).
+	BuildDiskMB int `json:",omitempty"`
 	// Env is the app's environment, each value still sealed (a secrets envelope the node opens
 	// when it starts an instance or a build): workflow histories never hold a plaintext value.
 	Env              []contract.SealedVar `json:",omitempty"`
@@ -244,7 +246,7 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		AppID:       t.AppID, OrgID: t.OrgID, Name: t.Name, NodeID: t.NodeID, Status: t.Status,
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances, DrainSeconds: t.DrainSeconds,
-		MaxConnections: t.MaxConnections, ReadTimeoutSeconds: t.ReadTimeoutSeconds, BuildTimeoutSeconds: t.BuildTimeoutSeconds,
+		MaxConnections: t.MaxConnections, ReadTimeoutSeconds: t.ReadTimeoutSeconds, BuildTimeoutSeconds: t.BuildTimeoutSeconds, BuildDiskMB: t.BuildDiskMB,
 		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,

@@ -46,6 +46,9 @@ type Activities struct {
 	// DefaultBuildTimeout.
 	BuildPidsLimit int
 	BuildTimeout   time.Duration
+	// BuildDiskMB bounds what one build writes (its context and layers) when its input names
+	// no limit; zero means DefaultBuildDiskMB.
+	BuildDiskMB int
 
 	networks orgNetworks
 	builds   buildSlots

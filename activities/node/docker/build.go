@@ -189,6 +189,8 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		defer cg.remove(context.WithoutCancel(ctx))
 		defer cg.watch(buildCtx, stopBuild)()
 	}
+	disk := newBuildDisk(limits.diskMB)
+	defer disk.watch(buildCtx, engineDisk{a}, stopBuild)()
 	limitFailure := func() error {
 		switch cause := context.Cause(buildCtx); {
 		case ctx.Err() != nil:
@@ -197,16 +199,18 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 			return buildFailed(fmt.Sprintf("the build reached its process limit of %d processes (a fork bomb, or a step that starts too many processes)", limits.pids))
 		case errors.Is(cause, errBuildTimeLimit):
 			return buildFailed(fmt.Sprintf("the build ran longer than its time limit of %s", limits.timeout))
+		case errors.Is(cause, errBuildDiskLimit):
+			return buildFailed(diskLimitMessage(limits.diskMB))
 		}
 		return nil
 	}
 
-	pr := tarContext(buildCtx, in.ContextDir, layout)
+	pr := tarContext(buildCtx, in.ContextDir, layout, disk, func() { stopBuild(errBuildDiskLimit) })
 	defer pr.Close()
 	logger.InfoContext(ctx, "build image", "image", in.ImageTag, "buildpack", labels[LabelBuildpack],
-		"memory_mb", limits.memoryMB, "cpu_millis", limits.cpuMillis, "pids", limits.pids, "timeout", limits.timeout)
-	logs.Write(ctx, fmt.Sprintf("Building image %s (limits: %d MiB memory, %.2g CPU, %d processes, %s)\n",
-		in.ImageTag, limits.memoryMB, float64(limits.cpuMillis)/1000, limits.pids, limits.timeout))
+		"memory_mb", limits.memoryMB, "cpu_millis", limits.cpuMillis, "pids", limits.pids, "timeout", limits.timeout, "disk_mb", limits.diskMB)
+	logs.Write(ctx, fmt.Sprintf("Building image %s (limits: %d MiB memory, %.2g CPU, %d processes, %s, %d MiB disk)\n",
+		in.ImageTag, limits.memoryMB, float64(limits.cpuMillis)/1000, limits.pids, limits.timeout, limits.diskMB))
 	resp, err := a.Client.ImageBuild(buildCtx, pr, build.ImageBuildOptions{
 		Tags:        []string{in.ImageTag},
 		Dockerfile:  dockerfile,
@@ -243,7 +247,7 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 	defer resp.Body.Close()
 
 	var output stepOutput
-	imageID, err := readBuildStream(buildCtx, resp.Body, logs, &output)
+	imageID, err := readBuildStream(buildCtx, resp.Body, logs, &output, disk)
 	if err != nil {
 		if err := limitFailure(); err != nil {
 			return BuildImageResult{}, err
@@ -266,6 +270,13 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 			return BuildImageResult{}, ctx.Err()
 		}
 		return BuildImageResult{}, fmt.Errorf("build image %s: read build output: %w", in.ImageTag, err)
+	}
+	// A step quicker than the disk watcher's check is caught here; the image is not kept.
+	if disk.over(ctx, engineDisk{a}) {
+		if _, err := a.Client.ImageRemove(context.WithoutCancel(ctx), in.ImageTag, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+			logger.WarnContext(ctx, "remove an image over the build disk limit", "image", in.ImageTag, "err", err)
+		}
+		return BuildImageResult{}, buildFailed(diskLimitMessage(limits.diskMB))
 	}
 	if imageID == "" {
 		inspect, err := a.Client.ImageInspect(ctx, in.ImageTag)
@@ -464,7 +475,9 @@ type buildMessage struct {
 // readBuildStream copies the build's output to the log (and to out, which keeps the current
 // step's output; out may be nil) and returns the image id the Engine reports at the end, or a
 // *buildError when the build failed.
-func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer, out *stepOutput) (string, error) {
+//
+// disk (may be nil) follows the steps' containers and images for the build's disk limit.
+func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer, out *stepOutput, disk *buildDisk) (string, error) {
 	dec := json.NewDecoder(r)
 	var imageID string
 	for {
@@ -488,6 +501,7 @@ func readBuildStream(ctx context.Context, r io.Reader, logs *buildlog.Writer, ou
 		case m.Stream != "":
 			logs.Write(ctx, m.Stream)
 			out.write(m.Stream)
+			disk.observe(m.Stream)
 		case m.Status != "" && m.Progress == "":
 			logs.Write(ctx, m.Status+"\n")
 		case len(m.Aux) > 0:
@@ -591,14 +605,17 @@ type contextLayout struct {
 // tarContext streams dir as a tar archive laid out as l says. The repository's .git directory
 // is left out (it is not part of the app and can be large); symbolic links are archived as
 // links, never followed, so a link in a repository cannot pull a file of the node into the image.
-func tarContext(ctx context.Context, dir string, l contextLayout) *io.PipeReader {
+//
+// The bytes sent count towards the build's disk (nil: no limit); past it, over is called and
+// the archive ends with an error.
+func tarContext(ctx context.Context, dir string, l contextLayout, disk *buildDisk, over func()) *io.PipeReader {
 	pr, pw := io.Pipe()
 	exclude := map[string]bool{".git": true}
 	for _, e := range l.exclude {
 		exclude[strings.Trim(e, "/")] = true
 	}
 	go func() {
-		tw := tar.NewWriter(pw)
+		tw := tar.NewWriter(&countingWriter{w: pw, disk: disk, over: over})
 		err := writeExtra(tw, l.extra)
 		if err == nil && l.prefix != "" {
 			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: l.prefix + "/", Mode: 0o755, ModTime: time.Unix(0, 0)})

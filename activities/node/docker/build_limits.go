@@ -33,11 +33,12 @@ type buildLimits struct {
 	cpuMillis int
 	pids      int
 	timeout   time.Duration
+	diskMB    int
 }
 
 func (a *Activities) buildLimits(in BuildImageInput) buildLimits {
 	l := buildLimits{memoryMB: max(in.MemoryMB, BuildMinMemoryMB), cpuMillis: max(in.CPUMillis, BuildMinCPUMillis),
-		pids: a.BuildPidsLimit, timeout: a.BuildTimeout}
+		pids: a.BuildPidsLimit, timeout: a.BuildTimeout, diskMB: a.BuildDiskMB}
 	if l.pids <= 0 {
 		l.pids = DefaultBuildPidsLimit
 	}
@@ -46,6 +47,12 @@ func (a *Activities) buildLimits(in BuildImageInput) buildLimits {
 	}
 	if l.timeout <= 0 {
 		l.timeout = DefaultBuildTimeout
+	}
+	if in.DiskMB > 0 {
+		l.diskMB = in.DiskMB
+	}
+	if l.diskMB <= 0 {
+		l.diskMB = DefaultBuildDiskMB
 	}
 	return l
 }

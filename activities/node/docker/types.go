@@ -51,6 +51,9 @@ type BuildImageInput struct {
 	CPUMillis int `json:",omitempty"`
 	// TimeoutSeconds is the plan's time limit of the build (0: the node's --build-timeout).
 	TimeoutSeconds int `json:",omitempty"`
+	// DiskMB is the plan's disk limit of the build: its context and the layers its steps write
+	// (0: the node's --build-disk-mb).
+	DiskMB int `json:",omitempty"`
 }
 
 // BuildImageResult names the built image: its local id and, once pushed, its digest reference
