@@ -53,6 +53,9 @@ type Config struct {
 	// (0: DefaultRateLimit, DefaultRateBurst); past them, 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// PlatformDomain is where apps get their system host names (<name>.<PlatformDomain>): no
+	// custom domain may be it or under it.
+	PlatformDomain string
 }
 
 // NodeCutter cuts a revoked node off the node gateway (*nodegateway.Gateway).
@@ -125,6 +128,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerReleases()
 	s.registerInstances()
 	s.registerEnv()
+	s.registerDomains()
 	s.registerCodec()
 	s.registerWallet()
 	s.completeOpenAPI()

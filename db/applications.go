@@ -154,8 +154,9 @@ func checkOperationAllowed(kind, status string, hasRelease bool) error {
 		return &InvalidStateError{Reason: "the application is being deleted"}
 	}
 	// A move only changes where the app lives, whatever its state: a drained node must be
-	// emptied of stopped and suspended apps too.
-	if status == AppSuspended && kind != OpDelete && kind != OpResume && kind != OpMove {
+	// emptied of stopped and suspended apps too. A domain change shows on whatever the app
+	// serves, its suspended page included.
+	if status == AppSuspended && kind != OpDelete && kind != OpResume && kind != OpMove && kind != OpDomains {
 		return &InvalidStateError{Reason: "the application is suspended: its organization's wallet cannot pay for it. Add funds and it resumes by itself"}
 	}
 	switch kind {
@@ -225,7 +226,9 @@ type AppTarget struct {
 	// BuildTimeoutSeconds is the plan's time limit of one build.
 	BuildTimeoutSeconds int
 	// BuildDiskMB is the plan's disk limit of one build.
-	BuildDiskMB     int
+	BuildDiskMB int
+	// Domains are the app's custom host names, served like its own.
+	Domains         []string
 	Image           string // the current release's image
 	ReleaseID       string // the operation (deployment or rollback) that made the current release
 	CurrentInstance string
@@ -255,6 +258,9 @@ func (s *Store) AppTargetByID(ctx context.Context, appID string) (AppTarget, err
 		return t, translate(err)
 	}
 	t.NodeID, t.Image, t.ReleaseID = deref(nodeID), deref(image), deref(release)
+	if t.Domains, err = s.appDomains(ctx, appID); err != nil {
+		return t, err
+	}
 	return t, nil
 }
 

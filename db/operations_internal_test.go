@@ -6,15 +6,15 @@ import (
 	"testing"
 )
 
-// A suspended app refuses every operation but delete and billing's own resume, whatever it
-// has; an app being deleted refuses everything but the delete.
+// A suspended app refuses every operation but delete, billing's own resume, a move and a domain
+// change, whatever it has; an app being deleted refuses everything but the delete.
 func TestSuspendedAppRefusesAllButDelete(t *testing.T) {
-	kinds := []string{OpDeploy, OpStop, OpStart, OpRestart, OpDelete, OpRollback, OpScale, OpConfigure, OpSuspend, OpResume, OpMove}
+	kinds := []string{OpDeploy, OpStop, OpStart, OpRestart, OpDelete, OpRollback, OpScale, OpConfigure, OpSuspend, OpResume, OpMove, OpDomains}
 	for _, kind := range kinds {
 		err := checkOperationAllowed(kind, AppSuspended, true)
 		var invalid *InvalidStateError
 		switch kind {
-		case OpDelete, OpResume, OpMove:
+		case OpDelete, OpResume, OpMove, OpDomains:
 			if err != nil {
 				t.Errorf("%s of a suspended app refused: %v", kind, err)
 			}

@@ -167,7 +167,7 @@ func stopOnNode(ctx workflow.Context, t store.AppTarget, operationID string) err
 func takeOffline(ctx workflow.Context, t store.AppTarget, mode nginx.RouteMode, operationID string) error {
 	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 5)
 	if err := workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
-		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: operationID, Mode: mode, Drain: drainGrace(t),
+		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: operationID, Mode: mode, Drain: drainGrace(t), Domains: t.Domains,
 	}).Get(ctx, nil); err != nil {
 		return err
 	}
@@ -187,4 +187,4 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget) error {
 
 // All lists the workflows the control worker registers.
 var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp, ScaleApp, ListAppInstances, ConfigureApp,
-	BillingRun, SuspendOrganization, ResumeOrganization, SuspendApp, ResumeApp, HealApp, MoveApp, DrainNode}
+	UpdateAppDomains, BillingRun, SuspendOrganization, ResumeOrganization, SuspendApp, ResumeApp, HealApp, MoveApp, DrainNode}

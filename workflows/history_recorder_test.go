@@ -309,6 +309,13 @@ func recordScenarios() []recordScenario {
 	configure.input["UserID"] = recUserID
 	configure.input["Description"] = "Set GREETING"
 
+	domains := op("UpdateAppDomains", "domains")
+	domains.fakes = map[string]recordFake{"LoadAppTarget": func(map[string]any) (any, error) {
+		t := recTarget()
+		t["Status"], t["Domains"] = "running", []map[string]any{{"Hostname": "www.example.com"}}
+		return t, nil
+	}}
+
 	list := op("ListAppInstances", "instances")
 	list.input = map[string]any{"AppID": recAppID}
 	list.attrs = temporal.SearchAttributes{}
@@ -363,7 +370,7 @@ func recordScenarios() []recordScenario {
 	return []recordScenario{
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
-		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain,
+		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains,
 	}
 }
 
@@ -528,6 +535,7 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		},
 		"RemoveAppImages": none, "RemoveImages": none,
 		"PublishRoute": none, "RemoveRoute": none,
+		"SetRouteDomains": func(map[string]any) (any, error) { return map[string]any{"Changed": true}, nil },
 	}
 }
 

@@ -13,7 +13,7 @@ func DeployWorkflowID(appID, deploymentID string) string {
 }
 
 // OperationWorkflowID names the run of an app operation other than a deploy: kind is the
-// operation's (stop, start, restart, delete, scale, rollback, configure, suspend, resume, heal, move), or
+// operation's (stop, start, restart, delete, scale, rollback, configure, domains, suspend, resume, heal, move), or
 // "instances" for the read-only listing.
 func OperationWorkflowID(kind, appID, operationID string) string {
 	return fmt.Sprintf("%s/%s/%s", kind, appID, operationID)

@@ -109,7 +109,7 @@ func bringUpOn(ctx workflow.Context, t store.AppTarget, operationID string) (str
 		}
 		routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 45*time.Second, 5)
 		if err := workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
-			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: operationID, Mode: mode,
+			AppID: t.AppID, Hostname: t.Hostname, ReleaseID: operationID, Mode: mode, Domains: t.Domains,
 		}).Get(ctx, nil); err != nil {
 			return "", "", err
 		}

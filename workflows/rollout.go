@@ -134,7 +134,7 @@ func publishRoute(ctx workflow.Context, t store.AppTarget, releaseID string, por
 	routeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute+drainGrace(t), 45*time.Second, 3)
 	return workflow.ExecuteActivity(routeCtx, nginxActs.PublishRoute, nginx.PublishRouteInput{
 		AppID: t.AppID, Hostname: t.Hostname, ReleaseID: releaseID, Upstreams: upstreams, Drain: drainGrace(t),
-		MaxConnections: t.MaxConnections, ReadTimeout: time.Duration(t.ReadTimeoutSeconds) * time.Second,
+		MaxConnections: t.MaxConnections, ReadTimeout: time.Duration(t.ReadTimeoutSeconds) * time.Second, Domains: t.Domains,
 	}).Get(ctx, nil)
 }
 

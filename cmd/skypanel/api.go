@@ -83,7 +83,7 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	defer tc.Close()
 	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, CodecOrigins: splitList(*codecOrigins),
 		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime,
-		RateLimit: *rateLimit, RateBurst: *rateBurst}
+		RateLimit: *rateLimit, RateBurst: *rateBurst, PlatformDomain: cfg.PlatformDomain}
 	var gateway *nodeGateway
 	if runGateway {
 		gatewayListener, err := net.Listen("tcp", *gatewayAddr)

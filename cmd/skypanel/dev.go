@@ -240,7 +240,7 @@ func (s *devStack) start(ctx context.Context) error {
 			// Nodes added here reach this machine's API and its node gateway.
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},
-			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys}
+			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys, PlatformDomain: cfg.PlatformDomain}
 		api := apiserver.New(apiCfg, st, tc, s.log)
 		defer api.Close()
 		return serveAPI(ctx, s.log, api, listener)

@@ -108,6 +108,7 @@ var kinds = map[string]kind{
 	db.OpMove: {workflow: workflows.MoveApp, deadline: 30 * time.Minute, input: func(r Request, id string) any {
 		return workflows.MoveAppInput{AppID: r.AppID, OperationID: id, FromNodeID: r.FromNodeID, Evacuate: r.Evacuate}
 	}},
+	db.OpDomains: {workflow: workflows.UpdateAppDomains, deadline: 10 * time.Minute, input: appOperation},
 	db.OpConfigure: {workflow: workflows.ConfigureApp, deadline: 20 * time.Minute, input: func(r Request, id string) any {
 		return workflows.ConfigureAppInput{AppID: r.AppID, OperationID: id, UserID: r.UserID, Description: r.Description}
 	}},

@@ -113,6 +113,9 @@ type AppTarget struct {
 	BuildTimeoutSeconds int `json:",omitempty"`
 	// BuildDiskMB is the plan's disk limit of one build (0: the node's own).
 	BuildDiskMB int `json:",omitempty"`
+	// Domains are the app's custom host names; every route the app's workflows publish serves
+	// them besides Hostname.
+	Domains []contract.Domain `json:",omitempty"`
 	// Env is the app's environment, each value still sealed (a secrets envelope the node opens
 	// when it starts an instance or a build): workflow histories never hold a plaintext value.
 	Env              []contract.SealedVar `json:",omitempty"`
@@ -247,7 +250,8 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		Hostname: a.Routing.Hostname(t.Name), URL: a.Routing.URL(t.Name),
 		CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, Instances: t.Instances, DrainSeconds: t.DrainSeconds,
 		MaxConnections: t.MaxConnections, ReadTimeoutSeconds: t.ReadTimeoutSeconds, BuildTimeoutSeconds: t.BuildTimeoutSeconds, BuildDiskMB: t.BuildDiskMB,
-		Image: t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
+		Domains: routeDomains(t.Domains),
+		Image:   t.Image, ReleaseID: t.ReleaseID, CurrentInstance: t.CurrentInstance,
 		AllowLoopbackGit: a.AllowLoopbackGit,
 		RuntimeKind:      t.RuntimeKind, BuildImage: t.BuildImage, RunImage: t.RunImage,
 		RootFS:      contract.RootFS{ReadOnly: t.ReadOnlyRoot, Writable: nonEmpty(t.WritablePaths)},
@@ -451,4 +455,16 @@ type SetInstanceCountInput struct {
 // and rollbacks start that many.
 func (a *Activities) SetInstanceCount(ctx context.Context, in SetInstanceCountInput) error {
 	return a.Store.SetInstanceCount(ctx, in.AppID, in.Instances)
+}
+
+// routeDomains are the app's custom host names as its route takes them.
+func routeDomains(hostnames []string) []contract.Domain {
+	if len(hostnames) == 0 {
+		return nil
+	}
+	out := make([]contract.Domain, len(hostnames))
+	for i, h := range hostnames {
+		out[i] = contract.Domain{Hostname: h}
+	}
+	return out
 }

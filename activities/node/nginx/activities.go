@@ -25,6 +25,13 @@ func (a *Activities) PublishRoute(ctx context.Context, in PublishRouteInput) err
 	return asActivityError(err)
 }
 
+// SetRouteDomains replaces the custom domains of the app's route and returns once nginx serves
+// each of them; Changed is false when the node has no route for the app.
+func (a *Activities) SetRouteDomains(ctx context.Context, in SetRouteDomainsInput) (SetRouteDomainsResult, error) {
+	changed, err := a.Router.SetDomains(ctx, in.AppID, in.Domains, func() { activity.RecordHeartbeat(ctx, "setting domains") })
+	return SetRouteDomainsResult{Changed: changed}, asActivityError(err)
+}
+
 // RemoveRoute stops serving the app's host name (idempotent).
 func (a *Activities) RemoveRoute(ctx context.Context, in RemoveRouteInput) error {
 	return asActivityError(a.Router.Remove(ctx, in.AppID, in.Drain, func() { activity.RecordHeartbeat(ctx, "removing route") }))

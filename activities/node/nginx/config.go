@@ -143,7 +143,7 @@ server {
     add_header %[4]s %[5]s always;
     return 402 "%[6]s\n";
 }
-`, in.AppID, listen.directive, in.Hostname, ReleaseHeader, in.ReleaseID, SuspendedText)
+`, in.AppID, listen.directive, in.serverNames(), ReleaseHeader, in.ReleaseID, SuspendedText)
 	case RouteStopped:
 		return fmt.Sprintf(`# app %[1]s, stopped. Written by the SkyPanel agent.
 server {
@@ -154,7 +154,7 @@ server {
     add_header Retry-After 60 always;
     return 503 "%[6]s\n";
 }
-`, in.AppID, listen.directive, in.Hostname, ReleaseHeader, in.ReleaseID, StoppedText)
+`, in.AppID, listen.directive, in.serverNames(), ReleaseHeader, in.ReleaseID, StoppedText)
 	}
 	var servers strings.Builder
 	for _, u := range dedupe(in.Upstreams) {
@@ -180,7 +180,7 @@ server {
         proxy_pass http://%[3]s;
     }
 }
-`, in.AppID, in.ReleaseID, name, servers.String(), listen.directive, in.Hostname, ReleaseHeader,
+`, in.AppID, in.ReleaseID, name, servers.String(), listen.directive, in.serverNames(), ReleaseHeader,
 		in.connectionLimit(), int(in.readTimeout()/time.Second))
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/skypanel/skypanel/activities/contract"
 )
 
 func freeLoopbackPort(t *testing.T) int {
@@ -227,6 +229,15 @@ func TestRouterRejectsHostileInputWithoutTouchingConfig(t *testing.T) {
 		func(in *PublishRouteInput) { in.Mode = RouteStopped }, // a page with upstreams
 		func(in *PublishRouteInput) { in.Upstreams, in.Mode, in.Stopped = nil, RouteSuspended, true },
 		func(in *PublishRouteInput) { in.Upstreams, in.Suspended = nil, true }, // suspended, not stopped
+		func(in *PublishRouteInput) { in.Domains = []contract.Domain{{Hostname: "a;b.com"}} },
+		func(in *PublishRouteInput) { in.Domains = []contract.Domain{{Hostname: "x.com{"}} },
+		func(in *PublishRouteInput) { in.Domains = []contract.Domain{{Hostname: "*.example.com"}} },
+		func(in *PublishRouteInput) { in.Domains = []contract.Domain{{Hostname: "demo.apps.localhost"}} }, // its own name twice
+		func(in *PublishRouteInput) { in.Domains = []contract.Domain{{Hostname: "x.com"}, {Hostname: "x.com"}} },
+		func(in *PublishRouteInput) {
+			in.Domains = []contract.Domain{{Hostname: "x.com", Certificate: "../../key"}}
+		},
+		func(in *PublishRouteInput) { in.Domains = make([]contract.Domain, contract.MaxRouteDomains+1) },
 	}
 	for i, mutate := range hostile {
 		in := good
@@ -394,5 +405,85 @@ func TestRouterBoundsEachAppsConnectionsAndWaits(t *testing.T) {
 		if status := <-held; status != http.StatusGatewayTimeout {
 			t.Errorf("a request slower than the app's 2 s read timeout: %d, want 504", status)
 		}
+	}
+}
+
+func setDomains(t *testing.T, a *Activities, appID string, domains ...string) (SetRouteDomainsResult, error) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	in := SetRouteDomainsInput{AppID: appID}
+	for _, d := range domains {
+		in.Domains = append(in.Domains, contract.Domain{Hostname: d})
+	}
+	val, err := env.ExecuteActivity(a.SetRouteDomains, in)
+	var res SetRouteDomainsResult
+	if err == nil {
+		err = val.Get(&res)
+	}
+	return res, err
+}
+
+// An app's custom domains are served exactly as its system host name, through every later
+// change of its route: a domain change keeps the release and its upstreams, a new release keeps
+// the domains it is published with, and a stopped page answers on them too.
+func TestRouterServesAnAppOnItsDomains(t *testing.T) {
+	r := startRouter(t)
+	a := &Activities{Router: r}
+	if res, err := setDomains(t, a, "app-1", "www.example.com"); err != nil || res.Changed {
+		t.Fatalf("domains of an app the node does not route: %+v %v, want nothing changed", res, err)
+	}
+	v1 := upstream(t, "v1")
+	in := PublishRouteInput{AppID: "app-1", Hostname: "demo.apps.localhost", ReleaseID: "rel-1", Upstreams: []string{v1}}
+	if err := publish(t, a, in); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := setDomains(t, a, "app-1", "www.example.com", "xn--bcher-kva.example"); err != nil || !res.Changed {
+		t.Fatalf("SetRouteDomains: %+v %v", res, err)
+	}
+	for _, host := range []string{"demo.apps.localhost", "www.example.com", "xn--bcher-kva.example"} {
+		resp, body := get(t, r, host)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get(ReleaseHeader) != "rel-1" || !strings.HasPrefix(body, "v1 host="+host+" ") {
+			t.Errorf("%s: %d %v %q", host, resp.StatusCode, resp.Header, body)
+		}
+	}
+	routes, err := r.Routes()
+	if err != nil || len(routes) != 1 || len(routes[0].Domains) != 2 {
+		t.Fatalf("the route state does not keep the domains: %+v %v", routes, err)
+	}
+
+	// A hostile domain changes nothing.
+	before := snapshot(t, r)
+	if _, err := setDomains(t, a, "app-1", "evil.com; include /etc/passwd"); err == nil {
+		t.Fatal("a hostile domain was accepted")
+	}
+	if after := snapshot(t, r); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("a hostile domain changed the sites: %v", after)
+	}
+
+	// Repointing (a heal) keeps them; removing one stops serving it.
+	v2 := upstream(t, "v2")
+	if changed, err := r.Repoint(context.Background(), "app-1", "rel-1", []string{v2}); err != nil || !changed {
+		t.Fatalf("Repoint: %v %v", changed, err)
+	}
+	if resp, body := get(t, r, "www.example.com"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "v2 ") {
+		t.Errorf("after a repoint: %d %q", resp.StatusCode, body)
+	}
+	if _, err := setDomains(t, a, "app-1", "www.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, r, "xn--bcher-kva.example"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a removed domain: %d, want 404", resp.StatusCode)
+	}
+
+	// A stopped page answers on the domains it is published with.
+	stopped := PublishRouteInput{AppID: "app-1", Hostname: "demo.apps.localhost", ReleaseID: "op-stop", Mode: RouteStopped,
+		Domains: []contract.Domain{{Hostname: "www.example.com"}}}
+	if err := publish(t, a, stopped); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, r, "www.example.com"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, StoppedText) {
+		t.Errorf("a stopped app's domain: %d %q", resp.StatusCode, body)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/skypanel/skypanel/activities/contract"
 )
 
 // Publish validates the route, writes the app's server block, checks and loads it, then waits
@@ -108,6 +110,51 @@ func (r *Router) repoint(ctx context.Context, appID, release string, upstreams [
 		return false, reload{}, 0, err
 	}
 	return true, reloaded, route.Drain, r.saveRoute(route)
+}
+
+// SetDomains replaces the custom domains of the app's route, whatever it serves (its release,
+// or its stopped or suspended page), and waits until nginx answers on each of them with the
+// route's release. It reports false when the node has no route for the app: the app's next
+// publish brings its domains.
+func (r *Router) SetDomains(ctx context.Context, appID string, domains []contract.Domain, heartbeat func()) (bool, error) {
+	route, changed, err := r.setDomains(ctx, appID, domains)
+	if err != nil || !changed {
+		return changed, err
+	}
+	for _, d := range route.Domains {
+		if err := r.waitHeader(ctx, d.Hostname, ReleaseHeader, route.ReleaseID, heartbeat); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+func (r *Router) setDomains(ctx context.Context, appID string, domains []contract.Domain) (PublishRouteInput, bool, error) {
+	if err := validateSlug("app id", appID); err != nil {
+		return PublishRouteInput{}, false, err
+	}
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	raw, err := os.ReadFile(r.routePath(appID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return PublishRouteInput{}, false, nil
+	}
+	if err != nil {
+		return PublishRouteInput{}, false, fmt.Errorf("read route of app %s: %w", appID, err)
+	}
+	var route PublishRouteInput
+	if err := json.Unmarshal(raw, &route); err != nil {
+		return PublishRouteInput{}, false, fmt.Errorf("read route of app %s: %w", appID, err)
+	}
+	route.Domains = domains
+	if err := validateRoute(route); err != nil {
+		return PublishRouteInput{}, false, err
+	}
+	// Nothing is drained: the upstreams stay as they are.
+	if _, err := r.apply(ctx, appID, []byte(renderSite(r.listen, route))); err != nil {
+		return PublishRouteInput{}, false, err
+	}
+	return route, true, r.saveRoute(route)
 }
 
 // Remove deletes the app's server block (an app with none is fine), then waits up to drain for

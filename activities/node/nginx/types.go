@@ -34,6 +34,28 @@ type PublishRouteInput struct {
 	// DefaultReadTimeout). Both at most the Max… bounds.
 	MaxConnections int           `json:",omitempty"`
 	ReadTimeout    time.Duration `json:",omitempty"`
+	// Domains are the app's custom host names: each is served exactly as Hostname is.
+	Domains []contract.Domain `json:",omitempty"`
+}
+
+// serverNames is the server_name list: the system host name, then the custom domains.
+func (in PublishRouteInput) serverNames() string {
+	names := in.Hostname
+	for _, d := range in.Domains {
+		names += " " + d.Hostname
+	}
+	return names
+}
+
+// SetRouteDomainsInput replaces the custom domains of the app's route, as it is published.
+type SetRouteDomainsInput struct {
+	AppID   string
+	Domains []contract.Domain `json:",omitempty"`
+}
+
+// SetRouteDomainsResult says whether the node had a route for the app to change.
+type SetRouteDomainsResult struct {
+	Changed bool
 }
 
 // Per-app proxy limits.

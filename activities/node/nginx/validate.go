@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skypanel/skypanel/activities/contract"
 )
 
 // InvalidRouteError says which part of a route is unacceptable; nothing was written.
@@ -91,6 +93,24 @@ func validateRoute(in PublishRouteInput) error {
 	}
 	if err := ValidateHostname(in.Hostname); err != nil {
 		return err
+	}
+	if len(in.Domains) > contract.MaxRouteDomains {
+		return invalid("%d domains: at most %d", len(in.Domains), contract.MaxRouteDomains)
+	}
+	seen := map[string]bool{in.Hostname: true}
+	for _, d := range in.Domains {
+		if err := ValidateHostname(d.Hostname); err != nil {
+			return err
+		}
+		if seen[d.Hostname] {
+			return invalid("the host name %q is named twice", d.Hostname)
+		}
+		seen[d.Hostname] = true
+		if d.Certificate != "" {
+			if err := validateSlug("certificate", d.Certificate); err != nil {
+				return err
+			}
+		}
 	}
 	switch in.Mode {
 	case RouteServe, RouteStopped, RouteSuspended:
