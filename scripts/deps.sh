@@ -25,6 +25,10 @@ GO_TOOLS=(
 	"workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck v0.6.0"
 	# make test's runner: go test -json, one line per package, the failures, and the count.
 	"gotestsum gotest.tools/gotestsum v1.13.0"
+	# The ACME CA of `make run` and `make test` (no real CA is reachable): Let's Encrypt's
+	# test server, and its DNS server answering 127.0.0.1 for every name.
+	"pebble github.com/letsencrypt/pebble/v2/cmd/pebble v2.10.1"
+	"pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv v2.10.1"
 )
 
 DOCKER_START_TIMEOUT=${DOCKER_START_TIMEOUT:-90}
