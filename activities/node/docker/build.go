@@ -114,6 +114,10 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 		LabelRelease: release,
 		// The node that built it, so a node (and the e2e suite's leftover check) finds what it made.
 		LabelNode: a.NodeID,
+		// An app image inherits the labels of the image it is built FROM; one built FROM a
+		// runtime image (labelled as a base image, never removed) must not pass for one, or
+		// cleanup would keep it forever.
+		LabelBase: "false",
 	}
 	dockerfile := "Dockerfile"
 	var layout contextLayout
@@ -153,9 +157,6 @@ func (a *Activities) BuildImage(ctx context.Context, in BuildImageInput) (BuildI
 			readable: true,
 		}
 		labels[LabelBuildpack] = string(plan.Kind)
-		// The runtime images are labelled as base images (never removed); the app's image
-		// inherits their labels and must not pass for one.
-		labels[LabelBase] = "false"
 	}
 
 	stopBeat := heartbeat(ctx, "building")

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/build"
 )
 
 // fakeDisk answers image and container sizes from maps.
@@ -144,4 +146,38 @@ func TestABuildPastItsDiskLimitFailsNamingIt(t *testing.T) {
 	// A context of 80 MiB: the upload stops at the limit.
 	err = build("context", "true", 80<<20)
 	wantAppError(t, err, ErrTypeBuildFailed, want)
+}
+
+// An app image built FROM a runtime image (labelled as a base image, which cleanup never
+// removes) is no base image itself.
+func TestAnAppImageBuiltFromABaseImageIsNoBaseImage(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	copyFile(t, "/bin/busybox", filepath.Join(dir, "busybox"))
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := "skypanel-test/" + f.appID + ":base"
+	resp, err := f.a.Client.ImageBuild(ctx, tarContext(ctx, dir, contextLayout{}, nil, nil), build.ImageBuildOptions{
+		Tags: []string{base}, Remove: true, Version: build.BuilderV1,
+		Labels: map[string]string{LabelBase: "true", LabelApp: f.appID, LabelOrg: f.orgID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	tag := "skypanel-test/" + f.appID + ":app"
+	if err := f.run(t, f.a.BuildImage, BuildImageInput{AppID: f.appID, OrgID: f.orgID, DeploymentID: "dep-app",
+		ContextDir: contextDir(t, "FROM "+base+"\nCMD [\"/bin/busybox\", \"true\"]\n"), ImageTag: tag}, nil); err != nil {
+		t.Fatalf("build FROM the base: %v\n%s", err, f.sink.text("build"))
+	}
+	info, err := f.a.Client.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.Labels[LabelBase]; got != "false" {
+		t.Errorf("the app image's %s label is %q, want false", LabelBase, got)
+	}
 }

@@ -49,14 +49,14 @@ type Options struct {
 
 // CA is a running Pebble.
 type CA struct {
-	dir          string
-	directoryURL string
+	dir           string
+	directoryURL  string
 	managementURL string
-	listenerCA   []byte // PEM of the CA that signed Pebble's own HTTPS listener
-	client       *http.Client
-	procs        []*proc
-	log          *slog.Logger
-	stopOnce     sync.Once
+	listenerCA    []byte // PEM of the CA that signed Pebble's own HTTPS listener
+	client        *http.Client
+	procs         []*proc
+	log           *slog.Logger
+	stopOnce      sync.Once
 }
 
 // DirectoryURL is the ACME directory (SKYPANEL_ACME_DIRECTORY).
