@@ -48,6 +48,7 @@ type openEnvOutput struct {
 }
 
 func (s *Server) registerAgentSecrets() {
+	s.registerAgentCertificateKeys()
 	nodeOp := func(id, path, summary string) huma.Operation {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
 			DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
@@ -102,6 +103,76 @@ func (s *Server) registerAgentSecrets() {
 			}
 			return out, nil
 		})
+}
+
+type openCertificateKeysInput struct {
+	Body struct {
+		AppID          string `json:"app_id" format:"uuid"`
+		Hostname       string `json:"hostname" minLength:"1" maxLength:"253"`
+		DirectoryURL   string `json:"directory_url,omitempty" maxLength:"2048" doc:"the ACME directory the account key is for"`
+		AccountKey     string `json:"account_key,omitempty" maxLength:"20000" doc:"the ACME account key, sealed under the platform key"`
+		CertificateKey string `json:"certificate_key,omitempty" maxLength:"20000" doc:"the domain's certificate key, sealed under the platform key"`
+	}
+}
+
+type openCertificateKeysOutput struct {
+	Body struct {
+		AccountKey     string `json:"account_key,omitempty" doc:"sealed under the node's newest key"`
+		CertificateKey string `json:"certificate_key,omitempty" doc:"sealed under the node's newest key"`
+	}
+}
+
+// registerAgentCertificateKeys lets a node have the keys of a certificate of a custom domain of
+// an app placed on it re-sealed for itself: for the ACME order (the account key and the new
+// certificate's key) and to install the certificate.
+func (s *Server) registerAgentCertificateKeys() {
+	op := huma.Operation{OperationID: "agent-open-certificate-keys", Method: http.MethodPost, Path: "/api/paas/agent/certificates/open",
+		Summary: "Re-seal a custom domain's certificate keys under the node's own key, for a domain of an app placed on the node",
+		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	huma.Register(s.api, op, func(ctx context.Context, in *openCertificateKeysInput) (*openCertificateKeysOutput, error) {
+		nodeID, _ := ctx.Value(nodeKey).(string)
+		appID, hostname := strings.ToLower(in.Body.AppID), in.Body.Hostname
+		placed, err := s.store.AppPlacedFor(ctx, appID, nodeID)
+		if err != nil {
+			return nil, s.problem(ctx, "application", err)
+		}
+		ofApp, err := s.store.DomainOfApp(ctx, appID, hostname)
+		if err != nil {
+			return nil, s.problem(ctx, "application", err)
+		}
+		if !placed || !ofApp {
+			s.log.WarnContext(ctx, "node asked for the certificate keys of a domain it does not serve", "node_id", nodeID, "app_id", appID, "domain", hostname)
+			return nil, huma.Error403Forbidden("the domain " + hostname + " is not of an application placed on this node: its keys are not this node's to open")
+		}
+		ring, err := s.nodeKeyring(ctx, nodeID, false)
+		if err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		reseal := func(sealed string, label []byte, location string) (string, error) {
+			if sealed == "" {
+				return "", nil
+			}
+			plain, err := s.cfg.Keyring.Decrypt(sealed, label)
+			if err != nil {
+				return "", huma.Error422UnprocessableEntity("a key does not open as this domain's",
+					&huma.ErrorDetail{Location: location, Message: secrets.Explain(err)})
+			}
+			defer clear(plain)
+			resealed, err := ring.Encrypt(plain, label)
+			if err != nil {
+				return "", fmt.Errorf("seal a certificate key for node %s: %w", nodeID, err)
+			}
+			return resealed, nil
+		}
+		out := &openCertificateKeysOutput{}
+		if out.Body.AccountKey, err = reseal(in.Body.AccountKey, secrets.ACMEAccountKey(in.Body.DirectoryURL), "body.account_key"); err != nil {
+			return nil, err
+		}
+		if out.Body.CertificateKey, err = reseal(in.Body.CertificateKey, secrets.CertificateKey(hostname), "body.certificate_key"); err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
 }
 
 // nodeKeyring is the node's keyring, newest key first (rotate: after adding a new key).

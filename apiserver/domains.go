@@ -11,23 +11,40 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"golang.org/x/net/idna"
 
 	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/db"
+	sptemporal "github.com/skypanel/skypanel/temporal"
 	"github.com/skypanel/skypanel/temporal/operations"
 )
 
 // domainView is one custom domain of an app.
 type domainView struct {
-	Domain            string    `json:"domain" doc:"The host name, lower case; an internationalized name in its punycode (xn--) form"`
-	CertificateStatus string    `json:"certificate_status" enum:"none,pending,issued,failed" doc:"none: served over HTTP only; pending: a certificate is being issued; issued: served over HTTPS; failed: see certificate_error"`
-	CertificateError  string    `json:"certificate_error,omitempty" doc:"Why the last certificate attempt failed, in the CA's words"`
-	CreatedAt         time.Time `json:"created_at"`
+	Domain             string     `json:"domain" doc:"The host name, lower case; an internationalized name in its punycode (xn--) form"`
+	CertificateStatus  string     `json:"certificate_status" enum:"none,pending,issued,failed" doc:"none: served over HTTP only; pending: a certificate is being issued; issued: served over HTTPS; failed: see certificate_error"`
+	CertificateError   string     `json:"certificate_error,omitempty" doc:"Why the last certificate attempt failed, in the CA's words (an issued certificate keeps being served meanwhile)"`
+	CertificateExpires *time.Time `json:"certificate_expires_at,omitempty" doc:"When the served certificate expires; it is renewed well before"`
+	CreatedAt          time.Time  `json:"created_at"`
 }
 
 func domainViewOf(d db.Domain) domainView {
-	return domainView{Domain: d.Hostname, CertificateStatus: d.CertificateStatus, CertificateError: d.CertificateError, CreatedAt: d.CreatedAt}
+	return domainView{Domain: d.Hostname, CertificateStatus: d.CertificateStatus, CertificateError: d.CertificateError,
+		CertificateExpires: d.CertificateExpires, CreatedAt: d.CreatedAt}
+}
+
+type domainRenewInput struct {
+	Domain string `path:"domain" maxLength:"253"`
+}
+
+type domainRenewOutput struct {
+	Status int
+	Body   struct {
+		Domain string `json:"domain"`
+		Status string `json:"status" enum:"renewing" doc:"the certificates schedule runs now and renews it"`
+	}
 }
 
 type domainAddInput struct {
@@ -91,6 +108,24 @@ func (s *Server) registerDomains() {
 			view := domainViewOf(added)
 			out.Body.Domain = &view
 			s.log.InfoContext(ctx, "domain added", "app_id", in.ID, "domain", hostname, "publishing", ch.Publish)
+			return out, nil
+		})
+	huma.Register(s.api, s.op("admin-renew-certificate", http.MethodPost, "/api/paas/admin/domains/{domain}/renew",
+		"Renew a custom domain's certificate now (it keeps serving the current one meanwhile)", "admin", http.StatusAccepted, true),
+		func(ctx context.Context, in *domainRenewInput) (*domainRenewOutput, error) {
+			hostname, detail := s.normalizeDomain(in.Domain, "path.domain")
+			if detail != nil {
+				return nil, huma.Error422UnprocessableEntity("invalid domain", detail)
+			}
+			if err := s.store.ForceRenewal(ctx, hostname); err != nil {
+				return nil, s.problem(ctx, "domain", err)
+			}
+			if err := s.triggerCertificates(ctx); err != nil {
+				s.log.WarnContext(ctx, "run the certificates schedule now", "domain", hostname, "error", err)
+			}
+			s.log.InfoContext(ctx, "certificate renewal forced", "domain", hostname, "admin", principal(ctx).UserID)
+			out := &domainRenewOutput{Status: http.StatusAccepted}
+			out.Body.Domain, out.Body.Status = hostname, "renewing"
 			return out, nil
 		})
 	huma.Register(s.api, s.op("delete-domain", http.MethodDelete, "/api/paas/applications/{id}/domains/{domain}",
@@ -178,4 +213,14 @@ func (s *Server) normalizeDomain(raw, location string) (string, *huma.ErrorDetai
 		return bad("names under " + pd + " are the platform's: every app already serves on <name>." + pd)
 	}
 	return ascii, nil
+}
+
+// triggerCertificates runs the certificates schedule now.
+func (s *Server) triggerCertificates(ctx context.Context) error {
+	if s.temporal == nil {
+		return nil
+	}
+	return s.temporal.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+	})
 }

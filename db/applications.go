@@ -228,7 +228,7 @@ type AppTarget struct {
 	// BuildDiskMB is the plan's disk limit of one build.
 	BuildDiskMB int
 	// Domains are the app's custom host names, served like its own.
-	Domains         []string
+	Domains         []TargetDomain
 	Image           string // the current release's image
 	ReleaseID       string // the operation (deployment or rollback) that made the current release
 	CurrentInstance string

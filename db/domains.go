@@ -23,7 +23,9 @@ type Domain struct {
 	Hostname          string
 	CertificateStatus string // none, pending, issued, failed
 	CertificateError  string
-	CreatedAt         time.Time
+	// CertificateExpires is when the issued certificate expires (nil: none).
+	CertificateExpires *time.Time
+	CreatedAt          time.Time
 }
 
 // DomainTakenError refuses a host name another app, or this one, already has. OtherApp never
@@ -57,11 +59,11 @@ type DomainChange struct {
 	removed *Domain
 }
 
-const domainColumns = `hostname, certificate_status, certificate_error, created_at`
+const domainColumns = `hostname, certificate_status, certificate_error, not_after, created_at`
 
 func scanDomain(row pgx.Row) (Domain, error) {
 	var d Domain
-	err := row.Scan(&d.Hostname, &d.CertificateStatus, &d.CertificateError, &d.CreatedAt)
+	err := row.Scan(&d.Hostname, &d.CertificateStatus, &d.CertificateError, &d.CertificateExpires, &d.CreatedAt)
 	return d, err
 }
 
@@ -81,16 +83,25 @@ func (s *Store) ListDomains(ctx context.Context, orgID, appID string) ([]Domain,
 	return collect(rows, func(row pgx.Row) (Domain, error) { return scanDomain(row) })
 }
 
+// TargetDomain is a custom domain as the app's route takes it.
+type TargetDomain struct {
+	Hostname string
+	// Certificate: one is issued (and not expired), so the route serves the domain over HTTPS
+	// where its node has it installed.
+	Certificate bool
+}
+
 // appDomains are the host names the app's route serves besides its own, in a stable order
 // (AppTargetByID).
-func (s *Store) appDomains(ctx context.Context, appID string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT hostname FROM app_domains WHERE app_id::text = $1 ORDER BY created_at, hostname`, appID)
+func (s *Store) appDomains(ctx context.Context, appID string) ([]TargetDomain, error) {
+	rows, err := s.pool.Query(ctx, `SELECT hostname, certificate_pem <> '' AND not_after > now() FROM app_domains
+		WHERE app_id::text = $1 ORDER BY created_at, hostname`, appID)
 	if err != nil {
 		return nil, fmt.Errorf("load domains: %w", err)
 	}
-	return collect(rows, func(row pgx.Row) (string, error) {
-		var h string
-		return h, row.Scan(&h)
+	return collect(rows, func(row pgx.Row) (TargetDomain, error) {
+		var d TargetDomain
+		return d, row.Scan(&d.Hostname, &d.Certificate)
 	})
 }
 
@@ -206,4 +217,11 @@ func queueDomainPublish(ctx context.Context, tx pgx.Tx, orgID, appID string, pub
 	ch.Publish = true
 	ch.Enqueued, err = enqueueOperation(ctx, tx, orgID, appID, publish)
 	return err
+}
+
+// DomainOfApp tells whether hostname is a custom domain of appID.
+func (s *Store) DomainOfApp(ctx context.Context, appID, hostname string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM app_domains WHERE hostname = $1 AND app_id::text = $2)`, hostname, appID).Scan(&ok)
+	return ok, translate(err)
 }

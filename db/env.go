@@ -231,6 +231,11 @@ func (s *Store) ReencryptSecrets(ctx context.Context, ring *secrets.Keyring) (Re
 	if err != nil {
 		return res, err
 	}
+	stored, moved, err = s.reencryptCertificateKeys(ctx, ring)
+	res.Stored, res.Moved = res.Stored+stored, res.Moved+moved
+	if err != nil {
+		return res, err
+	}
 	for _, v := range values {
 		if !ring.NeedsReencrypt(v.Sealed) {
 			continue

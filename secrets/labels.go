@@ -24,3 +24,14 @@ func NodeTaskTokenKey() []byte {
 func NodeKeyEntry(nodeID, keyID string) []byte {
 	return []byte("node_key:" + nodeID + ":" + keyID)
 }
+
+// ACMEAccountKey labels the private key of the platform's account at the ACME CA whose
+// directory is directoryURL.
+func ACMEAccountKey(directoryURL string) []byte {
+	return []byte("acme_account:" + directoryURL)
+}
+
+// CertificateKey labels the private key of the certificate of a custom domain.
+func CertificateKey(hostname string) []byte {
+	return []byte("certificate_key:" + hostname)
+}

@@ -33,5 +33,9 @@ var (
 	OperationKey = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOperation)
 )
 
+// CertificatesScheduleID is the Temporal Schedule that starts RenewCertificates (daily, and at
+// once when a domain is added).
+const CertificatesScheduleID = "skypanel-certificates"
+
 // BillingScheduleID is the Temporal Schedule that starts BillingRun every period.
 const BillingScheduleID = "skypanel-billing"

@@ -2,6 +2,7 @@ package workernode
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
 
+	"github.com/skypanel/skypanel/activities/node/acme"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/activities/node/nginx"
@@ -149,7 +151,11 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConcurrentActivityExecutionSize: NodeActivitySlots(),
 		OnFatalError:                       func(err error) { cancel(fmt.Errorf("temporal worker: %w", err)) },
 	})
-	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool)
+	acmeRoots, err := cfg.ACMERootPool()
+	if err != nil {
+		return fmt.Errorf("--acme-ca-roots: %w", err)
+	}
+	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool, acmeRoots)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -187,12 +193,13 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// registerActivities puts every node activity on the worker: git clone, Docker and nginx.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets docker.NodeSecrets, pool docker.SubnetPool) {
+// registerActivities puts every node activity on the worker: git clone, Docker, nginx and ACME.
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets *nodeSecrets, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
 	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth,
 		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB})
 	r.RegisterActivity(&nginx.Activities{Router: router})
+	r.RegisterActivity(&acme.Activities{Keys: appSecrets, Webroot: router.ACMEWebroot(), RootCAs: acmeRoots})
 }
 
 // checkedSubnetPool is the node's tenant network pool, refused when it overlaps one of the

@@ -4,6 +4,7 @@
 package workernode
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,6 +60,9 @@ type Config struct {
 	MaxCloneMB    int           // --max-clone-mb, SKYPANEL_MAX_CLONE_MB: a clone past it is stopped
 	BuildTimeout  time.Duration // --build-timeout, SKYPANEL_BUILD_TIMEOUT: a longer build fails
 	BuildDiskMB   int           // --build-disk-mb, SKYPANEL_BUILD_DISK_MB: a build that writes more fails
+	// ACMECARoots (--acme-ca-roots, SKYPANEL_ACME_CA_ROOTS) is a PEM file of extra roots the
+	// node trusts for the ACME CA's own HTTPS (Pebble's under make run); empty: the system's.
+	ACMECARoots string
 }
 
 // ParseConfig reads the agent's flags from args, falling back to getenv for unset flags, and
@@ -133,6 +137,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			return c, fmt.Errorf("SKYPANEL_BUILD_DISK_MB=%q: want a number of MiB such as 10240", v)
 		}
 	}
+	fs.StringVar(&c.ACMECARoots, "acme-ca-roots", env("SKYPANEL_ACME_CA_ROOTS", ""),
+		"a PEM file of extra CA roots to trust for the ACME CA's API, e.g. a test CA's (env SKYPANEL_ACME_CA_ROOTS)")
 	fs.IntVar(&c.BuildDiskMB, "build-disk-mb", buildDisk, "how much disk one build may fill in MiB, its context and layers, when its plan names no limit; a build that writes more fails naming this limit (env SKYPANEL_BUILD_DISK_MB)")
 	poolSize := docker.DefaultSubnetPoolSize
 	if v := getenv("SKYPANEL_NETWORK_POOL_SIZE"); v != "" {
@@ -200,6 +206,11 @@ func (c Config) Validate() error {
 	if c.BuildTimeout < time.Minute || c.BuildTimeout > 2*time.Hour {
 		errs = append(errs, fmt.Errorf("--build-timeout %s: want 1m to 2h", c.BuildTimeout))
 	}
+	if c.ACMECARoots != "" {
+		if _, err := c.ACMERootPool(); err != nil {
+			errs = append(errs, fmt.Errorf("--acme-ca-roots: %w", err))
+		}
+	}
 	if c.BuildDiskMB < 64 {
 		errs = append(errs, fmt.Errorf("--build-disk-mb %d: want at least 64", c.BuildDiskMB))
 	}
@@ -228,3 +239,22 @@ func (c Config) gatewayCertPath() string { return filepath.Join(c.DataDir, "gate
 func (c Config) gatewayCAPath() string   { return filepath.Join(c.DataDir, "gateway-ca.pem") }
 func (c Config) buildsDir() string       { return filepath.Join(c.DataDir, "builds") }
 func (c Config) nginxPrefix() string     { return filepath.Join(c.DataDir, "nginx") }
+
+// ACMERootPool is the system's roots plus those of --acme-ca-roots (nil when none are named).
+func (c Config) ACMERootPool() (*x509.CertPool, error) {
+	if c.ACMECARoots == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(c.ACMECARoots)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", c.ACMECARoots)
+	}
+	return pool, nil
+}

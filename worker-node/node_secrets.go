@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/skypanel/skypanel/activities/node/acme"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/secrets"
 )
@@ -132,4 +133,53 @@ func problemDetail(se *StatusError) string {
 		return se.Body
 	}
 	return http.StatusText(se.Status)
+}
+
+// OpenCertificateKeys asks the API to re-seal a custom domain's certificate keys under this
+// node's key (only for a domain of an app placed here), then opens them.
+func (n *nodeSecrets) OpenCertificateKeys(ctx context.Context, req acme.KeysRequest) (accountKeyPEM, certKeyPEM []byte, err error) {
+	in := map[string]string{"app_id": req.AppID, "hostname": req.Hostname, "directory_url": req.DirectoryURL,
+		"account_key": req.AccountKeySealed, "certificate_key": req.CertKeySealed}
+	var out struct {
+		AccountKey     string `json:"account_key"`
+		CertificateKey string `json:"certificate_key"`
+	}
+	if err := n.api.post(ctx, "/api/paas/agent/certificates/open", in, &out); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && !se.Temporary() {
+			return nil, nil, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the control plane did not open the certificate keys of %s for this node (HTTP %d): %s", req.Hostname, se.Status, problemDetail(se)),
+				docker.ErrTypeSecretUnavailable, nil)
+		}
+		return nil, nil, fmt.Errorf("open the certificate keys of %s: %w", req.Hostname, err)
+	}
+	open := func(sealed string, label []byte) ([]byte, error) {
+		if sealed == "" {
+			return nil, nil
+		}
+		ring, err := n.keyring(ctx, false, false)
+		if err != nil {
+			return nil, err
+		}
+		plain, err := ring.Decrypt(sealed, label)
+		if errors.Is(err, secrets.ErrUnknownKey) {
+			// Rotated since this node fetched its keys: fetch them again, once.
+			if ring, err = n.keyring(ctx, true, false); err == nil {
+				plain, err = ring.Decrypt(sealed, label)
+			}
+		}
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("a certificate key of "+req.Hostname+" does not open: "+secrets.Explain(err),
+				docker.ErrTypeSecretUnavailable, nil)
+		}
+		return plain, nil
+	}
+	if accountKeyPEM, err = open(out.AccountKey, secrets.ACMEAccountKey(req.DirectoryURL)); err != nil {
+		return nil, nil, err
+	}
+	if certKeyPEM, err = open(out.CertificateKey, secrets.CertificateKey(req.Hostname)); err != nil {
+		clear(accountKeyPEM)
+		return nil, nil, err
+	}
+	return accountKeyPEM, certKeyPEM, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/node/nginx"
 )
 
@@ -33,6 +34,26 @@ func UpdateAppDomains(ctx workflow.Context, in AppOperationInput) (err error) {
 	}
 	if !res.Changed {
 		workflow.GetLogger(ctx).Info("the node routes nothing for the app yet: its domains come with its next route", "app_id", t.AppID)
+		return nil
+	}
+	// A domain the node serves now can answer the CA's challenge: the certificates schedule
+	// runs at once rather than at its next daily check. Runs started before did not ask.
+	if workflow.GetVersion(ctx, "certificates-trigger", workflow.DefaultVersion, 1) == 1 && needsCertificate(t.Domains) {
+		if err := workflow.ExecuteActivity(controlContext(ctx), certActs.TriggerCheck).Get(ctx, nil); err != nil {
+			// The daily check issues it anyway: the domains are published, which is this
+			// operation's work.
+			workflow.GetLogger(ctx).Warn("run the certificates schedule now", "app_id", t.AppID, "error", err)
+		}
 	}
 	return nil
+}
+
+// needsCertificate tells whether a domain has none installed yet.
+func needsCertificate(domains []contract.Domain) bool {
+	for _, d := range domains {
+		if d.Certificate == "" {
+			return true
+		}
+	}
+	return false
 }

@@ -8,7 +8,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/certs"
 	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/acme"
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/activities/node/nginx"
@@ -28,5 +30,7 @@ func newTestEnv() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&docker.Activities{})
 	env.RegisterActivity(&nginx.Activities{})
 	env.RegisterActivity(&billing.Activities{})
+	env.RegisterActivity(&certs.Activities{})
+	env.RegisterActivity(&acme.Activities{})
 	return env
 }

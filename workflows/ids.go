@@ -1,6 +1,9 @@
 package workflows
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Workflow IDs are deterministic and double as idempotency keys: starting the same operation
 // twice finds the run that exists. They are built here, beside the workflows they name, and
@@ -32,3 +35,10 @@ func ResumeOrganizationWorkflowID(orgID string) string  { return "resume/" + org
 // per node at a time (a second start while one runs is refused).
 func DrainNodeWorkflowID(nodeID string) string    { return "drain/" + nodeID }
 func EvacuateNodeWorkflowID(nodeID string) string { return "evacuate/" + nodeID }
+
+// CertificateWorkflowID names one issuance (or renewal) of a custom domain's certificate:
+// at is when the run that started it picked the domain, so each attempt has its own ID and
+// the domain's attempts list together (prefix certificate/<hostname>/).
+func CertificateWorkflowID(hostname string, at time.Time) string {
+	return "certificate/" + hostname + "/" + at.UTC().Format("20060102T150405Z")
+}

@@ -9,8 +9,10 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/control/certs"
 	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/temporal/codec"
 
@@ -49,6 +51,10 @@ type controlConfig struct {
 	AllowPlaintextPayloads bool
 	// TemporalTLS is mutual TLS to the Temporal frontend (docker-compose.yml); off under dev.
 	TemporalTLS temporalTLSConfig
+	// ACME is automatic TLS for custom domains: the CA's directory (empty: off), the account's
+	// contact, the backoff of failed attempts, and how often the certificates schedule checks.
+	ACME             certs.Config
+	CertificateCheck time.Duration
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -93,6 +99,14 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 	fs.StringVar(&c.RegistryUpstream, "registry-upstream", envOr("SKYPANEL_REGISTRY_UPSTREAM", ""),
 		"the platform registry itself, e.g. http://registry:5000: the control plane deletes pruned images there, and the API's registry gate fronts it (SKYPANEL_REGISTRY_UPSTREAM)")
 	c.TemporalTLS.bind(fs)
+	fs.StringVar(&c.ACME.DirectoryURL, "acme-directory", envOr("SKYPANEL_ACME_DIRECTORY", ""),
+		"ACME directory that issues the custom domains' certificates, e.g. https://acme-v02.api.letsencrypt.org/directory; empty: domains are served over HTTP (SKYPANEL_ACME_DIRECTORY)")
+	fs.StringVar(&c.ACME.Email, "acme-email", envOr("SKYPANEL_ACME_EMAIL", os.Getenv("CERTBOT_EMAIL")),
+		"contact of the platform's ACME account (SKYPANEL_ACME_EMAIL; CERTBOT_EMAIL is its old name)")
+	fs.DurationVar(&c.ACME.RetryBase, "acme-retry-base", envDuration("SKYPANEL_ACME_RETRY_BASE", certs.DefaultRetryBase),
+		"wait after a failed certificate attempt, doubled with each failure in a row up to 12h; 15m keeps within Let's Encrypt's 5 failed validations per host name per hour (SKYPANEL_ACME_RETRY_BASE)")
+	fs.DurationVar(&c.CertificateCheck, "certificate-check-interval", envDuration("SKYPANEL_CERTIFICATE_CHECK_INTERVAL", 24*time.Hour),
+		"how often the certificates schedule looks for certificates to issue, retry or renew (SKYPANEL_CERTIFICATE_CHECK_INTERVAL)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -111,6 +125,12 @@ func (c *controlConfig) validate() error {
 	}
 	if c.KeepReleaseImages < 1 {
 		return fmt.Errorf("keep-release-images must be at least 1 (the current release), not %d", c.KeepReleaseImages)
+	}
+	if c.ACME.DirectoryURL != "" && !strings.HasPrefix(c.ACME.DirectoryURL, "https://") {
+		return fmt.Errorf("acme-directory %q: want an https:// URL", c.ACME.DirectoryURL)
+	}
+	if c.ACME.RetryBase < time.Second || c.CertificateCheck < time.Second {
+		return fmt.Errorf("acme-retry-base and certificate-check-interval must be at least 1s")
 	}
 	if c.AppURLScheme != "http" && c.AppURLScheme != "https" {
 		return fmt.Errorf("APP_URL_SCHEME must be http or https, not %q", c.AppURLScheme)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skypanel/skypanel/activities/node/docker"
 	"github.com/skypanel/skypanel/apiserver"
+	"github.com/skypanel/skypanel/cmd/skypanel/devharness/acmeca"
 	"github.com/skypanel/skypanel/cmd/skypanel/devharness/devserver"
 	"github.com/skypanel/skypanel/cmd/skypanel/devharness/localcluster"
 	"github.com/skypanel/skypanel/cmd/skypanel/devharness/registry"
@@ -42,6 +43,8 @@ type devConfig struct {
 	Region       string
 	RegistryPort int
 	GatewayPort  int
+	// NoACMECA: no Pebble; custom domains stay on HTTP unless --acme-directory names a CA.
+	NoACMECA bool
 }
 
 const localNodeName, localRegion = "local", "local"
@@ -84,6 +87,16 @@ func parseDevConfig(args []string) (devConfig, error) {
 	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
 	fs.StringVar(&cfg.NetworkPool, "network-pool", envOr("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange), "the local node's tenant network pool, a private IPv4 range (SKYPANEL_NETWORK_POOL)")
 	fs.IntVar(&cfg.PoolSize, "network-pool-size", envInt("SKYPANEL_NETWORK_POOL_SIZE", docker.DefaultSubnetPoolSize), "prefix length of each organization's subnet (SKYPANEL_NETWORK_POOL_SIZE)")
+	fs.BoolVar(&cfg.NoACMECA, "no-acme-ca", os.Getenv("SKYPANEL_NO_ACME_CA") == "1",
+		"do not run Pebble as the ACME CA of custom domains (SKYPANEL_NO_ACME_CA=1)")
+	// Locally the CA is Pebble, which has no rate limits: a failed certificate is retried within
+	// seconds, and the check runs every minute.
+	if os.Getenv("SKYPANEL_ACME_RETRY_BASE") == "" {
+		fs.Set("acme-retry-base", "10s") //nolint:errcheck // a valid duration
+	}
+	if os.Getenv("SKYPANEL_CERTIFICATE_CHECK_INTERVAL") == "" {
+		fs.Set("certificate-check-interval", "1m") //nolint:errcheck // a valid duration
+	}
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	cfg.NodeName, cfg.Region, cfg.AllowLoopbackGit = localNodeName, localRegion, true
 	if cfg.NginxListen == "" {
@@ -117,6 +130,41 @@ type devStack struct {
 	tokenFile string
 	// gatewayAddr is the node gateway's address, where every agent dials Temporal.
 	gatewayAddr string
+	// acmeRoots is the PEM file of the local ACME CA's listener, which the agent trusts.
+	acmeRoots string
+}
+
+// startACMECA runs Pebble as the CA of the custom domains' certificates, validating on the
+// local node's nginx, unless a CA is named (--acme-directory) or none is wanted (--no-acme-ca).
+// The root it issues under is written to <data-dir>/acme-root.pem, for clients (curl --cacert).
+func (s *devStack) startACMECA(ctx context.Context) error {
+	cfg := &s.cfg
+	if cfg.ACME.DirectoryURL != "" || cfg.NoACMECA {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(cfg.NginxListen)
+	if err != nil {
+		return fmt.Errorf("nginx listen address %q: %w", cfg.NginxListen, err)
+	}
+	httpPort, _ := strconv.Atoi(port)
+	ca, err := acmeca.Start(ctx, acmeca.Options{BinDir: filepath.Dir(besideThisBinary("pebble")), Dir: filepath.Join(cfg.DataDir, "acme-ca"), HTTPPort: httpPort, Log: s.log})
+	if err != nil {
+		return fmt.Errorf("start the ACME CA (Pebble; --no-acme-ca runs without): %w", err)
+	}
+	s.onShutdown(func(ctx context.Context) {
+		if err := ca.Stop(ctx); err != nil {
+			s.log.Error("stop the ACME CA", "error", err)
+		}
+	})
+	root, err := ca.RootPEM(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "acme-root.pem"), root, 0o644); err != nil {
+		return fmt.Errorf("write the ACME CA's root: %w", err)
+	}
+	cfg.ACME.DirectoryURL, s.acmeRoots = ca.DirectoryURL(), ca.ListenerCAFile()
+	return nil
 }
 
 func (s *devStack) onShutdown(stop func(context.Context)) { s.stops = append(s.stops, stop) }
@@ -201,6 +249,10 @@ func (s *devStack) start(ctx context.Context) error {
 			}
 		})
 		cfg.Registry, cfg.RegistryUpstream = gateListener.Addr().String(), "http://"+reg.Addr()
+	}
+
+	if err := s.startACMECA(ctx); err != nil {
+		return err
 	}
 
 	st, closeDB, err := openStore(ctx, s.log, cfg.controlConfig)
@@ -302,6 +354,9 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 			"--network-pool", cfg.NetworkPool,
 			"--network-pool-size", strconv.Itoa(cfg.PoolSize),
 		)
+		if s.acmeRoots != "" {
+			cmd.Args = append(cmd.Args, "--acme-ca-roots", s.acmeRoots)
+		}
 		// The node holds keys of its own, never the platform's: not even through this
 		// process's environment.
 		cmd.Env = append(withoutPlatformKey(os.Environ()), "SKYPANEL_REGISTRATION_TOKEN="+registrationToken)

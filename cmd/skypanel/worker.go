@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/skypanel/skypanel/activities/control/billing"
+	"github.com/skypanel/skypanel/activities/control/certs"
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/db"
 	sptemporal "github.com/skypanel/skypanel/temporal"
@@ -58,10 +59,15 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
 		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
+	w.RegisterActivity(&certs.Activities{Store: st, Keyring: cfg.keyring, ACME: cfg.ACME, Trigger: certificateTrigger(tc)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start control worker: %w", err)
 	}
 	if err := ensureBillingSchedule(ctx, log, tc, cfg.BillingPeriod); err != nil {
+		w.Stop()
+		return err
+	}
+	if err := ensureCertificateSchedule(ctx, log, tc, cfg.CertificateCheck); err != nil {
 		w.Stop()
 		return err
 	}

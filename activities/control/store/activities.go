@@ -458,13 +458,13 @@ func (a *Activities) SetInstanceCount(ctx context.Context, in SetInstanceCountIn
 }
 
 // routeDomains are the app's custom host names as its route takes them.
-func routeDomains(hostnames []string) []contract.Domain {
-	if len(hostnames) == 0 {
+func routeDomains(domains []db.TargetDomain) []contract.Domain {
+	if len(domains) == 0 {
 		return nil
 	}
-	out := make([]contract.Domain, len(hostnames))
-	for i, h := range hostnames {
-		out[i] = contract.Domain{Hostname: h}
+	out := make([]contract.Domain, len(domains))
+	for i, d := range domains {
+		out[i] = contract.Domain{Hostname: d.Hostname}
 	}
 	return out
 }

@@ -10,9 +10,6 @@ package acme
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -180,20 +177,7 @@ func RenewalWindow(ctx context.Context, req Request, certPEM []byte) (start, end
 	return info.SuggestedWindow.Start, info.SuggestedWindow.End, true, nil
 }
 
-// NewKeyPEM makes an ECDSA P-256 key (accounts and certificates) as PEM.
-func NewKeyPEM() ([]byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
-}
-
-// ParseKeyPEM reads a key NewKeyPEM made.
+// ParseKeyPEM reads a private key in PEM (SEC 1 EC, or PKCS #8), as the control plane makes them.
 func ParseKeyPEM(raw []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(raw)
 	if block == nil {

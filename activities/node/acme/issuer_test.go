@@ -3,7 +3,11 @@ package acme
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -124,4 +128,17 @@ func TestObtainReportsTheCAsRefusal(t *testing.T) {
 	if !errors.As(err, &caErr) || !strings.Contains(caErr.Message, "404") {
 		t.Fatalf("error %v: want a CAError with the CA's message (the 404 it got)", err)
 	}
+}
+
+// NewKeyPEM makes an ECDSA P-256 key as the control plane does (activities/control/certs).
+func NewKeyPEM() ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }

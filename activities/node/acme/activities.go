@@ -1,0 +1,119 @@
+package acme
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// ErrTypeRefused: the CA refused or failed the order (its message says why); asking again at
+// once would only spend the CA's rate limits.
+const ErrTypeRefused = "CertificateRefused"
+
+// KeysRequest names an issuance's keys, sealed with the platform keyring.
+type KeysRequest struct {
+	AppID            string
+	Hostname         string
+	DirectoryURL     string
+	AccountKeySealed string
+	CertKeySealed    string
+}
+
+// KeyOpener opens an issuance's keys on this node: the control plane re-seals them for the
+// node (only for a domain of an app placed on it), and the node opens them with its own key.
+type KeyOpener interface {
+	OpenCertificateKeys(ctx context.Context, req KeysRequest) (accountKeyPEM, certKeyPEM []byte, err error)
+}
+
+// Activities run the ACME exchange on the node. Register a pointer with the node's worker.
+type Activities struct {
+	Keys KeyOpener
+	// Webroot is the directory the node's nginx serves /.well-known/acme-challenge/ from.
+	Webroot string
+	// RootCAs are extra roots trusted for the CA's own HTTPS (Pebble's); nil: the system's.
+	RootCAs *x509.CertPool
+}
+
+// ObtainInput is one issuance, as the control plane prepared it.
+type ObtainInput struct {
+	AppID            string
+	Hostname         string
+	DirectoryURL     string
+	Email            string
+	AccountKeySealed string
+	AccountURI       string
+	CertKeySealed    string
+}
+
+// ObtainResult is the certificate (public) and when to renew it.
+type ObtainResult struct {
+	CertificatePEM string
+	AccountURI     string
+	Serial         string
+	NotBefore      time.Time
+	NotAfter       time.Time
+	// RenewAfter is a time in the CA's renewal window (ACME Renewal Info), zero when the CA
+	// offers none (the control plane then renews at two thirds of the lifetime).
+	RenewAfter time.Time
+}
+
+// ObtainCertificate orders a certificate for the domain from the CA, answering its HTTP-01
+// challenge from the nginx webroot.
+func (a *Activities) ObtainCertificate(ctx context.Context, in ObtainInput) (ObtainResult, error) {
+	if a.Keys == nil {
+		return ObtainResult{}, temporal.NewNonRetryableApplicationError("this node cannot open certificate keys (no node keys)", ErrTypeRefused, nil)
+	}
+	accountPEM, certPEM, err := a.Keys.OpenCertificateKeys(ctx, KeysRequest{AppID: in.AppID, Hostname: in.Hostname,
+		DirectoryURL: in.DirectoryURL, AccountKeySealed: in.AccountKeySealed, CertKeySealed: in.CertKeySealed})
+	if err != nil {
+		return ObtainResult{}, err
+	}
+	accountKey, err := ParseKeyPEM(accountPEM)
+	clear(accountPEM)
+	if err != nil {
+		return ObtainResult{}, temporal.NewNonRetryableApplicationError("the ACME account key does not parse", ErrTypeRefused, nil)
+	}
+	certKey, err := ParseKeyPEM(certPEM)
+	clear(certPEM)
+	if err != nil {
+		return ObtainResult{}, temporal.NewNonRetryableApplicationError("the certificate key does not parse", ErrTypeRefused, nil)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, "ordering a certificate for "+in.Hostname)
+			}
+		}
+	}()
+	req := Request{DirectoryURL: in.DirectoryURL, Email: in.Email, AccountKey: accountKey, AccountURI: in.AccountURI,
+		CertKey: certKey, Hostname: in.Hostname, Webroot: a.Webroot, RootCAs: a.RootCAs}
+	issued, err := Obtain(ctx, req)
+	var refused *CAError
+	if errors.As(err, &refused) {
+		return ObtainResult{}, temporal.NewNonRetryableApplicationError(refused.Message, ErrTypeRefused, nil)
+	}
+	if err != nil {
+		return ObtainResult{}, fmt.Errorf("order a certificate for %s: %w", in.Hostname, err)
+	}
+	out := ObtainResult{CertificatePEM: string(issued.CertificatePEM), AccountURI: issued.AccountURI, Serial: issued.Serial,
+		NotBefore: issued.NotBefore, NotAfter: issued.NotAfter}
+	req.AccountURI = issued.AccountURI
+	if start, end, ok, err := RenewalWindow(ctx, req, issued.CertificatePEM); err == nil && ok && start.Before(end) {
+		// A uniform time in the window, as RFC 9773 recommends: renewals spread out.
+		out.RenewAfter = start.Add(time.Duration(rand.Int64N(int64(end.Sub(start)))))
+	}
+	return out, nil
+}

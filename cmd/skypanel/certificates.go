@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	sptemporal "github.com/skypanel/skypanel/temporal"
+	"github.com/skypanel/skypanel/workflows"
+)
+
+// ensureCertificateSchedule creates the Temporal Schedule that starts RenewCertificates every
+// interval (daily in production), or brings an existing one to this interval. A run that
+// comes while one runs waits for it (one buffered): a trigger after a domain is added is never
+// lost.
+func ensureCertificateSchedule(ctx context.Context, log *slog.Logger, tc client.Client, every time.Duration) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:                    "certificates",
+		Workflow:              workflows.RenewCertificates,
+		Args:                  []any{workflows.RenewCertificatesInput{}},
+		TaskQueue:             sptemporal.ControlTaskQueue,
+		WorkflowRunTimeout:    10 * time.Minute,
+		TypedSearchAttributes: temporal.NewSearchAttributes(sptemporal.OperationKey.ValueSet("certificates")),
+	}
+	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:      sptemporal.CertificatesScheduleID,
+		Spec:    spec,
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+		Action:  action,
+	})
+	if err == nil {
+		log.Info("certificates schedule created", "schedule_id", sptemporal.CertificatesScheduleID, "every", every)
+		return nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create the certificates schedule: %w", err)
+	}
+	log.Info("certificates schedule updated", "schedule_id", sptemporal.CertificatesScheduleID, "every", every)
+	return tc.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			in.Description.Schedule.Spec = &spec
+			in.Description.Schedule.Action = action
+			in.Description.Schedule.Policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE
+			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+		},
+	})
+}
+
+// certificateTrigger runs the certificates schedule now (a domain was added, or a renewal
+// forced), so a certificate is issued within seconds rather than at the next daily check.
+func certificateTrigger(tc client.Client) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		return tc.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+		})
+	}
+}

@@ -1,0 +1,125 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
+)
+
+// A domain's certificate states over real rows: a failure shows the CA's words and waits its
+// backoff; an issued certificate is stored with its key sealed, and a later failure (a
+// renewal) keeps it issued with the error beside it; a domain of another app, or removed,
+// stores nothing; a rotation re-seals the account's and the certificate's keys.
+func TestCertificateStatesAndKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	host := "cert-" + uuid.NewString()[:8] + ".example.com"
+	if _, _, err := testStore.AddDomain(ctx, f.org, f.app.ID, host, newOp(db.OpDomains)); err != nil {
+		t.Fatal(err)
+	}
+	next := time.Now().Add(15 * time.Minute)
+	if err := testStore.RecordCertificateFailure(ctx, host, f.app.ID, "urn:ietf:params:acme:error:connection :: refused", next); err != nil {
+		t.Fatal(err)
+	}
+	domain := func() db.Domain {
+		t.Helper()
+		list, err := testStore.ListDomains(ctx, f.org, f.app.ID)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("domains %+v %v", list, err)
+		}
+		return list[0]
+	}
+	if d := domain(); d.CertificateStatus != db.CertificateFailed || d.CertificateError == "" || d.CertificateExpires != nil {
+		t.Errorf("after a failure: %+v", d)
+	}
+	target, err := testStore.CertificateTarget(ctx, host)
+	if err != nil || target.Failures != 1 || target.AppID != f.app.ID {
+		t.Errorf("target %+v %v", target, err)
+	}
+
+	keySealed, err := testRing.Encrypt([]byte("-----BEGIN EC PRIVATE KEY-----"), secrets.CertificateKey(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)
+	issued := db.IssuedCertificate{Hostname: host, AppID: f.app.ID, PEM: "-----BEGIN CERTIFICATE-----", KeySealed: keySealed,
+		Serial: "ab12", NotBefore: time.Now(), NotAfter: notAfter, RenewAfter: time.Now().Add(60 * 24 * time.Hour)}
+	other := issued
+	other.AppID = uuid.NewString()
+	if err := testStore.RecordCertificate(ctx, other); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("a certificate recorded for another app's domain: %v", err)
+	}
+	if err := testStore.RecordCertificate(ctx, issued); err != nil {
+		t.Fatal(err)
+	}
+	if d := domain(); d.CertificateStatus != db.CertificateIssued || d.CertificateError != "" || d.CertificateExpires == nil || !d.CertificateExpires.Equal(notAfter) {
+		t.Errorf("after issuance: %+v", d)
+	}
+	if err := testStore.RecordCertificateFailure(ctx, host, f.app.ID, "renewal refused", next); err != nil {
+		t.Fatal(err)
+	}
+	if d := domain(); d.CertificateStatus != db.CertificateIssued || d.CertificateError != "renewal refused" {
+		t.Errorf("a failed renewal: %+v, want still issued with the error shown", d)
+	}
+
+	dir := "https://ca-" + uuid.NewString()[:8] + ".example/dir"
+	accountSealed, _ := testRing.Encrypt([]byte("account key"), secrets.ACMEAccountKey(dir))
+	first, err := testStore.EnsureACMEAccount(ctx, db.ACMEAccount{DirectoryURL: dir, Email: "ops@example.com", KeySealed: accountSealed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := testStore.EnsureACMEAccount(ctx, db.ACMEAccount{DirectoryURL: dir, KeySealed: "another"})
+	if err != nil || again.KeySealed != first.KeySealed {
+		t.Errorf("a second account for the same CA replaced the first: %+v %v", again, err)
+	}
+
+	k2 := mustKeyring("k2")
+	rotated, err := secrets.ParseKeyring(k2.Spec() + "," + testRing.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.ReencryptSecrets(ctx, rotated); err != nil {
+		t.Fatal(err)
+	}
+	account, _ := testStore.ACMEAccount(ctx, dir)
+	if plain, err := k2.Decrypt(account.KeySealed, secrets.ACMEAccountKey(dir)); err != nil || string(plain) != "account key" {
+		t.Errorf("the account key after a rotation: %q %v", plain, err)
+	}
+	target, _ = testStore.CertificateTarget(ctx, host)
+	if _, err := k2.Decrypt(target.KeySealed, secrets.CertificateKey(host)); err != nil {
+		t.Errorf("the certificate key after a rotation: %v", err)
+	}
+
+	if _, err := testStore.RemoveDomain(ctx, f.org, f.app.ID, host, newOp(db.OpDomains)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testStore.RecordCertificate(ctx, issued); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("a certificate recorded for a removed domain: %v", err)
+	}
+}
+
+// Only a domain a node serves is due: an app never deployed has nothing to answer the CA's
+// challenge with.
+func TestCertificatesDueSkipsAppsNotRouted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	host := "unrouted-" + uuid.NewString()[:8] + ".example.com"
+	if _, _, err := testStore.AddDomain(ctx, f.org, f.app.ID, host, newOp(db.OpDomains)); err != nil {
+		t.Fatal(err)
+	}
+	due, err := testStore.CertificatesDue(ctx, time.Now().Add(time.Minute), time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		if d.Hostname == host {
+			t.Errorf("the domain of an app never deployed is due: %+v", d)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package testsuite
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// httpsClient talks to the node's nginx HTTPS listener whatever the host name (as a browser
+// resolving the domain to this machine would), trusting only the local CA's root.
+func httpsClient(t testing.TB) *http.Client {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(platform.dataDir, "acme-root.pem"))
+	if err != nil {
+		t.Fatalf("the ACME CA's root (skypanel dev writes it): %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(raw) {
+		t.Fatal("acme-root.pem holds no certificate")
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, platform.httpsAddr)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// overHTTPS fetches https://<host>/ and returns the status, body and the serial of the
+// certificate nginx presented.
+func overHTTPS(client *http.Client, host string) (int, string, string, error) {
+	resp, err := client.Get("https://" + host + "/")
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	serial := ""
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		serial = resp.TLS.PeerCertificates[0].SerialNumber.Text(16)
+	}
+	return resp.StatusCode, string(raw), serial, nil
+}
+
+type domainStatus struct {
+	Domain            string `json:"domain"`
+	CertificateStatus string `json:"certificate_status"`
+	CertificateError  string `json:"certificate_error"`
+	CertificateExpiry string `json:"certificate_expires_at"`
+}
+
+func (c customer) domain(t testing.TB, appID, host string) domainStatus {
+	t.Helper()
+	var list struct{ Items []domainStatus }
+	if status, raw := platform.call(http.MethodGet, "/api/paas/applications/"+appID+"/domains", c.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("list domains: %d %s", status, raw)
+	}
+	for _, d := range list.Items {
+		if d.Domain == host {
+			return d
+		}
+	}
+	t.Fatalf("no domain %s in %+v", host, list.Items)
+	return domainStatus{}
+}
+
+// A custom domain gets a certificate from the CA (Pebble) with no further call: nginx serves
+// the app over HTTPS with it, plain HTTP redirects there (with the release header), a forced
+// renewal swaps in a new certificate while requests keep succeeding, and a rollout keeps
+// serving HTTPS.
+func TestACustomDomainIsServedOverHTTPSWithAnIssuedCertificate(t *testing.T) {
+	owner, app, _, _ := liveHelloApp(t, "tls", "tls v1")
+	domain := uniqueName("secure") + ".example.org"
+	var added domainChange
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/domains", owner.token, map[string]string{"domain": domain}, &added); status != http.StatusAccepted {
+		t.Fatalf("add %s: %d %s", domain, status, raw)
+	}
+	owner.waitOperation(t, app.ID, added.OperationID)
+	eventually(t, 90*time.Second, "the certificate of "+domain+" is issued", func() (bool, string) {
+		d := owner.domain(t, app.ID, domain)
+		return d.CertificateStatus == "issued" && d.CertificateExpiry != "", fmt.Sprintf("%+v", d)
+	})
+
+	client := httpsClient(t)
+	var firstSerial string
+	eventually(t, 30*time.Second, domain+" answers over HTTPS", func() (bool, string) {
+		status, body, serial, err := overHTTPS(client, domain)
+		firstSerial = serial
+		return err == nil && status == http.StatusOK && body == "tls v1", fmt.Sprintf("%d %q %v", status, body, err)
+	})
+
+	// Plain HTTP redirects to HTTPS, still naming the release.
+	status, _, header := platform.throughNginx(domain)
+	if status != http.StatusMovedPermanently || !strings.HasPrefix(header.Get("Location"), "https://"+domain) || header.Get("X-SkyPanel-Release") == "" {
+		t.Errorf("plain HTTP on %s: %d %v, want 301 to https with the release header", domain, status, header)
+	}
+	// The app's own name stays on HTTP.
+	if status, body, _ := platform.throughNginx(app.Name + ".apps.localhost"); status != http.StatusOK || body != "tls v1" {
+		t.Errorf("the app's own name: %d %q", status, body)
+	}
+
+	// A forced renewal: a new certificate (serial) is served, and no request fails meanwhile.
+	var failures, requests atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, body, _, err := overHTTPS(client, domain)
+				requests.Add(1)
+				if err != nil || status != http.StatusOK || body != "tls v1" {
+					failures.Add(1)
+					lastErr.Store(fmt.Sprintf("%d %q %v", status, body, err))
+				}
+			}
+		}()
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/domains/"+domain+"/renew", platform.adminToken, nil, nil); status != http.StatusAccepted {
+		t.Fatalf("force a renewal: %d %s", status, raw)
+	}
+	eventually(t, 90*time.Second, "a renewed certificate is served on "+domain, func() (bool, string) {
+		_, _, serial, err := overHTTPS(client, domain)
+		return err == nil && serial != "" && serial != firstSerial, fmt.Sprintf("serial %s (first %s) %v", serial, firstSerial, err)
+	})
+	close(stop)
+	wg.Wait()
+	if failures.Load() > 0 {
+		t.Errorf("%d of %d requests failed during the renewal; last: %v", failures.Load(), requests.Load(), lastErr.Load())
+	}
+
+	// A rollout publishes the route anew: HTTPS stays.
+	owner.scale(t, app.ID, 2)
+	if status, body, _, err := overHTTPS(client, domain); err != nil || status != http.StatusOK || body != "tls v1" {
+		t.Errorf("HTTPS after a scale: %d %q %v", status, body, err)
+	}
+}
