@@ -31,7 +31,8 @@ func ACMEAccountKey(directoryURL string) []byte {
 	return []byte("acme_account:" + directoryURL)
 }
 
-// CertificateKey labels the private key of the certificate of a custom domain.
+// CertificateKey labels the private key of the TLS certificate of a custom domain (hostname),
+// sealed where it is stored and, for the node that serves the domain, under that node's key.
 func CertificateKey(hostname string) []byte {
 	return []byte("certificate_key:" + hostname)
 }

@@ -5,9 +5,11 @@ package contract
 type Domain struct {
 	// Hostname is lower case ASCII (an IDN is sent as punycode), validated by the API.
 	Hostname string
-	// Certificate names the certificate the node serves for Hostname once one is issued; empty:
-	// the domain is served over HTTP only.
-	Certificate string `json:",omitempty"`
+	// TLS says a certificate for Hostname is installed on the node at its stable path (the
+	// node's InstallCertificate activity put it there): the route serves HTTPS for Hostname and
+	// redirects its plain HTTP to HTTPS, except for ACME's HTTP-01 challenges. False: the domain
+	// is served over HTTP only.
+	TLS bool `json:",omitempty"`
 }
 
 // MaxRouteDomains bounds the custom domains a node's route takes (the API allows fewer).

@@ -4,6 +4,7 @@ package nginx
 // reloaded by SIGHUP, and probed until it serves the new generation.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,23 +21,85 @@ import (
 // Start writes the base configuration and starts the nginx master, or reloads it when the pid
 // file names one that is running (an agent restart leaves nginx serving).
 func (r *Router) Start(ctx context.Context) error {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Workers run as an unprivileged user and must be able to reach the prefix.
-	for _, dir := range []string{"", "sites", "logs", "temp", "run"} {
+	// Workers run as an unprivileged user and must be able to reach the prefix and the ACME
+	// challenges.
+	for _, dir := range []string{"", "sites", "logs", "temp", "run", filepath.Join(ACMEWebrootDir, ".well-known", "acme-challenge")} {
 		if err := os.MkdirAll(filepath.Join(r.opts.Prefix, dir), 0o755); err != nil {
 			return fmt.Errorf("nginx prefix: %w", err)
 		}
 	}
-	if err := writeFileAtomic(r.confPath(), []byte(renderBase(r.listen)), 0o644); err != nil {
+	warnIfWorkersCannotReach(ctx, filepath.Join(r.opts.Prefix, ACMEWebrootDir))
+	// Only the master (which loads the configuration) reads the certificates' keys.
+	if err := os.MkdirAll(filepath.Join(r.opts.Prefix, certsDir), 0o700); err != nil {
+		return fmt.Errorf("nginx prefix: %w", err)
+	}
+	if err := writeFileAtomic(r.confPath(), []byte(renderBase(r.listeners)), 0o644); err != nil {
 		return fmt.Errorf("write nginx.conf: %w", err)
 	}
-	// No drain wait: the workers a restarted agent retires serve the same routes.
-	if _, err := r.load(ctx, nil); err != nil {
+	restore, err := r.renderSitesAgain(ctx)
+	if err != nil {
 		return err
 	}
-	slog.InfoContext(ctx, "nginx running", "prefix", r.opts.Prefix, "listen", r.opts.Listen, "pid", r.masterPID())
+	// No drain wait: the workers a restarted agent retires serve the same routes.
+	if _, err := r.load(ctx, restore); err != nil {
+		return err
+	}
+	slog.InfoContext(ctx, "nginx running", "prefix", r.opts.Prefix, "listen", r.opts.Listen, "https_listen", r.opts.HTTPSListen, "pid", r.masterPID())
 	return nil
+}
+
+// renderSitesAgain renders every site from its route file as this agent renders it, so that
+// sites an older agent wrote get what it added since (the ACME challenges on stopped pages, the
+// per-app limit key). It returns what restores the sites it changed, for a config nginx
+// rejects. The caller holds routeMu and mu.
+func (r *Router) renderSitesAgain(ctx context.Context) (restore func(), err error) {
+	routes, err := r.Routes()
+	if err != nil {
+		return nil, err
+	}
+	var restores []func()
+	restore = func() {
+		for _, f := range restores {
+			f()
+		}
+	}
+	for _, route := range routes {
+		site := r.render(route)
+		if current, err := os.ReadFile(r.sitePath(route.AppID)); err == nil && bytes.Equal(current, site) {
+			continue
+		}
+		f, err := r.writeSite(ctx, route.AppID, site)
+		if err != nil {
+			restore()
+			return nil, err
+		}
+		restores = append(restores, f)
+	}
+	return restore, nil
+}
+
+// warnIfWorkersCannotReach says when nginx's workers cannot read dir: started by root, they run
+// as an unprivileged user, which needs to traverse every directory above dir (the agent makes
+// its data dir 0711 for this). Otherwise every ACME challenge answers 404 and no certificate
+// is issued, which is hard to trace back to a directory's mode.
+func warnIfWorkersCannotReach(ctx context.Context, dir string) {
+	if os.Geteuid() != 0 {
+		return // the workers run as the agent's own user
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if info, err := os.Stat(d); err == nil && info.Mode().Perm()&0o001 == 0 {
+			slog.WarnContext(ctx, "nginx workers cannot reach the ACME webroot: make this directory traversable (chmod o+x)",
+				"dir", d, "webroot", dir)
+			return
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
+	}
 }
 
 // Stop asks the master to finish its requests and exit (SIGQUIT), and waits for it; when ctx ends

@@ -18,7 +18,7 @@ func (r *Router) waitHeader(ctx context.Context, hostname, header, want string, 
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	deadline := time.Now().Add(r.opts.ServeTimeout)
-	url := "http://" + r.listen.probe + "/"
+	url := "http://" + r.listeners.http.probe + "/"
 	var last string
 	for {
 		if heartbeat != nil {

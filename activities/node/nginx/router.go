@@ -12,6 +12,7 @@ import (
 const (
 	DefaultBinary       = "/usr/sbin/nginx"
 	DefaultListen       = ":80"
+	DefaultHTTPSListen  = ":443" // the agent's default; RouterOptions.HTTPSListen has none
 	DefaultServeTimeout = 30 * time.Second
 )
 
@@ -25,6 +26,10 @@ type RouterOptions struct {
 	// Listen is where app traffic arrives: "[IP]:PORT" (":80", "127.0.0.1:8088"); DefaultListen
 	// when empty.
 	Listen string
+	// HTTPSListen is where HTTPS traffic arrives, "[IP]:PORT" as Listen (":443",
+	// "127.0.0.1:8443"); empty: no HTTPS listener, every domain is served over plain HTTP. A
+	// TLS domain's plain HTTP redirects to this port.
+	HTTPSListen string
 	// ServeTimeout bounds how long Publish waits for nginx to serve a new release;
 	// DefaultServeTimeout when zero.
 	ServeTimeout time.Duration
@@ -34,11 +39,12 @@ type RouterOptions struct {
 // Config changes are serialized: each is written, checked with nginx -t (and rolled back when the
 // check fails), then loaded with a reload.
 type Router struct {
-	opts   RouterOptions
-	listen listenAddr
-	mu     sync.Mutex
+	opts      RouterOptions
+	listeners listeners
+	mu        sync.Mutex
 	// routeMu makes writing a site file and its route file one step, so Repoint never
-	// overwrites a release published meanwhile. Always taken before mu.
+	// overwrites a release published meanwhile, and guards the certificate files, which the
+	// rendering of a site looks at. Always taken before mu.
 	routeMu sync.Mutex
 }
 
@@ -66,15 +72,27 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	if opts.ServeTimeout <= 0 {
 		opts.ServeTimeout = DefaultServeTimeout
 	}
-	listen, err := parseListen(opts.Listen)
-	if err != nil {
+	var l listeners
+	if l.http, err = parseListen(opts.Listen); err != nil {
 		return nil, err
 	}
-	return &Router{opts: opts, listen: listen}, nil
+	if opts.HTTPSListen != "" {
+		if l.https, err = parseListen(opts.HTTPSListen); err != nil {
+			return nil, fmt.Errorf("https: %w", err)
+		}
+		if l.https.probe == l.http.probe {
+			return nil, fmt.Errorf("nginx listen address %s is given for both HTTP and HTTPS", opts.HTTPSListen)
+		}
+	}
+	return &Router{opts: opts, listeners: l}, nil
 }
 
 // ProbeAddr is where this node reaches its nginx ("127.0.0.1:8088").
-func (r *Router) ProbeAddr() string { return r.listen.probe }
+func (r *Router) ProbeAddr() string { return r.listeners.http.probe }
+
+// HTTPSProbeAddr is where this node reaches its nginx's HTTPS listener ("127.0.0.1:8443"); ""
+// without one.
+func (r *Router) HTTPSProbeAddr() string { return r.listeners.https.probe }
 
 // Prefix is nginx's prefix directory.
 func (r *Router) Prefix() string { return r.opts.Prefix }

@@ -42,11 +42,40 @@ func (r *Router) routePath(app string) string {
 func (r *Router) publish(ctx context.Context, in PublishRouteInput) (reload, error) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	reloaded, err := r.apply(ctx, in.AppID, []byte(renderSite(r.listen, in)))
+	reloaded, err := r.apply(ctx, in.AppID, r.render(in))
 	if err != nil {
 		return reload{}, err
 	}
 	return reloaded, r.saveRoute(in)
+}
+
+// render is the app's site as nginx should serve it now. A domain is served over HTTPS when
+// the route says it has a certificate (TLS) and the certificate's files are on this node: a
+// route published on a node that has no files yet (a new node, a moved app) must not fail
+// nginx -t, and the InstallCertificate that brings them renders the route again.
+func (r *Router) render(in PublishRouteInput) []byte {
+	tls := map[string]bool{}
+	for _, d := range in.Domains {
+		if d.TLS && r.hasCertificate(d.Hostname) {
+			tls[d.Hostname] = true
+		}
+	}
+	return []byte(renderSite(r.listeners, in, tls))
+}
+
+// readRoute is the app's route as last published; found is false when the node has none.
+func (r *Router) readRoute(appID string) (route PublishRouteInput, found bool, err error) {
+	raw, err := os.ReadFile(r.routePath(appID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return PublishRouteInput{}, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &route)
+	}
+	if err != nil {
+		return PublishRouteInput{}, false, fmt.Errorf("read route of app %s: %w", appID, err)
+	}
+	return route, true, nil
 }
 
 func (r *Router) saveRoute(in PublishRouteInput) error {
@@ -105,7 +134,7 @@ func (r *Router) repoint(ctx context.Context, appID, release string, upstreams [
 	if err := validateRoute(route); err != nil {
 		return false, reload{}, 0, err
 	}
-	reloaded, err := r.apply(ctx, appID, []byte(renderSite(r.listen, route)))
+	reloaded, err := r.apply(ctx, appID, r.render(route))
 	if err != nil {
 		return false, reload{}, 0, err
 	}
@@ -135,26 +164,24 @@ func (r *Router) setDomains(ctx context.Context, appID string, domains []contrac
 	}
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	raw, err := os.ReadFile(r.routePath(appID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return PublishRouteInput{}, false, nil
+	route, found, err := r.readRoute(appID)
+	if err != nil || !found {
+		return PublishRouteInput{}, false, err
 	}
-	if err != nil {
-		return PublishRouteInput{}, false, fmt.Errorf("read route of app %s: %w", appID, err)
-	}
-	var route PublishRouteInput
-	if err := json.Unmarshal(raw, &route); err != nil {
-		return PublishRouteInput{}, false, fmt.Errorf("read route of app %s: %w", appID, err)
-	}
+	previous := route.Domains
 	route.Domains = domains
 	if err := validateRoute(route); err != nil {
 		return PublishRouteInput{}, false, err
 	}
 	// Nothing is drained: the upstreams stay as they are.
-	if _, err := r.apply(ctx, appID, []byte(renderSite(r.listen, route))); err != nil {
+	if _, err := r.apply(ctx, appID, r.render(route)); err != nil {
 		return PublishRouteInput{}, false, err
 	}
-	return route, true, r.saveRoute(route)
+	if err := r.saveRoute(route); err != nil {
+		return PublishRouteInput{}, false, err
+	}
+	r.removeDroppedCertificates(ctx, previous, domains)
+	return route, true, nil
 }
 
 // Remove deletes the app's server block (an app with none is fine), then waits up to drain for
@@ -188,14 +215,30 @@ func (r *Router) remove(ctx context.Context, appID string) (reload, error) {
 func (r *Router) apply(ctx context.Context, appID string, content []byte) (reload, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	restore, err := r.writeSite(ctx, appID, content)
+	if err != nil || restore == nil {
+		return reload{}, err
+	}
+	reloaded, err := r.load(ctx, restore)
+	if err != nil {
+		return reload{}, err
+	}
+	slog.InfoContext(ctx, "nginx site updated", "app_id", appID, "removed", content == nil)
+	return reloaded, nil
+}
+
+// writeSite replaces (content != nil) or removes the app's site file, and returns what puts the
+// previous one back; restore is nil when there was nothing to do (no site to remove). The
+// caller holds mu.
+func (r *Router) writeSite(ctx context.Context, appID string, content []byte) (restore func(), err error) {
 	path := r.sitePath(appID)
 	previous, err := os.ReadFile(path)
 	hadPrevious := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return reload{}, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if content == nil && !hadPrevious {
-		return reload{}, nil
+		return nil, nil
 	}
 	if content != nil {
 		err = writeFileAtomic(path, content, 0o644)
@@ -203,9 +246,9 @@ func (r *Router) apply(ctx context.Context, appID string, content []byte) (reloa
 		err = os.Remove(path)
 	}
 	if err != nil {
-		return reload{}, fmt.Errorf("write site of app %s: %w", appID, err)
+		return nil, fmt.Errorf("write site of app %s: %w", appID, err)
 	}
-	restore := func() {
+	return func() {
 		var err error
 		if hadPrevious {
 			err = writeFileAtomic(path, previous, 0o644)
@@ -215,11 +258,5 @@ func (r *Router) apply(ctx context.Context, appID string, content []byte) (reloa
 		if err != nil {
 			slog.ErrorContext(ctx, "restore nginx site", "app_id", appID, "err", err)
 		}
-	}
-	reloaded, err := r.load(ctx, restore)
-	if err != nil {
-		return reload{}, err
-	}
-	slog.InfoContext(ctx, "nginx site updated", "app_id", appID, "removed", content == nil)
-	return reloaded, nil
+	}, nil
 }

@@ -58,6 +58,29 @@ type SetRouteDomainsResult struct {
 	Changed bool
 }
 
+// InstallCertificateInput brings a domain's certificate to the node that routes its app.
+type InstallCertificateInput struct {
+	AppID    string
+	Hostname string
+	// CertificatePEM is the leaf certificate, then its chain (lego's certificate bundle).
+	CertificatePEM string
+	// KeySealed is the certificate's private key (PEM), sealed for this node under its own key
+	// with label secrets.CertificateKey(Hostname): the plaintext key is never in the activity's
+	// input, so never in Temporal's history. The node opens it (Activities.Secrets).
+	KeySealed string
+}
+
+// InstallCertificateResult says whether the node serves the certificate now: false when it has
+// no route with the domain (or no HTTPS listener), and the files wait for one.
+type InstallCertificateResult struct {
+	Served bool
+}
+
+// RemoveCertificateInput removes a domain's certificate from the node (the domain was removed).
+type RemoveCertificateInput struct {
+	Hostname string
+}
+
 // Per-app proxy limits.
 const (
 	DefaultMaxConnections = contract.DefaultMaxConnections

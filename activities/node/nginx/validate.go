@@ -106,11 +106,6 @@ func validateRoute(in PublishRouteInput) error {
 			return invalid("the host name %q is named twice", d.Hostname)
 		}
 		seen[d.Hostname] = true
-		if d.Certificate != "" {
-			if err := validateSlug("certificate", d.Certificate); err != nil {
-				return err
-			}
-		}
 	}
 	switch in.Mode {
 	case RouteServe, RouteStopped, RouteSuspended:
@@ -140,11 +135,17 @@ func validateRoute(in PublishRouteInput) error {
 	return nil
 }
 
-// listenAddr is the parsed --nginx-listen value: what nginx's listen directive gets, and
-// where this node reaches it to check a route.
+// listenAddr is a parsed --nginx-listen (or --nginx-https-listen) value: what nginx's listen
+// directive gets, and where this node reaches it to check a route.
 type listenAddr struct {
 	directive string // "80", "127.0.0.1:8088", "[::]:80"
 	probe     string // "127.0.0.1:80", "127.0.0.1:8088", "[::1]:80"
+}
+
+// port is the listener's port ("443").
+func (l listenAddr) port() string {
+	_, port, _ := net.SplitHostPort(l.probe)
+	return port
 }
 
 func parseListen(s string) (listenAddr, error) {
