@@ -29,6 +29,7 @@ const extraNodePool = "10.115.0.0/16"
 type extraNode struct {
 	Name, ID, Region string
 	NginxAddr        string
+	NginxHTTPSAddr   string
 	dataDir, log     string
 	token            string
 	cmd              *exec.Cmd
@@ -62,8 +63,13 @@ func addNode(t testing.TB, name, region string) *extraNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	httpsPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := &extraNode{Name: name, ID: nodeID, Region: region, NginxAddr: fmt.Sprintf("127.0.0.1:%d", port),
-		dataDir: filepath.Join(platform.workDir, "node-"+name), log: filepath.Join(platform.workDir, "node-"+name+".log"),
+		NginxHTTPSAddr: fmt.Sprintf("127.0.0.1:%d", httpsPort),
+		dataDir:        filepath.Join(platform.workDir, "node-"+name), log: filepath.Join(platform.workDir, "node-"+name+".log"),
 		token: registrationToken}
 	n.start(t)
 	eventually(t, time.Minute, "node "+name+" is online", func() (bool, string) {
@@ -86,6 +92,7 @@ func (n *extraNode) start(t testing.TB) {
 		"--data-dir", n.dataDir,
 		"--gateway-address", platform.gatewayAddr,
 		"--nginx-listen", n.NginxAddr,
+		"--nginx-https-listen", n.NginxHTTPSAddr,
 		"--allow-loopback-git",
 		"--stop-nginx-on-exit",
 		"--network-pool", extraNodePool,

@@ -30,26 +30,28 @@ import (
 
 // stack is the running platform under test.
 type stack struct {
-	apiURL       string
-	uiOrigin     string // the Temporal Web UI's origin, allowed to call the codec endpoint
-	nginxAddr    string
-	temporalAddr string
-	gatewayAddr  string // the node gateway: every agent's only way to Temporal
-	adminToken   string
-	dataDir      string
-	workDir      string // scratch space: repositories, built binaries
-	helloBinary  string
-	docker       *dockerclient.Client
-	temporal     client.Client
-	keyring      *secrets.Keyring
-	binary       string
-	agentBin     string // skypanel-agent, for the nodes the tests add (testsuite/nodes_test.go)
-	args         []string
-	cmd          *exec.Cmd
-	exited       <-chan error
-	logPath      string
-	nodeID       string
-	foreign      *foreignNetworks
+	apiURL    string
+	uiOrigin  string // the Temporal Web UI's origin, allowed to call the codec endpoint
+	nginxAddr string
+	// nginxHTTPSAddr is the local node's HTTPS listener (custom domains with a certificate).
+	nginxHTTPSAddr string
+	temporalAddr   string
+	gatewayAddr    string // the node gateway: every agent's only way to Temporal
+	adminToken     string
+	dataDir        string
+	workDir        string // scratch space: repositories, built binaries
+	helloBinary    string
+	docker         *dockerclient.Client
+	temporal       client.Client
+	keyring        *secrets.Keyring
+	binary         string
+	agentBin       string // skypanel-agent, for the nodes the tests add (testsuite/nodes_test.go)
+	args           []string
+	cmd            *exec.Cmd
+	exited         <-chan error
+	logPath        string
+	nodeID         string
+	foreign        *foreignNetworks
 }
 
 var platform *stack
@@ -160,16 +162,17 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.helloBinary, err = buildHelloApp(workDir); err != nil {
 		return s, err
 	}
-	ports := make([]int, 5)
+	ports := make([]int, 6)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return s, err
 		}
 	}
-	apiPort, temporalPort, uiPort, nginxPort, gatewayPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	apiPort, temporalPort, uiPort, nginxPort, gatewayPort, nginxHTTPSPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.uiOrigin = fmt.Sprintf("http://127.0.0.1:%d", uiPort)
 	s.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
+	s.nginxHTTPSAddr = fmt.Sprintf("127.0.0.1:%d", nginxHTTPSPort)
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", temporalPort)
 	s.gatewayAddr = fmt.Sprintf("127.0.0.1:%d", gatewayPort)
 
@@ -182,6 +185,7 @@ func startStack(ctx context.Context) (*stack, error) {
 		// Taken before Temporal's dev server starts, so it cannot take it meanwhile.
 		"--node-gateway-port", strconv.Itoa(gatewayPort),
 		"--app-public-port", strconv.Itoa(nginxPort),
+		"--nginx-https-port", strconv.Itoa(nginxHTTPSPort),
 		"--agent-bin", agentBin,
 		// Small, so the retention of release images is exercised by a few deploys.
 		"--keep-release-images", "2",

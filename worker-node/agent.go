@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 		slog.WarnContext(ctx, "docker engine not reachable yet; docker activities will fail until it is", "err", err)
 	}
 
-	router, err := nginx.NewRouter(nginx.RouterOptions{Prefix: cfg.nginxPrefix(), Binary: cfg.NginxBinary, Listen: cfg.NginxListen})
+	router, err := nginx.NewRouter(nginx.RouterOptions{Prefix: cfg.nginxPrefix(), Binary: cfg.NginxBinary, Listen: cfg.NginxListen, HTTPSListen: cfg.NginxHTTPSListen})
 	if err != nil {
 		return err
 	}
@@ -194,12 +194,12 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker, nginx and ACME.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, appSecrets *nodeSecrets, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, nodeKeys *nodeSecrets, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
-	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: appSecrets, Pool: pool, RegistryAuth: registryAuth,
+	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: nodeKeys, Pool: pool, RegistryAuth: registryAuth,
 		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB})
-	r.RegisterActivity(&nginx.Activities{Router: router})
-	r.RegisterActivity(&acme.Activities{Keys: appSecrets, Webroot: router.ACMEWebroot(), RootCAs: acmeRoots})
+	r.RegisterActivity(&nginx.Activities{Router: router, Secrets: nodeKeys})
+	r.RegisterActivity(&acme.Activities{Keys: nodeKeys, Webroot: router.ACMEWebroot(), RootCAs: acmeRoots})
 }
 
 // checkedSubnetPool is the node's tenant network pool, refused when it overlaps one of the

@@ -118,7 +118,8 @@ func TestAgentRunsNodeActivities(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg, err := ParseConfig([]string{
 		"--api-url", api.URL, "--data-dir", t.TempDir(), "--gateway-address", gatewayAddr,
-		"--nginx-listen", listen, "--stop-nginx-on-exit", "--heartbeat-interval", "1s",
+		"--nginx-listen", listen, "--nginx-https-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--stop-nginx-on-exit", "--heartbeat-interval", "1s",
 	}, envOf(map[string]string{"SKYPANEL_REGISTRATION_TOKEN": "reg-abc"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)

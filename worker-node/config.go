@@ -44,8 +44,11 @@ type Config struct {
 	GatewayAddress    string // --gateway-address, SKYPANEL_GATEWAY_ADDRESS: the node gateway, the agent's only way to Temporal
 	TemporalNamespace string // --temporal-namespace, TEMPORAL_NAMESPACE
 	NginxListen       string // --nginx-listen, SKYPANEL_NGINX_LISTEN
-	NginxBinary       string // --nginx-bin, SKYPANEL_NGINX_BIN
-	AllowLoopbackGit  bool   // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
+	// NginxHTTPSListen (--nginx-https-listen, SKYPANEL_NGINX_HTTPS_LISTEN): where the node's nginx
+	// takes HTTPS traffic for domains with a certificate; "" (given as "off") for none.
+	NginxHTTPSListen string
+	NginxBinary      string // --nginx-bin, SKYPANEL_NGINX_BIN
+	AllowLoopbackGit bool   // --allow-loopback-git, SKYPANEL_ALLOW_LOOPBACK_GIT (development only)
 	// AllowPlaintextPayloads (--allow-plaintext-payloads, SKYPANEL_ALLOW_PLAINTEXT_PAYLOADS=1):
 	// migration only, read unencrypted task payloads instead of refusing them.
 	AllowPlaintextPayloads bool
@@ -85,6 +88,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		"the control plane's node gateway, host:port: the agent reaches Temporal only through it, with its own certificate (env SKYPANEL_GATEWAY_ADDRESS)")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", env("TEMPORAL_NAMESPACE", DefaultTemporalNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&c.NginxListen, "nginx-listen", env("SKYPANEL_NGINX_LISTEN", nginx.DefaultListen), "where the node's nginx takes app traffic, [IP]:PORT (env SKYPANEL_NGINX_LISTEN)")
+	fs.StringVar(&c.NginxHTTPSListen, "nginx-https-listen", env("SKYPANEL_NGINX_HTTPS_LISTEN", nginx.DefaultHTTPSListen),
+		"where the node's nginx takes HTTPS traffic, [IP]:PORT, or off (env SKYPANEL_NGINX_HTTPS_LISTEN)")
 	fs.StringVar(&c.NetworkPool, "network-pool", env("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange),
 		"private IPv4 range the organizations' networks on this node get their subnets from; must not overlap the host's routes (env SKYPANEL_NETWORK_POOL)")
 	fs.StringVar(&c.NginxBinary, "nginx-bin", env("SKYPANEL_NGINX_BIN", nginx.DefaultBinary), "nginx executable (env SKYPANEL_NGINX_BIN)")
@@ -173,6 +178,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if c.NginxHTTPSListen == "off" {
+		c.NginxHTTPSListen = ""
+	}
 	return c, c.Validate()
 }
 
@@ -196,6 +204,13 @@ func (c Config) Validate() error {
 	}
 	if err := nginx.ValidateListen(c.NginxListen); err != nil {
 		errs = append(errs, fmt.Errorf("--nginx-listen: %w", err))
+	}
+	if c.NginxHTTPSListen != "" {
+		if err := nginx.ValidateListen(c.NginxHTTPSListen); err != nil {
+			errs = append(errs, fmt.Errorf("--nginx-https-listen: %w", err))
+		} else if c.NginxHTTPSListen == c.NginxListen {
+			errs = append(errs, errors.New("--nginx-https-listen must differ from --nginx-listen"))
+		}
 	}
 	if c.NginxBinary == "" {
 		errs = append(errs, errors.New("--nginx-bin must not be empty"))

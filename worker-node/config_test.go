@@ -24,13 +24,13 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 		"SKYPANEL_HEARTBEAT_INTERVAL": "5s",
 		"SKYPANEL_EGRESS_ALLOW":       "10.20.0.0/24, 192.168.7.5/32",
 	})
-	c, err := ParseConfig([]string{"--data-dir", "/var/lib/x", "--nginx-listen", "127.0.0.1:8088", "--stop-nginx-on-exit"}, env, io.Discard)
+	c, err := ParseConfig([]string{"--data-dir", "/var/lib/x", "--nginx-listen", "127.0.0.1:8088", "--nginx-https-listen", "127.0.0.1:8443", "--stop-nginx-on-exit"}, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
 		APIURL: "http://127.0.0.1:3001", RegistrationToken: "reg-token", DataDir: "/var/lib/x",
-		GatewayAddress: "gateway.example.com:7243", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088",
+		GatewayAddress: "gateway.example.com:7243", TemporalNamespace: "default", NginxListen: "127.0.0.1:8088", NginxHTTPSListen: "127.0.0.1:8443",
 		NginxBinary: "/usr/sbin/nginx", AllowLoopbackGit: true, StopNginxOnExit: true, HeartbeatInterval: 5 * time.Second,
 		NetworkPool: docker.DefaultSubnetPoolRange, NetworkPoolSize: docker.DefaultSubnetPoolSize,
 		EgressAllow: []string{"10.20.0.0/24", "192.168.7.5/32"}, MaxCloneMB: 1024, BuildTimeout: 15 * time.Minute, BuildDiskMB: 10240,
@@ -44,8 +44,17 @@ func TestParseConfigFlagsAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AllowLoopbackGit || c.RegistrationToken != "flag-token" || c.NginxListen != ":80" || c.DataDir != "/srv/agent" {
+	if c.AllowLoopbackGit || c.RegistrationToken != "flag-token" || c.NginxListen != ":80" || c.NginxHTTPSListen != ":443" || c.DataDir != "/srv/agent" {
 		t.Errorf("config %+v", c)
+	}
+
+	// The HTTPS listener comes from the environment too, and "off" means none.
+	env = envOf(map[string]string{"SKYPANEL_API_URL": "https://x", "SKYPANEL_NGINX_HTTPS_LISTEN": "0.0.0.0:8443"})
+	if c, err = ParseConfig(nil, env, io.Discard); err != nil || c.NginxHTTPSListen != "0.0.0.0:8443" {
+		t.Errorf("https listen from env: %q %v", c.NginxHTTPSListen, err)
+	}
+	if c, err = ParseConfig([]string{"--nginx-https-listen", "off"}, env, io.Discard); err != nil || c.NginxHTTPSListen != "" {
+		t.Errorf("--nginx-https-listen off: %q %v", c.NginxHTTPSListen, err)
 	}
 }
 
@@ -71,6 +80,9 @@ func TestParseConfigRejects(t *testing.T) {
 		// Agents never dial Temporal itself any more.
 		{[]string{"--temporal-address", "temporal:7233"}, base, "temporal-address"},
 		{[]string{"--nginx-listen", "example.com:80"}, base, "--nginx-listen"},
+		{[]string{"--nginx-https-listen", "example.com:443"}, base, "--nginx-https-listen"},
+		{[]string{"--nginx-https-listen", ":0"}, base, "--nginx-https-listen"},
+		{[]string{"--nginx-listen", ":8443", "--nginx-https-listen", ":8443"}, base, "--nginx-https-listen must differ"},
 		{[]string{"--heartbeat-interval", "10ms"}, base, "--heartbeat-interval"},
 		{[]string{"--heartbeat-interval", "61m"}, base, "--heartbeat-interval"},
 		{[]string{"stray"}, base, "unexpected arguments"},

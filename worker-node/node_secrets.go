@@ -127,6 +127,24 @@ func (n *nodeSecrets) OpenEnv(ctx context.Context, appID string, vars []docker.S
 	return env, err
 }
 
+// Open opens a value sealed under this node's key with label (a certificate's key the control
+// plane sealed for this node). The errors are the secrets package's (ErrUnknownKey, ErrTampered,
+// ErrMalformed) or a failure to fetch the keys; none quotes the value.
+func (n *nodeSecrets) Open(ctx context.Context, sealed string, label []byte) ([]byte, error) {
+	ring, err := n.keyring(ctx, false, false)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := ring.Decrypt(sealed, label)
+	if errors.Is(err, secrets.ErrUnknownKey) {
+		// Rotated since this node fetched its keys: fetch them again, once.
+		if ring, err = n.keyring(ctx, true, false); err == nil {
+			plain, err = ring.Decrypt(sealed, label)
+		}
+	}
+	return plain, err
+}
+
 // problemDetail is the detail of an API problem answer, or its start.
 func problemDetail(se *StatusError) string {
 	if se.Status == http.StatusForbidden || se.Status == http.StatusUnprocessableEntity || se.Status == http.StatusUnauthorized {

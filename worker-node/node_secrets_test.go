@@ -63,6 +63,51 @@ func TestNodeSecretsOpenAppValuesWithTheNodesOwnKeys(t *testing.T) {
 	}
 }
 
+// A value the control plane sealed for this node (a certificate's key) opens with the node's
+// keys, after a rotation too, and only under its own label.
+func TestNodeSecretsOpenValuesSealedForTheNode(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI(t)
+	platform, err := secrets.NewKeyring("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.platform = platform
+	node := &nodeSecrets{api: NewAPIClient(api.URL, testNodeToken)}
+	if err := node.fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	label := secrets.CertificateKey("www.example.com")
+	sealed, err := node.current().Encrypt([]byte("key pem"), label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := node.Open(ctx, sealed, label); err != nil || string(plain) != "key pem" {
+		t.Fatalf("open: %q %v", plain, err)
+	}
+	if _, err := node.Open(ctx, sealed, secrets.CertificateKey("other.example.com")); !errors.Is(err, secrets.ErrTampered) {
+		t.Errorf("opened under another host name's label: %v", err)
+	}
+
+	// The control plane seals under a key the node made since it fetched its keys.
+	var rotated struct {
+		Keyring string `json:"keyring"`
+	}
+	if err := node.api.post(ctx, "/api/paas/agent/keys", map[string]bool{"rotate": true}, &rotated); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secrets.ParseKeyring(rotated.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err = ring.Encrypt([]byte("renewed"), label); err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := node.Open(ctx, sealed, label); err != nil || string(plain) != "renewed" {
+		t.Fatalf("open after a rotation: %q %v", plain, err)
+	}
+}
+
 // A platform keyring an earlier agent saved on the node goes at the next start.
 func TestAnEarlierAgentsSavedKeyringIsRemoved(t *testing.T) {
 	cfg := Config{DataDir: t.TempDir()}

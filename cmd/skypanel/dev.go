@@ -36,13 +36,17 @@ type devConfig struct {
 	TemporalPort int
 	UIPort       int
 	NginxListen  string
-	AgentBin     string
-	NetworkPool  string
-	PoolSize     int
-	NodeName     string
-	Region       string
-	RegistryPort int
-	GatewayPort  int
+	// NginxHTTPSListen is the local node's HTTPS listener (--nginx-https-listen), by default
+	// 127.0.0.1:<--nginx-https-port>.
+	NginxHTTPSListen string
+	NginxHTTPSPort   int
+	AgentBin         string
+	NetworkPool      string
+	PoolSize         int
+	NodeName         string
+	Region           string
+	RegistryPort     int
+	GatewayPort      int
 	// NoACMECA: no Pebble; custom domains stay on HTTP unless --acme-directory names a CA.
 	NoACMECA bool
 }
@@ -84,6 +88,8 @@ func parseDevConfig(args []string) (devConfig, error) {
 		"the node gateway's port on 127.0.0.1, 0 for a free one: the agents reach Temporal only through it (SKYPANEL_NODE_GATEWAY_PORT)")
 	fs.IntVar(&cfg.UIPort, "ui-port", envInt("SKYPANEL_TEMPORAL_UI_PORT", 8233), "Temporal Web UI port, 0 for a free one")
 	fs.StringVar(&cfg.NginxListen, "nginx-listen", "", "the local node's nginx listen address (default 127.0.0.1:<app-public-port>)")
+	fs.IntVar(&cfg.NginxHTTPSPort, "nginx-https-port", envInt("SKYPANEL_NGINX_HTTPS_PORT", 8443), "the local node's nginx HTTPS port on 127.0.0.1, for custom domains with a certificate (SKYPANEL_NGINX_HTTPS_PORT)")
+	fs.StringVar(&cfg.NginxHTTPSListen, "nginx-https-listen", "", "the local node's nginx HTTPS listen address (default 127.0.0.1:<nginx-https-port>)")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", envOr("SKYPANEL_AGENT_BIN", ""), "skypanel-agent binary (default: beside this binary)")
 	fs.StringVar(&cfg.NetworkPool, "network-pool", envOr("SKYPANEL_NETWORK_POOL", docker.DefaultSubnetPoolRange), "the local node's tenant network pool, a private IPv4 range (SKYPANEL_NETWORK_POOL)")
 	fs.IntVar(&cfg.PoolSize, "network-pool-size", envInt("SKYPANEL_NETWORK_POOL_SIZE", docker.DefaultSubnetPoolSize), "prefix length of each organization's subnet (SKYPANEL_NETWORK_POOL_SIZE)")
@@ -101,6 +107,9 @@ func parseDevConfig(args []string) (devConfig, error) {
 	cfg.NodeName, cfg.Region, cfg.AllowLoopbackGit = localNodeName, localRegion, true
 	if cfg.NginxListen == "" {
 		cfg.NginxListen = "127.0.0.1:" + strconv.Itoa(cfg.AppPublicPort)
+	}
+	if cfg.NginxHTTPSListen == "" {
+		cfg.NginxHTTPSListen = "127.0.0.1:" + strconv.Itoa(cfg.NginxHTTPSPort)
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -180,7 +189,9 @@ func (s *devStack) shutdown() {
 func (s *devStack) start(ctx context.Context) error {
 	cfg := &s.cfg
 	s.failed = make(chan error, 4)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// 0711: started by root, the local node's nginx workers run as an unprivileged user and
+	// must traverse to the ACME challenges under node-local/nginx; nobody else can list it.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	// Locally the keyring lives in the data dir, made on the first start (production requires
@@ -349,6 +360,7 @@ func (s *devStack) startAgent(ctx context.Context, st *db.Store) error {
 			"--gateway-address", s.gatewayAddr,
 			"--temporal-namespace", cfg.TemporalNamespace,
 			"--nginx-listen", cfg.NginxListen,
+			"--nginx-https-listen", cfg.NginxHTTPSListen,
 			"--allow-loopback-git",
 			"--stop-nginx-on-exit",
 			"--network-pool", cfg.NetworkPool,
@@ -491,11 +503,11 @@ func (s *devStack) printBanner() {
     API docs       %[1]s/docs   (OpenAPI: %[1]s/openapi.json)
     Temporal UI    %[2]s   (payloads are encrypted; to read them, sign in at %[1]s%[8]slogin)
     Node gateway   %[10]s   (mutual TLS: the agents reach Temporal only through it)
-    Apps           %[3]s://<name>.%[4]s:%[5]d/
+    Apps           %[3]s://<name>.%[4]s:%[5]d/   (custom domains with a certificate: https on %[11]s)
     Admin token    %[6]s   (curl -H "Authorization: Bearer $(cat %[6]s)" %[1]s/api/paas/admin/nodes)
     Data           %[7]s   (secret keyring: %[9]s)
 
-`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir, codecEndpointPath, s.keyringSource(), s.gatewayAddr)
+`, s.apiURL, s.uiURL, s.cfg.AppURLScheme, s.cfg.PlatformDomain, s.cfg.AppPublicPort, s.tokenFile, s.cfg.DataDir, codecEndpointPath, s.keyringSource(), s.gatewayAddr, s.cfg.NginxHTTPSListen)
 }
 
 // keyringSource says where the keyring came from, for the banner.
