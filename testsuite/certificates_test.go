@@ -36,7 +36,7 @@ func httpsClient(t testing.TB) *http.Client {
 			DisableKeepAlives: true,
 			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return dialer.DialContext(ctx, network, platform.httpsAddr)
+				return dialer.DialContext(ctx, network, platform.nginxHTTPSAddr)
 			},
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

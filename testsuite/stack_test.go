@@ -186,6 +186,10 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--node-gateway-port", strconv.Itoa(gatewayPort),
 		"--app-public-port", strconv.Itoa(nginxPort),
 		"--nginx-https-port", strconv.Itoa(nginxHTTPSPort),
+		// Pebble (skypanel dev runs it) has no rate limits: a failed certificate is retried within
+		// seconds, and the schedule looks for work often (adding a domain runs it at once).
+		"--acme-retry-base", "3s",
+		"--certificate-check-interval", "15s",
 		"--agent-bin", agentBin,
 		// Small, so the retention of release images is exercised by a few deploys.
 		"--keep-release-images", "2",

@@ -145,6 +145,15 @@ func (n *nodeSecrets) Open(ctx context.Context, sealed string, label []byte) ([]
 	return plain, err
 }
 
+// Seal seals plain under the node's newest key, bound to label.
+func (n *nodeSecrets) Seal(ctx context.Context, plain, label []byte) (string, error) {
+	ring, err := n.keyring(ctx, false, false)
+	if err != nil {
+		return "", err
+	}
+	return ring.Encrypt(plain, label)
+}
+
 // problemDetail is the detail of an API problem answer, or its start.
 func problemDetail(se *StatusError) string {
 	if se.Status == http.StatusForbidden || se.Status == http.StatusUnprocessableEntity || se.Status == http.StatusUnauthorized {

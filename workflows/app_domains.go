@@ -37,8 +37,8 @@ func UpdateAppDomains(ctx workflow.Context, in AppOperationInput) (err error) {
 		return nil
 	}
 	// A domain the node serves now can answer the CA's challenge: the certificates schedule
-	// runs at once rather than at its next daily check. Runs started before did not ask.
-	if workflow.GetVersion(ctx, "certificates-trigger", workflow.DefaultVersion, 1) == 1 && needsCertificate(t.Domains) {
+	// runs at once rather than at its next daily check.
+	if needsCertificate(t.Domains) {
 		if err := workflow.ExecuteActivity(controlContext(ctx), certActs.TriggerCheck).Get(ctx, nil); err != nil {
 			// The daily check issues it anyway: the domains are published, which is this
 			// operation's work.
@@ -51,7 +51,7 @@ func UpdateAppDomains(ctx workflow.Context, in AppOperationInput) (err error) {
 // needsCertificate tells whether a domain has none installed yet.
 func needsCertificate(domains []contract.Domain) bool {
 	for _, d := range domains {
-		if d.Certificate == "" {
+		if !d.TLS {
 			return true
 		}
 	}

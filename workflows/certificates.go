@@ -41,7 +41,7 @@ func RenewCertificates(ctx workflow.Context, in RenewCertificatesInput) (RenewCe
 	}
 	for _, d := range due.Domains {
 		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:            CertificateWorkflowID(d.Hostname, workflow.Now(ctx)),
+			WorkflowID:            CertificateWorkflowID(d.Hostname, d.PickedAt),
 			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowRunTimeout:    certificateLease,
@@ -71,7 +71,8 @@ type IssueCertificateInput struct {
 //	certs.PrepareCertificate   control   the ACME account (made once) and a new key, sealed
 //	acme.ObtainCertificate     node      the ACME order, HTTP-01 answered by the node's nginx
 //	certs.RecordCertificate    control   the certificate, its key sealed, when to renew it
-//	nginx.InstallCertificate   node      the files at the domain's stable path; HTTPS on
+//	nginx.InstallCertificate   node      the files at the domain's stable path; HTTPS on (the key
+//	                                     sealed for the node by the order step)
 //
 // A refusal by the CA is recorded on the domain with the CA's words, and the next attempt waits
 // its backoff (certs.Config.RetryBase): the schedule starts it, with no API call.
@@ -108,7 +109,8 @@ func IssueCertificate(ctx workflow.Context, in IssueCertificateInput) error {
 	}).Get(ctx, nil); err != nil {
 		return err
 	}
+	// The key, sealed for the node that ordered it (the same node installs it).
 	return workflow.ExecuteActivity(nodeContext(ctx, p.NodeID, 2*time.Minute, 45*time.Second, 5), nginxActs.InstallCertificate, nginx.InstallCertificateInput{
-		AppID: p.AppID, Hostname: p.Hostname, CertificatePEM: got.CertificatePEM, KeySealed: p.CertKeySealed,
+		AppID: p.AppID, Hostname: p.Hostname, CertificatePEM: got.CertificatePEM, KeySealed: got.KeySealedForNode,
 	}).Get(ctx, nil)
 }

@@ -24,13 +24,13 @@ func TestIssueCertificateOrdersRecordsAndInstalls(t *testing.T) {
 	env.OnActivity(certActs.PrepareCertificate, mock.Anything, certs.PrepareInput{Hostname: "www.example.com"}).Return(testPrepared, nil).Once()
 	env.OnActivity(acmeActs.ObtainCertificate, mock.Anything, mock.MatchedBy(func(in acme.ObtainInput) bool {
 		return in.Hostname == "www.example.com" && in.CertKeySealed == testPrepared.CertKeySealed && in.AccountKeySealed == testPrepared.AccountKeySealed
-	})).Return(acme.ObtainResult{CertificatePEM: "PEM", Serial: "abc", NotAfter: notAfter, AccountURI: "https://ca.example/acct/1"}, nil).Once()
+	})).Return(acme.ObtainResult{CertificatePEM: "PEM", Serial: "abc", NotAfter: notAfter, AccountURI: "https://ca.example/acct/1", KeySealedForNode: "v1:n1:node-sealed"}, nil).Once()
 	env.OnActivity(certActs.RecordCertificate, mock.Anything, mock.MatchedBy(func(in certs.RecordInput) bool {
 		return in.CertificatePEM == "PEM" && in.CertKeySealed == testPrepared.CertKeySealed && in.NodeID == "node-1" && in.NotAfter.Equal(notAfter)
 	})).Return(nil).Once()
 	env.OnActivity(nginxActs.InstallCertificate, mock.Anything, mock.MatchedBy(func(in nginx.InstallCertificateInput) bool {
-		return in.Hostname == "www.example.com" && in.CertificatePEM == "PEM" && in.KeySealed == testPrepared.CertKeySealed
-	})).Return(nil).Once()
+		return in.Hostname == "www.example.com" && in.CertificatePEM == "PEM" && in.KeySealed == "v1:n1:node-sealed"
+	})).Return(nginx.InstallCertificateResult{Served: true}, nil).Once()
 	forbidActivities(t, env, certActs.RecordCertificateFailure)
 
 	env.ExecuteWorkflow(IssueCertificate, IssueCertificateInput{Hostname: "www.example.com"})

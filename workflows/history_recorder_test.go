@@ -244,6 +244,8 @@ const (
 	recOperationID = "4a6c8e0f-2b4d-4f6a-9c1e-a3b5c7d9e107"
 	recUserID      = "b8d0f2a4-6c8e-4a0c-b2d4-f6a8c0e2a408"
 	recImagePrefix = "skypanel/app-" + recAppID + ":"
+	// recCertPickedAt is when the recorded certificates check picked its domain.
+	recCertPickedAt = "2026-11-30T12:00:00Z"
 )
 
 type recordScenario struct {
@@ -316,6 +318,12 @@ func recordScenarios() []recordScenario {
 		return t, nil
 	}}
 
+	certificates := recordScenario{
+		name: "certificates", workflow: "RenewCertificates", id: "certificates-" + recOperationID, input: map[string]any{},
+		attrs: temporal.SearchAttributes{},
+		also:  []recordChild{{"IssueCertificate", "certificate/www.example.com/20261130T120000Z"}},
+	}
+
 	list := op("ListAppInstances", "instances")
 	list.input = map[string]any{"AppID": recAppID}
 	list.attrs = temporal.SearchAttributes{}
@@ -370,7 +378,7 @@ func recordScenarios() []recordScenario {
 	return []recordScenario{
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
-		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains,
+		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,
 	}
 }
 
@@ -536,6 +544,20 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"RemoveAppImages": none, "RemoveImages": none,
 		"PublishRoute": none, "RemoveRoute": none,
 		"SetRouteDomains": func(map[string]any) (any, error) { return map[string]any{"Changed": true}, nil },
+		"TriggerCheck":    none,
+		"CertificatesDue": func(map[string]any) (any, error) {
+			return map[string]any{"Domains": []map[string]any{{"Hostname": "www.example.com", "AppID": recAppID, "NodeID": recNodeID, "PickedAt": recCertPickedAt}}}, nil
+		},
+		"PrepareCertificate": func(map[string]any) (any, error) {
+			return map[string]any{"Hostname": "www.example.com", "AppID": recAppID, "NodeID": recNodeID, "DirectoryURL": "https://ca.example/dir",
+				"AccountKeySealed": "v1:k1:sealed-account", "CertKeySealed": "v1:k1:sealed-cert"}, nil
+		},
+		"ObtainCertificate": func(map[string]any) (any, error) {
+			return map[string]any{"CertificatePEM": "-----BEGIN CERTIFICATE-----", "Serial": "ab12", "AccountURI": "https://ca.example/acct/1",
+				"NotBefore": "2026-11-30T00:00:00Z", "NotAfter": "2027-02-28T00:00:00Z", "KeySealedForNode": "v1:n1:node-sealed"}, nil
+		},
+		"RecordCertificate":  none,
+		"InstallCertificate": func(map[string]any) (any, error) { return map[string]any{"Served": true}, nil },
 	}
 }
 

@@ -81,6 +81,8 @@ type Due struct {
 	Renewal  bool
 	// Failures is how many attempts in a row failed before (the backoff's step).
 	Failures int
+	// PickedAt is when this check picked it: the issuance's workflow ID names it.
+	PickedAt time.Time
 }
 
 // DueResult lists them.
@@ -102,13 +104,14 @@ func (a *Activities) CertificatesDue(ctx context.Context, in DueInput) (DueResul
 	if lease <= 0 {
 		lease = 10 * time.Minute
 	}
-	list, err := a.Store.CertificatesDue(ctx, a.now(), lease, limit)
+	now := a.now().UTC().Truncate(time.Second)
+	list, err := a.Store.CertificatesDue(ctx, now, lease, limit)
 	if err != nil {
 		return DueResult{}, err
 	}
 	out := DueResult{Domains: make([]Due, len(list))}
 	for i, t := range list {
-		out.Domains[i] = Due{Hostname: t.Hostname, AppID: t.AppID, NodeID: t.NodeID, Renewal: t.PEM != "", Failures: t.Failures}
+		out.Domains[i] = Due{Hostname: t.Hostname, AppID: t.AppID, NodeID: t.NodeID, Renewal: t.PEM != "", Failures: t.Failures, PickedAt: now}
 	}
 	return out, nil
 }

@@ -464,7 +464,7 @@ func routeDomains(domains []db.TargetDomain) []contract.Domain {
 	}
 	out := make([]contract.Domain, len(domains))
 	for i, d := range domains {
-		out[i] = contract.Domain{Hostname: d.Hostname}
+		out[i] = contract.Domain{Hostname: d.Hostname, TLS: d.Certificate}
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/skypanel/skypanel/secrets"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
@@ -29,6 +30,9 @@ type KeysRequest struct {
 // node (only for a domain of an app placed on it), and the node opens them with its own key.
 type KeyOpener interface {
 	OpenCertificateKeys(ctx context.Context, req KeysRequest) (accountKeyPEM, certKeyPEM []byte, err error)
+	// Seal seals plain under this node's own key, bound to label: the certificate's key goes
+	// on to the install step (nginx.InstallCertificate) sealed for this node.
+	Seal(ctx context.Context, plain, label []byte) (string, error)
 }
 
 // Activities run the ACME exchange on the node. Register a pointer with the node's worker.
@@ -61,6 +65,9 @@ type ObtainResult struct {
 	// RenewAfter is a time in the CA's renewal window (ACME Renewal Info), zero when the CA
 	// offers none (the control plane then renews at two thirds of the lifetime).
 	RenewAfter time.Time
+	// KeySealedForNode is the certificate's key sealed under this node's own key, for
+	// nginx.InstallCertificate on this node.
+	KeySealedForNode string
 }
 
 // ObtainCertificate orders a certificate for the domain from the CA, answering its HTTP-01
@@ -80,9 +87,14 @@ func (a *Activities) ObtainCertificate(ctx context.Context, in ObtainInput) (Obt
 		return ObtainResult{}, temporal.NewNonRetryableApplicationError("the ACME account key does not parse", ErrTypeRefused, nil)
 	}
 	certKey, err := ParseKeyPEM(certPEM)
+	if err != nil {
+		clear(certPEM)
+		return ObtainResult{}, temporal.NewNonRetryableApplicationError("the certificate key does not parse", ErrTypeRefused, nil)
+	}
+	keyForNode, err := a.Keys.Seal(ctx, certPEM, secrets.CertificateKey(in.Hostname))
 	clear(certPEM)
 	if err != nil {
-		return ObtainResult{}, temporal.NewNonRetryableApplicationError("the certificate key does not parse", ErrTypeRefused, nil)
+		return ObtainResult{}, fmt.Errorf("seal the certificate key for this node: %w", err)
 	}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -109,7 +121,7 @@ func (a *Activities) ObtainCertificate(ctx context.Context, in ObtainInput) (Obt
 		return ObtainResult{}, fmt.Errorf("order a certificate for %s: %w", in.Hostname, err)
 	}
 	out := ObtainResult{CertificatePEM: string(issued.CertificatePEM), AccountURI: issued.AccountURI, Serial: issued.Serial,
-		NotBefore: issued.NotBefore, NotAfter: issued.NotAfter}
+		NotBefore: issued.NotBefore, NotAfter: issued.NotAfter, KeySealedForNode: keyForNode}
 	req.AccountURI = issued.AccountURI
 	if start, end, ok, err := RenewalWindow(ctx, req, issued.CertificatePEM); err == nil && ok && start.Before(end) {
 		// A uniform time in the window, as RFC 9773 recommends: renewals spread out.
