@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,4 +160,70 @@ func TestACustomDomainIsServedOverHTTPSWithAnIssuedCertificate(t *testing.T) {
 	if status, body, _, err := overHTTPS(client, domain); err != nil || status != http.StatusOK || body != "tls v1" {
 		t.Errorf("HTTPS after a scale: %d %q %v", status, body, err)
 	}
+}
+
+// pebblePID is the process of the stack's ACME CA (skypanel dev runs it with its config under
+// the stack's data directory).
+func pebblePID(t testing.TB) int {
+	t.Helper()
+	config := filepath.Join(platform.dataDir, "acme-ca", "pebble.json")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(raw), config) && strings.HasSuffix(strings.Split(string(raw), "\x00")[0], "/pebble") {
+			return pid
+		}
+	}
+	t.Fatalf("no Pebble process with config %s", config)
+	return 0
+}
+
+// With the CA unreachable (Pebble frozen), the domain's attempt fails and shows why while the
+// app keeps serving on the domain over HTTP; once the CA answers again the certificate comes
+// with no API call (the schedule retries after the backoff).
+func TestACertificateComesOnceTheCAIsBack(t *testing.T) {
+	owner, app, _, _ := liveHelloApp(t, "tlsdown", "tlsdown v1")
+	pid := pebblePID(t)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze Pebble: %v", err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Errorf("thaw Pebble: %v", err)
+			}
+		}
+	}
+	t.Cleanup(thaw)
+
+	domain := uniqueName("later") + ".example.net"
+	var added domainChange
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/domains", owner.token, map[string]string{"domain": domain}, &added); status != http.StatusAccepted {
+		t.Fatalf("add %s: %d %s", domain, status, raw)
+	}
+	owner.waitOperation(t, app.ID, added.OperationID)
+	eventually(t, 2*time.Minute, "the failed attempt shows on "+domain, func() (bool, string) {
+		d := owner.domain(t, app.ID, domain)
+		return d.CertificateStatus == "failed" && d.CertificateError != "", fmt.Sprintf("%+v", d)
+	})
+	if status, body, _ := platform.throughNginx(domain); status != http.StatusOK || body != "tlsdown v1" {
+		t.Errorf("%s over HTTP while the CA is down: %d %q", domain, status, body)
+	}
+
+	thaw()
+	eventually(t, 2*time.Minute, "the certificate of "+domain+" is issued once the CA is back", func() (bool, string) {
+		d := owner.domain(t, app.ID, domain)
+		return d.CertificateStatus == "issued", fmt.Sprintf("%+v", d)
+	})
+	client := httpsClient(t)
+	eventually(t, 30*time.Second, domain+" answers over HTTPS", func() (bool, string) {
+		status, body, _, err := overHTTPS(client, domain)
+		return err == nil && status == http.StatusOK && body == "tlsdown v1", fmt.Sprintf("%d %q %v", status, body, err)
+	})
 }

@@ -229,7 +229,7 @@ func nodeStatus(t testing.TB, nodeID string) string {
 func throughNginxAt(addr, host string) (int, string) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := nginxClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}

@@ -347,12 +347,16 @@ func (s *stack) call(method, path, token string, in, out any) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
+// nginxClient never follows a redirect: a custom domain's redirect to HTTPS names the domain,
+// which must never be looked up or dialled (tests send traffic to this machine only).
+var nginxClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // throughNginx fetches http://<host>/ from the node's nginx, as a browser resolving
 // <name>.apps.localhost to 127.0.0.1 would.
 func (s *stack) throughNginx(host string) (int, string, http.Header) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+s.nginxAddr+"/", nil)
 	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := nginxClient.Do(req)
 	if err != nil {
 		return 0, err.Error(), nil
 	}

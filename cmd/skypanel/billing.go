@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -28,28 +26,5 @@ func ensureBillingSchedule(ctx context.Context, log *slog.Logger, tc client.Clie
 		WorkflowRunTimeout:    max(period, 10*time.Minute),
 		TypedSearchAttributes: temporal.NewSearchAttributes(sptemporal.OperationKey.ValueSet("billing")),
 	}
-	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:      sptemporal.BillingScheduleID,
-		Spec:    spec,
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Action:  action,
-	})
-	if err == nil {
-		log.Info("billing schedule created", "schedule_id", sptemporal.BillingScheduleID, "period", period)
-		return nil
-	}
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create the billing schedule: %w", err)
-	}
-	log.Info("billing schedule updated", "schedule_id", sptemporal.BillingScheduleID, "period", period)
-	handle := tc.ScheduleClient().GetHandle(ctx, sptemporal.BillingScheduleID)
-	return handle.Update(ctx, client.ScheduleUpdateOptions{
-		// Always rewritten: the period may have changed, and the action's input is re-encrypted
-		// under the current primary key (a rotation must not leave it under a key to be removed).
-		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			in.Description.Schedule.Spec = &spec
-			in.Description.Schedule.Action = action
-			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
-		},
-	})
+	return ensureSchedule(ctx, log, tc, sptemporal.BillingScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,28 +27,7 @@ func ensureCertificateSchedule(ctx context.Context, log *slog.Logger, tc client.
 		WorkflowRunTimeout:    10 * time.Minute,
 		TypedSearchAttributes: temporal.NewSearchAttributes(sptemporal.OperationKey.ValueSet("certificates")),
 	}
-	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:      sptemporal.CertificatesScheduleID,
-		Spec:    spec,
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
-		Action:  action,
-	})
-	if err == nil {
-		log.Info("certificates schedule created", "schedule_id", sptemporal.CertificatesScheduleID, "every", every)
-		return nil
-	}
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create the certificates schedule: %w", err)
-	}
-	log.Info("certificates schedule updated", "schedule_id", sptemporal.CertificatesScheduleID, "every", every)
-	return tc.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Update(ctx, client.ScheduleUpdateOptions{
-		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			in.Description.Schedule.Spec = &spec
-			in.Description.Schedule.Action = action
-			in.Description.Schedule.Policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE
-			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
-		},
-	})
+	return ensureSchedule(ctx, log, tc, sptemporal.CertificatesScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE)
 }
 
 // certificateTrigger runs the certificates schedule now (a domain was added, or a renewal
