@@ -85,10 +85,10 @@ func (c customer) domain(t testing.TB, appID, host string) domainStatus {
 
 // A custom domain gets a certificate from the CA (Pebble) with no further call: nginx serves
 // the app over HTTPS with it, plain HTTP redirects there (with the release header), a forced
-// renewal swaps in a new certificate while requests keep succeeding, and a rollout keeps
-// serving HTTPS.
+// renewal swaps in a new certificate while requests keep succeeding, and a redeploy, a scale
+// to 3 and a rollback keep serving HTTPS.
 func TestACustomDomainIsServedOverHTTPSWithAnIssuedCertificate(t *testing.T) {
-	owner, app, _, _ := liveHelloApp(t, "tls", "tls v1")
+	owner, app, repo, _ := liveHelloApp(t, "tls", "tls v1")
 	domain := uniqueName("secure") + ".example.org"
 	var added domainChange
 	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+app.ID+"/domains", owner.token, map[string]string{"domain": domain}, &added); status != http.StatusAccepted {
@@ -155,11 +155,24 @@ func TestACustomDomainIsServedOverHTTPSWithAnIssuedCertificate(t *testing.T) {
 		t.Errorf("%d of %d requests failed during the renewal; last: %v", failures.Load(), requests.Load(), lastErr.Load())
 	}
 
-	// A rollout publishes the route anew: HTTPS stays.
-	owner.scale(t, app.ID, 2)
-	if status, body, _, err := overHTTPS(client, domain); err != nil || status != http.StatusOK || body != "tls v1" {
-		t.Errorf("HTTPS after a scale: %d %q %v", status, body, err)
+	// Every rollout publishes the route anew: a redeploy, a scale to 3 and a rollback keep HTTPS.
+	served := func(after, want string) {
+		t.Helper()
+		if status, body, _, err := overHTTPS(client, domain); err != nil || status != http.StatusOK || body != want {
+			t.Errorf("HTTPS on %s after %s: %d %q %v, want %q", domain, after, status, body, err, want)
+		}
 	}
+	repo.commitMessage("tls v2")
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("redeploy: %+v", dep)
+	}
+	served("a redeploy", "tls v2")
+	owner.scale(t, app.ID, 3)
+	served("a scale to 3", "tls v2")
+	if status, raw := owner.rollback(t, app.ID, 1); status != http.StatusAccepted {
+		t.Fatalf("rollback: %d %s", status, raw)
+	}
+	served("a rollback", "tls v1")
 }
 
 // pebblePID is the process of the stack's ACME CA (skypanel dev runs it with its config under
