@@ -86,13 +86,15 @@ func (s *Store) CertificateTarget(ctx context.Context, hostname string) (Certifi
 }
 
 // CertificatesDue lists, oldest first and at most limit, the domains of routed apps that need
-// a certificate now: none yet, a failed attempt whose backoff has passed, or one due for
-// renewal. Each is leased for leaseFor (its next attempt moves past the lease), so the next
+// a certificate now: none yet, a failed attempt whose backoff has passed, one due for renewal,
+// or one issued on another node than the app's now (the app moved: its new node orders its own,
+// which the CA validates there). Each is leased for leaseFor (its next attempt moves past the lease), so the next
 // pass does not pick it again while its issuance runs; the issuance's end sets it anew.
 func (s *Store) CertificatesDue(ctx context.Context, now time.Time, leaseFor time.Duration, limit int) ([]CertificateTarget, error) {
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			SELECT d.hostname FROM app_domains d JOIN applications a ON a.id = d.app_id
-			WHERE `+routedApp+` AND d.next_attempt_at <= $1 AND (d.certificate_pem = '' OR d.renew_after <= $1)
+			WHERE `+routedApp+` AND d.next_attempt_at <= $1
+				AND (d.certificate_pem = '' OR d.renew_after <= $1 OR d.installed_node_id IS DISTINCT FROM a.node_id)
 			ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED)
 		UPDATE app_domains d SET next_attempt_at = $2,
 			certificate_status = CASE WHEN d.certificate_status = 'issued' THEN 'issued' ELSE 'pending' END
@@ -121,7 +123,7 @@ type IssuedCertificate struct {
 // domain was removed or moved to another app meanwhile; nothing is stored).
 func (s *Store) RecordCertificate(ctx context.Context, c IssuedCertificate) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE app_domains SET certificate_status = 'issued', certificate_error = '', certificate_pem = $3,
-			key_sealed = $4, serial = $5, not_before = $6, not_after = $7, renew_after = $8, failures = 0, next_attempt_at = $8,
+			key_sealed = $4, serial = $5, not_before = $6, not_after = $7, renew_after = $8, failures = 0, next_attempt_at = now(),
 			installed_node_id = NULLIF($9, '')::uuid
 		WHERE hostname = $1 AND app_id::text = $2`,
 		c.Hostname, c.AppID, c.PEM, c.KeySealed, c.Serial, c.NotBefore, c.NotAfter, c.RenewAfter, c.NodeID)

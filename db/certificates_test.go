@@ -123,3 +123,65 @@ func TestCertificatesDueSkipsAppsNotRouted(t *testing.T) {
 		}
 	}
 }
+
+// A routed app's domain is due while it has no certificate, not again while its issuance holds
+// the lease, not once issued on the app's node, and again once the app is on another node
+// than the one its certificate was installed on (a move).
+func TestCertificatesDueForARoutedApp(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	regHash := []byte(uuid.NewString())
+	if _, err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testStore.PlaceApplication(ctx, f.app.ID); err != nil {
+		t.Fatal(err)
+	}
+	runningWithRelease(t, f)
+	host := "routed-" + uuid.NewString()[:8] + ".example.com"
+	if _, _, err := testStore.AddDomain(ctx, f.org, f.app.ID, host, newOp(db.OpDomains)); err != nil {
+		t.Fatal(err)
+	}
+	isDue := func(at time.Time) (db.CertificateTarget, bool) {
+		t.Helper()
+		due, err := testStore.CertificatesDue(ctx, at, 15*time.Minute, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range due {
+			if d.Hostname == host {
+				return d, true
+			}
+		}
+		return db.CertificateTarget{}, false
+	}
+	now := time.Now().Add(time.Second)
+	target, ok := isDue(now)
+	if !ok || target.NodeID == "" || target.Status != db.CertificatePending {
+		t.Fatalf("a new domain of a routed app: due %v %+v, want due and pending", ok, target)
+	}
+	if _, ok := isDue(now); ok {
+		t.Error("due again while its issuance holds the lease")
+	}
+	issued := db.IssuedCertificate{Hostname: host, AppID: f.app.ID, PEM: "pem", KeySealed: "sealed", Serial: "1",
+		NotBefore: now, NotAfter: now.Add(90 * 24 * time.Hour), RenewAfter: now.Add(60 * 24 * time.Hour), NodeID: target.NodeID}
+	if err := testStore.RecordCertificate(ctx, issued); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := isDue(now.Add(time.Minute)); ok {
+		t.Error("due right after it was issued on the app's node")
+	}
+	if _, ok := isDue(now.Add(61 * 24 * time.Hour)); !ok {
+		t.Error("not due past its renewal time")
+	}
+	issued.NodeID = uuid.NewString() // installed on a node the app has left
+	if err := testStore.RecordCertificate(ctx, issued); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := isDue(now.Add(time.Minute)); !ok {
+		t.Error("not due on the app's new node")
+	}
+}
