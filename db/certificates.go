@@ -61,15 +61,26 @@ type CertificateTarget struct {
 	NotAfter  *time.Time
 	KeySealed string // the current certificate's key (empty: none yet)
 	PEM       string
+	// InstalledNodeID is the node the certificate was installed on (empty: none).
+	InstalledNodeID string
+	// RenewAfter is when the certificate is due for renewal (nil: none issued).
+	RenewAfter *time.Time
+}
+
+// Moved tells whether the domain has a certificate that is not due for renewal at now, but
+// was installed on another node than the app's: it is to be installed there, not ordered anew.
+func (t CertificateTarget) Moved(now time.Time) bool {
+	return t.PEM != "" && t.NodeID != "" && t.InstalledNodeID != t.NodeID && t.RenewAfter != nil && t.RenewAfter.After(now) &&
+		t.NotAfter != nil && t.NotAfter.After(now)
 }
 
 // certificateTargetColumns read a CertificateTarget from app_domains d joined with its app a.
 const certificateTargetColumns = `d.hostname, d.app_id::text, COALESCE(a.node_id::text, ''), d.certificate_status, d.failures,
-	d.not_after, d.key_sealed, d.certificate_pem`
+	d.not_after, d.key_sealed, d.certificate_pem, COALESCE(d.installed_node_id::text, ''), d.renew_after`
 
 func scanCertificateTarget(row pgx.Row) (CertificateTarget, error) {
 	var t CertificateTarget
-	err := row.Scan(&t.Hostname, &t.AppID, &t.NodeID, &t.Status, &t.Failures, &t.NotAfter, &t.KeySealed, &t.PEM)
+	err := row.Scan(&t.Hostname, &t.AppID, &t.NodeID, &t.Status, &t.Failures, &t.NotAfter, &t.KeySealed, &t.PEM, &t.InstalledNodeID, &t.RenewAfter)
 	return t, err
 }
 
@@ -144,6 +155,23 @@ func (s *Store) RecordCertificateFailure(ctx context.Context, hostname, appID, m
 			certificate_status = CASE WHEN certificate_pem <> '' AND not_after > now() THEN 'issued' ELSE 'failed' END
 		WHERE hostname = $1 AND app_id::text = $2`, hostname, appID, message, next)
 	return translate(err)
+}
+
+// RecordInstalled records that the domain's certificate is installed on nodeID (a moved app's
+// new node).
+func (s *Store) RecordInstalled(ctx context.Context, hostname, appID, nodeID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE app_domains SET installed_node_id = $3::uuid, next_attempt_at = now()
+		WHERE hostname = $1 AND app_id::text = $2`, hostname, appID, nodeID)
+	return translate(err)
+}
+
+// MovedCertificatesWaiting tells whether a routed app has a certificate installed on another
+// node than its own (it moved) that no issuance holds: the certificates schedule has work now.
+func (s *Store) MovedCertificatesWaiting(ctx context.Context, now time.Time) (bool, error) {
+	var waiting bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM app_domains d JOIN applications a ON a.id = d.app_id
+		WHERE `+routedApp+` AND d.certificate_pem <> '' AND d.installed_node_id IS DISTINCT FROM a.node_id AND d.next_attempt_at <= $1)`, now).Scan(&waiting)
+	return waiting, translate(err)
 }
 
 // ForceRenewal makes the domain's certificate due now (an operator's forced renewal).

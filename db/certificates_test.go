@@ -181,7 +181,17 @@ func TestCertificatesDueForARoutedApp(t *testing.T) {
 	if err := testStore.RecordCertificate(ctx, issued); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := isDue(now.Add(time.Minute)); !ok {
-		t.Error("not due on the app's new node")
+	if waiting, err := testStore.MovedCertificatesWaiting(ctx, now.Add(time.Minute)); err != nil || !waiting {
+		t.Errorf("a certificate left on another node is not waiting: %v %v", waiting, err)
+	}
+	moved, ok := isDue(now.Add(time.Minute))
+	if !ok || !moved.Moved(now.Add(time.Minute)) {
+		t.Errorf("not due, as a move, on the app's new node: %v %+v", ok, moved)
+	}
+	if err := testStore.RecordInstalled(ctx, host, f.app.ID, moved.NodeID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := isDue(now.Add(2 * time.Minute)); ok {
+		t.Error("due again once installed on the app's node")
 	}
 }

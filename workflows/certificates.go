@@ -46,7 +46,7 @@ func RenewCertificates(ctx workflow.Context, in RenewCertificatesInput) (RenewCe
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowRunTimeout:    certificateLease,
 		})
-		child := workflow.ExecuteChildWorkflow(childCtx, IssueCertificate, IssueCertificateInput{Hostname: d.Hostname, Renewal: d.Renewal, Failures: d.Failures})
+		child := workflow.ExecuteChildWorkflow(childCtx, IssueCertificate, IssueCertificateInput{Hostname: d.Hostname, Renewal: d.Renewal, Failures: d.Failures, Moved: d.Moved})
 		if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Warn("start a certificate issuance", "domain", d.Hostname, "error", err)
 			continue
@@ -63,6 +63,9 @@ type IssueCertificateInput struct {
 	Renewal bool
 	// Failures is how many attempts in a row failed before this one (the backoff's step).
 	Failures int
+	// Moved: the certificate is good but on a node the app has left: it is installed on the
+	// app's node (transferCertificate), not ordered again.
+	Moved bool
 }
 
 // IssueCertificate obtains a certificate for one custom domain and installs it where the domain
@@ -77,6 +80,9 @@ type IssueCertificateInput struct {
 // A refusal by the CA is recorded on the domain with the CA's words, and the next attempt waits
 // its backoff (certs.Config.RetryBase): the schedule starts it, with no API call.
 func IssueCertificate(ctx workflow.Context, in IssueCertificateInput) error {
+	if in.Moved {
+		return transferCertificate(ctx, in.Hostname)
+	}
 	var p certs.Prepared
 	err := workflow.ExecuteActivity(controlContext(ctx), certActs.PrepareCertificate, certs.PrepareInput{Hostname: in.Hostname}).Get(ctx, &p)
 	var appErr *temporal.ApplicationError
@@ -112,5 +118,33 @@ func IssueCertificate(ctx workflow.Context, in IssueCertificateInput) error {
 	// The key, sealed for the node that ordered it (the same node installs it).
 	return workflow.ExecuteActivity(nodeContext(ctx, p.NodeID, 2*time.Minute, 45*time.Second, 5), nginxActs.InstallCertificate, nginx.InstallCertificateInput{
 		AppID: p.AppID, Hostname: p.Hostname, CertificatePEM: got.CertificatePEM, KeySealed: got.KeySealedForNode,
+	}).Get(ctx, nil)
+}
+
+// transferCertificate installs a domain's issued certificate on the node its app is on now (the
+// app moved): the node has the key re-sealed for itself, installs it, and the control plane
+// records where it is. No CA is asked: a move costs no issuance.
+func transferCertificate(ctx workflow.Context, hostname string) error {
+	var c certs.Installable
+	if err := workflow.ExecuteActivity(controlContext(ctx), certActs.CurrentCertificate, certs.InstalledInput{Hostname: hostname}).Get(ctx, &c); err != nil {
+		return err
+	}
+	if c.CertificatePEM == "" || c.NodeID == "" {
+		return nil // removed, or no longer placed
+	}
+	nodeCtx := nodeContext(ctx, c.NodeID, 2*time.Minute, 45*time.Second, 5)
+	var resealed acme.ResealResult
+	if err := workflow.ExecuteActivity(nodeCtx, acmeActs.ResealCertificateKey, acme.ResealInput{
+		AppID: c.AppID, Hostname: hostname, KeySealed: c.KeySealed,
+	}).Get(ctx, &resealed); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(nodeCtx, nginxActs.InstallCertificate, nginx.InstallCertificateInput{
+		AppID: c.AppID, Hostname: hostname, CertificatePEM: c.CertificatePEM, KeySealed: resealed.KeySealedForNode,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	return workflow.ExecuteActivity(controlContext(ctx), certActs.RecordInstalled, certs.InstalledRecord{
+		Hostname: hostname, AppID: c.AppID, NodeID: c.NodeID,
 	}).Get(ctx, nil)
 }

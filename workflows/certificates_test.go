@@ -88,3 +88,22 @@ func TestRenewCertificatesStartsAnIssuancePerDueDomain(t *testing.T) {
 	require.Equal(t, []string{"a.example.com", "b.example.com"}, out.Started)
 	env.AssertExpectations(t)
 }
+
+// A moved app's certificate is installed on its new node with its key re-sealed there, and its
+// place recorded: no order, no CA.
+func TestIssueCertificateOfAMovedAppTransfersIt(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(certActs.CurrentCertificate, mock.Anything, certs.InstalledInput{Hostname: "www.example.com"}).
+		Return(certs.Installable{Hostname: "www.example.com", AppID: testAppID, NodeID: "node-2", CertificatePEM: "PEM", KeySealed: "v1:k1:platform-sealed"}, nil).Once()
+	env.OnActivity(acmeActs.ResealCertificateKey, mock.Anything, acme.ResealInput{AppID: testAppID, Hostname: "www.example.com", KeySealed: "v1:k1:platform-sealed"}).
+		Return(acme.ResealResult{KeySealedForNode: "v1:n2:node-sealed"}, nil).Once()
+	env.OnActivity(nginxActs.InstallCertificate, mock.Anything, nginx.InstallCertificateInput{AppID: testAppID, Hostname: "www.example.com", CertificatePEM: "PEM", KeySealed: "v1:n2:node-sealed"}).
+		Return(nginx.InstallCertificateResult{Served: true}, nil).Once()
+	env.OnActivity(certActs.RecordInstalled, mock.Anything, certs.InstalledRecord{Hostname: "www.example.com", AppID: testAppID, NodeID: "node-2"}).Return(nil).Once()
+	forbidActivities(t, env, certActs.PrepareCertificate, acmeActs.ObtainCertificate, certActs.RecordCertificate)
+
+	env.ExecuteWorkflow(IssueCertificate, IssueCertificateInput{Hostname: "www.example.com", Renewal: true, Moved: true})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}

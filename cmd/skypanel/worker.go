@@ -79,6 +79,15 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		defer close(done)
 		checker.Watch(ctx, convergenceInterval)
 	}()
+	// Certificates left behind by a move are installed on the app's new node within seconds,
+	// not at the next daily check.
+	certsDone := make(chan struct{})
+	go func() {
+		defer close(certsDone)
+		if cfg.ACME.DirectoryURL != "" {
+			watchMovedCertificates(ctx, log, st, certificateTrigger(tc), movedCertificatesInterval)
+		}
+	}()
 	// Nodes that stopped heartbeating are marked offline from here.
 	nodesDone := make(chan struct{})
 	go func() {
@@ -89,8 +98,39 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	ops.Watch(ctx, operationsWatchInterval)
 	<-done
 	<-nodesDone
+	<-certsDone
 	w.Stop()
 	return nil
+}
+
+// movedCertificatesInterval is how often the control worker looks for certificates a move left
+// on another node than their app's.
+const movedCertificatesInterval = 10 * time.Second
+
+// watchMovedCertificates runs the certificates schedule when a moved app's domain waits for its
+// certificate on its new node.
+func watchMovedCertificates(ctx context.Context, log *slog.Logger, st *db.Store, trigger func(context.Context) error, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		waiting, err := st.MovedCertificatesWaiting(ctx, time.Now())
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("look for certificates left behind by a move", "error", err)
+			}
+			continue
+		}
+		if waiting {
+			if err := trigger(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("run the certificates schedule for a moved app", "error", err)
+			}
+		}
+	}
 }
 
 // watchNodes marks silent nodes offline and prunes node metrics past their retention, every

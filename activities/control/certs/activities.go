@@ -83,6 +83,9 @@ type Due struct {
 	Failures int
 	// PickedAt is when this check picked it: the issuance's workflow ID names it.
 	PickedAt time.Time
+	// Moved: its certificate is still good but installed on a node the app has left; it is
+	// installed on the app's node, not ordered again.
+	Moved bool
 }
 
 // DueResult lists them.
@@ -111,7 +114,7 @@ func (a *Activities) CertificatesDue(ctx context.Context, in DueInput) (DueResul
 	}
 	out := DueResult{Domains: make([]Due, len(list))}
 	for i, t := range list {
-		out.Domains[i] = Due{Hostname: t.Hostname, AppID: t.AppID, NodeID: t.NodeID, Renewal: t.PEM != "", Failures: t.Failures, PickedAt: now}
+		out.Domains[i] = Due{Hostname: t.Hostname, AppID: t.AppID, NodeID: t.NodeID, Renewal: t.PEM != "", Failures: t.Failures, PickedAt: now, Moved: t.Moved(now)}
 	}
 	return out, nil
 }
@@ -261,10 +264,12 @@ type InstalledInput struct {
 	Hostname string
 }
 
-// Installable is a domain's current certificate, with its key sealed with the platform keyring.
+// Installable is a domain's current certificate, with its key sealed with the platform keyring,
+// and the node its app is on.
 type Installable struct {
 	Hostname       string
 	AppID          string
+	NodeID         string
 	CertificatePEM string
 	KeySealed      string
 }
@@ -279,7 +284,19 @@ func (a *Activities) CurrentCertificate(ctx context.Context, in InstalledInput) 
 	if err != nil {
 		return Installable{}, err
 	}
-	return Installable{Hostname: t.Hostname, AppID: t.AppID, CertificatePEM: t.PEM, KeySealed: t.KeySealed}, nil
+	return Installable{Hostname: t.Hostname, AppID: t.AppID, NodeID: t.NodeID, CertificatePEM: t.PEM, KeySealed: t.KeySealed}, nil
+}
+
+// InstalledRecord says a certificate is installed on a node.
+type InstalledRecord struct {
+	Hostname string
+	AppID    string
+	NodeID   string
+}
+
+// RecordInstalled records where the domain's certificate is installed now.
+func (a *Activities) RecordInstalled(ctx context.Context, in InstalledRecord) error {
+	return a.Store.RecordInstalled(ctx, in.Hostname, in.AppID, in.NodeID)
 }
 
 func newKeyPEM() ([]byte, error) {

@@ -44,6 +44,37 @@ type Activities struct {
 	RootCAs *x509.CertPool
 }
 
+// ResealInput is a certificate's key sealed with the platform keyring, for a domain of an app
+// placed on this node.
+type ResealInput struct {
+	AppID     string
+	Hostname  string
+	KeySealed string
+}
+
+// ResealResult is the key sealed for this node, for nginx.InstallCertificate.
+type ResealResult struct {
+	KeySealedForNode string
+}
+
+// ResealCertificateKey has the control plane re-seal an issued certificate's key for this node
+// (an app moved here brings its certificate along); the key is never in the clear on the way.
+func (a *Activities) ResealCertificateKey(ctx context.Context, in ResealInput) (ResealResult, error) {
+	if a.Keys == nil {
+		return ResealResult{}, temporal.NewNonRetryableApplicationError("this node cannot open certificate keys (no node keys)", ErrTypeRefused, nil)
+	}
+	_, certPEM, err := a.Keys.OpenCertificateKeys(ctx, KeysRequest{AppID: in.AppID, Hostname: in.Hostname, CertKeySealed: in.KeySealed})
+	if err != nil {
+		return ResealResult{}, err
+	}
+	defer clear(certPEM)
+	sealed, err := a.Keys.Seal(ctx, certPEM, secrets.CertificateKey(in.Hostname))
+	if err != nil {
+		return ResealResult{}, fmt.Errorf("seal the certificate key for this node: %w", err)
+	}
+	return ResealResult{KeySealedForNode: sealed}, nil
+}
+
 // ObtainInput is one issuance, as the control plane prepared it.
 type ObtainInput struct {
 	AppID            string
