@@ -95,6 +95,13 @@ func TestCertificateStatesAndKeys(t *testing.T) {
 	if _, err := k2.Decrypt(target.KeySealed, secrets.CertificateKey(host)); err != nil {
 		t.Errorf("the certificate key after a rotation: %v", err)
 	}
+	// Back under k1 for the other tests.
+	if _, err := testStore.ReencryptSecrets(ctx, mustKeyringSpec(t, testRing.Spec()+","+k2.Spec())); err != nil {
+		t.Fatal(err)
+	}
+	sealedMu.Lock()
+	sealedValues = map[string]string{}
+	sealedMu.Unlock()
 
 	if _, err := testStore.RemoveDomain(ctx, f.org, f.app.ID, host, newOp(db.OpDomains)); err != nil {
 		t.Fatal(err)
@@ -129,16 +136,12 @@ func TestCertificatesDueSkipsAppsNotRouted(t *testing.T) {
 // than the one its certificate was installed on (a move).
 func TestCertificatesDueForARoutedApp(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t)
-	regHash := []byte(uuid.NewString())
-	if _, err := testStore.SetRegistrationToken(ctx, f.nodeID, regHash, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := testStore.RegisterNode(ctx, regHash, []byte(uuid.NewString()), db.NodeRegistration{CPUs: 2, MemoryMB: 4096}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := testStore.PlaceApplication(ctx, f.app.ID); err != nil {
-		t.Fatal(err)
+	// A region and node of its own: no other test's placement finds this node.
+	node, regionID := newRegisteredNode(t)
+	app := newAppInRegion(t, regionID)
+	f := fixture{org: app.OrgID, app: app, nodeID: node.ID}
+	if placed, err := testStore.PlaceApplication(ctx, f.app.ID); err != nil || placed != node.ID {
+		t.Fatalf("placed on %q, %v; want %s", placed, err, node.ID)
 	}
 	runningWithRelease(t, f)
 	host := "routed-" + uuid.NewString()[:8] + ".example.com"
@@ -166,7 +169,11 @@ func TestCertificatesDueForARoutedApp(t *testing.T) {
 	if _, ok := isDue(now); ok {
 		t.Error("due again while its issuance holds the lease")
 	}
-	issued := db.IssuedCertificate{Hostname: host, AppID: f.app.ID, PEM: "pem", KeySealed: "sealed", Serial: "1",
+	keySealed, err := testRing.Encrypt([]byte("key"), secrets.CertificateKey(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := db.IssuedCertificate{Hostname: host, AppID: f.app.ID, PEM: "pem", KeySealed: keySealed, Serial: "1",
 		NotBefore: now, NotAfter: now.Add(90 * 24 * time.Hour), RenewAfter: now.Add(60 * 24 * time.Hour), NodeID: target.NodeID}
 	if err := testStore.RecordCertificate(ctx, issued); err != nil {
 		t.Fatal(err)
