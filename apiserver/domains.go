@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"golang.org/x/net/idna"
 
 	"github.com/skypanel/skypanel/activities/contract"
@@ -220,7 +218,5 @@ func (s *Server) triggerCertificates(ctx context.Context) error {
 	if s.temporal == nil {
 		return nil
 	}
-	return s.temporal.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
-	})
+	return sptemporal.TriggerCertificateCheck(ctx, s.temporal)
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
@@ -109,4 +111,12 @@ func Dial(ctx context.Context, cfg ClientConfig, logger *slog.Logger) (client.Cl
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// TriggerCertificateCheck runs the certificates schedule now (a domain was published, a renewal
+// forced, an app moved): a run that comes while one runs waits for it, never lost.
+func TriggerCertificateCheck(ctx context.Context, c client.Client) error {
+	return c.ScheduleClient().GetHandle(ctx, CertificatesScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+	})
 }

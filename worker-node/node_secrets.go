@@ -184,22 +184,15 @@ func (n *nodeSecrets) OpenCertificateKeys(ctx context.Context, req acme.KeysRequ
 		if sealed == "" {
 			return nil, nil
 		}
-		ring, err := n.keyring(ctx, false, false)
-		if err != nil {
-			return nil, err
-		}
-		plain, err := ring.Decrypt(sealed, label)
-		if errors.Is(err, secrets.ErrUnknownKey) {
-			// Rotated since this node fetched its keys: fetch them again, once.
-			if ring, err = n.keyring(ctx, true, false); err == nil {
-				plain, err = ring.Decrypt(sealed, label)
-			}
-		}
-		if err != nil {
+		plain, err := n.Open(ctx, sealed, label)
+		switch {
+		case err == nil:
+			return plain, nil
+		case errors.Is(err, secrets.ErrMalformed), errors.Is(err, secrets.ErrTampered), errors.Is(err, secrets.ErrUnknownKey):
 			return nil, temporal.NewNonRetryableApplicationError("a certificate key of "+req.Hostname+" does not open: "+secrets.Explain(err),
 				docker.ErrTypeSecretUnavailable, nil)
 		}
-		return plain, nil
+		return nil, err // the node's keys could not be fetched: a retry may do
 	}
 	if accountKeyPEM, err = open(out.AccountKey, secrets.ACMEAccountKey(req.DirectoryURL)); err != nil {
 		return nil, nil, err

@@ -30,12 +30,7 @@ func ensureCertificateSchedule(ctx context.Context, log *slog.Logger, tc client.
 	return ensureSchedule(ctx, log, tc, sptemporal.CertificatesScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE)
 }
 
-// certificateTrigger runs the certificates schedule now (a domain was added, or a renewal
-// forced), so a certificate is issued within seconds rather than at the next daily check.
+// certificateTrigger runs the certificates schedule now, for the control activities.
 func certificateTrigger(tc client.Client) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		return tc.ScheduleClient().GetHandle(ctx, sptemporal.CertificatesScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
-			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
-		})
-	}
+	return func(ctx context.Context) error { return sptemporal.TriggerCertificateCheck(ctx, tc) }
 }

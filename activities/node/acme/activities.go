@@ -153,8 +153,7 @@ func (a *Activities) ObtainCertificate(ctx context.Context, in ObtainInput) (Obt
 	}
 	out := ObtainResult{CertificatePEM: string(issued.CertificatePEM), AccountURI: issued.AccountURI, Serial: issued.Serial,
 		NotBefore: issued.NotBefore, NotAfter: issued.NotAfter, KeySealedForNode: keyForNode}
-	req.AccountURI = issued.AccountURI
-	if start, end, ok, err := RenewalWindow(ctx, req, issued.CertificatePEM); err == nil && ok && start.Before(end) {
+	if start, end := issued.RenewalStart, issued.RenewalEnd; start.Before(end) {
 		// A uniform time in the window, as RFC 9773 recommends: renewals spread out.
 		out.RenewAfter = start.Add(time.Duration(rand.Int64N(int64(end.Sub(start)))))
 	}

@@ -53,6 +53,10 @@ type Issued struct {
 	Serial         string // hexadecimal
 	NotBefore      time.Time
 	NotAfter       time.Time
+	// RenewalStart and RenewalEnd are the CA's suggested renewal window (ACME Renewal Info,
+	// RFC 9773), asked with the same client right after issuance; zero when it offers none.
+	RenewalStart time.Time
+	RenewalEnd   time.Time
 }
 
 // account is lego's view of the ACME account.
@@ -141,8 +145,13 @@ func Obtain(ctx context.Context, req Request) (Issued, error) {
 	if err != nil {
 		return Issued{}, fmt.Errorf("the CA's certificate: %w", err)
 	}
-	return Issued{CertificatePEM: r.res.Certificate, AccountURI: acct.reg.URI, Serial: leaf.SerialNumber.Text(16),
-		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}, nil
+	issued := Issued{CertificatePEM: r.res.Certificate, AccountURI: acct.reg.URI, Serial: leaf.SerialNumber.Text(16),
+		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	// No renewal info (a CA without ARI): the control plane renews at two thirds of the lifetime.
+	if info, err := c.Certificate.GetRenewalInfo(certificate.RenewalInfoRequest{Cert: leaf}); err == nil {
+		issued.RenewalStart, issued.RenewalEnd = info.SuggestedWindow.Start, info.SuggestedWindow.End
+	}
+	return issued, nil
 }
 
 // CAError is the CA refusing (or failing) an order: its message is the customer's to read.
@@ -157,24 +166,6 @@ func caMessage(err error) string {
 		msg = msg[:1000] + "…"
 	}
 	return msg
-}
-
-// RenewalWindow asks the CA's ACME Renewal Info (RFC 9773) when certPEM should be renewed. It
-// answers false when the CA offers none.
-func RenewalWindow(ctx context.Context, req Request, certPEM []byte) (start, end time.Time, ok bool, err error) {
-	leaf, err := LeafOf(certPEM)
-	if err != nil {
-		return start, end, false, err
-	}
-	c, _, err := client(req)
-	if err != nil {
-		return start, end, false, err
-	}
-	info, err := c.Certificate.GetRenewalInfo(certificate.RenewalInfoRequest{Cert: leaf})
-	if err != nil {
-		return start, end, false, nil // no ARI: the two-thirds rule applies
-	}
-	return info.SuggestedWindow.Start, info.SuggestedWindow.End, true, nil
 }
 
 // ParseKeyPEM reads a private key in PEM (SEC 1 EC, or PKCS #8), as the control plane makes them.
