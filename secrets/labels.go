@@ -36,3 +36,9 @@ func ACMEAccountKey(directoryURL string) []byte {
 func CertificateKey(hostname string) []byte {
 	return []byte("certificate_key:" + hostname)
 }
+
+// DatabasePassword labels the password of a managed database, sealed where it is stored and,
+// for the node that runs the database, under that node's key.
+func DatabasePassword(databaseID string) []byte {
+	return []byte("database_password:" + databaseID)
+}

@@ -1,0 +1,60 @@
+package docker
+
+import "github.com/skypanel/skypanel/activities/contract"
+
+// LabelDatabase marks a managed database's container and volume with the database's id.
+const LabelDatabase = "skypanel.database"
+
+// DatabaseEngine is the catalogue's engine row (contract.DatabaseEngine).
+type DatabaseEngine = contract.DatabaseEngine
+
+// StartDatabaseInput runs a managed database: one hardened container named
+// DatabaseContainerName(DatabaseID) on its organization's network only (no published port),
+// its files on the named volume DatabaseVolumeName(DatabaseID), its password opened on the
+// node through the node's own key. Idempotent: a running container of the same database is
+// kept, a stopped one started, and the volume (the data) is always kept.
+type StartDatabaseInput struct {
+	DatabaseID string
+	OrgID      string
+	Engine     DatabaseEngine
+	// User and Database are the names the engine creates at its first start.
+	User     string
+	Database string
+	// PasswordSealed is the password sealed under the platform key, bound to
+	// secrets.DatabasePassword(DatabaseID).
+	PasswordSealed string
+	CPUMillis      int
+	MemoryMB       int
+	// StorageMB is the plan's storage; recorded on the volume as a label (overlay2 on ext4 has
+	// no per-volume quota), see docs/databases.md.
+	StorageMB int
+}
+
+// StartDatabaseResult names the container and the host name apps of the organization reach it
+// by (Docker's DNS on the organization's network).
+type StartDatabaseResult struct {
+	ContainerID string
+	Host        string
+}
+
+// WaitDatabaseHealthyInput waits until the database's health command passes, failing early
+// (non-retryable, with the container's last output) when the container exits.
+type WaitDatabaseHealthyInput struct {
+	DatabaseID string
+	Engine     DatabaseEngine
+}
+
+// RemoveDatabaseInput removes a database's container; with DropVolume its data goes too. Its
+// organization's network goes when no container of the organization is left.
+type RemoveDatabaseInput struct {
+	DatabaseID string
+	OrgID      string
+	DropVolume bool
+}
+
+// DatabaseContainerName is the container (and DNS name on its organization's network) of a
+// database.
+func DatabaseContainerName(databaseID string) string { return "skypanel-db-" + databaseID }
+
+// DatabaseVolumeName is the named volume that holds a database's files.
+func DatabaseVolumeName(databaseID string) string { return "skypanel-db-" + databaseID }
