@@ -49,6 +49,7 @@ type openEnvOutput struct {
 
 func (s *Server) registerAgentSecrets() {
 	s.registerAgentCertificateKeys()
+	s.registerAgentDatabasePassword()
 	nodeOp := func(id, path, summary string) huma.Operation {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
 			DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
@@ -170,6 +171,55 @@ func (s *Server) registerAgentCertificateKeys() {
 		}
 		if out.Body.CertificateKey, err = reseal(in.Body.CertificateKey, secrets.CertificateKey(hostname), "body.certificate_key"); err != nil {
 			return nil, err
+		}
+		return out, nil
+	})
+}
+
+type openDatabasePasswordInput struct {
+	Body struct {
+		DatabaseID string `json:"database_id" format:"uuid"`
+		Sealed     string `json:"sealed" minLength:"1" maxLength:"2000" doc:"the database's password sealed under the platform key, as the task carried it"`
+	}
+}
+
+type openDatabasePasswordOutput struct {
+	Body struct {
+		Sealed string `json:"sealed" doc:"the same password, sealed under the node's newest key"`
+	}
+}
+
+// registerAgentDatabasePassword lets the node that runs a managed database have its password
+// re-sealed for itself, to start the database's container.
+func (s *Server) registerAgentDatabasePassword() {
+	op := huma.Operation{OperationID: "agent-open-database-password", Method: http.MethodPost, Path: "/api/paas/agent/databases/open",
+		Summary: "Re-seal a managed database's password under the node's own key, for a database placed on the node",
+		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	huma.Register(s.api, op, func(ctx context.Context, in *openDatabasePasswordInput) (*openDatabasePasswordOutput, error) {
+		nodeID, _ := ctx.Value(nodeKey).(string)
+		databaseID := strings.ToLower(in.Body.DatabaseID)
+		placed, err := s.store.DatabasePlacedFor(ctx, databaseID, nodeID)
+		if err != nil {
+			return nil, s.problem(ctx, "database", err)
+		}
+		if !placed {
+			s.log.WarnContext(ctx, "node asked for the password of a database it does not run", "node_id", nodeID, "database_id", databaseID)
+			return nil, huma.Error403Forbidden("database " + databaseID + " is not placed on this node: its password is not this node's to open")
+		}
+		ring, err := s.nodeKeyring(ctx, nodeID, false)
+		if err != nil {
+			return nil, s.problem(ctx, "node", err)
+		}
+		label := secrets.DatabasePassword(databaseID)
+		plain, err := s.cfg.Keyring.Decrypt(in.Body.Sealed, label)
+		if err != nil {
+			return nil, huma.Error422UnprocessableEntity("the value does not open as this database's password",
+				&huma.ErrorDetail{Location: "body.sealed", Message: secrets.Explain(err)})
+		}
+		defer clear(plain)
+		out := &openDatabasePasswordOutput{}
+		if out.Body.Sealed, err = ring.Encrypt(plain, label); err != nil {
+			return nil, fmt.Errorf("seal a database password for node %s: %w", nodeID, err)
 		}
 		return out, nil
 	})

@@ -129,6 +129,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerInstances()
 	s.registerEnv()
 	s.registerDomains()
+	s.registerDatabases()
 	s.registerCodec()
 	s.registerWallet()
 	s.completeOpenAPI()

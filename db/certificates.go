@@ -186,12 +186,12 @@ func (s *Store) ForceRenewal(ctx context.Context, hostname string) error {
 	return nil
 }
 
-// reencryptCertificateKeys re-seals the ACME account keys and the certificates' keys not under
-// the keyring's primary key (secrets reencrypt).
+// reencryptCertificateKeys re-seals the ACME account keys, the certificates' keys and the
+// managed databases' passwords not under the keyring's primary key (secrets reencrypt).
 func (s *Store) reencryptCertificateKeys(ctx context.Context, ring *secrets.Keyring) (stored, moved int, err error) {
 	type sealedRow struct {
-		table, keyColumn, key, sealed string
-		label                         []byte
+		table, keyColumn, column, key, sealed string
+		label                                 []byte
 	}
 	var all []sealedRow
 	rows, err := s.pool.Query(ctx, `SELECT directory_url, key_sealed FROM acme_accounts`)
@@ -199,7 +199,7 @@ func (s *Store) reencryptCertificateKeys(ctx context.Context, ring *secrets.Keyr
 		return 0, 0, fmt.Errorf("read ACME accounts: %w", err)
 	}
 	accounts, err := collect(rows, func(row pgx.Row) (sealedRow, error) {
-		r := sealedRow{table: "acme_accounts", keyColumn: "directory_url"}
+		r := sealedRow{table: "acme_accounts", keyColumn: "directory_url", column: "key_sealed"}
 		err := row.Scan(&r.key, &r.sealed)
 		r.label = secrets.ACMEAccountKey(r.key)
 		return r, err
@@ -212,7 +212,7 @@ func (s *Store) reencryptCertificateKeys(ctx context.Context, ring *secrets.Keyr
 		return 0, 0, fmt.Errorf("read certificate keys: %w", err)
 	}
 	certs, err := collect(rows, func(row pgx.Row) (sealedRow, error) {
-		r := sealedRow{table: "app_domains", keyColumn: "hostname"}
+		r := sealedRow{table: "app_domains", keyColumn: "hostname", column: "key_sealed"}
 		err := row.Scan(&r.key, &r.sealed)
 		r.label = secrets.CertificateKey(r.key)
 		return r, err
@@ -220,7 +220,21 @@ func (s *Store) reencryptCertificateKeys(ctx context.Context, ring *secrets.Keyr
 	if err != nil {
 		return 0, 0, err
 	}
-	all = append(accounts, certs...)
+	// Managed databases' passwords (deleted ones too: a final backup may be restored later).
+	rows, err = s.pool.Query(ctx, `SELECT id::text, password_sealed FROM databases`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read database passwords: %w", err)
+	}
+	passwords, err := collect(rows, func(row pgx.Row) (sealedRow, error) {
+		r := sealedRow{table: "databases", keyColumn: "id::text", column: "password_sealed"}
+		err := row.Scan(&r.key, &r.sealed)
+		r.label = secrets.DatabasePassword(r.key)
+		return r, err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	all = append(append(accounts, certs...), passwords...)
 	for _, r := range all {
 		if !ring.NeedsReencrypt(r.sealed) {
 			continue
@@ -230,7 +244,7 @@ func (s *Store) reencryptCertificateKeys(ctx context.Context, ring *secrets.Keyr
 			return len(all), moved, fmt.Errorf("re-encrypt the key of %s %s: %s: %w", r.table, r.key, secrets.Explain(err), err)
 		}
 		// Only the value as read is replaced: one changed meanwhile was sealed by its writer.
-		tag, err := s.pool.Exec(ctx, `UPDATE `+r.table+` SET key_sealed = $3 WHERE `+r.keyColumn+` = $1 AND key_sealed = $2`, r.key, r.sealed, resealed)
+		tag, err := s.pool.Exec(ctx, `UPDATE `+r.table+` SET `+r.column+` = $3 WHERE `+r.keyColumn+` = $1 AND `+r.column+` = $2`, r.key, r.sealed, resealed)
 		if err != nil {
 			return len(all), moved, fmt.Errorf("store the re-sealed key of %s %s: %w", r.table, r.key, err)
 		}

@@ -12,14 +12,16 @@ import (
 // Placement by memory. A node offers its memory minus a system share (a tenth, at least
 // 512 MiB, for the OS, Docker and nginx); every app placed on it reserves its plan's memory
 // times its instance count, whether it runs or is stopped or suspended (it comes back on the
-// same node). A new app goes to the online, active (not cordoned, draining, …) node of its
+// same node), and every managed database its plan's memory. A new app goes to the online, active (not cordoned, draining, …) node of its
 // region with room for it whose share already reserved is the smallest.
 
 // nodeRoomColumns are a node's id, name, allocatable and reserved memory (MiB), for
 // FROM nodes n. An app being moved to the node (moving_to) counts there already.
 const nodeRoomColumns = `n.id::text, n.name, greatest(n.memory_mb - greatest(n.memory_mb / 10, 512), 0),
 	COALESCE((SELECT sum(p.memory_mb::bigint * greatest(a.instances, 1)) FROM applications a JOIN plans p ON p.id = a.plan_id
-		WHERE (a.node_id = n.id OR a.moving_to = n.id) AND a.status <> 'deleting'), 0)`
+		WHERE (a.node_id = n.id OR a.moving_to = n.id) AND a.status <> 'deleting'), 0)
+	+ COALESCE((SELECT sum(dp.memory_mb::bigint) FROM databases d JOIN database_plans dp ON dp.id = d.plan_id
+		WHERE d.node_id = n.id AND d.status NOT IN ('deleting', 'deleted')), 0)`
 
 // nodeRoom is a node's memory as placement sees it.
 type nodeRoom struct {

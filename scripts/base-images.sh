@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # Builds, only when they are missing, local equivalents of the official images SkyPanel's
-# buildpacks build and run apps on, under the names the seeded runtimes use:
+# buildpacks build and run apps on, and of those its managed databases run on, under the names
+# the seeded runtimes and database engines use:
 #
 #   node:20-bookworm-slim       Debian bookworm's nodejs (18.x, not 20) + npm, user node (uid 1000)
 #   python:3.11-slim-bookworm   Debian bookworm's python3 (3.11) + pip, python -> python3
 #   php:8.2-apache-bookworm     Debian bookworm's php 8.2 + Apache (mod_php, prefork);
 #                               `apache2-foreground` listens on $PORT and runs as any uid
+#   postgres:15-bookworm        Debian bookworm's postgresql-15; the official entrypoint's
+#                               POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, PGDATA
+#   mariadb:10.11               Debian bookworm's mariadb-server (10.11); the official entrypoint's
+#                               MARIADB_ROOT_PASSWORD, MARIADB_USER, MARIADB_PASSWORD,
+#                               MARIADB_DATABASE, MARIADB_ROOT_HOST (and their MYSQL_* aliases)
+#   redis:7-bookworm            Debian bookworm's redis-server (7.0), data in /data
+#
+# The database images run as the official ones do: started as root, their entrypoint makes the
+# data and socket directories its user's and drops to that user (postgres, mysql and redis, each
+# uid and gid 999 as in the official images, so a volume moves between the two) with setpriv
+# where the official images use gosu; started as that user they run as it.
 #
 # No container registry is needed: the Debian base is made with debootstrap from the Debian
 # mirror this machine's apt already uses and imported as skypanel/debian:bookworm, then each
-# runtime image is built FROM it with Debian's packages (one apt-get per image). Every image is
-# labelled skypanel.base=true, so app cleanup never removes it.
+# image is built FROM it with Debian's packages (one apt-get per image), all of them side by side
+# in the background. Every image is labelled skypanel.base=true, so app cleanup never removes it.
 #
 # Idempotent: an image that exists (whatever built it, the official one included) is kept, so a
 # second run takes a few seconds. As root, or with sudo for debootstrap.
@@ -20,6 +32,9 @@
 #   SKYPANEL_NODE_IMAGE     Node.js runtime image      (node:20-bookworm-slim)
 #   SKYPANEL_PYTHON_IMAGE   Python runtime image       (python:3.11-slim-bookworm)
 #   SKYPANEL_PHP_IMAGE      PHP runtime image          (php:8.2-apache-bookworm)
+#   SKYPANEL_POSTGRES_IMAGE PostgreSQL database image  (postgres:15-bookworm)
+#   SKYPANEL_MARIADB_IMAGE  MariaDB database image     (mariadb:10.11)
+#   SKYPANEL_REDIS_IMAGE    Redis database image       (redis:7-bookworm)
 #   SKYPANEL_DEBIAN_MIRROR  Debian mirror URL          (read from /etc/apt/sources*)
 #   SKYPANEL_DEBIAN_SECURITY_MIRROR  security mirror   (read from /etc/apt/sources*, optional)
 #   REBUILD=1 (or --rebuild) builds every image again, the Debian base included.
@@ -32,6 +47,10 @@ DEBIAN_IMAGE=${SKYPANEL_DEBIAN_IMAGE:-skypanel/debian:bookworm}
 NODE_IMAGE=${SKYPANEL_NODE_IMAGE:-node:20-bookworm-slim}
 PYTHON_IMAGE=${SKYPANEL_PYTHON_IMAGE:-python:3.11-slim-bookworm}
 PHP_IMAGE=${SKYPANEL_PHP_IMAGE:-php:8.2-apache-bookworm}
+POSTGRES_IMAGE=${SKYPANEL_POSTGRES_IMAGE:-postgres:15-bookworm}
+MARIADB_IMAGE=${SKYPANEL_MARIADB_IMAGE:-mariadb:10.11}
+REDIS_IMAGE=${SKYPANEL_REDIS_IMAGE:-redis:7-bookworm}
+IMAGES=("$NODE_IMAGE" "$PYTHON_IMAGE" "$PHP_IMAGE" "$POSTGRES_IMAGE" "$MARIADB_IMAGE" "$REDIS_IMAGE")
 REBUILD=${REBUILD:-}
 if [ "${1:-}" = --rebuild ]; then
 	REBUILD=1
@@ -63,8 +82,14 @@ if ! flock -n 9; then
 	flock 9
 fi
 
-if have_image "$NODE_IMAGE" && have_image "$PYTHON_IMAGE" && have_image "$PHP_IMAGE"; then
-	log "ok: $NODE_IMAGE, $PYTHON_IMAGE, $PHP_IMAGE are present"
+all_present() {
+	local name
+	for name in "${IMAGES[@]}"; do
+		have_image "$name" || return 1
+	done
+}
+if all_present; then
+	log "ok: ${IMAGES[*]} are present"
 	exit 0
 fi
 
@@ -177,9 +202,9 @@ else
 	as_root rm -rf --one-file-system "$ROOTFS"
 fi
 
-# --- the runtime images --------------------------------------------------------------------
+# --- the runtime and database images -------------------------------------------------------
 # build NAME DIR: builds DIR/Dockerfile (FROM the Debian base) into NAME in the background (the
-# three builds mostly wait on the mirror, so they run side by side); finish waits for them all.
+# builds mostly wait on the mirror, so they run side by side); finish waits for them all.
 PIDS=()
 NAMES=()
 DIRS=()
@@ -297,5 +322,282 @@ EOF
 	build "$PHP_IMAGE" "$WORK/php"
 fi
 
+# --- the database images -------------------------------------------------------------------
+# Each entrypoint follows its official image's environment, so one catalogue row runs on either
+# image, and its root phase does what the official one does: it walks the data directory and
+# gives whatever another user owns to the engine's user (root needs CHOWN and, to enter the
+# engine's private directories on a later start, DAC_READ_SEARCH), then drops to that user
+# (SETUID, SETGID). A node that runs these images runs the official ones with the same rights.
+
+if ! have_image "$POSTGRES_IMAGE"; then
+	mkdir -p "$WORK/postgres"
+	cat >"$WORK/postgres/docker-entrypoint.sh" <<'EOF'
+#!/bin/bash
+# The official postgres image's conventions: POSTGRES_USER (postgres), POSTGRES_PASSWORD,
+# POSTGRES_DB ($POSTGRES_USER), POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD (scram-sha-256)
+# and PGDATA. An empty data directory is initialized: the user is the superuser, the local
+# socket trusts, every host connection needs the password.
+set -Eeuo pipefail
+
+if [ "${1:0:1}" = '-' ]; then
+	set -- postgres "$@"
+fi
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+
+if [ "$1" = postgres ]; then
+	# The directories, as the official entrypoint makes them; the socket's may be a tmpfs.
+	mkdir -p "$PGDATA"
+	chmod 0700 "$PGDATA" 2>/dev/null || :
+	mkdir -p /var/run/postgresql 2>/dev/null || :
+	chmod 3775 /var/run/postgresql 2>/dev/null || :
+	if [ "$(id -u)" = 0 ]; then
+		find "$PGDATA" \! -user postgres -exec chown postgres '{}' +
+		find /var/run/postgresql \! -user postgres -exec chown postgres '{}' +
+		HOME=/var/lib/postgresql exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+	fi
+	if [ ! -s "$PGDATA/PG_VERSION" ]; then
+		: "${POSTGRES_USER:=postgres}"
+		: "${POSTGRES_DB:=$POSTGRES_USER}"
+		auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+		args=(--username="$POSTGRES_USER" --auth-local=trust --auth-host="$auth")
+		if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
+			echo >&2 "error: the database is uninitialized and POSTGRES_PASSWORD is not set: set it (or POSTGRES_HOST_AUTH_METHOD=trust)"
+			exit 1
+		fi
+		# shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS holds several arguments, as in the official image
+		if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+			initdb "${args[@]}" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") ${POSTGRES_INITDB_ARGS:-}
+		else
+			initdb "${args[@]}" ${POSTGRES_INITDB_ARGS:-}
+		fi
+		printf '\nhost all all all %s\n' "$auth" >>"$PGDATA/pg_hba.conf"
+
+		# A server on the socket only, for the database and the init scripts, then stopped.
+		pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
+		psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username "$POSTGRES_USER")
+		if [ "$POSTGRES_DB" != postgres ]; then
+			"${psql[@]}" --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+		fi
+		for f in /docker-entrypoint-initdb.d/*; do
+			case "$f" in
+			*.sh) echo "running $f"; bash "$f" ;;
+			*.sql) echo "running $f"; "${psql[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
+			esac
+		done
+		pg_ctl -D "$PGDATA" -m fast -w stop
+		echo "PostgreSQL init process complete; ready for start up."
+	fi
+fi
+
+exec "$@"
+EOF
+	cat >"$WORK/postgres/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE
+# The official image's user (uid and gid 999) exists before the packages, which keep it; Debian
+# makes no cluster of its own (the entrypoint makes one in \$PGDATA).
+RUN set -eu; groupadd --system --gid 999 postgres; \\
+    useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres; \\
+    mkdir -p /var/lib/postgresql; chown postgres:postgres /var/lib/postgresql; \\
+    $APT_INSTALL postgresql-common >/dev/null; \\
+    sed -ri 's/^#? *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf; \\
+    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; $APT_CLEAN; \\
+    sed -ri "s/^#? *listen_addresses *=.*/listen_addresses = '*'/" /usr/share/postgresql/15/postgresql.conf.sample; \\
+    grep -q "^listen_addresses = '\\*'" /usr/share/postgresql/15/postgresql.conf.sample; \\
+    mkdir -p /var/run/postgresql /var/lib/postgresql/data /docker-entrypoint-initdb.d; \\
+    chown postgres:postgres /var/run/postgresql /var/lib/postgresql/data; \\
+    chmod 3777 /var/run/postgresql; chmod 1777 /var/lib/postgresql/data; \\
+    /usr/lib/postgresql/15/bin/postgres --version
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+STOPSIGNAL SIGINT
+EXPOSE 5432
+LABEL org.opencontainers.image.description="Local stand-in for postgres:15-bookworm: Debian bookworm postgresql-15, the official entrypoint's POSTGRES_* environment"
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]
+EOF
+	build "$POSTGRES_IMAGE" "$WORK/postgres"
+fi
+
+if ! have_image "$MARIADB_IMAGE"; then
+	mkdir -p "$WORK/mariadb"
+	cat >"$WORK/mariadb/docker-entrypoint.sh" <<'EOF'
+#!/bin/bash
+# The official mariadb image's conventions: MARIADB_ROOT_PASSWORD (or
+# MARIADB_ALLOW_EMPTY_ROOT_PASSWORD), MARIADB_ROOT_HOST (%), MARIADB_USER, MARIADB_PASSWORD,
+# MARIADB_DATABASE, each also as MYSQL_*. An empty data directory is initialized: the user gets
+# every privilege on the database. Values reach the server on stdin, never on a command line.
+set -Eeuo pipefail
+
+if [ "${1:0:1}" = '-' ]; then
+	set -- mariadbd "$@"
+fi
+server=0
+case "$1" in mariadbd | mysqld) server=1 ;; esac
+
+# sql_string VALUE: VALUE inside a single-quoted SQL string; sql_name VALUE: inside backquotes.
+sql_string() {
+	local s=${1//\\/\\\\}
+	s=${s//$'\n'/\\n}
+	printf '%s' "${s//\'/\\\'}"
+}
+sql_name() { printf '%s' "${1//\`/\`\`}"; }
+
+if [ "$server" = 1 ]; then
+	# The server's own directories, with the command's options, as the official entrypoint
+	# reads and makes them; the socket's may be a tmpfs.
+	help=$("$@" --verbose --help 2>/dev/null)
+	setting() { awk -v name="$1" '/^[^ \t]/ && $1 == name { print $2; exit }' <<<"$help"; }
+	datadir=$(setting datadir)
+	socket=$(setting socket)
+	mkdir -p "$datadir" "$(dirname "$socket")"
+	if [ "$(id -u)" = 0 ]; then
+		find "$datadir" \! -user mysql -exec chown mysql:mysql '{}' +
+		find "$(dirname "$socket")" -maxdepth 0 \! -user mysql -exec chown mysql:mysql '{}' \;
+		HOME=/var/lib/mysql exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
+	fi
+	if [ ! -d "$datadir/mysql" ]; then
+		for v in ROOT_PASSWORD ALLOW_EMPTY_ROOT_PASSWORD ROOT_HOST USER PASSWORD DATABASE; do
+			m=MARIADB_$v my=MYSQL_$v
+			if [ -z "${!m:-}" ] && [ -n "${!my:-}" ]; then
+				export "$m=${!my}"
+			fi
+		done
+		if [ -z "${MARIADB_ROOT_PASSWORD:-}" ] && [ -z "${MARIADB_ALLOW_EMPTY_ROOT_PASSWORD:-}" ]; then
+			echo >&2 "error: the database is uninitialized and MARIADB_ROOT_PASSWORD is not set: set it (or MARIADB_ALLOW_EMPTY_ROOT_PASSWORD)"
+			exit 1
+		fi
+		if [ "${MARIADB_USER:-}" = root ]; then
+			echo >&2 "error: MARIADB_USER=root: MARIADB_USER and MARIADB_PASSWORD are for a user other than root"
+			exit 1
+		fi
+		echo "Initializing the database in $datadir"
+		mariadb-install-db --datadir="$datadir" --rpm --auth-root-authentication-method=normal --skip-test-db \
+			--old-mode=UTF8_IS_UTF8MB3 --default-time-zone=SYSTEM --enforce-storage-engine= --skip-log-bin \
+			--expire-logs-days=0 --loose-innodb_buffer_pool_load_at_startup=0 --loose-innodb_buffer_pool_dump_at_shutdown=0 "${@:2}" >/dev/null
+
+		# A server on the socket only, to create the users and the database, then stopped.
+		"$@" --skip-networking --default-time-zone=SYSTEM --socket="$socket" --wsrep_on=OFF --skip-log-bin \
+			--loose-innodb_buffer_pool_load_at_startup=0 &
+		pid=$!
+		client=(mariadb --protocol=socket --socket="$socket" -uroot --database=mysql --batch --skip-column-names)
+		for _ in $(seq 150); do
+			if "${client[@]}" -e 'SELECT 1' >/dev/null 2>&1; then break; fi
+			kill -0 "$pid" 2>/dev/null || { echo >&2 "error: the temporary server exited"; exit 1; }
+			sleep 0.2
+		done
+		root_host=${MARIADB_ROOT_HOST:-%}
+		{
+			echo "SET @@SESSION.SQL_LOG_BIN=0;"
+			echo "SET @@SESSION.SQL_MODE=REPLACE(@@SESSION.SQL_MODE, 'NO_BACKSLASH_ESCAPES', '');"
+			# No anonymous users, root only where MARIADB_ROOT_HOST says (mariadb-install-db makes more).
+			echo "DROP USER IF EXISTS root@'127.0.0.1', root@'::1', ''@'localhost';"
+			echo "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS root@''', @@hostname, ''', ''''@''', @@hostname, '''');"
+			if [ -n "${MARIADB_ROOT_PASSWORD:-}" ]; then
+				echo "SET PASSWORD FOR 'root'@'localhost' = PASSWORD('$(sql_string "$MARIADB_ROOT_PASSWORD")');"
+			fi
+			if [ "$root_host" != localhost ]; then
+				echo "CREATE USER 'root'@'$(sql_string "$root_host")' IDENTIFIED BY '$(sql_string "${MARIADB_ROOT_PASSWORD:-}")';"
+				echo "GRANT ALL ON *.* TO 'root'@'$(sql_string "$root_host")' WITH GRANT OPTION;"
+				echo "GRANT PROXY ON ''@'%' TO 'root'@'$(sql_string "$root_host")' WITH GRANT OPTION;"
+			fi
+			if [ -n "${MARIADB_DATABASE:-}" ]; then
+				echo "CREATE DATABASE IF NOT EXISTS \`$(sql_name "$MARIADB_DATABASE")\`;"
+			fi
+			if [ -n "${MARIADB_USER:-}" ] && [ -n "${MARIADB_PASSWORD:-}" ]; then
+				echo "CREATE USER '$(sql_string "$MARIADB_USER")'@'%' IDENTIFIED BY '$(sql_string "$MARIADB_PASSWORD")';"
+				if [ -n "${MARIADB_DATABASE:-}" ]; then
+					echo "GRANT ALL ON \`$(sql_name "$MARIADB_DATABASE")\`.* TO '$(sql_string "$MARIADB_USER")'@'%';"
+				fi
+			fi
+		} | "${client[@]}"
+		for f in /docker-entrypoint-initdb.d/*; do
+			case "$f" in
+			*.sh) echo "running $f"; bash "$f" ;;
+			*.sql) echo "running $f"; MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot ${MARIADB_DATABASE:+"--database=$MARIADB_DATABASE"} <"$f" ;;
+			esac
+		done
+		kill -s TERM "$pid"
+		wait "$pid"
+		echo "MariaDB init process done; ready for start up."
+	fi
+fi
+
+exec "$@"
+EOF
+	cat >"$WORK/mariadb/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE
+# The official image's user (uid and gid 999); the data directory Debian's package makes is
+# removed (the entrypoint initializes an empty one), the server listens on every address and
+# resolves no client names, and keeps no binary log to expire.
+RUN set -eu; groupadd --system --gid 999 mysql; \\
+    useradd --system --uid 999 --gid mysql --home-dir /var/lib/mysql --no-create-home --shell /usr/sbin/nologin mysql; \\
+    $APT_INSTALL mariadb-server mariadb-client >/dev/null; $APT_CLEAN; \\
+    rm -rf /var/lib/mysql; mkdir -p /var/lib/mysql /run/mysqld /docker-entrypoint-initdb.d; \\
+    chown mysql:mysql /var/lib/mysql /run/mysqld; chmod 1777 /run/mysqld; \\
+    sed -ri -e 's/^( *bind-address *=).*/\\1 0.0.0.0/' -e 's/^( *expire_logs_days)/# \\1/' /etc/mysql/mariadb.conf.d/50-server.cnf; \\
+    printf '[mariadb]\\nhost-cache-size=0\\nskip-name-resolve\\n' >/etc/mysql/mariadb.conf.d/05-skypanel.cnf; \\
+    mariadbd --version
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
+VOLUME /var/lib/mysql
+EXPOSE 3306
+LABEL org.opencontainers.image.description="Local stand-in for mariadb:10.11: Debian bookworm mariadb-server 10.11, the official entrypoint's MARIADB_* (MYSQL_*) environment"
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["mariadbd"]
+EOF
+	build "$MARIADB_IMAGE" "$WORK/mariadb"
+fi
+
+if ! have_image "$REDIS_IMAGE"; then
+	mkdir -p "$WORK/redis"
+	cat >"$WORK/redis/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# As the official redis image's entrypoint: options alone (or a .conf file first) run
+# redis-server; started as root it drops to redis; files are private (umask 077).
+set -e
+
+if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then
+	set -- redis-server "$@"
+fi
+if [ "$1" = redis-server ] && [ "$(id -u)" = 0 ]; then
+	find . \! -user redis -exec chown redis '{}' +
+	HOME=/data exec setpriv --reuid=redis --regid=redis --init-groups "$0" "$@"
+fi
+# The official image's server has protected mode off: with no configuration file, so has this one.
+if [ "$1" = redis-server ] && { [ $# -eq 1 ] || [ "${2#-}" != "$2" ]; }; then
+	shift
+	set -- redis-server --protected-mode no "$@"
+fi
+if [ "$(umask)" = 0022 ]; then
+	umask 0077
+fi
+exec "$@"
+EOF
+	cat >"$WORK/redis/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE
+# The official image's user (uid and gid 999) owns /data, the working directory.
+RUN set -eu; groupadd --system --gid 999 redis; \\
+    useradd --system --uid 999 --gid redis --home-dir /data --no-create-home --shell /usr/sbin/nologin redis; \\
+    $APT_INSTALL redis-server >/dev/null; $APT_CLEAN; \\
+    mkdir -p /data; chown redis:redis /data; \\
+    redis-server --version
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
+VOLUME /data
+WORKDIR /data
+EXPOSE 6379
+LABEL org.opencontainers.image.description="Local stand-in for redis:7-bookworm: Debian bookworm redis-server 7.0, data in /data"
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["redis-server"]
+EOF
+	build "$REDIS_IMAGE" "$WORK/redis"
+fi
+
 finish
-log "ok: $NODE_IMAGE, $PYTHON_IMAGE, $PHP_IMAGE"
+log "ok: ${IMAGES[*]}"

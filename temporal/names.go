@@ -18,19 +18,22 @@ const (
 	SearchAttrAppID  = "SkyPanelAppID"
 	SearchAttrOrgID  = "SkyPanelOrgID"
 	SearchAttrNodeID = "SkyPanelNodeID"
+	// SearchAttrDatabaseID is set on every operation of a managed database.
+	SearchAttrDatabaseID = "SkyPanelDatabaseID"
 	// SearchAttrOperation names platform-wide work: "billing", "suspend", "resume".
 	SearchAttrOperation = "SkyPanelOperation"
 )
 
 // SearchAttributeNames lists the keyword search attributes the namespace must have.
-var SearchAttributeNames = []string{SearchAttrAppID, SearchAttrOrgID, SearchAttrNodeID, SearchAttrOperation}
+var SearchAttributeNames = []string{SearchAttrAppID, SearchAttrOrgID, SearchAttrNodeID, SearchAttrOperation, SearchAttrDatabaseID}
 
 // Typed keys of the search attributes, for workflows and the API.
 var (
-	AppIDKey     = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrAppID)
-	OrgIDKey     = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOrgID)
-	NodeIDKey    = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrNodeID)
-	OperationKey = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOperation)
+	AppIDKey      = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrAppID)
+	OrgIDKey      = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOrgID)
+	NodeIDKey     = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrNodeID)
+	OperationKey  = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrOperation)
+	DatabaseIDKey = sdktemporal.NewSearchAttributeKeyKeyword(SearchAttrDatabaseID)
 )
 
 // CertificatesScheduleID is the Temporal Schedule that starts RenewCertificates (daily, and at

@@ -343,6 +343,7 @@ func inRegistry(t testing.TB, ref string) bool {
 // exits at once cannot pass a deploy's readiness gate, so the app here answers its health
 // check and exits 2 s later, every time.
 func TestACrashLoopIsHealedThreeTimesThenDegraded(t *testing.T) {
+	t.Parallel() // mostly waits on the platform's timers: runs beside the other waiting tests, at the end
 	owner := newCustomer(t, uniqueName("crashloop")+"@example.com")
 	name := uniqueName("crashloop")
 	r := newHelloRepo(t, name, "crashloop")
@@ -399,6 +400,7 @@ func TestACrashLoopIsHealedThreeTimesThenDegraded(t *testing.T) {
 // A heal queued while a deploy builds waits for it, then finds the deploy's instances: no
 // duplicate instances and no lost deploy.
 func TestAHealQueuedBehindADeployWaitsAndSeesItsResult(t *testing.T) {
+	t.Parallel() // mostly waits on the platform's timers: runs beside the other waiting tests, at the end
 	owner, app, r, _ := liveHelloApp(t, "healbehind", "before the deploy")
 	owner.scale(t, app.ID, 2)
 	// The next build sleeps long enough for the convergence check to see the app short.

@@ -238,13 +238,19 @@ func leftovers(ctx context.Context, d *dockerclient.Client, nodeID string) ([]st
 	return left, nil
 }
 
-// cleanUpAndCheck removes, through the API, everything the tests made, then fails the run if
+// cleanUpAndCheck removes, through the API, everything the tests made (apps, then databases), then fails the run if
 // the engine still holds anything of the stack's node, or if a foreign network was touched.
 func cleanUpAndCheck(foreign *foreignNetworks) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var errs []error
 	if err := deleteEverythingThroughTheAPI(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	created.Lock()
+	customers := append([]customer(nil), created.customers...)
+	created.Unlock()
+	if err := deleteDatabasesOf(ctx, customers); err != nil {
 		errs = append(errs, err)
 	}
 	left, err := leftovers(ctx, platform.docker, platform.nodeID)

@@ -46,7 +46,9 @@ type fakeAPI struct {
 	platform *secrets.Keyring
 	nodeKeys []string
 	placed   map[string]bool
-	keyCalls int
+	// placedDatabases are the managed databases placed on the node.
+	placedDatabases map[string]bool
+	keyCalls        int
 
 	mu             sync.Mutex
 	registrations  []RegisterRequest
@@ -208,6 +210,32 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			out[i] = sealedVarJSON{Key: v.Key, Sealed: sealed}
 		}
 		json.NewEncoder(w).Encode(map[string]any{"vars": out})
+	}))
+	mux.HandleFunc("POST /api/paas/agent/databases/open", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			DatabaseID string `json:"database_id"`
+			Sealed     string `json:"sealed"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.placedDatabases[req.DatabaseID] {
+			http.Error(w, `{"detail":"database `+req.DatabaseID+` is not placed on this node"}`, http.StatusForbidden)
+			return
+		}
+		ring, err := secrets.ParseKeyring(strings.Join(f.nodeKeys, ","))
+		if err != nil {
+			http.Error(w, "no node key", http.StatusConflict)
+			return
+		}
+		label := secrets.DatabasePassword(req.DatabaseID)
+		plain, err := f.platform.Decrypt(req.Sealed, label)
+		if err != nil {
+			http.Error(w, `{"detail":"the password does not open"}`, http.StatusUnprocessableEntity)
+			return
+		}
+		sealed, _ := ring.Encrypt(plain, label)
+		json.NewEncoder(w).Encode(map[string]string{"sealed": sealed})
 	}))
 	mux.HandleFunc("POST /api/paas/agent/instances", authed(func(w http.ResponseWriter, r *http.Request) {
 		var rep InstancesReport

@@ -127,6 +127,37 @@ func (n *nodeSecrets) OpenEnv(ctx context.Context, appID string, vars []docker.S
 	return env, err
 }
 
+// OpenDatabasePassword asks the API to re-seal a managed database's password under this node's
+// newest key (only for a database placed here), then opens it. Errors never quote the value.
+func (n *nodeSecrets) OpenDatabasePassword(ctx context.Context, databaseID, sealed string) (string, error) {
+	in := map[string]string{"database_id": databaseID, "sealed": sealed}
+	var out struct {
+		Sealed string `json:"sealed"`
+	}
+	if err := n.api.post(ctx, "/api/paas/agent/databases/open", in, &out); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && !se.Temporary() {
+			// Not placed here, another database's value, a revoked node: asking again changes nothing.
+			return "", temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the control plane did not open the password of database %s for this node (HTTP %d): %s", databaseID, se.Status, problemDetail(se)),
+				docker.ErrTypeSecretUnavailable, nil)
+		}
+		return "", fmt.Errorf("open the password of database %s: %w", databaseID, err)
+	}
+	ring, err := n.keyring(ctx, false, false)
+	if err != nil {
+		return "", err
+	}
+	password, err := docker.OpenSealedPassword(ring, databaseID, out.Sealed)
+	if errors.Is(err, secrets.ErrUnknownKey) {
+		// Rotated since this node fetched its keys: fetch them again, once.
+		if ring, err = n.keyring(ctx, true, false); err == nil {
+			password, err = docker.OpenSealedPassword(ring, databaseID, out.Sealed)
+		}
+	}
+	return password, err
+}
+
 // Open opens a value sealed under this node's key with label (a certificate's key the control
 // plane sealed for this node). The errors are the secrets package's (ErrUnknownKey, ErrTampered,
 // ErrMalformed) or a failure to fetch the keys; none quotes the value.

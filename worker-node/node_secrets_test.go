@@ -63,6 +63,58 @@ func TestNodeSecretsOpenAppValuesWithTheNodesOwnKeys(t *testing.T) {
 	}
 }
 
+// A database's password opens through the API, under the node's own keys: for a database
+// placed on the node (after a rotation too); one placed elsewhere, or a password sealed for
+// another database, gets a non-retryable refusal that never quotes the password.
+func TestNodeSecretsOpenDatabasePasswords(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI(t)
+	platform, err := secrets.NewKeyring("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.platform, api.placedDatabases = platform, map[string]bool{"db-1": true}
+	node := &nodeSecrets{api: NewAPIClient(api.URL, testNodeToken)}
+	if err := node.fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seal := func(databaseID, password string) string {
+		sealed, err := platform.Encrypt([]byte(password), secrets.DatabasePassword(databaseID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sealed
+	}
+
+	if password, err := node.OpenDatabasePassword(ctx, "db-1", seal("db-1", "hunter2-db")); err != nil || password != "hunter2-db" {
+		t.Fatalf("open db-1's password: %q %v", password, err)
+	}
+
+	// Rotated elsewhere (the API made a new key): the node fetches its keys again, once.
+	if err := node.api.post(ctx, "/api/paas/agent/keys", map[string]bool{"rotate": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := api.keyCallCount()
+	if password, err := node.OpenDatabasePassword(ctx, "db-1", seal("db-1", "rotated-db")); err != nil || password != "rotated-db" {
+		t.Fatalf("after a rotation: %q %v (keys %v)", password, err, node.current().IDs())
+	}
+	if got := api.keyCallCount() - calls; got != 1 || len(node.current().IDs()) != 2 {
+		t.Errorf("after a rotation the node fetched its keys %d times and holds %v, want once and two keys", got, node.current().IDs())
+	}
+
+	for name, c := range map[string]struct{ databaseID, sealed, want string }{
+		"placed elsewhere":            {"db-2", seal("db-2", "not-yours-db"), "not placed on this node"},
+		"sealed for another database": {"db-1", seal("db-2", "not-yours-db"), "does not open"},
+	} {
+		_, err := node.OpenDatabasePassword(ctx, c.databaseID, c.sealed)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != docker.ErrTypeSecretUnavailable || !appErr.NonRetryable() ||
+			!strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "not-yours-db") {
+			t.Errorf("%s: %v, want a non-retryable refusal saying %q, without the password", name, err, c.want)
+		}
+	}
+}
+
 // A value the control plane sealed for this node (a certificate's key) opens with the node's
 // keys, after a rotation too, and only under its own label.
 func TestNodeSecretsOpenValuesSealedForTheNode(t *testing.T) {

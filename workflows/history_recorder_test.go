@@ -239,6 +239,7 @@ const (
 	recOrgID       = "c41d9e07-2b6a-4f3c-8e15-7a9b0c3d2e02"
 	recOtherOrgID  = "0e7a3b5c-9d14-4c82-b6f0-1a2d3e4f5a03"
 	recAppID       = "9f2c6b1a-4e3d-4a57-8c90-b1d2e3f4a504"
+	recDatabaseID  = "d8b0e6f2-5a4c-4b1e-9f3d-2c7a8e9b0d15"
 	recDeployID    = "2d4f6a8c-1b3e-4d5f-a7c9-e0f1a2b3c405"
 	recPrevDeploy  = "7e9a1c3b-5d2f-4b6e-8a0c-d1e2f3a4b506"
 	recOperationID = "4a6c8e0f-2b4d-4f6a-9c1e-a3b5c7d9e107"
@@ -375,7 +376,17 @@ func recordScenarios() []recordScenario {
 		attrs: temporal.NewSearchAttributes(sptemporal.NodeIDKey.ValueSet(recNodeID), sptemporal.OperationKey.ValueSet("drain")),
 	}
 
+	// A PostgreSQL database provisioned on the node, and its deletion.
+	dbOp := func(workflow, kind string) recordScenario {
+		return recordScenario{
+			name: "database-" + kind, workflow: workflow, id: "database-" + kind + "/" + recDatabaseID + "/" + recOperationID,
+			input: map[string]any{"DatabaseID": recDatabaseID, "OperationID": recOperationID},
+			attrs: temporal.NewSearchAttributes(sptemporal.DatabaseIDKey.ValueSet(recDatabaseID), sptemporal.OrgIDKey.ValueSet(recOrgID)),
+		}
+	}
+
 	return []recordScenario{
+		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"),
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,
@@ -502,6 +513,17 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"ReadOperationState": func(map[string]any) (any, error) {
 			return map[string]any{"Status": "succeeded", "Reason": "moved from node worker-1 to node worker-2 (1 instance of release " + recPrevDeploy + ", from its image)"}, nil
 		},
+		"LoadDatabaseTarget": func(map[string]any) (any, error) {
+			return map[string]any{"DatabaseID": recDatabaseID, "OrgID": recOrgID, "Name": "main", "NodeID": recNodeID,
+				"User": "app", "DBName": "main", "PasswordSealed": "v1:k1:sealed-password", "CPUMillis": 500, "MemoryMB": 256, "StorageMB": 1024,
+				"Status": "provisioning", "Engine": map[string]any{"Engine": "postgresql", "Version": "15", "Image": "postgres:15-bookworm",
+					"Port": 5432, "DataDir": "/var/lib/postgresql/data", "HealthCommand": []string{"pg_isready"}}}, nil
+		},
+		"SetDatabaseStatus": none, "ReleaseDatabaseOperation": none,
+		"StartDatabase": func(map[string]any) (any, error) {
+			return map[string]any{"ContainerID": "d0d0" + strings.Repeat("0", 60), "Host": "skypanel-db-" + recDatabaseID}, nil
+		},
+		"WaitDatabaseHealthy": none, "RemoveDatabase": none,
 		"RecordBuild": none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
 		"MarkAppRunning": none, "MarkAppStopped": none, "MarkAppSuspended": none, "DeleteApplicationRecord": none,
 		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none, "ReplaceReleaseImage": none,

@@ -23,3 +23,7 @@ type DatabaseEngine struct {
 	// User runs the engine's process ("uid:gid" or a name of the image); empty: the image's.
 	User string `json:",omitempty"`
 }
+
+// DatabaseHost is the name a managed database answers by on its organization's network (its
+// container's name, which Docker's DNS resolves there): what linked apps connect to.
+func DatabaseHost(databaseID string) string { return "skypanel-db-" + databaseID }

@@ -351,6 +351,9 @@ func (o *Owner) Sweep(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := o.sweepDatabases(ctx, grace); err != nil {
+		errs = append(errs, err)
+	}
 	apps, err := o.Store.AppsWaitingWithoutRunning(ctx)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -377,22 +380,29 @@ func (o *Owner) checkRunning(ctx context.Context, op db.Operation) error {
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", op.WorkflowID, err)
 	}
-	status, reason := db.OperationFailed, ""
-	switch desc.GetWorkflowExecutionInfo().GetStatus() {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	status, reason, closed := closedOutcome(desc.GetWorkflowExecutionInfo().GetStatus(), op.Kind, op.WorkflowType)
+	if !closed {
 		return nil
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		reason = fmt.Sprintf("the %s passed its deadline of %s and was stopped", op.Kind, deadlineOf(op.WorkflowType))
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		reason = "the " + op.Kind + "'s workflow was terminated"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		status, reason = db.OperationCancelled, "the "+op.Kind+"'s workflow was cancelled"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		status = db.OperationSucceeded
-	default:
-		reason = "the " + op.Kind + "'s workflow ended without recording its end"
 	}
 	o.Log.WarnContext(ctx, "operation's workflow closed without recording its end", "app_id", op.AppID, "operation_id", op.ID,
 		"workflow_id", op.WorkflowID, "status", status, "reason", reason)
 	return o.Finish(ctx, op.AppID, op.WorkflowID, status, reason)
+}
+
+// closedOutcome is how an operation whose workflow has status ended: what to record
+// (succeeded, failed with why, cancelled), or closed false while it runs.
+func closedOutcome(status enumspb.WorkflowExecutionStatus, kind, workflowType string) (string, string, bool) {
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return "", "", false
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return db.OperationFailed, fmt.Sprintf("the %s passed its deadline of %s and was stopped", kind, deadlineOf(workflowType)), true
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return db.OperationFailed, "the " + kind + "'s workflow was terminated", true
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return db.OperationCancelled, "the " + kind + "'s workflow was cancelled", true
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return db.OperationSucceeded, "", true
+	}
+	return db.OperationFailed, "the " + kind + "'s workflow ended without recording its end", true
 }

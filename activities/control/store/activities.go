@@ -14,6 +14,7 @@ import (
 	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // Activities reads and writes the control plane's state for workflows. Every method is
@@ -32,6 +33,9 @@ type Activities struct {
 	// Operations is the owner of app operations (temporal/operations): a finishing workflow
 	// hands the app's turn on through it, billing queues its suspensions there.
 	Operations OperationOwner
+	// Keyring opens managed databases' passwords to make a linked app's connection variables,
+	// which it seals for the app at once.
+	Keyring *secrets.Keyring
 }
 
 // OperationOwner is what the control activities need of the app operations' owner.
@@ -45,6 +49,8 @@ type OperationOwner interface {
 	// EnqueueMove queues a move of the app off fromNodeID (a drain's; evacuate: the node is
 	// gone, leave it alone) and returns its id.
 	EnqueueMove(ctx context.Context, orgID, appID, fromNodeID string, evacuate bool, via string) (string, error)
+	// FinishDatabase records how a managed database's operation ended and starts its next.
+	FinishDatabase(ctx context.Context, databaseID, workflowID, status, reason string) error
 }
 
 // Routing turns an app name into its public host name and URL.
@@ -226,9 +232,16 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		return AppTarget{}, err
 	}
 	env := make([]contract.SealedVar, len(vars))
+	taken := make(map[string]bool, len(vars))
 	for i, v := range vars {
 		env[i] = contract.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
+		taken[v.Key] = true
 	}
+	linked, err := a.linkedDatabaseVars(ctx, in.AppID, taken)
+	if err != nil {
+		return AppTarget{}, err
+	}
+	env = append(env, linked...)
 	var stacks map[string]contract.StackImages
 	var stackRootFS map[string]contract.RootFS
 	if t.RuntimeKind == "auto" {

@@ -54,7 +54,7 @@ type RemoveDatabaseInput struct {
 
 // DatabaseContainerName is the container (and DNS name on its organization's network) of a
 // database.
-func DatabaseContainerName(databaseID string) string { return "skypanel-db-" + databaseID }
+func DatabaseContainerName(databaseID string) string { return contract.DatabaseHost(databaseID) }
 
 // DatabaseVolumeName is the named volume that holds a database's files.
 func DatabaseVolumeName(databaseID string) string { return "skypanel-db-" + databaseID }

@@ -28,11 +28,14 @@ func validateSealedVars(vars []SealedVar) error {
 	return nil
 }
 
-// NodeSecrets opens an app's values on a node that holds no platform key: the API re-seals
-// them under the node's own key, for an app placed on the node only (the agent's
-// implementation, worker-node).
+// NodeSecrets opens an app's values, and a managed database's password, on a node that holds
+// no platform key: the API re-seals them under the node's own key, for an app or database
+// placed on the node only (the agent's implementation, worker-node).
 type NodeSecrets interface {
 	OpenEnv(ctx context.Context, appID string, vars []SealedVar) (map[string]string, error)
+	// OpenDatabasePassword opens the password of databaseID, sealed under the platform key
+	// with secrets.DatabasePassword(databaseID). Errors never quote the value.
+	OpenDatabasePassword(ctx context.Context, databaseID, sealed string) (string, error)
 }
 
 // OpenSealed opens appID's vars with ring. A value that does not open (another app's, a key
@@ -50,6 +53,20 @@ func OpenSealed(ring *secrets.Keyring, appID string, vars []SealedVar) (map[stri
 		env[v.Key] = string(plain)
 	}
 	return env, nil
+}
+
+// OpenSealedPassword opens a managed database's password with ring. A value that does not open
+// (another database's, a key ring lacks, a modified value) is a non-retryable SecretUnavailable
+// naming the database, never the value; its cause stays reachable (errors.Is(err,
+// secrets.ErrUnknownKey)).
+func OpenSealedPassword(ring *secrets.Keyring, databaseID, sealed string) (string, error) {
+	plain, err := ring.Decrypt(sealed, secrets.DatabasePassword(databaseID))
+	if err != nil {
+		return "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the password of database %s cannot be opened on this node: %s", databaseID, secrets.Explain(err)),
+			ErrTypeSecretUnavailable, err)
+	}
+	return string(plain), nil
 }
 
 // openEnv opens the app's sealed variables (only the build-time ones when buildTime is set)

@@ -1,0 +1,456 @@
+package testsuite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// managedDatabase is a database as GET /databases/{id} answers.
+type managedDatabase struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Engine       string   `json:"engine"`
+	Version      string   `json:"version"`
+	Status       string   `json:"status"`
+	StatusReason string   `json:"status_reason"`
+	Host         string   `json:"host"`
+	Port         int      `json:"port"`
+	Database     string   `json:"database"`
+	User         string   `json:"user"`
+	Password     string   `json:"password"`
+	LinkedApps   []string `json:"linked_apps"`
+}
+
+// createDatabase asks for a database and waits until it is available.
+func (c customer) createDatabase(t testing.TB, name, engine string) managedDatabase {
+	t.Helper()
+	var out struct {
+		Database    managedDatabase `json:"database"`
+		OperationID string          `json:"operation_id"`
+		WorkflowID  string          `json:"workflow_id"`
+	}
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", c.token,
+		map[string]string{"name": name, "engine": engine, "plan": "db-small", "region": "local"}, &out)
+	if status != http.StatusAccepted || out.Database.ID == "" || out.WorkflowID == "" {
+		t.Fatalf("create database %s: %d %s", name, status, raw)
+	}
+	if out.Database.Status != "provisioning" {
+		t.Errorf("a new database is %q, want provisioning", out.Database.Status)
+	}
+	var d managedDatabase
+	eventually(t, 4*time.Minute, "database "+name+" is available", func() (bool, string) {
+		d = c.getDatabase(t, out.Database.ID)
+		if d.Status == "failed" {
+			t.Fatalf("database %s failed: %s", name, d.StatusReason)
+		}
+		return d.Status == "available", d.Status
+	})
+	return d
+}
+
+func (c customer) getDatabase(t testing.TB, id string) managedDatabase {
+	t.Helper()
+	var d managedDatabase
+	if status, raw := platform.call(http.MethodGet, "/api/paas/databases/"+id, c.token, nil, &d); status != http.StatusOK {
+		t.Fatalf("get database %s: %d %s", id, status, raw)
+	}
+	return d
+}
+
+// deleteDatabase deletes a database and waits until it is gone (404).
+func (c customer) deleteDatabase(t testing.TB, id string) {
+	t.Helper()
+	if err := deleteDatabase(context.Background(), c, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteDatabase(ctx context.Context, c customer, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for {
+		status, raw := platform.call(http.MethodDelete, "/api/paas/databases/"+id, c.token, nil, nil)
+		switch status {
+		case http.StatusNotFound:
+			return nil
+		case http.StatusAccepted, http.StatusConflict: // being deleted, or busy: look again
+		default:
+			return fmt.Errorf("delete database %s: %d %s", id, status, raw)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("database %s is still there: %d %s", id, status, raw)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// deleteDatabasesOf deletes every database of the customers (after their apps, so no link
+// holds one).
+func deleteDatabasesOf(ctx context.Context, customers []customer) error {
+	var errs []error
+	for _, c := range customers {
+		var list struct{ Items []managedDatabase }
+		if status, raw := platform.call(http.MethodGet, "/api/paas/databases", c.token, nil, &list); status != http.StatusOK {
+			errs = append(errs, fmt.Errorf("list databases of organization %s: %d %s", c.orgID, status, raw))
+			continue
+		}
+		for _, d := range list.Items {
+			if err := deleteDatabase(ctx, c, d.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+type linkAnswer struct {
+	Variables   []string `json:"variables"`
+	Shadowed    []string `json:"shadowed"`
+	OperationID string   `json:"operation_id"`
+	WorkflowID  string   `json:"workflow_id"`
+	Status      string   `json:"status"`
+}
+
+// link links (or unlinks) a database and waits for the rollout when there is one.
+func (c customer) link(t testing.TB, appID, databaseID string, unlink bool) linkAnswer {
+	t.Helper()
+	method := http.MethodPost
+	if unlink {
+		method = http.MethodDelete
+	}
+	var out linkAnswer
+	status, raw := platform.call(method, "/api/paas/applications/"+appID+"/databases/"+databaseID, c.token, nil, &out)
+	if status != http.StatusOK && status != http.StatusAccepted {
+		t.Fatalf("%s link of %s to %s: %d %s", method, databaseID, appID, status, raw)
+	}
+	if out.WorkflowID != "" {
+		c.waitWorkflow(t, out.WorkflowID)
+	}
+	return out
+}
+
+var (
+	dbProbeOnce   sync.Once
+	dbProbeBinary string
+	dbProbeErr    error
+)
+
+// newDBProbeRepo is a repository of the dbprobe app (testdata/dbprobe), built once.
+func newDBProbeRepo(t testing.TB, name string) *repo {
+	t.Helper()
+	dbProbeOnce.Do(func() {
+		dbProbeBinary = filepath.Join(platform.workDir, "dbprobe")
+		cmd := exec.Command("go", "build", "-o", dbProbeBinary, "./testdata/dbprobe")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if raw, err := cmd.CombinedOutput(); err != nil {
+			dbProbeErr = fmt.Errorf("build dbprobe: %v\n%s", err, raw)
+		}
+	})
+	if dbProbeErr != nil {
+		t.Fatal(dbProbeErr)
+	}
+	binary, err := os.ReadFile(dbProbeBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t, name)
+	r.write("app", string(binary))
+	r.write("Dockerfile", "FROM scratch\nCOPY app /app\nUSER 1000:1000\nENTRYPOINT [\"/app\"]\n")
+	r.commit("dbprobe")
+	return r
+}
+
+// probe asks the app (through nginx) for path and returns the answer.
+func probe(host, path string) (int, string) {
+	return platform.throughNginxPath(host, path)
+}
+
+// A PostgreSQL database is provisioned by a workflow, reached only by its organization's apps
+// through the variables a link injects (rolled out to a running app, taken by a first deploy),
+// unlinked with another rollout, refused deletion while linked, and its password is nowhere in
+// plaintext on the platform.
+func TestAPostgreSQLDatabaseServesItsLinkedAppsOnly(t *testing.T) {
+	t.Parallel() // mostly waits on provisioning and rollouts
+	owner := newCustomer(t, uniqueName("pgowner")+"@example.com")
+	pg := owner.createDatabase(t, uniqueName("main"), "postgresql")
+	if pg.Engine != "postgresql" || pg.Port != 5432 || pg.Password == "" || pg.User == "" || pg.Database == "" || pg.Host == "" {
+		t.Fatalf("connection settings: %+v", pg)
+	}
+
+	// The database's container: the organization's network only, nothing published, a volume.
+	info, err := platform.docker.ContainerInspect(context.Background(), pg.Host)
+	if err != nil {
+		t.Fatalf("the database's container %s: %v", pg.Host, err)
+	}
+	if len(info.NetworkSettings.Networks) != 1 || info.NetworkSettings.Networks["skypanel-org-"+owner.orgID] == nil {
+		t.Errorf("the database is on %v, want its organization's network only", keysOf(info.NetworkSettings.Networks))
+	}
+	for port, bindings := range info.NetworkSettings.Ports {
+		if len(bindings) > 0 {
+			t.Errorf("the database publishes %s on the host: %v", port, bindings)
+		}
+	}
+	var volumeName string
+	for _, m := range info.Mounts {
+		if m.Type == "volume" {
+			volumeName = m.Name
+		}
+	}
+	if volumeName == "" {
+		t.Errorf("the database keeps its files in no named volume: %+v", info.Mounts)
+	}
+
+	// A running app gets the variables through a rollout, without a deploy.
+	name := uniqueName("pgapp")
+	r := newDBProbeRepo(t, name)
+	app := owner.createApp(t, name, r.URL)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v\n%s", dep, owner.logs(t, app.ID, dep.ID))
+	}
+	host := name + ".apps.localhost"
+	if status, body := probe(host, "/pg/list"); status != http.StatusServiceUnavailable || !strings.Contains(body, "DATABASE_URL is not set") {
+		t.Fatalf("before the link: %d %q, want 503 DATABASE_URL is not set", status, body)
+	}
+	linked := owner.link(t, app.ID, pg.ID, false)
+	if linked.Status != "rolling-out" || !containsString(linked.Variables, "DATABASE_URL") || !containsString(linked.Variables, "PGHOST") {
+		t.Fatalf("link to a running app: %+v", linked)
+	}
+	for _, v := range []string{"alpha", "beta", "gamma"} {
+		if status, body := probe(host, "/pg/put?v="+v); status != http.StatusOK {
+			t.Fatalf("write %s through the app: %d %s", v, status, body)
+		}
+	}
+	if status, body := probe(host, "/pg/list"); status != http.StatusOK || body != "alpha\nbeta\ngamma" {
+		t.Fatalf("the rows through the app: %d %q", status, body)
+	}
+
+	// A second app, linked before its first deploy, reads the same rows.
+	name2 := uniqueName("pgapp")
+	app2 := owner.createApp(t, name2, newDBProbeRepo(t, name2).URL)
+	if saved := owner.link(t, app2.ID, pg.ID, false); saved.Status != "saved" {
+		t.Errorf("link to an app never deployed: %+v, want saved", saved)
+	}
+	if again := owner.link(t, app2.ID, pg.ID, false); again.Status != "unchanged" {
+		t.Errorf("the same link twice: %+v, want unchanged", again)
+	}
+	if dep := owner.deploy(t, app2.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy of the second app: %+v", dep)
+	}
+	if status, body := probe(name2+".apps.localhost", "/pg/list"); status != http.StatusOK || body != "alpha\nbeta\ngamma" {
+		t.Errorf("the second app reads %d %q", status, body)
+	}
+
+	// Deleting a linked database is refused, and changes nothing.
+	if status, raw := platform.call(http.MethodDelete, "/api/paas/databases/"+pg.ID, owner.token, nil, nil); status != http.StatusConflict {
+		t.Errorf("delete a linked database: %d %s, want 409", status, raw)
+	}
+	if got := owner.getDatabase(t, pg.ID); got.Status != "available" || len(got.LinkedApps) != 2 {
+		t.Errorf("after the refused delete: %+v", got)
+	}
+
+	// The password is in no platform record in plaintext: not in the control-plane database,
+	// nor in any workflow history, nor in the processes' logs. (The app's container holds it,
+	// which proves the checks would find it.)
+	assertAbsent := func(where string, content []byte) {
+		t.Helper()
+		if bytes.Contains(content, []byte(pg.Password)) {
+			t.Errorf("%s holds the database's password in plaintext", where)
+		}
+	}
+	assertAbsent("a pg_dump of the control-plane database", pgDump(t))
+	assertAbsent("the workflow histories", bytes.Join(allHistories(t), nil))
+	processLog, err := os.ReadFile(platform.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAbsent("the api, worker and agent logs", processLog)
+	if !containerEnvHolds(t, app.ID, pg.Password) {
+		t.Error("the linked app's container does not hold the password: the checks above prove nothing")
+	}
+
+	// Unlinking takes the variables away with another rollout.
+	if unlinked := owner.link(t, app.ID, pg.ID, true); unlinked.Status != "rolling-out" {
+		t.Errorf("unlink from a running app: %+v", unlinked)
+	}
+	if status, body := probe(host, "/pg/list"); status != http.StatusServiceUnavailable {
+		t.Errorf("after the unlink the app still reaches the database: %d %q", status, body)
+	}
+	owner.operation(t, app2.ID, "delete") // the link goes with the app
+	owner.deleteDatabase(t, pg.ID)
+	if _, err := platform.docker.ContainerInspect(context.Background(), pg.Host); !errdefs.IsNotFound(err) {
+		t.Errorf("the deleted database's container is still there (inspect: %v)", err)
+	}
+	if _, err := platform.docker.VolumeInspect(context.Background(), volumeName); !errdefs.IsNotFound(err) {
+		t.Errorf("the deleted database's volume is still there (inspect: %v)", err)
+	}
+}
+
+// keysOf lists a map's keys.
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// containerEnvHolds says whether one of the app's containers has value in its environment.
+func containerEnvHolds(t testing.TB, appID, value string) bool {
+	t.Helper()
+	for _, c := range appContainers(t, appID) {
+		info, err := platform.docker.ContainerInspect(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range info.Config.Env {
+			if strings.Contains(e, value) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// A Redis database is reached by its organization's app through REDIS_URL, with its password;
+// another organization's app can open no connection to it, and another customer can neither
+// see, link nor delete it. Bad requests are refused with the field at fault, changing nothing.
+func TestRedisIsIsolatedPerOrganizationAndBadRequestsChangeNothing(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("redisowner")+"@example.com")
+	cache := owner.createDatabase(t, uniqueName("cache"), "redis")
+	name := uniqueName("redisapp")
+	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
+	if linked := owner.link(t, app.ID, cache.ID, false); linked.Status != "saved" || !containsString(linked.Variables, "REDIS_URL") {
+		t.Fatalf("link: %+v", linked)
+	}
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	host := name + ".apps.localhost"
+	if status, body := probe(host, "/redis/set?k=greeting&v=hello"); status != http.StatusOK || body != "OK" {
+		t.Fatalf("SET through the app: %d %q", status, body)
+	}
+	if status, body := probe(host, "/redis/get?k=greeting"); status != http.StatusOK || body != "hello" {
+		t.Fatalf("GET through the app: %d %q", status, body)
+	}
+	target := url.QueryEscape(fmt.Sprintf("%s:%d", cache.Host, cache.Port))
+	if _, body := probe(host, "/probe?to="+target); body != "connected" {
+		t.Errorf("the owner's app cannot open a connection to its database: %q", body)
+	}
+
+	// Another organization: its app can open no connection, by name or by address.
+	other := newCustomer(t, uniqueName("intruder")+"@example.com")
+	otherName := uniqueName("intruderapp")
+	otherApp := other.createApp(t, otherName, newDBProbeRepo(t, otherName).URL)
+	if dep := other.deploy(t, otherApp.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy the other organization's app: %+v", dep)
+	}
+	info, err := platform.docker.ContainerInspect(context.Background(), cache.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var address string
+	for _, n := range info.NetworkSettings.Networks {
+		address = n.IPAddress
+	}
+	if address == "" {
+		t.Fatal("the database has no address on its network")
+	}
+	for _, to := range []string{target, url.QueryEscape(fmt.Sprintf("%s:%d", address, cache.Port))} {
+		if _, body := probe(otherName+".apps.localhost", "/probe?to="+to); body == "connected" || !strings.HasPrefix(body, "refused") {
+			t.Errorf("another organization's app reaches the database at %s: %q", to, body)
+		}
+	}
+	// ... nor its apps by address.
+	if _, body := probe(otherName+".apps.localhost", "/probe?to="+url.QueryEscape(appAddress(t, app.ID)+":8080")); body == "connected" {
+		t.Errorf("another organization's app reaches the owner's app: %q", body)
+	}
+
+	// Another customer's database id is not found anywhere; nothing changes.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/api/paas/databases/" + cache.ID},
+		{http.MethodDelete, "/api/paas/databases/" + cache.ID},
+		{http.MethodPost, "/api/paas/applications/" + otherApp.ID + "/databases/" + cache.ID},
+	} {
+		if status, raw := platform.call(c.method, c.path, other.token, nil, nil); status != http.StatusNotFound {
+			t.Errorf("%s %s by another customer: %d %s, want 404", c.method, c.path, status, raw)
+		}
+	}
+	// Nor can the owner link its database to another organization's app.
+	if status, raw := platform.call(http.MethodPost, "/api/paas/applications/"+otherApp.ID+"/databases/"+cache.ID, owner.token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("linking to another organization's app: %d %s, want 404", status, raw)
+	}
+
+	before := owner.listDatabases(t)
+	for _, bad := range []struct {
+		body     map[string]string
+		status   int
+		location string
+	}{
+		{map[string]string{"name": "x1", "engine": "oracle", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.engine"},
+		{map[string]string{"name": "x2", "engine": "postgresql", "version": "7", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.version"},
+		{map[string]string{"name": "x3", "engine": "redis", "plan": "starter"}, http.StatusUnprocessableEntity, "body.plan"},
+		{map[string]string{"name": "Bad Name!", "engine": "redis", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.name"},
+		{map[string]string{"name": "x4; rm -rf /", "engine": "redis", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.name"},
+		{map[string]string{"name": cache.Name, "engine": "redis", "plan": "db-small"}, http.StatusConflict, "body.name"},
+	} {
+		status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, bad.body, nil)
+		if status != bad.status || !strings.Contains(string(raw), bad.location) {
+			t.Errorf("create %v: %d %s, want %d naming %s", bad.body, status, raw, bad.status, bad.location)
+		}
+	}
+	if after := owner.listDatabases(t); len(after) != len(before) {
+		t.Errorf("bad requests changed the databases: %d before, %d after", len(before), len(after))
+	}
+	owner.operation(t, app.ID, "delete")
+	owner.deleteDatabase(t, cache.ID)
+	if status, _ := platform.call(http.MethodGet, "/api/paas/databases/"+cache.ID, owner.token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("a deleted database answers %d, want 404", status)
+	}
+	// Its name is free again.
+	again := owner.createDatabase(t, cache.Name, "redis")
+	owner.deleteDatabase(t, again.ID)
+}
+
+func (c customer) listDatabases(t testing.TB) []managedDatabase {
+	t.Helper()
+	var list struct{ Items []managedDatabase }
+	if status, raw := platform.call(http.MethodGet, "/api/paas/databases", c.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("list databases: %d %s", status, raw)
+	}
+	return list.Items
+}
+
+// appAddress is the address of one of the app's containers on its organization's network.
+func appAddress(t testing.TB, appID string) string {
+	t.Helper()
+	for _, c := range appContainers(t, appID) {
+		info, err := platform.docker.ContainerInspect(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range info.NetworkSettings.Networks {
+			if n.IPAddress != "" {
+				return n.IPAddress
+			}
+		}
+	}
+	t.Fatalf("app %s has no container with an address", appID)
+	return ""
+}

@@ -1,0 +1,210 @@
+// dbprobe is the app the managed-database e2e tests link databases to: a static binary (FROM
+// scratch) that serves on $PORT and reaches its databases only through the variables the link
+// injects, as a customer's app would.
+//
+//	/pg/put?v=X    inserts X into table items of $DATABASE_URL (PostgreSQL), creating the table
+//	/pg/list       the values of items, one per line, sorted
+//	/redis/set?k=K&v=V, /redis/get?k=K   through $REDIS_URL (RESP spoken by hand)
+//	/probe?to=HOST:PORT  tries a TCP connection and says what happened
+//
+// A variable that is not set answers 503 naming it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "dbprobe") })
+	http.HandleFunc("/pg/put", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := pg(w, r)
+		if !ok {
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(r.Context(), `CREATE TABLE IF NOT EXISTS items (v text NOT NULL)`); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, err := conn.Exec(r.Context(), `INSERT INTO items (v) VALUES ($1)`, r.URL.Query().Get("v")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	http.HandleFunc("/pg/list", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := pg(w, r)
+		if !ok {
+			return
+		}
+		defer conn.Close(context.Background())
+		rows, err := conn.Query(r.Context(), `SELECT v FROM items ORDER BY v`)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		values, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, strings.Join(values, "\n"))
+	})
+	http.HandleFunc("/redis/set", func(w http.ResponseWriter, r *http.Request) {
+		reply, err := redis(r, "SET", r.URL.Query().Get("k"), r.URL.Query().Get("v"))
+		answer(w, reply, err)
+	})
+	http.HandleFunc("/redis/get", func(w http.ResponseWriter, r *http.Request) {
+		reply, err := redis(r, "GET", r.URL.Query().Get("k"))
+		answer(w, reply, err)
+	})
+	http.HandleFunc("/redis/keys", func(w http.ResponseWriter, r *http.Request) {
+		reply, err := redis(r, "KEYS", "*")
+		if err == nil {
+			keys := strings.Split(reply, "\n")
+			sort.Strings(keys)
+			reply = strings.Join(keys, "\n")
+		}
+		answer(w, reply, err)
+	})
+	http.HandleFunc("/probe", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := net.DialTimeout("tcp", r.URL.Query().Get("to"), 3*time.Second)
+		if err != nil {
+			fmt.Fprintf(w, "refused: %v", err)
+			return
+		}
+		conn.Close()
+		fmt.Fprint(w, "connected")
+	})
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func answer(w http.ResponseWriter, reply string, err error) {
+	var unset *unsetError
+	switch {
+	case errors.As(err, &unset):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	default:
+		fmt.Fprint(w, reply)
+	}
+}
+
+type unsetError struct{ name string }
+
+func (e *unsetError) Error() string { return e.name + " is not set" }
+
+func pg(w http.ResponseWriter, r *http.Request) (*pgx.Conn, bool) {
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		http.Error(w, "DATABASE_URL is not set", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		http.Error(w, "connect: "+err.Error(), http.StatusBadGateway)
+		return nil, false
+	}
+	return conn, true
+}
+
+// redis sends one command to $REDIS_URL (redis://:password@host:port/db) and reads its reply:
+// a simple string, an integer, a bulk string, or an array of bulk strings (one per line).
+func redis(r *http.Request, args ...string) (string, error) {
+	raw := os.Getenv("REDIS_URL")
+	if raw == "" {
+		return "", &unsetError{name: "REDIS_URL"}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("REDIS_URL: %w", err)
+	}
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(r.Context(), "tcp", u.Host)
+	if err != nil {
+		return "", fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	rd := bufio.NewReader(conn)
+	if password, ok := u.User.Password(); ok {
+		if _, err := command(conn, rd, "AUTH", password); err != nil {
+			return "", err
+		}
+	}
+	return command(conn, rd, args...)
+}
+
+func command(conn net.Conn, rd *bufio.Reader, args ...string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return reply(rd)
+}
+
+func reply(rd *bufio.Reader) (string, error) {
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "(nil)", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		var items []string
+		for i := 0; i < n; i++ {
+			item, err := reply(rd)
+			if err != nil {
+				return "", err
+			}
+			items = append(items, item)
+		}
+		return strings.Join(items, "\n"), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}

@@ -1,0 +1,135 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/docker"
+	sptemporal "github.com/skypanel/skypanel/temporal"
+)
+
+// DatabaseOperationInput names an operation on a managed database; the database's queue gave
+// this workflow its turn.
+type DatabaseOperationInput struct {
+	DatabaseID  string
+	OperationID string
+}
+
+// DatabaseOperationWorkflowID is the workflow ID of a database's operation:
+// database-<kind>/<databaseID>/<operationID>.
+func DatabaseOperationWorkflowID(kind, databaseID, operationID string) string {
+	return "database-" + kind + "/" + databaseID + "/" + operationID
+}
+
+// DatabaseHealthyTimeout is how long a new database has to pass its health check: its first
+// start initializes its files (initdb, mariadb-install-db).
+const DatabaseHealthyTimeout = 3 * time.Minute
+
+// loadDatabase reads the database for the workflow that holds its turn, and tags the workflow
+// with its node.
+func loadDatabase(ctx workflow.Context, in store.LoadDatabaseTargetInput) (store.DatabaseTarget, error) {
+	var t store.DatabaseTarget
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.LoadDatabaseTarget, in).Get(ctx, &t); err != nil {
+		return t, err
+	}
+	if t.NodeID != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, sptemporal.NodeIDKey.ValueSet(t.NodeID)); err != nil {
+			workflow.GetLogger(ctx).Warn("upsert node search attribute", "error", err)
+		}
+	}
+	return t, nil
+}
+
+func setDatabaseStatus(ctx workflow.Context, databaseID, status, reason string) error {
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.SetDatabaseStatus, store.SetDatabaseStatusInput{
+		DatabaseID: databaseID, Status: status, Reason: reason,
+	}).Get(ctx, nil)
+}
+
+// ProvisionDatabase places a new database (its region's node with room for its plan), starts
+// its hardened container on the organization's network with a named volume and its sealed
+// password, and waits for its health check: provisioning → available. A failure removes what
+// it made on the node and leaves the database failed, saying why.
+func ProvisionDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error) {
+	defer endDatabaseOperation(ctx, in.DatabaseID, &err)
+	t, err := loadDatabase(ctx, store.LoadDatabaseTargetInput{DatabaseID: in.DatabaseID, Place: true})
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == store.ErrTypeNoNode {
+			_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseFailed, failureReason(err))
+		}
+		return err
+	}
+	if t.NodeOffline != "" {
+		err = temporal.NewNonRetryableApplicationError(t.NodeOffline, store.ErrTypeNodeOffline, nil)
+		_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseFailed, t.NodeOffline)
+		return err
+	}
+	if err := startDatabaseOnNode(ctx, t); err != nil {
+		cleanup := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 3)
+		if rmErr := workflow.ExecuteActivity(cleanup, dockerActs.RemoveDatabase, docker.RemoveDatabaseInput{
+			DatabaseID: t.DatabaseID, OrgID: t.OrgID, DropVolume: true,
+		}).Get(ctx, nil); rmErr != nil {
+			workflow.GetLogger(ctx).Error("remove the database that failed to start", "database_id", t.DatabaseID, "error", rmErr)
+		}
+		_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseFailed, failureReason(err))
+		return err
+	}
+	return setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseAvailable, "")
+}
+
+// startDatabaseOnNode creates (or finds) the database's container and waits until it is
+// healthy.
+func startDatabaseOnNode(ctx workflow.Context, t store.DatabaseTarget) error {
+	// The first start may load the engine's image into the node's engine.
+	startCtx := nodeContext(ctx, t.NodeID, 5*time.Minute, 0, 3)
+	var started docker.StartDatabaseResult
+	if err := workflow.ExecuteActivity(startCtx, dockerActs.StartDatabase, docker.StartDatabaseInput{
+		DatabaseID: t.DatabaseID, OrgID: t.OrgID, Engine: t.Engine, User: t.User, Database: t.DBName,
+		PasswordSealed: t.PasswordSealed, CPUMillis: t.CPUMillis, MemoryMB: t.MemoryMB, StorageMB: t.StorageMB,
+	}).Get(ctx, &started); err != nil {
+		return err
+	}
+	healthyCtx := nodeContext(ctx, t.NodeID, DatabaseHealthyTimeout, 30*time.Second, 1)
+	return workflow.ExecuteActivity(healthyCtx, dockerActs.WaitDatabaseHealthy, docker.WaitDatabaseHealthyInput{
+		DatabaseID: t.DatabaseID, Engine: t.Engine,
+	}).Get(ctx, nil)
+}
+
+// DeleteDatabase removes the database's container and volume from its node, then marks it
+// deleted (its name is free again). The API refuses it while apps are linked. An offline node
+// is not waited for: the database is foreign to it afterwards.
+func DeleteDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error) {
+	defer endDatabaseOperation(ctx, in.DatabaseID, &err)
+	t, err := loadDatabase(ctx, store.LoadDatabaseTargetInput{DatabaseID: in.DatabaseID})
+	if err != nil {
+		return err
+	}
+	if t.NodeID != "" && t.NodeOffline == "" {
+		nodeCtx := nodeContext(ctx, t.NodeID, 2*time.Minute, 0, 5)
+		if err := workflow.ExecuteActivity(nodeCtx, dockerActs.RemoveDatabase, docker.RemoveDatabaseInput{
+			DatabaseID: t.DatabaseID, OrgID: t.OrgID, DropVolume: true,
+		}).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseDeleted, "")
+}
+
+// endDatabaseOperation records how the workflow's database operation ended and hands the
+// database's turn on, whatever happened to the workflow.
+func endDatabaseOperation(ctx workflow.Context, databaseID string, result *error) {
+	ctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	in := store.ReleaseDatabaseOperationInput{DatabaseID: databaseID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Status: store.OperationSucceeded}
+	if result != nil && *result != nil {
+		in.Status, in.Reason = store.OperationFailed, failureReason(*result)
+	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ReleaseDatabaseOperation, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("end database operation", "database_id", databaseID, "error", err)
+	}
+}

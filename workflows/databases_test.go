@@ -1,0 +1,100 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/skypanel/skypanel/activities/contract"
+	"github.com/skypanel/skypanel/activities/control/store"
+	"github.com/skypanel/skypanel/activities/node/docker"
+)
+
+const testDatabaseID = "db000000-0000-4000-8000-000000000001"
+
+var testDatabase = store.DatabaseTarget{
+	DatabaseID: testDatabaseID, OrgID: "org-1", Name: "main", NodeID: "node-1", User: "app", DBName: "main",
+	PasswordSealed: "v1:k1:sealed",
+	Engine: contract.DatabaseEngine{Engine: "postgresql", Version: "15", Image: "postgres:15-bookworm", Port: 5432,
+		DataDir: "/var/lib/postgresql/data", HealthCommand: []string{"pg_isready"}},
+	CPUMillis: 500, MemoryMB: 256, StorageMB: 1024, Status: "provisioning",
+}
+
+// Provisioning places the database, starts it on its node with its sealed password and plan,
+// waits for its health check, and only then records it available.
+func TestProvisionDatabaseStartsItOnItsNodeThenMarksItAvailable(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, store.LoadDatabaseTargetInput{DatabaseID: testDatabaseID, Place: true}).
+		Return(testDatabase, nil).Once()
+	env.OnActivity(dockerActs.StartDatabase, mock.Anything, docker.StartDatabaseInput{
+		DatabaseID: testDatabaseID, OrgID: "org-1", Engine: testDatabase.Engine, User: "app", Database: "main",
+		PasswordSealed: "v1:k1:sealed", CPUMillis: 500, MemoryMB: 256, StorageMB: 1024,
+	}).Return(docker.StartDatabaseResult{ContainerID: "c1", Host: "skypanel-db-" + testDatabaseID}, nil).Once()
+	healthy := false
+	env.OnActivity(dockerActs.WaitDatabaseHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, _ docker.WaitDatabaseHealthyInput) error {
+		healthy = true
+		return nil
+	}).Once()
+	env.OnActivity(storeActs.SetDatabaseStatus, mock.Anything, store.SetDatabaseStatusInput{DatabaseID: testDatabaseID, Status: store.DatabaseAvailable}).
+		Return(func(_ context.Context, _ store.SetDatabaseStatusInput) error {
+			if !healthy {
+				t.Error("the database was marked available before its health check passed")
+			}
+			return nil
+		}).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+		return in.DatabaseID == testDatabaseID && in.Status == store.OperationSucceeded
+	})).Return(nil).Once()
+	forbidActivities(t, env, dockerActs.RemoveDatabase)
+
+	env.ExecuteWorkflow(ProvisionDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-1"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}
+
+// A database that never becomes healthy is removed from its node, volume included, and left
+// failed with the reason; its turn is handed on.
+func TestProvisionDatabaseThatNeverGetsHealthyIsRemovedAndFailed(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, mock.Anything).Return(testDatabase, nil).Once()
+	env.OnActivity(dockerActs.StartDatabase, mock.Anything, mock.Anything).Return(docker.StartDatabaseResult{ContainerID: "c1"}, nil).Once()
+	env.OnActivity(dockerActs.WaitDatabaseHealthy, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("the database did not become healthy: initdb: out of disk", "DatabaseNotHealthy", nil)).Once()
+	env.OnActivity(dockerActs.RemoveDatabase, mock.Anything, docker.RemoveDatabaseInput{DatabaseID: testDatabaseID, OrgID: "org-1", DropVolume: true}).
+		Return(nil).Once()
+	env.OnActivity(storeActs.SetDatabaseStatus, mock.Anything, mock.MatchedBy(func(in store.SetDatabaseStatusInput) bool {
+		return in.Status == store.DatabaseFailed && in.Reason == "the database did not become healthy: initdb: out of disk"
+	})).Return(nil).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+		return in.Status == store.OperationFailed
+	})).Return(nil).Once()
+
+	env.ExecuteWorkflow(ProvisionDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-2"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Error(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}
+
+// Deleting removes the container and the volume from the node, then records the database
+// deleted.
+func TestDeleteDatabaseRemovesItsContainerAndVolume(t *testing.T) {
+	env := newTestEnv()
+	target := testDatabase
+	target.Status = "deleting"
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, store.LoadDatabaseTargetInput{DatabaseID: testDatabaseID}).Return(target, nil).Once()
+	env.OnActivity(dockerActs.RemoveDatabase, mock.Anything, docker.RemoveDatabaseInput{DatabaseID: testDatabaseID, OrgID: "org-1", DropVolume: true}).
+		Return(nil).Once()
+	env.OnActivity(storeActs.SetDatabaseStatus, mock.Anything, store.SetDatabaseStatusInput{DatabaseID: testDatabaseID, Status: store.DatabaseDeleted}).
+		Return(nil).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.Anything).Return(nil).Once()
+	forbidActivities(t, env, dockerActs.StartDatabase)
+
+	env.ExecuteWorkflow(DeleteDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-3"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}
