@@ -22,6 +22,13 @@ type DatabaseEngine struct {
 	HealthCommand []string
 	// User runs the engine's process ("uid:gid" or a name of the image); empty: the image's.
 	User string `json:",omitempty"`
+	// DumpCommand writes a consistent dump of the database to its stdout; RestoreCommand reads
+	// one on its stdin and restores it into this database (never into another one the dump
+	// names); CountCommand prints one number: the rows (or keys) the database holds. Each runs
+	// inside the container, exec form, reading the container's environment through a shell.
+	DumpCommand    []string `json:",omitempty"`
+	RestoreCommand []string `json:",omitempty"`
+	CountCommand   []string `json:",omitempty"`
 }
 
 // DatabaseHost is the name a managed database answers by on its organization's network (its

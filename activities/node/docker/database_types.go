@@ -58,3 +58,40 @@ func DatabaseContainerName(databaseID string) string { return contract.DatabaseH
 
 // DatabaseVolumeName is the named volume that holds a database's files.
 func DatabaseVolumeName(databaseID string) string { return "skypanel-db-" + databaseID }
+
+// BackupDatabaseInput dumps the database with its engine's DumpCommand (run inside its
+// container) and streams the dump to the platform's backup store under BackupID, with
+// heartbeats carrying the bytes sent so far.
+type BackupDatabaseInput struct {
+	DatabaseID string
+	BackupID   string
+	Engine     DatabaseEngine
+}
+
+// BackupDatabaseResult is what the node sent: its size and SHA-256 (hex), computed as it was
+// streamed; the control plane checks the stored object against them before the backup counts.
+type BackupDatabaseResult struct {
+	SizeBytes int64
+	SHA256    string
+}
+
+// RestoreDatabaseInput restores backup BackupID into the database: the node downloads it from
+// the backup store into a private file, refuses it (non-retryable "BackupCorrupt", nothing
+// touched) unless its size and SHA-256 match, then runs the engine's RestoreCommand in the
+// database's own container with the dump on its stdin, and counts what the database holds.
+type RestoreDatabaseInput struct {
+	DatabaseID string
+	BackupID   string
+	Engine     DatabaseEngine
+	SizeBytes  int64
+	SHA256     string
+}
+
+// RestoreDatabaseResult reports what the database holds after the restore (CountCommand's
+// number: rows, or keys for Redis).
+type RestoreDatabaseResult struct {
+	Restored int64
+}
+
+// ErrTypeBackupCorrupt: a backup whose stored bytes do not match its recorded checksum.
+const ErrTypeBackupCorrupt = "BackupCorrupt"
