@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"go.temporal.io/sdk/client"
 
+	"github.com/skypanel/skypanel/activities/control/backups"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
 	"github.com/skypanel/skypanel/secrets/nodekeys"
@@ -22,6 +23,9 @@ import (
 
 // Config is what the API needs beyond its dependencies.
 type Config struct {
+	// Backups is the store database backups are uploaded to and downloaded from by nodes (nil:
+	// the database backup routes answer 503).
+	Backups backups.Store
 	// AllowLoopbackGit accepts http:// git URLs on loopback (`skypanel dev` only).
 	AllowLoopbackGit bool
 	// Version is reported in the OpenAPI document.
@@ -130,6 +134,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerEnv()
 	s.registerDomains()
 	s.registerDatabases()
+	s.registerDatabaseBackups()
 	s.registerCodec()
 	s.registerWallet()
 	s.completeOpenAPI()

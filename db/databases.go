@@ -36,6 +36,8 @@ type DatabaseEngine struct {
 	HealthCommand  []string
 	DumpCommand    []string
 	RestoreCommand []string
+	// CountCommand prints the rows (or keys) the database holds: what a restore reports.
+	CountCommand []string
 	// ConnectionVars are the variables a linked app gets: templates over {{host}}, {{port}},
 	// {{user}}, {{password}} and {{database}}.
 	ConnectionVars map[string]string
@@ -43,12 +45,12 @@ type DatabaseEngine struct {
 }
 
 const engineColumns = `e.id::text, e.engine, e.version, e.image, e.port, e.data_dir, e.run_user, e.env, e.command, e.health_command,
-	e.dump_command, e.restore_command, e.connection_vars, e.active`
+	e.dump_command, e.restore_command, e.count_command, e.connection_vars, e.active`
 
 func scanEngine(row pgx.Row) (DatabaseEngine, error) {
 	var e DatabaseEngine
 	err := row.Scan(&e.ID, &e.Engine, &e.Version, &e.Image, &e.Port, &e.DataDir, &e.RunUser, &e.Env, &e.Command, &e.HealthCommand,
-		&e.DumpCommand, &e.RestoreCommand, &e.ConnectionVars, &e.Active)
+		&e.DumpCommand, &e.RestoreCommand, &e.CountCommand, &e.ConnectionVars, &e.Active)
 	return e, translate(err)
 }
 

@@ -454,3 +454,222 @@ func appAddress(t testing.TB, appID string) string {
 	t.Fatalf("app %s has no container with an address", appID)
 	return ""
 }
+
+type databaseOperation struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason"`
+	WorkflowID string `json:"workflow_id"`
+}
+
+type databaseBackup struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	SizeBytes int64  `json:"size_bytes"`
+	SHA256    string `json:"sha256"`
+	Error     string `json:"error"`
+}
+
+// databaseOperationOf waits until the database's operation of workflowID has ended.
+func (c customer) databaseOperationOf(t testing.TB, databaseID, workflowID string) databaseOperation {
+	t.Helper()
+	var found databaseOperation
+	eventually(t, 4*time.Minute, "database operation "+workflowID+" ended", func() (bool, string) {
+		var list struct{ Items []databaseOperation }
+		if status, raw := platform.call(http.MethodGet, "/api/paas/databases/"+databaseID+"/operations", c.token, nil, &list); status != http.StatusOK {
+			t.Fatalf("list database operations: %d %s", status, raw)
+		}
+		for _, op := range list.Items {
+			if op.WorkflowID == workflowID {
+				found = op
+				return op.Status != "queued" && op.Status != "running", op.Status
+			}
+		}
+		return false, "not listed"
+	})
+	return found
+}
+
+func (c customer) backups(t testing.TB, databaseID string) []databaseBackup {
+	t.Helper()
+	var list struct{ Items []databaseBackup }
+	if status, raw := platform.call(http.MethodGet, "/api/paas/databases/"+databaseID+"/backups", c.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("list backups: %d %s", status, raw)
+	}
+	return list.Items
+}
+
+// backupDatabase takes a backup and waits until its operation has ended.
+func (c customer) backupDatabase(t testing.TB, databaseID string) (string, databaseOperation) {
+	t.Helper()
+	var out struct {
+		BackupID   string `json:"backup_id"`
+		WorkflowID string `json:"workflow_id"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/databases/"+databaseID+"/backup", c.token, nil, &out); status != http.StatusAccepted || out.BackupID == "" {
+		t.Fatalf("backup: %d %s", status, raw)
+	}
+	return out.BackupID, c.databaseOperationOf(t, databaseID, out.WorkflowID)
+}
+
+// restoreDatabase asks for a restore (202) and waits until its operation has ended.
+func (c customer) restoreDatabase(t testing.TB, databaseID, backupID string) databaseOperation {
+	t.Helper()
+	var out struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/databases/"+databaseID+"/restore", c.token,
+		map[string]string{"backup_id": backupID}, &out); status != http.StatusAccepted {
+		t.Fatalf("restore: %d %s", status, raw)
+	}
+	return c.databaseOperationOf(t, databaseID, out.WorkflowID)
+}
+
+// A PostgreSQL backup is a verified pg_dump in the backup store; a restore puts exactly its rows
+// back (and says how many); a backup whose stored object was corrupted is refused and the data
+// stays as it was; bad restore requests change nothing.
+func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("backups")+"@example.com")
+	pg := owner.createDatabase(t, uniqueName("main"), "postgresql")
+	name := uniqueName("backupapp")
+	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
+	owner.link(t, app.ID, pg.ID, false)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	host := name + ".apps.localhost"
+	put := func(v string) {
+		t.Helper()
+		if status, body := probe(host, "/pg/put?v="+v); status != http.StatusOK {
+			t.Fatalf("write %s: %d %s", v, status, body)
+		}
+	}
+	list := func() string {
+		t.Helper()
+		status, body := probe(host, "/pg/list")
+		if status != http.StatusOK {
+			t.Fatalf("read the rows: %d %s", status, body)
+		}
+		return body
+	}
+	for _, v := range []string{"alpha", "beta", "gamma"} {
+		put(v)
+	}
+
+	backupID, op := owner.backupDatabase(t, pg.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("backup: %+v", op)
+	}
+	var backup databaseBackup
+	for _, b := range owner.backups(t, pg.ID) {
+		if b.ID == backupID {
+			backup = b
+		}
+	}
+	if backup.Status != "completed" || backup.SizeBytes <= 0 || len(backup.SHA256) != 64 {
+		t.Fatalf("the backup as listed: %+v", backup)
+	}
+	stored := filepath.Join(platform.dataDir, "backups", pg.ID, backupID+".dump")
+	dump, err := os.ReadFile(stored)
+	if err != nil {
+		t.Fatalf("the backup store's object: %v", err)
+	}
+	if int64(len(dump)) != backup.SizeBytes || !bytes.HasPrefix(dump, []byte("PGDMP")) {
+		t.Errorf("the stored object: %d bytes starting %q, want %d bytes of a pg_dump custom archive", len(dump), dump[:min(5, len(dump))], backup.SizeBytes)
+	}
+
+	// Change and delete the data, then restore: exactly the backed-up rows come back.
+	put("delta")
+	if status, body := probe(host, "/pg/clear"); status != http.StatusOK {
+		t.Fatalf("clear: %d %s", status, body)
+	}
+	put("epsilon")
+	restored := owner.restoreDatabase(t, pg.ID, backupID)
+	if restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
+		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
+	}
+	if got := list(); got != "alpha\nbeta\ngamma" {
+		t.Fatalf("after the restore the app reads %q, want the backed-up rows", got)
+	}
+
+	// A second backup, whose stored object is then corrupted: the restore is refused and the
+	// data stays as it is.
+	put("zeta")
+	corruptID, op := owner.backupDatabase(t, pg.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("second backup: %+v", op)
+	}
+	corruptPath := filepath.Join(platform.dataDir, "backups", pg.ID, corruptID+".dump")
+	raw, err := os.ReadFile(corruptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0xff
+	if err := os.WriteFile(corruptPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	put("eta")
+	refused := owner.restoreDatabase(t, pg.ID, corruptID)
+	if refused.Status != "failed" || !strings.Contains(refused.Reason, "match its checksum") {
+		t.Errorf("restore of a corrupted backup: %+v, want failed naming the checksum", refused)
+	}
+	if got := list(); got != "alpha\nbeta\neta\ngamma\nzeta" {
+		t.Errorf("after the refused restore the app reads %q, want the data unchanged", got)
+	}
+
+	// Bad restore requests: 4xx naming the field, and nothing queued.
+	before := len(owner.databaseOperations(t, pg.ID))
+	for _, bad := range []struct {
+		token, backupID string
+		status          int
+	}{
+		{owner.token, "6f1c0d1e-0000-4000-8000-000000000000", http.StatusUnprocessableEntity}, // no such backup
+		{owner.token, "not-a-uuid", http.StatusUnprocessableEntity},
+	} {
+		status, raw := platform.call(http.MethodPost, "/api/paas/databases/"+pg.ID+"/restore", bad.token, map[string]string{"backup_id": bad.backupID}, nil)
+		if status != bad.status || !strings.Contains(string(raw), "body.backup_id") {
+			t.Errorf("restore %q: %d %s, want %d naming body.backup_id", bad.backupID, status, raw, bad.status)
+		}
+	}
+	other := newCustomer(t, uniqueName("stranger")+"@example.com")
+	for _, path := range []string{"/restore", "/backup"} {
+		if status, raw := platform.call(http.MethodPost, "/api/paas/databases/"+pg.ID+path, other.token, map[string]string{"backup_id": backupID}, nil); status != http.StatusNotFound {
+			t.Errorf("another customer's POST %s: %d %s, want 404", path, status, raw)
+		}
+	}
+	if status, _ := platform.call(http.MethodGet, "/api/paas/databases/"+pg.ID+"/backups", other.token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("another customer lists the backups: %d, want 404", status)
+	}
+	if after := len(owner.databaseOperations(t, pg.ID)); after != before {
+		t.Errorf("bad restore requests queued operations: %d before, %d after", before, after)
+	}
+
+	// A restore asked for while a backup runs waits its turn (queued, not refused).
+	var b3 struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/databases/"+pg.ID+"/backup", owner.token, nil, &b3); status != http.StatusAccepted {
+		t.Fatalf("third backup: %d %s", status, raw)
+	}
+	queued := owner.restoreDatabase(t, pg.ID, backupID)
+	if queued.Status != "succeeded" {
+		t.Errorf("a restore asked for behind a backup: %+v", queued)
+	}
+	if op := owner.databaseOperationOf(t, pg.ID, b3.WorkflowID); op.Status != "succeeded" {
+		t.Errorf("the backup ahead of the restore: %+v", op)
+	}
+	if got := list(); got != "alpha\nbeta\ngamma" {
+		t.Errorf("after the queued restore the app reads %q", got)
+	}
+}
+
+func (c customer) databaseOperations(t testing.TB, databaseID string) []databaseOperation {
+	t.Helper()
+	var list struct{ Items []databaseOperation }
+	if status, raw := platform.call(http.MethodGet, "/api/paas/databases/"+databaseID+"/operations", c.token, nil, &list); status != http.StatusOK {
+		t.Fatalf("list database operations: %d %s", status, raw)
+	}
+	return list.Items
+}

@@ -52,6 +52,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.buildsDir(), 0o700); err != nil {
 		return fmt.Errorf("builds dir: %w", err)
 	}
+	if err := prepareBackupsDir(cfg); err != nil {
+		return err
+	}
 
 	info := readSystemInfo()
 	api := NewAPIClient(cfg.APIURL, "")
@@ -155,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("--acme-ca-roots: %w", err)
 	}
-	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, pool, acmeRoots)
+	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, backupTransfer{api: nodeAPI}, pool, acmeRoots)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}
@@ -194,10 +197,10 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // registerActivities puts every node activity on the worker: git clone, Docker, nginx and ACME.
-func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, nodeKeys *nodeSecrets, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
+func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, nodeKeys *nodeSecrets, backups docker.BackupTransfer, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
 	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
 	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: nodeKeys, Pool: pool, RegistryAuth: registryAuth,
-		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB})
+		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB, Backups: backups, BackupDir: backupsDir(cfg)})
 	r.RegisterActivity(&nginx.Activities{Router: router, Secrets: nodeKeys})
 	r.RegisterActivity(&acme.Activities{Keys: nodeKeys, Webroot: router.ACMEWebroot(), RootCAs: acmeRoots})
 }

@@ -15,17 +15,26 @@ import (
 
 // APIClient is the agent's one way of talking to the control plane's /api/paas/agent endpoints.
 type APIClient struct {
-	base  string // API base URL without a trailing slash
-	http  *http.Client
-	token string // the node token; empty before registration
+	base string // API base URL without a trailing slash
+	http *http.Client
+	// streams carries bodies of any size (backups): no overall timeout, the caller's context
+	// bounds it, and the answer must start within streamAnswerTimeout of the body's end.
+	streams *http.Client
+	token   string // the node token; empty before registration
 }
+
+// streamAnswerTimeout: how long the API may take to answer once a streamed body is sent.
+const streamAnswerTimeout = 2 * time.Minute
 
 // NewAPIClient talks to the API at baseURL; nodeToken may be empty until registration.
 func NewAPIClient(baseURL, nodeToken string) *APIClient {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = streamAnswerTimeout
 	return &APIClient{
-		base:  strings.TrimRight(baseURL, "/"),
-		http:  &http.Client{Timeout: 15 * time.Second},
-		token: nodeToken,
+		base:    strings.TrimRight(baseURL, "/"),
+		http:    &http.Client{Timeout: 15 * time.Second},
+		streams: &http.Client{Transport: transport},
+		token:   nodeToken,
 	}
 }
 
@@ -38,13 +47,18 @@ func (c *APIClient) withToken(token string) *APIClient {
 
 // StatusError is a non-success answer of the API; Body holds the start of its problem JSON.
 type StatusError struct {
+	Method string // POST when empty
 	Path   string
 	Status int
 	Body   string
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("POST %s: HTTP %d: %s", e.Path, e.Status, e.Body)
+	method := e.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	return fmt.Sprintf("%s %s: HTTP %d: %s", method, e.Path, e.Status, e.Body)
 }
 
 // Temporary says whether trying again later may succeed (server errors, rate limiting).
@@ -93,6 +107,33 @@ func (c *APIClient) post(ctx context.Context, path string, body, out any) error 
 		return fmt.Errorf("POST %s: decode answer: %w", path, err)
 	}
 	return nil
+}
+
+// stream sends method to path with the node token, body streamed as it is read (chunked,
+// application/octet-stream) when not nil, and answers a 2xx response, whose body the caller
+// closes. Any other answer is a *StatusError.
+func (c *APIClient) stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	req.Header.Set("Accept", "application/json, application/octet-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.streams.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, &StatusError{Method: method, Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
+	}
+	return resp, nil
 }
 
 // RegisterRequest is what a new node tells the control plane about itself.

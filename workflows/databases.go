@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,6 +18,8 @@ import (
 type DatabaseOperationInput struct {
 	DatabaseID  string
 	OperationID string
+	// BackupID is the backup a backup operation takes, or a restore restores.
+	BackupID string `json:",omitempty"`
 }
 
 // DatabaseOperationWorkflowID is the workflow ID of a database's operation:
@@ -120,12 +123,119 @@ func DeleteDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error)
 	return setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseDeleted, "")
 }
 
+// BackupDatabase dumps the database with its engine's consistent dump, streams it from the
+// node to the backup store with heartbeats, and completes the backup only once the control
+// plane has read the stored object back and found the size and SHA-256 the node computed.
+func BackupDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error) {
+	var outcome string
+	defer endDatabaseOperationWithOutcome(ctx, in.DatabaseID, &err, &outcome)
+	ref := store.BackupRef{DatabaseID: in.DatabaseID, BackupID: in.BackupID}
+	defer func() {
+		if err == nil {
+			return
+		}
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		if failErr := workflow.ExecuteActivity(controlContext(dctx), storeActs.FailBackup, store.FailBackupInput{
+			DatabaseID: in.DatabaseID, BackupID: in.BackupID, Reason: failureReason(err),
+		}).Get(dctx, nil); failErr != nil {
+			workflow.GetLogger(ctx).Error("record the failed backup", "backup_id", in.BackupID, "error", failErr)
+		}
+	}()
+	t, err := loadAvailableDatabase(ctx, in.DatabaseID)
+	if err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.StartBackup, ref).Get(ctx, nil); err != nil {
+		return err
+	}
+	var sent docker.BackupDatabaseResult
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, DatabaseTransferTimeout, time.Minute, 3), dockerActs.BackupDatabase,
+		docker.BackupDatabaseInput{DatabaseID: t.DatabaseID, BackupID: in.BackupID, Engine: t.Engine}).Get(ctx, &sent); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(verifyContext(ctx), storeActs.VerifyBackup, store.VerifyBackupInput{
+		DatabaseID: t.DatabaseID, BackupID: in.BackupID, SizeBytes: sent.SizeBytes, SHA256: sent.SHA256,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	outcome = fmt.Sprintf("backup %s completed: %d bytes, sha256 %s, verified in the store", in.BackupID, sent.SizeBytes, sent.SHA256)
+	return nil
+}
+
+// RestoreDatabase restores a completed backup into exactly this database: the stored object is
+// checked against its recorded checksum before anything is touched (a corrupted one is refused
+// and the data stays as it is), the node checks it again as it downloads, then the engine's
+// restore runs in the database's own container. Linked apps keep serving throughout (see
+// docs/databases.md); the operation reports the rows or keys the database holds afterwards.
+func RestoreDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error) {
+	var outcome string
+	defer endDatabaseOperationWithOutcome(ctx, in.DatabaseID, &err, &outcome)
+	t, err := loadAvailableDatabase(ctx, in.DatabaseID)
+	if err != nil {
+		return err
+	}
+	var src store.RestoreSource
+	if err := workflow.ExecuteActivity(verifyContext(ctx), storeActs.PrepareRestore,
+		store.BackupRef{DatabaseID: in.DatabaseID, BackupID: in.BackupID}).Get(ctx, &src); err != nil {
+		return err
+	}
+	var res docker.RestoreDatabaseResult
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, DatabaseTransferTimeout, time.Minute, 1), dockerActs.RestoreDatabase,
+		docker.RestoreDatabaseInput{DatabaseID: t.DatabaseID, BackupID: in.BackupID, Engine: t.Engine, SizeBytes: src.SizeBytes, SHA256: src.SHA256}).Get(ctx, &res); err != nil {
+		return err
+	}
+	unit := "rows"
+	if t.Engine.Engine == "redis" {
+		unit = "keys"
+	}
+	outcome = fmt.Sprintf("restored backup %s: the database holds %d %s", in.BackupID, res.Restored, unit)
+	return nil
+}
+
+// DatabaseTransferTimeout bounds one dump or restore on the node (its heartbeats say it is
+// alive meanwhile).
+const DatabaseTransferTimeout = 4 * time.Hour
+
+// verifyContext is for control activities that read a whole stored backup.
+func verifyContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           sptemporal.ControlTaskQueue,
+		StartToCloseTimeout: time.Hour,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
+	})
+}
+
+// loadAvailableDatabase loads a database that must be available, on a node that reports.
+func loadAvailableDatabase(ctx workflow.Context, databaseID string) (store.DatabaseTarget, error) {
+	t, err := loadDatabase(ctx, store.LoadDatabaseTargetInput{DatabaseID: databaseID})
+	if err != nil {
+		return t, err
+	}
+	if t.Status != store.DatabaseAvailable || t.NodeID == "" {
+		return t, temporal.NewNonRetryableApplicationError("the database is "+t.Status+": only an available database is backed up or restored", "DatabaseNotAvailable", nil)
+	}
+	if t.NodeOffline != "" {
+		return t, temporal.NewNonRetryableApplicationError(t.NodeOffline, store.ErrTypeNodeOffline, nil)
+	}
+	return t, nil
+}
+
 // endDatabaseOperation records how the workflow's database operation ended and hands the
 // database's turn on, whatever happened to the workflow.
 func endDatabaseOperation(ctx workflow.Context, databaseID string, result *error) {
+	endDatabaseOperationWithOutcome(ctx, databaseID, result, nil)
+}
+
+// endDatabaseOperationWithOutcome is endDatabaseOperation for a workflow that says what it did
+// when it succeeds (*outcome, listed as the operation's reason).
+func endDatabaseOperationWithOutcome(ctx workflow.Context, databaseID string, result *error, outcome *string) {
 	ctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	in := store.ReleaseDatabaseOperationInput{DatabaseID: databaseID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Status: store.OperationSucceeded}
+	if outcome != nil {
+		in.Reason = *outcome
+	}
 	if result != nil && *result != nil {
 		in.Status, in.Reason = store.OperationFailed, failureReason(*result)
 	}

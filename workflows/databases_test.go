@@ -98,3 +98,87 @@ func TestDeleteDatabaseRemovesItsContainerAndVolume(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)
 }
+
+func availableDatabase() store.DatabaseTarget {
+	t := testDatabase
+	t.Status = store.DatabaseAvailable
+	return t
+}
+
+// A backup counts only once the control plane has found, in the store, the size and checksum
+// the node computed while it streamed the dump; a mismatch fails the backup and records why.
+func TestBackupDatabaseCompletesOnlyWhenTheStoredObjectMatches(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		verified error
+	}{
+		{"matches", nil},
+		{"corrupted in the store", temporal.NewNonRetryableApplicationError("the stored backup does not match what the node sent", store.ErrTypeBackupCorrupt, nil)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := newTestEnv()
+			ref := store.BackupRef{DatabaseID: testDatabaseID, BackupID: "b1"}
+			env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, mock.Anything).Return(availableDatabase(), nil).Once()
+			env.OnActivity(storeActs.StartBackup, mock.Anything, ref).Return(nil).Once()
+			env.OnActivity(dockerActs.BackupDatabase, mock.Anything, docker.BackupDatabaseInput{DatabaseID: testDatabaseID, BackupID: "b1", Engine: testDatabase.Engine}).
+				Return(docker.BackupDatabaseResult{SizeBytes: 2048, SHA256: "abc"}, nil).Once()
+			env.OnActivity(storeActs.VerifyBackup, mock.Anything, store.VerifyBackupInput{DatabaseID: testDatabaseID, BackupID: "b1", SizeBytes: 2048, SHA256: "abc"}).
+				Return(c.verified).Once()
+			if c.verified != nil {
+				env.OnActivity(storeActs.FailBackup, mock.Anything, mock.MatchedBy(func(in store.FailBackupInput) bool {
+					return in.BackupID == "b1" && in.Reason == "the stored backup does not match what the node sent"
+				})).Return(nil).Once()
+			} else {
+				forbidActivities(t, env, storeActs.FailBackup)
+			}
+			env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+				return (c.verified == nil) == (in.Status == store.OperationSucceeded)
+			})).Return(nil).Once()
+
+			env.ExecuteWorkflow(BackupDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-4", BackupID: "b1"})
+			require.True(t, env.IsWorkflowCompleted())
+			if c.verified == nil {
+				require.NoError(t, env.GetWorkflowError())
+			} else {
+				require.Error(t, env.GetWorkflowError())
+			}
+			env.AssertExpectations(t)
+		})
+	}
+}
+
+// A restore whose stored backup no longer matches its checksum is refused before the node is
+// asked anything: the database is never touched.
+func TestRestoreDatabaseOfACorruptedBackupTouchesNothing(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, mock.Anything).Return(availableDatabase(), nil).Once()
+	env.OnActivity(storeActs.PrepareRestore, mock.Anything, store.BackupRef{DatabaseID: testDatabaseID, BackupID: "b2"}).
+		Return(store.RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup's stored object does not match its checksum", store.ErrTypeBackupCorrupt, nil)).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+		return in.Status == store.OperationFailed && in.Reason == "the backup's stored object does not match its checksum"
+	})).Return(nil).Once()
+	forbidActivities(t, env, dockerActs.RestoreDatabase)
+
+	env.ExecuteWorkflow(RestoreDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-5", BackupID: "b2"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Error(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}
+
+// A restore passes the verified size and checksum to the node and reports what the database
+// holds afterwards.
+func TestRestoreDatabaseReportsTheRowsRestored(t *testing.T) {
+	env := newTestEnv()
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, mock.Anything).Return(availableDatabase(), nil).Once()
+	env.OnActivity(storeActs.PrepareRestore, mock.Anything, mock.Anything).Return(store.RestoreSource{SizeBytes: 10, SHA256: "def"}, nil).Once()
+	env.OnActivity(dockerActs.RestoreDatabase, mock.Anything, docker.RestoreDatabaseInput{DatabaseID: testDatabaseID, BackupID: "b3",
+		Engine: testDatabase.Engine, SizeBytes: 10, SHA256: "def"}).Return(docker.RestoreDatabaseResult{Restored: 3}, nil).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+		return in.Status == store.OperationSucceeded && in.Reason == "restored backup b3: the database holds 3 rows"
+	})).Return(nil).Once()
+
+	env.ExecuteWorkflow(RestoreDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-6", BackupID: "b3"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
+}

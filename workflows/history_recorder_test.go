@@ -240,6 +240,8 @@ const (
 	recOtherOrgID  = "0e7a3b5c-9d14-4c82-b6f0-1a2d3e4f5a03"
 	recAppID       = "9f2c6b1a-4e3d-4a57-8c90-b1d2e3f4a504"
 	recDatabaseID  = "d8b0e6f2-5a4c-4b1e-9f3d-2c7a8e9b0d15"
+	recBackupID    = "e9c1f7a3-6b5d-4c2f-8a4e-3d8b9f0c1e26"
+	recBackupSHA   = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
 	recDeployID    = "2d4f6a8c-1b3e-4d5f-a7c9-e0f1a2b3c405"
 	recPrevDeploy  = "7e9a1c3b-5d2f-4b6e-8a0c-d1e2f3a4b506"
 	recOperationID = "4a6c8e0f-2b4d-4f6a-9c1e-a3b5c7d9e107"
@@ -385,12 +387,31 @@ func recordScenarios() []recordScenario {
 		}
 	}
 
+	backup, restore := dbOp("BackupDatabase", "backup"), dbOp("RestoreDatabase", "restore")
+	backup.input["BackupID"], restore.input["BackupID"] = recBackupID, recBackupID
+	available := map[string]recordFake{"LoadDatabaseTarget": func(in map[string]any) (any, error) {
+		t, _ := recDatabaseTarget()
+		t["Status"] = "available"
+		return t, nil
+	}}
+	backup.fakes, restore.fakes = available, available
+
 	return []recordScenario{
-		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"),
+		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), backup, restore,
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,
 	}
+}
+
+// recDatabaseTarget is a PostgreSQL database as LoadDatabaseTarget returns it while it is
+// provisioned.
+func recDatabaseTarget() (map[string]any, error) {
+	return map[string]any{"DatabaseID": recDatabaseID, "OrgID": recOrgID, "Name": "main", "NodeID": recNodeID,
+		"User": "app", "DBName": "main", "PasswordSealed": "v1:k1:sealed-password", "CPUMillis": 500, "MemoryMB": 256, "StorageMB": 1024,
+		"Status": "provisioning", "Engine": map[string]any{"Engine": "postgresql", "Version": "15", "Image": "postgres:15-bookworm",
+			"Port": 5432, "DataDir": "/var/lib/postgresql/data", "HealthCommand": []string{"pg_isready"},
+			"DumpCommand": []string{"pg_dump", "-Fc"}, "RestoreCommand": []string{"pg_restore"}, "CountCommand": []string{"psql"}}}, nil
 }
 
 // recTarget is the app as LoadAppTarget returns it: deployed, one instance serving.
@@ -513,13 +534,16 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"ReadOperationState": func(map[string]any) (any, error) {
 			return map[string]any{"Status": "succeeded", "Reason": "moved from node worker-1 to node worker-2 (1 instance of release " + recPrevDeploy + ", from its image)"}, nil
 		},
-		"LoadDatabaseTarget": func(map[string]any) (any, error) {
-			return map[string]any{"DatabaseID": recDatabaseID, "OrgID": recOrgID, "Name": "main", "NodeID": recNodeID,
-				"User": "app", "DBName": "main", "PasswordSealed": "v1:k1:sealed-password", "CPUMillis": 500, "MemoryMB": 256, "StorageMB": 1024,
-				"Status": "provisioning", "Engine": map[string]any{"Engine": "postgresql", "Version": "15", "Image": "postgres:15-bookworm",
-					"Port": 5432, "DataDir": "/var/lib/postgresql/data", "HealthCommand": []string{"pg_isready"}}}, nil
+		"LoadDatabaseTarget": func(map[string]any) (any, error) { return recDatabaseTarget() },
+		"SetDatabaseStatus":  none, "ReleaseDatabaseOperation": none,
+		"StartBackup": none, "FailBackup": none, "VerifyBackup": none,
+		"PrepareRestore": func(map[string]any) (any, error) {
+			return map[string]any{"SizeBytes": 2048, "SHA256": recBackupSHA}, nil
 		},
-		"SetDatabaseStatus": none, "ReleaseDatabaseOperation": none,
+		"BackupDatabase": func(map[string]any) (any, error) {
+			return map[string]any{"SizeBytes": 2048, "SHA256": recBackupSHA}, nil
+		},
+		"RestoreDatabase": func(map[string]any) (any, error) { return map[string]any{"Restored": 3}, nil },
 		"StartDatabase": func(map[string]any) (any, error) {
 			return map[string]any{"ContainerID": "d0d0" + strings.Repeat("0", 60), "Host": "skypanel-db-" + recDatabaseID}, nil
 		},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/activities/control/backups"
 	"github.com/skypanel/skypanel/activities/control/certs"
 	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/temporal/codec"
@@ -55,6 +56,9 @@ type controlConfig struct {
 	// contact, the backoff of failed attempts, and how often the certificates schedule checks.
 	ACME             certs.Config
 	CertificateCheck time.Duration
+	// BackupDir is the filesystem store of database backups: the API writes what nodes upload
+	// there, the control worker verifies it (both must reach the same directory).
+	BackupDir string
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -107,6 +111,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"wait after a failed certificate attempt, doubled with each failure in a row up to 12h; 15m keeps within Let's Encrypt's 5 failed validations per host name per hour (SKYPANEL_ACME_RETRY_BASE)")
 	fs.DurationVar(&c.CertificateCheck, "certificate-check-interval", envDuration("SKYPANEL_CERTIFICATE_CHECK_INTERVAL", 24*time.Hour),
 		"how often the certificates schedule looks for certificates to issue, retry or renew (SKYPANEL_CERTIFICATE_CHECK_INTERVAL)")
+	fs.StringVar(&c.BackupDir, "backup-dir", envOr("SKYPANEL_BACKUP_DIR", "/var/lib/skypanel/backups"),
+		"the filesystem store of database backups, shared by the API and the control worker (SKYPANEL_BACKUP_DIR)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -211,4 +217,14 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 		}
 	}
 	return cfg, nil
+}
+
+// backupStore is the database backups' store.
+func (c controlConfig) backupStore() backups.Store { return backups.FileStore{Dir: c.BackupDir} }
+
+// flagGiven says whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

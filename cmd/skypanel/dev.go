@@ -116,6 +116,9 @@ func parseDevConfig(args []string) (devConfig, error) {
 		return cfg, err
 	}
 	cfg.DataDir = dataDir
+	if os.Getenv("SKYPANEL_BACKUP_DIR") == "" && !flagGiven(fs, "backup-dir") {
+		cfg.BackupDir = filepath.Join(dataDir, "backups")
+	}
 	if cfg.SecretKeyFile == "" {
 		cfg.SecretKeyFile = filepath.Join(dataDir, "secret.key")
 	}
@@ -299,7 +302,7 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
-		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
+		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, Backups: cfg.backupStore(), CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
 			// Nodes added here reach this machine's API and its node gateway.
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},

@@ -57,7 +57,7 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	}
 	ops := &operations.Owner{Store: st, Temporal: tc, Log: log}
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
-		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops, Keyring: cfg.keyring})
+		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops, Keyring: cfg.keyring, Backups: cfg.backupStore()})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
 	w.RegisterActivity(&certs.Activities{Store: st, Keyring: cfg.keyring, ACME: cfg.ACME, Trigger: certificateTrigger(tc)})
 	if err := w.Start(); err != nil {

@@ -27,18 +27,24 @@ type DatabaseRequest struct {
 	Kind       string // db.DatabaseOp*
 	UserID     string
 	Via        string
+	// BackupID is the backup a backup operation takes, or a restore restores.
+	BackupID string
 }
 
-// databaseKinds lists every operation a database queues and how it is carried out.
-var databaseKinds = map[string]kind{
-	// Provisioning may build the engine's image into place on the node and waits for its
-	// first start (an initdb), bounded by the readiness activity's own timeout.
-	db.DatabaseOpProvision: {workflow: workflows.ProvisionDatabase, deadline: 20 * time.Minute, input: databaseOperation},
-	db.DatabaseOpDelete:    {workflow: workflows.DeleteDatabase, deadline: 20 * time.Minute, input: databaseOperation},
+// databaseKind is how one database operation kind is carried out.
+type databaseKind struct {
+	workflow any
+	deadline time.Duration
 }
 
-func databaseOperation(r Request, operationID string) any {
-	return workflows.DatabaseOperationInput{DatabaseID: r.AppID, OperationID: operationID}
+// databaseKinds lists every operation a database queues. A backup or a restore of a large
+// database streams its dump for a long time (their activities heartbeat meanwhile).
+var databaseKinds = map[string]databaseKind{
+	// Provisioning waits for the first start (an initdb), bounded by the readiness activity.
+	db.DatabaseOpProvision: {workflow: workflows.ProvisionDatabase, deadline: 20 * time.Minute},
+	db.DatabaseOpDelete:    {workflow: workflows.DeleteDatabase, deadline: 20 * time.Minute},
+	db.DatabaseOpBackup:    {workflow: workflows.BackupDatabase, deadline: 6 * time.Hour},
+	db.DatabaseOpRestore:   {workflow: workflows.RestoreDatabase, deadline: 6 * time.Hour},
 }
 
 func init() {
@@ -61,7 +67,7 @@ func NewDatabaseOperation(r DatabaseRequest) (db.NewOperation, error) {
 	return db.NewOperation{
 		ID: id, Kind: r.Kind, WorkflowType: workflowName(k.workflow),
 		WorkflowID:  workflows.DatabaseOperationWorkflowID(r.Kind, r.DatabaseID, id),
-		Input:       k.input(Request{AppID: r.DatabaseID}, id),
+		Input:       workflows.DatabaseOperationInput{DatabaseID: r.DatabaseID, OperationID: id, BackupID: r.BackupID},
 		RequestedBy: r.UserID, RequestedVia: via,
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/contract"
+	"github.com/skypanel/skypanel/activities/control/backups"
 	"github.com/skypanel/skypanel/activities/control/registry"
 	"github.com/skypanel/skypanel/db"
 	"github.com/skypanel/skypanel/secrets"
@@ -36,6 +37,8 @@ type Activities struct {
 	// Keyring opens managed databases' passwords to make a linked app's connection variables,
 	// which it seals for the app at once.
 	Keyring *secrets.Keyring
+	// Backups is the store database backups land in (nil: none configured).
+	Backups backups.Store
 }
 
 // OperationOwner is what the control activities need of the app operations' owner.

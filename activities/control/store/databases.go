@@ -92,6 +92,7 @@ func (a *Activities) LoadDatabaseTarget(ctx context.Context, in LoadDatabaseTarg
 		Engine: contract.DatabaseEngine{
 			Engine: engine.Engine, Version: engine.Version, Image: engine.Image, Port: engine.Port, DataDir: engine.DataDir,
 			Env: engine.Env, Command: nonEmpty(engine.Command), HealthCommand: engine.HealthCommand, User: engine.RunUser,
+			DumpCommand: nonEmpty(engine.DumpCommand), RestoreCommand: nonEmpty(engine.RestoreCommand), CountCommand: nonEmpty(engine.CountCommand),
 		},
 		CPUMillis: plan.CPUMillis, MemoryMB: plan.MemoryMB, StorageMB: plan.StorageMB, Status: d.Status,
 	}

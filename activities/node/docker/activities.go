@@ -31,6 +31,11 @@ type Activities struct {
 	// Secrets opens the apps' sealed environment values through the node's own key: a node
 	// holds no platform key.
 	Secrets NodeSecrets
+	// Backups carries database backups to and from the platform's backup store.
+	Backups BackupTransfer
+	// BackupDir holds a restore's downloaded backup until it is restored (os.TempDir() when
+	// empty); the agent's is private to root.
+	BackupDir string
 
 	// Pool is the private range the organizations' networks get their subnets from; the zero
 	// value means DefaultSubnetPool.

@@ -4,6 +4,7 @@
 //
 //	/pg/put?v=X    inserts X into table items of $DATABASE_URL (PostgreSQL), creating the table
 //	/pg/list       the values of items, one per line, sorted
+//	/pg/clear      deletes every row of items
 //	/redis/set?k=K&v=V, /redis/get?k=K   through $REDIS_URL (RESP spoken by hand)
 //	/probe?to=HOST:PORT  tries a TCP connection and says what happened
 //
@@ -41,6 +42,18 @@ func main() {
 			return
 		}
 		if _, err := conn.Exec(r.Context(), `INSERT INTO items (v) VALUES ($1)`, r.URL.Query().Get("v")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	http.HandleFunc("/pg/clear", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := pg(w, r)
+		if !ok {
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(r.Context(), `DELETE FROM items`); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
