@@ -48,21 +48,24 @@ type databasePlanView struct {
 // databaseView is a managed database. Password is only in GET /databases/{id} (its
 // organization's members are the only ones who reach it).
 type databaseView struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Engine       string    `json:"engine"`
-	Version      string    `json:"version"`
-	Plan         string    `json:"plan"`
-	Region       string    `json:"region"`
-	Status       string    `json:"status" enum:"provisioning,available,failed,deleting" doc:"provisioning → available; failed: see status_reason"`
-	StatusReason string    `json:"status_reason,omitempty"`
-	Host         string    `json:"host" doc:"the name it answers by on its organization's network: only its organization's applications reach it, never the internet"`
-	Port         int       `json:"port"`
-	Database     string    `json:"database"`
-	User         string    `json:"user"`
-	Password     string    `json:"password,omitempty" doc:"only in GET /databases/{id}, for its own organization"`
-	LinkedApps   []string  `json:"linked_apps" doc:"ids of the applications linked to it"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Engine       string   `json:"engine"`
+	Version      string   `json:"version"`
+	Plan         string   `json:"plan"`
+	Region       string   `json:"region"`
+	Status       string   `json:"status" enum:"provisioning,available,failed,deleting" doc:"provisioning → available; failed: see status_reason"`
+	StatusReason string   `json:"status_reason,omitempty"`
+	Host         string   `json:"host" doc:"the name it answers by on its organization's network: only its organization's applications reach it, never the internet"`
+	Port         int      `json:"port"`
+	Database     string   `json:"database"`
+	User         string   `json:"user"`
+	Password     string   `json:"password,omitempty" doc:"only in GET /databases/{id}, for its own organization"`
+	LinkedApps   []string `json:"linked_apps" doc:"ids of the applications linked to it"`
+	// The backup schedule.
+	BackupInterval  string    `json:"backup_interval" doc:"how often it is backed up on its schedule, e.g. 24h0m0s; 0s: never"`
+	BackupRetention int       `json:"backup_retention" doc:"how many scheduled backups it keeps (the oldest go)"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 func databaseViewOf(d db.Database) databaseView {
@@ -72,7 +75,8 @@ func databaseViewOf(d db.Database) databaseView {
 	}
 	return databaseView{ID: d.ID, Name: d.Name, Engine: d.Engine, Version: d.Version, Plan: d.Plan, Region: d.Region,
 		Status: d.Status, StatusReason: d.StatusReason, Host: contract.DatabaseHost(d.ID), Port: d.Port,
-		Database: d.DBName, User: d.User, LinkedApps: linked, CreatedAt: d.CreatedAt}
+		Database: d.DBName, User: d.User, LinkedApps: linked, CreatedAt: d.CreatedAt,
+		BackupInterval: (time.Duration(d.BackupIntervalSeconds) * time.Second).String(), BackupRetention: d.BackupRetention}
 }
 
 type createDatabaseInput struct {
@@ -82,6 +86,9 @@ type createDatabaseInput struct {
 		Version string `json:"version,omitempty" maxLength:"32" doc:"one of the engine's versions; the newest when omitted"`
 		Plan    string `json:"plan" minLength:"1" maxLength:"64" doc:"a database plan's slug (GET /api/paas/database-plans)"`
 		Region  string `json:"region,omitempty" maxLength:"64" doc:"a region's slug; may be omitted when the platform has one"`
+		// The backup schedule: daily and 7 kept unless said otherwise.
+		BackupInterval  string `json:"backup_interval,omitempty" maxLength:"32" doc:"how often to back it up, a duration such as 24h or 6h (default 24h); 0 for no scheduled backups"`
+		BackupRetention int    `json:"backup_retention,omitempty" minimum:"0" maximum:"100" doc:"how many scheduled backups to keep (default 7)"`
 	}
 }
 
@@ -225,6 +232,10 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 	if err != nil {
 		return nil, err
 	}
+	interval, noSchedule, err := s.backupInterval(b.BackupInterval)
+	if err != nil {
+		return nil, err
+	}
 	p := principal(ctx)
 	if err := s.requireFunds(ctx, p.OrgID, plan.PricePerHourMinor, ""); err != nil {
 		return nil, err
@@ -246,6 +257,7 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 			created, enq, err = s.store.CreateDatabase(ctx, db.NewDatabase{
 				ID: id, OrgID: p.OrgID, Name: b.Name, EngineID: engine.ID, PlanID: plan.ID, RegionID: region.ID,
 				User: "app", DBName: strings.ReplaceAll(b.Name, "-", "_"), PasswordSealed: sealed,
+				BackupIntervalSeconds: int(interval / time.Second), BackupRetention: b.BackupRetention, NoSchedule: noSchedule,
 			}, op)
 			return enq, err
 		})
@@ -260,6 +272,29 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 	view := databaseViewOf(created)
 	view.Status = db.DatabaseProvisioning
 	return databaseOperationOf(op, &view), nil
+}
+
+// backupInterval reads a requested backup schedule: "" is the default (a day), "0" none; any
+// other must be a whole number of seconds no shorter than the platform's minimum.
+func (s *Server) backupInterval(raw string) (time.Duration, bool, error) {
+	if raw == "" {
+		return 0, false, nil
+	}
+	if raw == "0" || raw == "0s" {
+		return 0, true, nil
+	}
+	min := s.cfg.MinBackupInterval
+	if min <= 0 {
+		min = time.Hour
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d%time.Second != 0 || d > 365*24*time.Hour {
+		return 0, false, fieldError("body.backup_interval", "a duration such as 24h or 6h, in whole seconds, at most a year; 0 for no scheduled backups", raw)
+	}
+	if d < min {
+		return 0, false, fieldError("body.backup_interval", "backups may be scheduled at most every "+min.String(), raw)
+	}
+	return d, false, nil
 }
 
 // resolveDatabaseEngine finds the engine version asked for (the newest active one when version

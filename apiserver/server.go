@@ -26,6 +26,8 @@ type Config struct {
 	// Backups is the store database backups are uploaded to and downloaded from by nodes (nil:
 	// the database backup routes answer 503).
 	Backups backups.Store
+	// MinBackupInterval is the shortest backup schedule a customer may ask for (0: an hour).
+	MinBackupInterval time.Duration
 	// AllowLoopbackGit accepts http:// git URLs on loopback (`skypanel dev` only).
 	AllowLoopbackGit bool
 	// Version is reported in the OpenAPI document.

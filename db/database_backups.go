@@ -162,3 +162,27 @@ func (s *Store) BackupForNode(ctx context.Context, databaseID, backupID, nodeID 
 	}
 	return b, nil
 }
+
+// ScheduledBackupsBeyond lists the database's completed scheduled backups past its newest keep
+// ones (oldest last): what retention removes.
+func (s *Store) ScheduledBackupsBeyond(ctx context.Context, databaseID string, keep int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM database_backups WHERE database_id::text = $1 AND kind = 'scheduled' AND status = 'completed'
+		ORDER BY created_at DESC, id OFFSET $2`, databaseID, keep)
+	if err != nil {
+		return nil, fmt.Errorf("scheduled backups of database %s: %w", databaseID, err)
+	}
+	return collect(rows, func(row pgx.Row) (string, error) {
+		var id string
+		err := row.Scan(&id)
+		return id, err
+	})
+}
+
+// DeleteBackup removes a backup's row (its stored object goes first).
+func (s *Store) DeleteBackup(ctx context.Context, backupID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM database_backups WHERE id::text = $1`, backupID)
+	if err != nil {
+		return fmt.Errorf("delete backup %s: %w", backupID, err)
+	}
+	return nil
+}

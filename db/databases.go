@@ -135,14 +135,18 @@ type Database struct {
 	Status         string
 	StatusReason   string
 	LinkedApps     []string // ids of the apps linked to it
-	CreatedAt      time.Time
+	// BackupIntervalSeconds is how often its schedule backs it up (0: never); BackupRetention
+	// how many scheduled backups it keeps.
+	BackupIntervalSeconds int
+	BackupRetention       int
+	CreatedAt             time.Time
 	UpdatedAt      time.Time
 }
 
 const databaseColumns = `d.id::text, d.org_id::text, d.name, e.engine, e.version, d.engine_id::text, d.plan_id::text, p.slug,
 	d.region_id::text, rg.slug, d.node_id::text, d.db_user, d.db_name, d.password_sealed, e.port, d.status, d.status_reason,
 	ARRAY(SELECT l.app_id::text FROM app_database_links l WHERE l.database_id = d.id ORDER BY l.created_at, l.app_id),
-	d.created_at, d.updated_at`
+	d.backup_interval_seconds, d.backup_retention, d.created_at, d.updated_at`
 
 const databaseFrom = ` FROM databases d JOIN database_engines e ON e.id = d.engine_id JOIN database_plans p ON p.id = d.plan_id
 	JOIN regions rg ON rg.id = d.region_id `
@@ -150,7 +154,8 @@ const databaseFrom = ` FROM databases d JOIN database_engines e ON e.id = d.engi
 func scanDatabase(row pgx.Row) (Database, error) {
 	var d Database
 	err := row.Scan(&d.ID, &d.OrgID, &d.Name, &d.Engine, &d.Version, &d.EngineID, &d.PlanID, &d.Plan, &d.RegionID, &d.Region, &d.NodeID,
-		&d.User, &d.DBName, &d.PasswordSealed, &d.Port, &d.Status, &d.StatusReason, &d.LinkedApps, &d.CreatedAt, &d.UpdatedAt)
+		&d.User, &d.DBName, &d.PasswordSealed, &d.Port, &d.Status, &d.StatusReason, &d.LinkedApps,
+		&d.BackupIntervalSeconds, &d.BackupRetention, &d.CreatedAt, &d.UpdatedAt)
 	return d, translate(err)
 }
 
@@ -182,7 +187,17 @@ func (s *Store) ListDatabases(ctx context.Context, orgID string) ([]Database, er
 type NewDatabase struct {
 	ID, OrgID, Name, EngineID, PlanID, RegionID string
 	User, DBName, PasswordSealed                string
+	// BackupIntervalSeconds (0: no scheduled backups) and BackupRetention; zero values take the
+	// defaults (a day, 7) unless NoSchedule.
+	BackupIntervalSeconds, BackupRetention int
+	NoSchedule                             bool
 }
+
+// Scheduled backups' defaults.
+const (
+	DefaultBackupIntervalSeconds = 86400
+	DefaultBackupRetention       = 7
+)
 
 // CreateDatabase records a new database and queues its provisioning in one transaction: a name
 // the organization uses already is a *ConflictError, and nothing is stored.
@@ -190,9 +205,15 @@ func (s *Store) CreateDatabase(ctx context.Context, n NewDatabase, provision New
 	var d Database
 	var enq DatabaseEnqueued
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO databases (id, org_id, name, engine_id, plan_id, region_id, db_user, db_name, password_sealed)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			n.ID, n.OrgID, n.Name, n.EngineID, n.PlanID, n.RegionID, n.User, n.DBName, n.PasswordSealed); err != nil {
+		interval := orDefault(n.BackupIntervalSeconds, DefaultBackupIntervalSeconds)
+		if n.NoSchedule {
+			interval = 0
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO databases (id, org_id, name, engine_id, plan_id, region_id, db_user, db_name, password_sealed,
+				backup_interval_seconds, backup_retention)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			n.ID, n.OrgID, n.Name, n.EngineID, n.PlanID, n.RegionID, n.User, n.DBName, n.PasswordSealed,
+			interval, orDefault(n.BackupRetention, DefaultBackupRetention)); err != nil {
 			return translate(err)
 		}
 		var err error

@@ -349,6 +349,23 @@ func TestRedisIsIsolatedPerOrganizationAndBadRequestsChangeNothing(t *testing.T)
 	if status, body := probe(host, "/redis/get?k=greeting"); status != http.StatusOK || body != "hello" {
 		t.Fatalf("GET through the app: %d %q", status, body)
 	}
+	// Back up, change, restore: the backed-up keys come back, the later ones go.
+	backupID, op := owner.backupDatabase(t, cache.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("backup of the Redis database: %+v", op)
+	}
+	probe(host, "/redis/set?k=greeting&v=changed")
+	probe(host, "/redis/set?k=later&v=1")
+	if restored := owner.restoreDatabase(t, cache.ID, backupID); restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 1 keys") {
+		t.Errorf("restore of the Redis database: %+v, want succeeded saying it holds 1 keys", restored)
+	}
+	if status, body := probe(host, "/redis/keys"); status != http.StatusOK || body != "greeting" {
+		t.Errorf("the keys after the restore: %d %q, want only greeting", status, body)
+	}
+	if _, body := probe(host, "/redis/get?k=greeting"); body != "hello" {
+		t.Errorf("greeting after the restore: %q, want hello", body)
+	}
+
 	target := url.QueryEscape(fmt.Sprintf("%s:%d", cache.Host, cache.Port))
 	if _, body := probe(host, "/probe?to="+target); body != "connected" {
 		t.Errorf("the owner's app cannot open a connection to its database: %q", body)
@@ -672,4 +689,69 @@ func (c customer) databaseOperations(t testing.TB, databaseID string) []database
 		t.Fatalf("list database operations: %d %s", status, raw)
 	}
 	return list.Items
+}
+
+// A database's backup schedule (a Temporal Schedule, here every 5 s) takes backups in the
+// database's queue on its own, and retention keeps the newest 2: the oldest go, from the list
+// and from the store.
+func TestScheduledBackupsRunOnTheirScheduleAndRetentionRemovesTheOldest(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("scheduled")+"@example.com")
+	var created struct {
+		Database managedDatabase `json:"database"`
+	}
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
+		"name": uniqueName("sched"), "engine": "redis", "plan": "db-small", "backup_interval": "5s", "backup_retention": 2}, &created)
+	if status != http.StatusAccepted {
+		t.Fatalf("create with a 5 s schedule: %d %s", status, raw)
+	}
+	id := created.Database.ID
+	// Too short a schedule is refused, naming the field (the stack's minimum is 5 s).
+	if status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
+		"name": uniqueName("tooshort"), "engine": "redis", "plan": "db-small", "backup_interval": "1s"}, nil); status != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(raw), "body.backup_interval") {
+		t.Errorf("a 1 s schedule: %d %s, want 422 naming body.backup_interval", status, raw)
+	}
+
+	// Three scheduled backups completed (the schedule ran at least three times), and only the
+	// newest two are kept.
+	var scheduledOps int
+	eventually(t, 3*time.Minute, "three scheduled backups completed", func() (bool, string) {
+		scheduledOps = 0
+		for _, op := range owner.databaseOperations(t, id) {
+			if op.Kind == "backup" && op.Status == "succeeded" {
+				scheduledOps++
+			}
+		}
+		return scheduledOps >= 3, fmt.Sprintf("%d succeeded backups", scheduledOps)
+	})
+	var kept []databaseBackup
+	eventually(t, time.Minute, "retention keeps the newest two", func() (bool, string) {
+		kept = kept[:0]
+		for _, b := range owner.backups(t, id) {
+			if b.Status == "completed" {
+				kept = append(kept, b)
+			}
+		}
+		return len(kept) == 2, fmt.Sprintf("%d completed backups listed", len(kept))
+	})
+	entries, err := os.ReadDir(filepath.Join(platform.dataDir, "backups", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".dump") {
+			stored++
+		}
+	}
+	// A backup that runs right now may have its object stored already.
+	if stored < 2 || stored > 3 {
+		t.Errorf("the store holds %d backups of the database, want the 2 kept (3 while one runs)", stored)
+	}
+	// Deleting the database ends its schedule.
+	owner.deleteDatabase(t, id)
+	if _, err := platform.temporal.ScheduleClient().GetHandle(context.Background(), "database-backups/"+id).Describe(context.Background()); err == nil {
+		t.Error("the deleted database's backup schedule is still there")
+	}
 }

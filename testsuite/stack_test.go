@@ -193,6 +193,8 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--agent-bin", agentBin,
 		// Small, so the retention of release images is exercised by a few deploys.
 		"--keep-release-images", "2",
+		// So a database's backup schedule runs within a test.
+		"--min-backup-interval", "5s",
 		// Short, so an app runs through whole billing periods within a test; benchmarks ask for
 		// a production-like one, so billing runs over hundreds of apps every few seconds do not
 		// weigh on what they measure.

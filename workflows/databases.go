@@ -82,7 +82,28 @@ func ProvisionDatabase(ctx workflow.Context, in DatabaseOperationInput) (err err
 		_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseFailed, failureReason(err))
 		return err
 	}
-	return setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseAvailable, "")
+	if err := setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseAvailable, ""); err != nil {
+		return err
+	}
+	// Its backups from now on: the schedule's interval is the database's (daily by default).
+	return workflow.ExecuteActivity(controlContext(ctx), storeActs.EnsureBackupSchedule, store.DatabaseRef{DatabaseID: in.DatabaseID}).Get(ctx, nil)
+}
+
+// ScheduledBackupInput names the database a backup schedule backs up.
+type ScheduledBackupInput struct {
+	DatabaseID string
+}
+
+// ScheduledDatabaseBackup is what a database's backup schedule (database-backups/<id>) starts:
+// it queues a scheduled backup in the database's queue, where BackupDatabase takes it in turn
+// and applies the retention once it completes.
+func ScheduledDatabaseBackup(ctx workflow.Context, in ScheduledBackupInput) error {
+	var operationID string
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.QueueScheduledBackup, store.DatabaseRef{DatabaseID: in.DatabaseID}).Get(ctx, &operationID); err != nil {
+		return err
+	}
+	workflow.GetLogger(ctx).Info("scheduled backup queued", "database_id", in.DatabaseID, "operation_id", operationID)
+	return nil
 }
 
 // startDatabaseOnNode creates (or finds) the database's container and waits until it is
@@ -110,6 +131,9 @@ func DeleteDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error)
 	defer endDatabaseOperation(ctx, in.DatabaseID, &err)
 	t, err := loadDatabase(ctx, store.LoadDatabaseTargetInput{DatabaseID: in.DatabaseID})
 	if err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteBackupSchedule, store.DatabaseRef{DatabaseID: in.DatabaseID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	if t.NodeID != "" && t.NodeOffline == "" {
@@ -160,6 +184,13 @@ func BackupDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error)
 		return err
 	}
 	outcome = fmt.Sprintf("backup %s completed: %d bytes, sha256 %s, verified in the store", in.BackupID, sent.SizeBytes, sent.SHA256)
+	var pruned int
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.PruneBackups, ref).Get(ctx, &pruned); err != nil {
+		return err
+	}
+	if pruned > 0 {
+		outcome += fmt.Sprintf("; retention removed the %d oldest scheduled backups", pruned)
+	}
 	return nil
 }
 

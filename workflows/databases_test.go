@@ -11,6 +11,7 @@ import (
 	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/control/store"
 	"github.com/skypanel/skypanel/activities/node/docker"
+	sptemporal "github.com/skypanel/skypanel/temporal"
 )
 
 const testDatabaseID = "db000000-0000-4000-8000-000000000001"
@@ -45,6 +46,7 @@ func TestProvisionDatabaseStartsItOnItsNodeThenMarksItAvailable(t *testing.T) {
 			}
 			return nil
 		}).Once()
+	env.OnActivity(storeActs.EnsureBackupSchedule, mock.Anything, store.DatabaseRef{DatabaseID: testDatabaseID}).Return(nil).Once()
 	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
 		return in.DatabaseID == testDatabaseID && in.Status == store.OperationSucceeded
 	})).Return(nil).Once()
@@ -86,6 +88,7 @@ func TestDeleteDatabaseRemovesItsContainerAndVolume(t *testing.T) {
 	target := testDatabase
 	target.Status = "deleting"
 	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, store.LoadDatabaseTargetInput{DatabaseID: testDatabaseID}).Return(target, nil).Once()
+	env.OnActivity(storeActs.DeleteBackupSchedule, mock.Anything, store.DatabaseRef{DatabaseID: testDatabaseID}).Return(nil).Once()
 	env.OnActivity(dockerActs.RemoveDatabase, mock.Anything, docker.RemoveDatabaseInput{DatabaseID: testDatabaseID, OrgID: "org-1", DropVolume: true}).
 		Return(nil).Once()
 	env.OnActivity(storeActs.SetDatabaseStatus, mock.Anything, store.SetDatabaseStatusInput{DatabaseID: testDatabaseID, Status: store.DatabaseDeleted}).
@@ -129,6 +132,7 @@ func TestBackupDatabaseCompletesOnlyWhenTheStoredObjectMatches(t *testing.T) {
 					return in.BackupID == "b1" && in.Reason == "the stored backup does not match what the node sent"
 				})).Return(nil).Once()
 			} else {
+				env.OnActivity(storeActs.PruneBackups, mock.Anything, ref).Return(0, nil).Once()
 				forbidActivities(t, env, storeActs.FailBackup)
 			}
 			env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
@@ -181,4 +185,11 @@ func TestRestoreDatabaseReportsTheRowsRestored(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertExpectations(t)
+}
+
+// The backup schedules start the workflow by the name the worker registers it under.
+func TestTheBackupScheduleNamesTheScheduledBackupWorkflow(t *testing.T) {
+	if got := recordFuncName(ScheduledDatabaseBackup); got != sptemporal.ScheduledDatabaseBackupWorkflow {
+		t.Errorf("the schedule starts %q, the worker registers %q", sptemporal.ScheduledDatabaseBackupWorkflow, got)
+	}
 }

@@ -396,8 +396,14 @@ func recordScenarios() []recordScenario {
 	}}
 	backup.fakes, restore.fakes = available, available
 
+	scheduled := recordScenario{
+		name: "database-scheduled-backup", workflow: "ScheduledDatabaseBackup", id: "database-scheduled-backup/" + recDatabaseID,
+		input: map[string]any{"DatabaseID": recDatabaseID},
+		attrs: temporal.NewSearchAttributes(sptemporal.DatabaseIDKey.ValueSet(recDatabaseID), sptemporal.OrgIDKey.ValueSet(recOrgID)),
+	}
+
 	return []recordScenario{
-		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), backup, restore,
+		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), backup, restore, scheduled,
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,
@@ -537,6 +543,9 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"LoadDatabaseTarget": func(map[string]any) (any, error) { return recDatabaseTarget() },
 		"SetDatabaseStatus":  none, "ReleaseDatabaseOperation": none,
 		"StartBackup": none, "FailBackup": none, "VerifyBackup": none,
+		"EnsureBackupSchedule": none, "DeleteBackupSchedule": none,
+		"QueueScheduledBackup": func(map[string]any) (any, error) { return recOperationID, nil },
+		"PruneBackups":         func(map[string]any) (any, error) { return 1, nil },
 		"PrepareRestore": func(map[string]any) (any, error) {
 			return map[string]any{"SizeBytes": 2048, "SHA256": recBackupSHA}, nil
 		},

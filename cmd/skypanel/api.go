@@ -81,7 +81,7 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, Backups: cfg.backupStore(), CodecOrigins: splitList(*codecOrigins),
+	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, Backups: cfg.backupStore(), MinBackupInterval: cfg.MinBackupInterval, CodecOrigins: splitList(*codecOrigins),
 		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime,
 		RateLimit: *rateLimit, RateBurst: *rateBurst, PlatformDomain: cfg.PlatformDomain}
 	var gateway *nodeGateway

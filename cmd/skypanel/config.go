@@ -59,6 +59,8 @@ type controlConfig struct {
 	// BackupDir is the filesystem store of database backups: the API writes what nodes upload
 	// there, the control worker verifies it (both must reach the same directory).
 	BackupDir string
+	// MinBackupInterval is the shortest backup schedule a customer may ask for.
+	MinBackupInterval time.Duration
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -111,6 +113,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"wait after a failed certificate attempt, doubled with each failure in a row up to 12h; 15m keeps within Let's Encrypt's 5 failed validations per host name per hour (SKYPANEL_ACME_RETRY_BASE)")
 	fs.DurationVar(&c.CertificateCheck, "certificate-check-interval", envDuration("SKYPANEL_CERTIFICATE_CHECK_INTERVAL", 24*time.Hour),
 		"how often the certificates schedule looks for certificates to issue, retry or renew (SKYPANEL_CERTIFICATE_CHECK_INTERVAL)")
+	fs.DurationVar(&c.MinBackupInterval, "min-backup-interval", envDuration("SKYPANEL_MIN_BACKUP_INTERVAL", time.Hour),
+		"the shortest interval of a database's backup schedule a customer may ask for (SKYPANEL_MIN_BACKUP_INTERVAL)")
 	fs.StringVar(&c.BackupDir, "backup-dir", envOr("SKYPANEL_BACKUP_DIR", "/var/lib/skypanel/backups"),
 		"the filesystem store of database backups, shared by the API and the control worker (SKYPANEL_BACKUP_DIR)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")

@@ -302,7 +302,7 @@ func (s *devStack) start(ctx context.Context) error {
 	}
 	s.apiURL = "http://" + listener.Addr().String()
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
-		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, Backups: cfg.backupStore(), CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
+		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, Backups: cfg.backupStore(), MinBackupInterval: cfg.MinBackupInterval, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
 			// Nodes added here reach this machine's API and its node gateway.
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},

@@ -57,7 +57,8 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 	}
 	ops := &operations.Owner{Store: st, Temporal: tc, Log: log}
 	w.RegisterActivity(&store.Activities{Store: st, Routing: cfg.routing(), AllowLoopbackGit: cfg.AllowLoopbackGit,
-		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops, Keyring: cfg.keyring, Backups: cfg.backupStore()})
+		KeepReleaseImages: cfg.KeepReleaseImages, Registry: cfg.registry(), Operations: ops, Keyring: cfg.keyring, Backups: cfg.backupStore(),
+		Schedules: databaseSchedules{tc}})
 	w.RegisterActivity(&billing.Activities{Store: st, Period: cfg.BillingPeriod})
 	w.RegisterActivity(&certs.Activities{Store: st, Keyring: cfg.keyring, ACME: cfg.ACME, Trigger: certificateTrigger(tc)})
 	if err := w.Start(); err != nil {
@@ -156,4 +157,15 @@ func watchNodes(ctx context.Context, log *slog.Logger, st *db.Store, interval ti
 			log.Error("prune node metrics", "error", err)
 		}
 	}
+}
+
+// databaseSchedules keeps the databases' backup schedules in Temporal.
+type databaseSchedules struct{ tc client.Client }
+
+func (d databaseSchedules) Ensure(ctx context.Context, databaseID, orgID string, every time.Duration) error {
+	return sptemporal.EnsureDatabaseBackupSchedule(ctx, d.tc, databaseID, orgID, every)
+}
+
+func (d databaseSchedules) Delete(ctx context.Context, databaseID string) error {
+	return sptemporal.DeleteDatabaseBackupSchedule(ctx, d.tc, databaseID)
 }

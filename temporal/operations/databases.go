@@ -108,6 +108,20 @@ func (o *Owner) SubmitDatabase(ctx context.Context, r DatabaseRequest, enqueue f
 	return enq.Operation, nil
 }
 
+// QueueDatabaseBackup queues a backup the platform asks for (kind "scheduled", via
+// "schedule") in the database's queue and returns its operation id.
+func (o *Owner) QueueDatabaseBackup(ctx context.Context, orgID, databaseID, kind, via string) (string, error) {
+	backupID := newID()
+	op, err := o.SubmitDatabase(ctx, DatabaseRequest{OrgID: orgID, DatabaseID: databaseID, Kind: db.DatabaseOpBackup, Via: via, BackupID: backupID},
+		func(op db.NewOperation) (db.DatabaseEnqueued, error) {
+			return o.Store.QueueBackup(ctx, orgID, databaseID, backupID, kind, op)
+		})
+	if err != nil {
+		return "", err
+	}
+	return op.ID, nil
+}
+
 // startDatabase starts the workflow of a database operation whose turn it is (a second start
 // finds the first, as for apps).
 func (o *Owner) startDatabase(ctx context.Context, op db.DatabaseOperation) error {

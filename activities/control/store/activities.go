@@ -39,6 +39,8 @@ type Activities struct {
 	Keyring *secrets.Keyring
 	// Backups is the store database backups land in (nil: none configured).
 	Backups backups.Store
+	// Schedules keeps the databases' backup schedules.
+	Schedules DatabaseSchedules
 }
 
 // OperationOwner is what the control activities need of the app operations' owner.
@@ -54,6 +56,9 @@ type OperationOwner interface {
 	EnqueueMove(ctx context.Context, orgID, appID, fromNodeID string, evacuate bool, via string) (string, error)
 	// FinishDatabase records how a managed database's operation ended and starts its next.
 	FinishDatabase(ctx context.Context, databaseID, workflowID, status, reason string) error
+	// QueueDatabaseBackup queues a backup of kind (scheduled) the platform asks for and returns
+	// its operation id.
+	QueueDatabaseBackup(ctx context.Context, orgID, databaseID, kind, via string) (string, error)
 }
 
 // Routing turns an app name into its public host name and URL.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -113,4 +114,79 @@ func (a *Activities) backupStore() backups.Store {
 		return backups.FileStore{}
 	}
 	return a.Backups
+}
+
+// DatabaseSchedules keeps the databases' backup schedules in Temporal (cmd/skypanel wires
+// sptemporal.EnsureDatabaseBackupSchedule / DeleteDatabaseBackupSchedule).
+type DatabaseSchedules interface {
+	Ensure(ctx context.Context, databaseID, orgID string, every time.Duration) error
+	Delete(ctx context.Context, databaseID string) error
+}
+
+// DatabaseRef names a database.
+type DatabaseRef struct {
+	DatabaseID string
+}
+
+// EnsureBackupSchedule brings the database's backup schedule to its interval (none for 0).
+func (a *Activities) EnsureBackupSchedule(ctx context.Context, in DatabaseRef) error {
+	if a.Schedules == nil {
+		return errors.New("store activities: Schedules is not set")
+	}
+	d, err := a.Store.DatabaseByID(ctx, in.DatabaseID)
+	if err != nil {
+		return err
+	}
+	return a.Schedules.Ensure(ctx, d.ID, d.OrgID, time.Duration(d.BackupIntervalSeconds)*time.Second)
+}
+
+// DeleteBackupSchedule removes the database's backup schedule.
+func (a *Activities) DeleteBackupSchedule(ctx context.Context, in DatabaseRef) error {
+	if a.Schedules == nil {
+		return errors.New("store activities: Schedules is not set")
+	}
+	return a.Schedules.Delete(ctx, in.DatabaseID)
+}
+
+// QueueScheduledBackup queues a scheduled backup in the database's queue (through the owner)
+// and returns its operation id; a database that is not available is skipped ("").
+func (a *Activities) QueueScheduledBackup(ctx context.Context, in DatabaseRef) (string, error) {
+	d, err := a.Store.DatabaseByID(ctx, in.DatabaseID)
+	if errors.Is(err, db.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if d.Status != db.DatabaseAvailable {
+		return "", nil
+	}
+	return a.Operations.QueueDatabaseBackup(ctx, d.OrgID, d.ID, "scheduled", "schedule")
+}
+
+// PruneBackups applies the database's retention after a scheduled backup completed: its
+// scheduled backups past the newest backup_retention ones go, stored object then row. A
+// manual backup prunes nothing. It returns how many went.
+func (a *Activities) PruneBackups(ctx context.Context, in BackupRef) (int, error) {
+	b, err := a.Store.BackupByID(ctx, in.BackupID)
+	if err != nil || b.Kind != "scheduled" {
+		return 0, err
+	}
+	d, err := a.Store.DatabaseByID(ctx, in.DatabaseID)
+	if err != nil {
+		return 0, err
+	}
+	old, err := a.Store.ScheduledBackupsBeyond(ctx, in.DatabaseID, d.BackupRetention)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range old {
+		if err := a.backupStore().Remove(in.DatabaseID, id); err != nil {
+			return 0, err
+		}
+		if err := a.Store.DeleteBackup(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
 }

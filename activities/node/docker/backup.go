@@ -6,6 +6,7 @@ package docker
 // way both times, so neither a bad transfer nor a damaged stored object goes unnoticed.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -68,6 +70,8 @@ const (
 	maxCountOutput = 4 << 10
 	// execExitWait: how long a command whose output ended may take to be reported exited.
 	execExitWait = 10 * time.Second
+	// execStopGrace: how long stopExec waits for a command to stop after SIGTERM.
+	execStopGrace = 5 * time.Second
 )
 
 var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -80,9 +84,9 @@ type BackupProgress struct {
 }
 
 // BackupDatabase runs the engine's dump command in the database's container and streams its
-// stdout to the backup store, hashing and counting it on the way. The store keeps the object
-// only when the dump exits 0 (otherwise the upload is aborted), and the answer of the store
-// must name the bytes the node sent.
+// stdout to the backup store, hashing and counting it on the way. The upload is completed only
+// when the dump exits 0 having written something (otherwise it is aborted, so the store never
+// holds a whole object of it), and the store's answer must name the bytes the node sent.
 func (a *Activities) BackupDatabase(ctx context.Context, in BackupDatabaseInput) (BackupDatabaseResult, error) {
 	if err := a.checkBackupInput(in.DatabaseID, in.BackupID, "dump", in.Engine.DumpCommand); err != nil {
 		return BackupDatabaseResult{}, err
@@ -122,6 +126,8 @@ func (a *Activities) BackupDatabase(ctx context.Context, in BackupDatabaseInput)
 		pw.CloseWithError(execErr)
 	case code != 0:
 		pw.CloseWithError(fmt.Errorf("the dump command exited with code %d", code))
+	case sent.Load() == 0:
+		pw.CloseWithError(errors.New("the dump command wrote nothing"))
 	default:
 		pw.Close()
 	}
@@ -134,6 +140,13 @@ func (a *Activities) BackupDatabase(ctx context.Context, in BackupDatabaseInput)
 		return BackupDatabaseResult{}, execErr
 	case code != 0:
 		msg := fmt.Sprintf("the database's dump command exited with code %d", code)
+		if last := lastOutputLines(stderr.String(), databaseTailLines, backupOutputTail); last != "" {
+			msg += "; its last output: " + last
+		}
+		return BackupDatabaseResult{}, temporal.NewNonRetryableApplicationError(redactPasswords(msg, info, in.Engine), ErrTypeBackupFailed, nil)
+	case sent.Load() == 0:
+		// Every engine's dump has a header at least: the command wrote elsewhere.
+		msg := "the database's dump command exited 0 but wrote nothing"
 		if last := lastOutputLines(stderr.String(), databaseTailLines, backupOutputTail); last != "" {
 			msg += "; its last output: " + last
 		}
@@ -360,6 +373,9 @@ func (a *Activities) execInContainer(ctx context.Context, containerName string, 
 	if fed != nil {
 		feedErr = <-fed
 	}
+	if ctx.Err() != nil || copyErr != nil || feedErr != nil {
+		a.stopExec(created.ID, containerName)
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -408,6 +424,54 @@ func (a *Activities) execExitCode(ctx context.Context, execID string) (int, erro
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// stopExec ends a command the activity gave up on (cancelled, or its output could not be
+// passed on): the Engine keeps draining the output of an exec nobody reads, so it would run to
+// its end, a dump holding its snapshot, a restore going on. Docker starts each exec in a session
+// of its own, and its process group gets SIGTERM, never SIGKILL: every catalogue command stops
+// on it, and the Redis restore must get to make the database a master again. The agent runs in
+// the host's PID namespace (a systemd service); the group is signalled only while its leader
+// is the exec's process, in the container's cgroup. It waits execStopGrace for the command.
+func (a *Activities) stopExec(execID, containerName string) {
+	ctx, cancel := context.WithTimeout(context.Background(), execStopGrace+5*time.Second)
+	defer cancel()
+	logger := slog.With("container", containerName, "exec_id", execID)
+	inspect, err := a.Client.ContainerExecInspect(ctx, execID)
+	if err != nil || !inspect.Running || inspect.Pid <= 0 {
+		return
+	}
+	if !execLeader(inspect.Pid, inspect.ContainerID) {
+		logger.WarnContext(ctx, "cannot stop a command this node no longer waits for: its process is not visible here", "pid", inspect.Pid)
+		return
+	}
+	if err := syscall.Kill(-inspect.Pid, syscall.SIGTERM); err != nil {
+		logger.WarnContext(ctx, "stop a command this node no longer waits for", "pid", inspect.Pid, "err", err)
+		return
+	}
+	for deadline := time.Now().Add(execStopGrace); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if inspect, err := a.Client.ContainerExecInspect(ctx, execID); err != nil || !inspect.Running {
+			logger.InfoContext(ctx, "stopped a command this node no longer waits for", "pid", inspect.Pid)
+			return
+		}
+	}
+	logger.WarnContext(ctx, "a command this node no longer waits for still runs", "pid", inspect.Pid, "waited", execStopGrace)
+}
+
+// execLeader says whether host process pid leads its process group, in the cgroup of the
+// container containerID.
+func execLeader(pid int, containerID string) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || containerID == "" {
+		return false
+	}
+	// pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 3 || fields[2] != strconv.Itoa(pid) {
+		return false
+	}
+	cgroup, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	return err == nil && strings.Contains(string(cgroup), containerID)
 }
 
 // transferError names the backup in err's message, keeping the type and retry decision of a

@@ -18,7 +18,11 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 )
 
 // The catalogue's backup commands, as the control plane sends them with the engine rows.
@@ -53,8 +57,17 @@ p=
 linked=
 finish() {
 	s=$?
-	if [ -n "$linked" ]; then main replicaof no one >/dev/null 2>&1 || s=1; fi
+	trap "" HUP INT TERM
 	if [ -n "$p" ]; then kill "$p" 2>/dev/null || :; wait "$p" 2>/dev/null || :; fi
+	if [ -n "$linked" ]; then
+		n=0
+		until r=$(main replicaof no one 2>&1) && case $r in OK*) true ;; *) false ;; esac; do
+			n=$((n + 1))
+			if [ "$n" -gt 6000 ]; then echo "the database is still a replica of the restore: restart its container" >&2; break; fi
+			sleep 0.1
+		done
+		s=1
+	fi
 	if [ "$s" -ne 0 ] && [ -f "$d/log" ]; then tail -n 3 "$d/log" >&2; fi
 	rm -rf "$d"
 	exit "$s"
@@ -100,6 +113,10 @@ type backupCase struct {
 	// slowDisk, when set, makes the engine take seconds to write its files, and onDisk exits 0
 	// only once what it holds is on its disk: a restore run then must return only after that.
 	slowDisk, onDisk []string
+	// atomic: a restore cancelled midway leaves the data as it was before or after, and the
+	// database taking writes (writable exits 0 then).
+	atomic   bool
+	writable []string
 }
 
 var backupCases = map[string]backupCase{
@@ -115,6 +132,8 @@ var backupCases = map[string]backupCase{
 			` create table parent (a int); create table child () inherits (parent); insert into parent values (1); insert into child values (2), (3);` +
 			` create view v as select * from t`),
 		moreCount: 3 + 2 + 3 + 3,
+		atomic:    true,
+		writable:  psql(`create table probe (x int); drop table probe`),
 	},
 	"mysql": {
 		engine: withBackupCommands(mariadbEngine, mariadbDump, mariadbRestore, mariadbCount),
@@ -138,6 +157,9 @@ var backupCases = map[string]backupCase{
 		// The append-only file the database rewrites after the replication is written (a second
 		// a key with rdb-key-save-delay).
 		slowDisk: redisCLI(`config set rdb-key-save-delay 1000000`),
+		atomic:   true,
+		// A replica refuses writes.
+		writable: redisCLI(`set probe 1 && ` + redisCLIPrefix + `del probe`),
 		onDisk:   redisCLI(`info persistence | tr -d "\r" | grep -x -e aof_rewrite_in_progress:0 -e aof_rewrite_scheduled:0 | wc -l | grep -qx 2`),
 	},
 }
@@ -291,6 +313,25 @@ func testBackupAndRestore(t *testing.T, tc backupCase, fixtureName string) {
 		}
 	}
 
+	if tc.atomic {
+		// Cancelled at half the time a restore takes: in the download, the command, or the
+		// Redis replication.
+		mustExec(t, c, name, tc.change, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), restoreTook/2)
+		err := runBackupActivity(t, f, ctx, nil, f.a.RestoreDatabase, restore)
+		cancel()
+		if got := read(); got != tc.want && got != changed {
+			t.Errorf("after a cancelled restore (%v): %q, want the data before or after it", err, got)
+		}
+		if out, stderr, code := execIn(t, c, name, tc.writable, nil); code != 0 {
+			t.Errorf("after a cancelled restore (%v) the database takes no writes: %s%s", err, out, stderr)
+		}
+		if err := f.run(t, f.a.RestoreDatabase, restore, &restored); err != nil || restored.Restored != 3 || read() != tc.want {
+			t.Errorf("a restore after a cancelled one: %+v %v", restored, err)
+		}
+		checkNoBackupFiles(t, f.a.BackupDir)
+	}
+
 	// The data survives the engine's restart: the restore is on disk, not only in memory.
 	if err := c.ContainerRestart(context.Background(), name, container.StopOptions{}); err != nil {
 		t.Fatal(err)
@@ -393,6 +434,13 @@ func TestBackupAndRestoreFailures(t *testing.T) {
 		if data, ok := store.get(id, "failed"); ok {
 			t.Errorf("the store kept %q of a failed dump: the upload was not aborted", data)
 		}
+
+		failing.DumpCommand = []string{"sh", "-c", `echo "dumped to the wrong place" >&2`}
+		err = f.run(t, f.a.BackupDatabase, BackupDatabaseInput{DatabaseID: id, BackupID: "empty", Engine: failing}, nil)
+		wantAppError(t, err, ErrTypeBackupFailed, "the database's dump command exited 0 but wrote nothing; its last output: dumped to the wrong place")
+		if _, ok := store.get(id, "empty"); ok {
+			t.Error("the store kept an empty dump")
+		}
 	})
 
 	t.Run("the restore fails", func(t *testing.T) {
@@ -426,12 +474,86 @@ func TestBackupAndRestoreFailures(t *testing.T) {
 		checkNoBackupFiles(t, f.a.BackupDir)
 	})
 
+	t.Run("heartbeats", func(t *testing.T) {
+		slow := engine
+		slow.DumpCommand = []string{"sh", "-c", `i=0; while [ $i -lt 30 ]; do head -c 1000 /dev/zero; sleep 0.1; i=$((i+1)); done`}
+		var mu sync.Mutex
+		var beats []BackupProgress
+		err := runBackupActivity(t, f, context.Background(), func(p BackupProgress) {
+			mu.Lock()
+			defer mu.Unlock()
+			beats = append(beats, p)
+		}, f.a.BackupDatabase, BackupDatabaseInput{DatabaseID: id, BackupID: "slow", Engine: slow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(beats) == 0 || beats[0].Phase != "dump" || beats[0].Bytes <= 0 || beats[0].Bytes >= 30000 {
+			t.Errorf("heartbeats %+v, want the dump's bytes so far", beats)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		endless := engine
+		endless.DumpCommand = []string{"sh", "-c", `while :; do head -c 1000 /dev/zero; sleep 0.1; done`}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		started := time.Now()
+		err := runBackupActivity(t, f, ctx, nil, f.a.BackupDatabase, BackupDatabaseInput{DatabaseID: id, BackupID: "endless", Engine: endless})
+		if err == nil || time.Since(started) > 5*time.Second {
+			t.Fatalf("a cancelled backup: %v after %s", err, time.Since(started))
+		}
+		if data, ok := store.get(id, "endless"); ok {
+			t.Errorf("the store kept %d bytes of a cancelled backup", len(data))
+		}
+		// The dump stops at its next write: nothing reads its output any more.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			top, err := f.a.Client.ContainerTop(context.Background(), name, []string{"-o", "pid,args"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			running := false
+			for _, p := range top.Processes {
+				running = running || strings.Contains(strings.Join(p, " "), "while :")
+			}
+			if !running {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dump still runs after its backup was cancelled: %v", top.Processes)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	if got := strings.TrimSpace(mustExec(t, f.a.Client, name, redisCLI("mget k1 k2 k3"), nil)); got != "alpha\nbravo\ncharlie" {
 		t.Errorf("the failures changed the data: %q", got)
 	}
 	if strings.Contains(logs.String(), db.password) {
 		t.Errorf("a log line holds the password:\n%s", logs.String())
 	}
+}
+
+// runBackupActivity runs fn in a test activity environment whose activities end with ctx,
+// passing the heartbeats that reach the server to beats.
+func runBackupActivity(t *testing.T, f *fixture, ctx context.Context, beats func(BackupProgress), fn, in any) error {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
+	if beats != nil {
+		env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+			var p BackupProgress
+			if details.Get(&p) == nil {
+				beats(p)
+			}
+		})
+	}
+	env.RegisterActivity(f.a)
+	_, err := env.ExecuteActivity(fn, in)
+	return err
 }
 
 // A restore whose backup the store does not hold, or whose database has no container here,
