@@ -140,7 +140,7 @@ type Database struct {
 	BackupIntervalSeconds int
 	BackupRetention       int
 	CreatedAt             time.Time
-	UpdatedAt      time.Time
+	UpdatedAt             time.Time
 }
 
 const databaseColumns = `d.id::text, d.org_id::text, d.name, e.engine, e.version, d.engine_id::text, d.plan_id::text, p.slug,
