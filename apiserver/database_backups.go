@@ -60,6 +60,11 @@ type restoreInput struct {
 	}
 }
 
+type backupDownloadInput struct {
+	ID       string `path:"id" maxLength:"64"`
+	BackupID string `path:"backupId" maxLength:"64"`
+}
+
 type databaseOperationView struct {
 	ID         string     `json:"id"`
 	Kind       string     `json:"kind" enum:"provision,delete,backup,restore"`
@@ -148,6 +153,39 @@ func (s *Server) registerDatabaseBackups() {
 					CreatedAt: o.CreatedAt, FinishedAt: o.FinishedAt}
 			}
 			return listOf(views), nil
+		})
+	huma.Register(s.api, s.op("download-database-backup", http.MethodGet, "/api/paas/databases/{id}/backups/{backupId}/download",
+		"Download a completed backup (a deleted database's final backup too, until it expires)", "databases", http.StatusOK, false),
+		func(ctx context.Context, in *backupDownloadInput) (*huma.StreamResponse, error) {
+			if s.cfg.Backups == nil {
+				return nil, huma.Error503ServiceUnavailable("this platform has no backup store configured (--backup-dir)")
+			}
+			b, err := s.store.BackupOfOrg(ctx, principal(ctx).OrgID, in.ID, in.BackupID)
+			if err != nil {
+				return nil, s.problem(ctx, "backup", err)
+			}
+			if b.Status != db.BackupCompleted {
+				return nil, huma.Error409Conflict("the backup is " + b.Status + ": only a completed backup can be downloaded")
+			}
+			f, size, err := s.cfg.Backups.Open(b.DatabaseID, b.ID)
+			if errors.Is(err, backups.ErrNotStored) {
+				return nil, huma.Error404NotFound("the backup's stored object is gone")
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "backup", err)
+			}
+			return &huma.StreamResponse{Body: func(hctx huma.Context) {
+				defer f.Close()
+				hctx.SetHeader("Content-Type", "application/octet-stream")
+				hctx.SetHeader("Content-Length", strconv.FormatInt(size, 10))
+				hctx.SetHeader("Content-Disposition", `attachment; filename="`+b.ID+`.dump"`)
+				if b.SHA256 != nil {
+					hctx.SetHeader("X-Checksum-Sha256", *b.SHA256)
+				}
+				if _, err := io.Copy(hctx.BodyWriter(), f); err != nil {
+					s.log.WarnContext(ctx, "send a backup to its owner", "backup_id", b.ID, "error", err)
+				}
+			}}, nil
 		})
 	// The node's transfers: plain handlers, streamed.
 	s.mux.HandleFunc("PUT /api/paas/agent/databases/{databaseID}/backups/{backupID}", s.receiveBackup)

@@ -102,6 +102,11 @@ type databaseOperationOutput struct {
 	}
 }
 
+type deleteDatabaseInput struct {
+	ID          string `path:"id" maxLength:"64"`
+	FinalBackup string `query:"final_backup" enum:"true,false" default:"true" doc:"take a final backup first (kept for the platform's retention period, listed and downloadable meanwhile); false deletes at once"`
+}
+
 type databaseLinkInput struct {
 	ID         string `path:"id" maxLength:"64"`
 	DatabaseID string `path:"dbId" maxLength:"64"`
@@ -181,17 +186,22 @@ func (s *Server) registerDatabases() {
 			return bodyOf(view), nil
 		})
 	huma.Register(s.api, s.op("delete-database", http.MethodDelete, "/api/paas/databases/{id}",
-		"Delete a database and its data (refused while applications are linked to it)", "databases", http.StatusAccepted, false),
-		func(ctx context.Context, in *idPath) (*databaseOperationOutput, error) {
+		"Delete a database and its data, after a final backup unless final_backup=false (refused while applications are linked to it)", "databases", http.StatusAccepted, false),
+		func(ctx context.Context, in *deleteDatabaseInput) (*databaseOperationOutput, error) {
 			p := principal(ctx)
-			op, err := s.ops.SubmitDatabase(ctx, operations.DatabaseRequest{OrgID: p.OrgID, DatabaseID: in.ID, Kind: db.DatabaseOpDelete, UserID: p.UserID},
+			finalBackupID := uuid.NewString()
+			if in.FinalBackup == "false" {
+				finalBackupID = ""
+			}
+			op, err := s.ops.SubmitDatabase(ctx, operations.DatabaseRequest{OrgID: p.OrgID, DatabaseID: in.ID, Kind: db.DatabaseOpDelete, UserID: p.UserID,
+				BackupID: finalBackupID},
 				func(op db.NewOperation) (db.DatabaseEnqueued, error) {
-					return s.store.EnqueueDatabaseOperation(ctx, p.OrgID, in.ID, op)
+					return s.store.QueueDelete(ctx, p.OrgID, in.ID, finalBackupID, op)
 				})
 			if err != nil {
 				return nil, s.databaseProblem(ctx, err)
 			}
-			s.log.InfoContext(ctx, "database delete queued", "database_id", in.ID, "operation_id", op.ID)
+			s.log.InfoContext(ctx, "database delete queued", "database_id", in.ID, "operation_id", op.ID, "final_backup_id", finalBackupID)
 			return databaseOperationOf(op, nil), nil
 		})
 	huma.Register(s.api, s.op("link-database", http.MethodPost, "/api/paas/applications/{id}/databases/{dbId}",

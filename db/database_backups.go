@@ -92,8 +92,10 @@ func (s *Store) QueueRestore(ctx context.Context, orgID, databaseID, backupID st
 
 // ListBackups lists a database's backups, newest first. The database must be orgID's.
 func (s *Store) ListBackups(ctx context.Context, orgID, databaseID string) ([]Backup, error) {
-	if _, err := s.GetDatabase(ctx, orgID, databaseID); err != nil {
-		return nil, err
+	// A deleted database's final backup is listed (and downloadable) until it expires.
+	var id string
+	if err := s.pool.QueryRow(ctx, `SELECT id::text FROM databases WHERE id::text = $1 AND org_id::text = $2`, databaseID, orgID).Scan(&id); err != nil {
+		return nil, translate(err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+backupColumns+` FROM database_backups b WHERE b.database_id::text = $1
 		ORDER BY b.created_at DESC, b.id`, databaseID)
@@ -185,4 +187,36 @@ func (s *Store) DeleteBackup(ctx context.Context, backupID string) error {
 		return fmt.Errorf("delete backup %s: %w", backupID, err)
 	}
 	return nil
+}
+
+// QueueDelete queues a database's deletion and, unless finalBackupID is empty, records the
+// final backup it takes first, in one transaction (a linked database is ErrDatabaseLinked).
+func (s *Store) QueueDelete(ctx context.Context, orgID, databaseID, finalBackupID string, op NewOperation) (DatabaseEnqueued, error) {
+	var enq DatabaseEnqueued
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if enq, err = enqueueDatabaseOperation(ctx, tx, orgID, databaseID, op); err != nil || finalBackupID == "" {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO database_backups (id, database_id, kind) VALUES ($1, $2, 'final')`, finalBackupID, databaseID)
+		return err
+	})
+	return enq, translate(err)
+}
+
+// BackupOfOrg returns a backup of a database of orgID (deleted databases' included).
+func (s *Store) BackupOfOrg(ctx context.Context, orgID, databaseID, backupID string) (Backup, error) {
+	return scanBackup(s.pool.QueryRow(ctx, `SELECT `+backupColumns+` FROM database_backups b JOIN databases d ON d.id = b.database_id
+		WHERE b.id::text = $1 AND b.database_id::text = $2 AND d.org_id::text = $3`, backupID, databaseID, orgID))
+}
+
+// ExpiredFinalBackups lists the final backups of deleted databases taken before cutoff: what
+// the retention of final backups removes.
+func (s *Store) ExpiredFinalBackups(ctx context.Context, cutoff time.Time) ([]Backup, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+backupColumns+` FROM database_backups b JOIN databases d ON d.id = b.database_id
+		WHERE b.kind = 'final' AND d.status = 'deleted' AND b.created_at < $1 ORDER BY b.created_at`, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("expired final backups: %w", err)
+	}
+	return collect(rows, scanBackup)
 }

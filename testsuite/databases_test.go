@@ -3,6 +3,8 @@ package testsuite
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -482,6 +484,7 @@ type databaseOperation struct {
 
 type databaseBackup struct {
 	ID        string `json:"id"`
+	Kind      string `json:"kind"`
 	Status    string `json:"status"`
 	SizeBytes int64  `json:"size_bytes"`
 	SHA256    string `json:"sha256"`
@@ -679,6 +682,27 @@ func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T)
 	}
 	if got := list(); got != "alpha\nbeta\ngamma" {
 		t.Errorf("after the queued restore the app reads %q", got)
+	}
+
+	// Deleting takes a final backup first: listed and downloadable once the database is gone.
+	owner.operation(t, app.ID, "delete")
+	owner.deleteDatabase(t, pg.ID)
+	var final databaseBackup
+	for _, b := range owner.backups(t, pg.ID) {
+		if b.Kind == "final" {
+			final = b
+		}
+	}
+	if final.Status != "completed" || final.SizeBytes <= 0 {
+		t.Fatalf("the deleted database's final backup: %+v", final)
+	}
+	status, body := platform.call(http.MethodGet, "/api/paas/databases/"+pg.ID+"/backups/"+final.ID+"/download", owner.token, nil, nil)
+	sum := sha256.Sum256(body)
+	if status != http.StatusOK || !bytes.HasPrefix(body, []byte("PGDMP")) || hex.EncodeToString(sum[:]) != final.SHA256 {
+		t.Errorf("download of the final backup: %d, %d bytes, sha256 %x; want 200, a pg_dump archive with sha256 %s", status, len(body), sum, final.SHA256)
+	}
+	if status, _ := platform.call(http.MethodGet, "/api/paas/databases/"+pg.ID+"/backups/"+final.ID+"/download", other.token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("another customer downloads the backup: %d, want 404", status)
 	}
 }
 

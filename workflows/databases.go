@@ -124,14 +124,25 @@ func startDatabaseOnNode(ctx workflow.Context, t store.DatabaseTarget) error {
 	}).Get(ctx, nil)
 }
 
-// DeleteDatabase removes the database's container and volume from its node, then marks it
-// deleted (its name is free again). The API refuses it while apps are linked. An offline node
-// is not waited for: the database is foreign to it afterwards.
+// DeleteDatabase takes the database's final backup (unless its owner said final_backup=false:
+// in.BackupID is empty then), removes its backup schedule, its container and volume from its
+// node, then marks it deleted (its name is free again). A final backup that fails stops the
+// delete and leaves the database available, saying why. The API refuses a delete while apps
+// are linked. An offline node is not waited for: the database is foreign to it afterwards.
 func DeleteDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error) {
 	defer endDatabaseOperation(ctx, in.DatabaseID, &err)
 	t, err := loadDatabase(ctx, store.LoadDatabaseTargetInput{DatabaseID: in.DatabaseID})
 	if err != nil {
 		return err
+	}
+	if in.BackupID != "" {
+		if err := finalBackup(ctx, t, in.BackupID); err != nil {
+			// The database stays as it was: deleting it without its final backup is the
+			// owner's call (final_backup=false).
+			reason := "the delete stopped: its final backup failed (" + failureReason(err) + "); delete with final_backup=false to delete it without one"
+			_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseAvailable, reason)
+			return temporal.NewNonRetryableApplicationError(reason, "FinalBackupFailed", err)
+		}
 	}
 	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.DeleteBackupSchedule, store.DatabaseRef{DatabaseID: in.DatabaseID}).Get(ctx, nil); err != nil {
 		return err
@@ -250,6 +261,42 @@ func loadAvailableDatabase(ctx workflow.Context, databaseID string) (store.Datab
 		return t, temporal.NewNonRetryableApplicationError(t.NodeOffline, store.ErrTypeNodeOffline, nil)
 	}
 	return t, nil
+}
+
+// finalBackup takes a deleted database's last backup (kind final), verified in the store like
+// any other, before anything is removed.
+func finalBackup(ctx workflow.Context, t store.DatabaseTarget, backupID string) (err error) {
+	ref := store.BackupRef{DatabaseID: t.DatabaseID, BackupID: backupID}
+	defer func() {
+		if err == nil {
+			return
+		}
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		if failErr := workflow.ExecuteActivity(controlContext(dctx), storeActs.FailBackup, store.FailBackupInput{
+			DatabaseID: t.DatabaseID, BackupID: backupID, Reason: failureReason(err),
+		}).Get(dctx, nil); failErr != nil {
+			workflow.GetLogger(ctx).Error("record the failed final backup", "backup_id", backupID, "error", failErr)
+		}
+	}()
+	if t.NodeID == "" || t.NodeOffline != "" {
+		why := "the database was never placed"
+		if t.NodeOffline != "" {
+			why = t.NodeOffline
+		}
+		return temporal.NewNonRetryableApplicationError("no final backup can be taken: "+why, "FinalBackupImpossible", nil)
+	}
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.StartBackup, ref).Get(ctx, nil); err != nil {
+		return err
+	}
+	var sent docker.BackupDatabaseResult
+	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, DatabaseTransferTimeout, time.Minute, 3), dockerActs.BackupDatabase,
+		docker.BackupDatabaseInput{DatabaseID: t.DatabaseID, BackupID: backupID, Engine: t.Engine}).Get(ctx, &sent); err != nil {
+		return err
+	}
+	return workflow.ExecuteActivity(verifyContext(ctx), storeActs.VerifyBackup, store.VerifyBackupInput{
+		DatabaseID: t.DatabaseID, BackupID: backupID, SizeBytes: sent.SizeBytes, SHA256: sent.SHA256,
+	}).Get(ctx, nil)
 }
 
 // endDatabaseOperation records how the workflow's database operation ended and hands the

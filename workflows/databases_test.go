@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -192,4 +193,29 @@ func TestTheBackupScheduleNamesTheScheduledBackupWorkflow(t *testing.T) {
 	if got := recordFuncName(ScheduledDatabaseBackup); got != sptemporal.ScheduledDatabaseBackupWorkflow {
 		t.Errorf("the schedule starts %q, the worker registers %q", sptemporal.ScheduledDatabaseBackupWorkflow, got)
 	}
+}
+
+// A delete takes its final backup first; one that fails stops the delete and leaves the
+// database available, saying why, with nothing removed from the node.
+func TestDeleteDatabaseStopsWhenItsFinalBackupFails(t *testing.T) {
+	env := newTestEnv()
+	target := availableDatabase()
+	env.OnActivity(storeActs.LoadDatabaseTarget, mock.Anything, mock.Anything).Return(target, nil).Once()
+	env.OnActivity(storeActs.StartBackup, mock.Anything, store.BackupRef{DatabaseID: testDatabaseID, BackupID: "final-1"}).Return(nil).Once()
+	env.OnActivity(dockerActs.BackupDatabase, mock.Anything, mock.Anything).
+		Return(docker.BackupDatabaseResult{}, temporal.NewNonRetryableApplicationError("pg_dump: error: connection failed", "BackupFailed", nil)).Once()
+	env.OnActivity(storeActs.FailBackup, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(storeActs.SetDatabaseStatus, mock.Anything, mock.MatchedBy(func(in store.SetDatabaseStatusInput) bool {
+		return in.Status == store.DatabaseAvailable && strings.Contains(in.Reason, "final backup failed (pg_dump: error: connection failed)") &&
+			strings.Contains(in.Reason, "final_backup=false")
+	})).Return(nil).Once()
+	env.OnActivity(storeActs.ReleaseDatabaseOperation, mock.Anything, mock.MatchedBy(func(in store.ReleaseDatabaseOperationInput) bool {
+		return in.Status == store.OperationFailed
+	})).Return(nil).Once()
+	forbidActivities(t, env, dockerActs.RemoveDatabase, storeActs.DeleteBackupSchedule)
+
+	env.ExecuteWorkflow(DeleteDatabase, DatabaseOperationInput{DatabaseID: testDatabaseID, OperationID: "op-7", BackupID: "final-1"})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Error(t, env.GetWorkflowError())
+	env.AssertExpectations(t)
 }

@@ -396,6 +396,10 @@ func recordScenarios() []recordScenario {
 	}}
 	backup.fakes, restore.fakes = available, available
 
+	deleteFinal := dbOp("DeleteDatabase", "delete")
+	deleteFinal.name, deleteFinal.input["BackupID"] = "database-delete-final", recBackupID
+	deleteFinal.fakes = available
+
 	scheduled := recordScenario{
 		name: "database-scheduled-backup", workflow: "ScheduledDatabaseBackup", id: "database-scheduled-backup/" + recDatabaseID,
 		input: map[string]any{"DatabaseID": recDatabaseID},
@@ -403,7 +407,7 @@ func recordScenarios() []recordScenario {
 	}
 
 	return []recordScenario{
-		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), backup, restore, scheduled,
+		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), deleteFinal, backup, restore, scheduled,
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,

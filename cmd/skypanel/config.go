@@ -61,6 +61,8 @@ type controlConfig struct {
 	BackupDir string
 	// MinBackupInterval is the shortest backup schedule a customer may ask for.
 	MinBackupInterval time.Duration
+	// FinalBackupRetention is how long a deleted database's final backup is kept.
+	FinalBackupRetention time.Duration
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -115,6 +117,8 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"how often the certificates schedule looks for certificates to issue, retry or renew (SKYPANEL_CERTIFICATE_CHECK_INTERVAL)")
 	fs.DurationVar(&c.MinBackupInterval, "min-backup-interval", envDuration("SKYPANEL_MIN_BACKUP_INTERVAL", time.Hour),
 		"the shortest interval of a database's backup schedule a customer may ask for (SKYPANEL_MIN_BACKUP_INTERVAL)")
+	fs.DurationVar(&c.FinalBackupRetention, "final-backup-retention", envDuration("SKYPANEL_FINAL_BACKUP_RETENTION", backups.DefaultFinalBackupRetention),
+		"how long a deleted database's final backup is kept (SKYPANEL_FINAL_BACKUP_RETENTION)")
 	fs.StringVar(&c.BackupDir, "backup-dir", envOr("SKYPANEL_BACKUP_DIR", "/var/lib/skypanel/backups"),
 		"the filesystem store of database backups, shared by the API and the control worker (SKYPANEL_BACKUP_DIR)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/skypanel/skypanel/activities/control/backups"
 	"github.com/skypanel/skypanel/activities/control/billing"
 	"github.com/skypanel/skypanel/activities/control/certs"
 	"github.com/skypanel/skypanel/activities/control/store"
@@ -95,13 +96,41 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 		defer close(nodesDone)
 		watchNodes(ctx, log, st, nodeSweepInterval)
 	}()
+	// Deleted databases' final backups go once their retention has passed.
+	finalDone := make(chan struct{})
+	go func() {
+		defer close(finalDone)
+		watchFinalBackups(ctx, log, st, cfg.backupStore(), cfg.FinalBackupRetention, time.Minute)
+	}()
 	// Queues whose turn a crash lost, and operations past their deadline, move on from here.
 	ops.Watch(ctx, operationsWatchInterval)
 	<-done
 	<-nodesDone
 	<-certsDone
+	<-finalDone
 	w.Stop()
 	return nil
+}
+
+// watchFinalBackups removes the final backups of deleted databases older than retention,
+// every interval until ctx ends.
+func watchFinalBackups(ctx context.Context, log *slog.Logger, st *db.Store, store backups.Store, retention, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		n, err := backups.ExpireFinalBackups(ctx, st, store, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Error("expire final backups", "error", err)
+		}
+		if n > 0 {
+			log.Info("final backups of deleted databases expired", "count", n, "retention", retention)
+		}
+	}
 }
 
 // movedCertificatesInterval is how often the control worker looks for certificates a move left
