@@ -61,5 +61,8 @@ END {
     if (("Redeploy", "ns/op") in m) row("   redeploy, API to new release served", sprintf("%.2f s", m["Redeploy", "ns/op"] / 1e9), "")
     c = get("NodeRebuild", "cold/cached")
     if (c != "") row("   Node.js build, cold / cached", sprintf("%.2f s / %.2f s (x%.2f)", get("NodeRebuild", "cold-s"), get("NodeRebuild", "cached-s"), c), "")
+    d = get("DatabaseBackupRestore", "backup-MiB/s")
+    row("12. PostgreSQL backup, platform / pg_dump", (d == "" ? missing("DatabaseBackupRestore") : sprintf("%.1f / %.1f MiB/s (x%.2f time)", d, get("DatabaseBackupRestore", "pg_dump-MiB/s"), get("DatabaseBackupRestore", "backup-ratio"))), "")
+    if (d != "") row("    restore, platform / pg_restore", sprintf("%.1f / %.1f MiB/s (x%.2f time)", get("DatabaseBackupRestore", "restore-MiB/s"), get("DatabaseBackupRestore", "pg_restore-MiB/s"), get("DatabaseBackupRestore", "restore-ratio")), "")
 }
 ' "${1:-/dev/stdin}"
