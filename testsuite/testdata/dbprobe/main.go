@@ -5,6 +5,7 @@
 //	/pg/put?v=X    inserts X into table items of $DATABASE_URL (PostgreSQL), creating the table
 //	/pg/list       the values of items, one per line, sorted
 //	/pg/clear      deletes every row of items
+//	/my/put?v=X, /my/list, /my/clear   the same through $DATABASE_URL (MySQL/MariaDB)
 //	/redis/set?k=K&v=V, /redis/get?k=K   through $REDIS_URL (RESP spoken by hand)
 //	/probe?to=HOST:PORT  tries a TCP connection and says what happened
 //
@@ -14,6 +15,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -74,6 +77,57 @@ func main() {
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
+		}
+		fmt.Fprint(w, strings.Join(values, "\n"))
+	})
+	http.HandleFunc("/my/put", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := mysqlDB(w)
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(r.Context(), `CREATE TABLE IF NOT EXISTS items (v varchar(200) NOT NULL)`); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, err := conn.ExecContext(r.Context(), `INSERT INTO items (v) VALUES (?)`, r.URL.Query().Get("v")); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	http.HandleFunc("/my/clear", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := mysqlDB(w)
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(r.Context(), `DELETE FROM items`); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	http.HandleFunc("/my/list", func(w http.ResponseWriter, r *http.Request) {
+		conn, ok := mysqlDB(w)
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		rows, err := conn.QueryContext(r.Context(), `SELECT v FROM items ORDER BY v`)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer rows.Close()
+		var values []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			values = append(values, v)
 		}
 		fmt.Fprint(w, strings.Join(values, "\n"))
 	})
@@ -128,6 +182,31 @@ func answer(w http.ResponseWriter, reply string, err error) {
 type unsetError struct{ name string }
 
 func (e *unsetError) Error() string { return e.name + " is not set" }
+
+// mysqlDB opens $DATABASE_URL (mysql://user:password@host:port/database) with the MySQL driver.
+func mysqlDB(w http.ResponseWriter) (*sql.DB, bool) {
+	raw := os.Getenv("DATABASE_URL")
+	if raw == "" {
+		http.Error(w, "DATABASE_URL is not set", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "mysql" {
+		http.Error(w, "DATABASE_URL is not a mysql:// URL", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
+	cfg.Timeout = 10 * time.Second
+	conn, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		http.Error(w, "open: "+err.Error(), http.StatusBadGateway)
+		return nil, false
+	}
+	return conn, true
+}
 
 func pg(w http.ResponseWriter, r *http.Request) (*pgx.Conn, bool) {
 	dsn := os.Getenv("DATABASE_URL")
