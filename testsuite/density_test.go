@@ -123,7 +123,6 @@ func orgSubnet(t testing.TB, orgID string) (netip.Prefix, error) {
 // of the node's pool; deleting one organization's app takes its network along while the other
 // 39 serve every request.
 func TestFortyOrganizationsServeFromOneNode(t *testing.T) {
-	t.Parallel() // mostly waits on the platform's timers: runs beside the other waiting tests, at the end
 	const organizations = 40
 	began := time.Now()
 	tenants := deployTenants(t, "dense", organizations, 8)
