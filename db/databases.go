@@ -245,15 +245,10 @@ func (s *Store) PlaceDatabase(ctx context.Context, databaseID string) (string, e
 			nodeID = *current
 			return nil
 		}
-		rooms, err := regionRooms(ctx, tx, regionID)
-		if err != nil {
+		var err error
+		if nodeID, err = chooseNodeInRegion(ctx, tx, regionID, region, need); err != nil {
 			return err
 		}
-		chosen, err := chooseNode(region, rooms, need)
-		if err != nil {
-			return err
-		}
-		nodeID = chosen.ID
 		_, err = tx.Exec(ctx, `UPDATE databases SET node_id = $2, updated_at = now() WHERE id::text = $1`, databaseID, nodeID)
 		return err
 	})

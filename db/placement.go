@@ -111,6 +111,17 @@ func chooseNode(region string, rooms []nodeRoom, need int64) (nodeRoom, error) {
 	return best, nil
 }
 
+// chooseNodeInRegion picks the node of the region (whose rows it locks) for something that
+// needs need MiB: chooseNode over regionRooms.
+func chooseNodeInRegion(ctx context.Context, tx pgx.Tx, regionID, region string, need int64) (string, error) {
+	rooms, err := regionRooms(ctx, tx, regionID)
+	if err != nil {
+		return "", err
+	}
+	chosen, err := chooseNode(region, rooms, need)
+	return chosen.ID, err
+}
+
 // PlaceApplication returns the app's node, choosing one the first time (see above): a
 // *NoRoomError when no online node of its region has room for its plan × instances.
 func (s *Store) PlaceApplication(ctx context.Context, appID string) (string, error) {
@@ -128,15 +139,10 @@ func (s *Store) PlaceApplication(ctx context.Context, appID string) (string, err
 			nodeID = *current
 			return nil
 		}
-		rooms, err := regionRooms(ctx, tx, regionID)
-		if err != nil {
+		var err error
+		if nodeID, err = chooseNodeInRegion(ctx, tx, regionID, region, need); err != nil {
 			return err
 		}
-		chosen, err := chooseNode(region, rooms, need)
-		if err != nil {
-			return err
-		}
-		nodeID = chosen.ID
 		_, err = tx.Exec(ctx, `UPDATE applications SET node_id = $2 WHERE id::text = $1`, appID, nodeID)
 		return err
 	})
