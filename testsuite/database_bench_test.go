@@ -28,7 +28,7 @@ func BenchmarkDatabaseBackupRestore(b *testing.B) {
 		Database managedDatabase `json:"database"`
 	}
 	if status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
-		"name": uniqueName("bench"), "engine": "postgresql", "plan": "db-medium", "backup_interval": "0"}, &created); status != http.StatusAccepted {
+		"name": uniqueName("bench"), "engine": "postgresql", "plan": "db-medium", "region": "local", "backup_interval": "0"}, &created); status != http.StatusAccepted {
 		b.Fatalf("create: %d %s", status, raw)
 	}
 	var pg managedDatabase

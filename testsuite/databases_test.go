@@ -425,12 +425,12 @@ func TestRedisIsIsolatedPerOrganizationAndBadRequestsChangeNothing(t *testing.T)
 		status   int
 		location string
 	}{
-		{map[string]string{"name": "x1", "engine": "oracle", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.engine"},
-		{map[string]string{"name": "x2", "engine": "postgresql", "version": "7", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.version"},
-		{map[string]string{"name": "x3", "engine": "redis", "plan": "starter"}, http.StatusUnprocessableEntity, "body.plan"},
-		{map[string]string{"name": "Bad Name!", "engine": "redis", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.name"},
-		{map[string]string{"name": "x4; rm -rf /", "engine": "redis", "plan": "db-small"}, http.StatusUnprocessableEntity, "body.name"},
-		{map[string]string{"name": cache.Name, "engine": "redis", "plan": "db-small"}, http.StatusConflict, "body.name"},
+		{map[string]string{"name": "x1", "engine": "oracle", "plan": "db-small", "region": "local"}, http.StatusUnprocessableEntity, "body.engine"},
+		{map[string]string{"name": "x2", "engine": "postgresql", "version": "7", "plan": "db-small", "region": "local"}, http.StatusUnprocessableEntity, "body.version"},
+		{map[string]string{"name": "x3", "engine": "redis", "plan": "starter", "region": "local"}, http.StatusUnprocessableEntity, "body.plan"},
+		{map[string]string{"name": "Bad Name!", "engine": "redis", "plan": "db-small", "region": "local"}, http.StatusUnprocessableEntity, "body.name"},
+		{map[string]string{"name": "x4; rm -rf /", "engine": "redis", "plan": "db-small", "region": "local"}, http.StatusUnprocessableEntity, "body.name"},
+		{map[string]string{"name": cache.Name, "engine": "redis", "plan": "db-small", "region": "local"}, http.StatusConflict, "body.name"},
 	} {
 		status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, bad.body, nil)
 		if status != bad.status || !strings.Contains(string(raw), bad.location) {
@@ -728,14 +728,14 @@ func TestScheduledBackupsRunOnTheirScheduleAndRetentionRemovesTheOldest(t *testi
 		Database managedDatabase `json:"database"`
 	}
 	status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
-		"name": uniqueName("sched"), "engine": "redis", "plan": "db-small", "backup_interval": "5s", "backup_retention": 2}, &created)
+		"name": uniqueName("sched"), "engine": "redis", "plan": "db-small", "region": "local", "backup_interval": "5s", "backup_retention": 2}, &created)
 	if status != http.StatusAccepted {
 		t.Fatalf("create with a 5 s schedule: %d %s", status, raw)
 	}
 	id := created.Database.ID
 	// Too short a schedule is refused, naming the field (the stack's minimum is 5 s).
 	if status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
-		"name": uniqueName("tooshort"), "engine": "redis", "plan": "db-small", "backup_interval": "1s"}, nil); status != http.StatusUnprocessableEntity ||
+		"name": uniqueName("tooshort"), "engine": "redis", "plan": "db-small", "region": "local", "backup_interval": "1s"}, nil); status != http.StatusUnprocessableEntity ||
 		!strings.Contains(string(raw), "body.backup_interval") {
 		t.Errorf("a 1 s schedule: %d %s, want 422 naming body.backup_interval", status, raw)
 	}
