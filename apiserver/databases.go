@@ -10,9 +10,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,7 +137,7 @@ func (s *Server) registerDatabases() {
 			}
 			views := make([]databaseEngineView, len(engines))
 			for i, e := range engines {
-				views[i] = databaseEngineView{Engine: e.Engine, Version: e.Version, Image: e.Image, Variables: sortedKeys(e.ConnectionVars)}
+				views[i] = databaseEngineView{Engine: e.Engine, Version: e.Version, Image: e.Image, Variables: slices.Sorted(maps.Keys(e.ConnectionVars))}
 			}
 			return listOf(views), nil
 		})
@@ -318,7 +319,7 @@ func (s *Server) resolveDatabaseEngine(ctx context.Context, engine, version stri
 	var engines []string
 	var newest *db.DatabaseEngine
 	for i, e := range all {
-		if !contains(engines, e.Engine) {
+		if !slices.Contains(engines, e.Engine) {
 			engines = append(engines, e.Engine)
 		}
 		if e.Engine != engine {
@@ -339,15 +340,6 @@ func (s *Server) resolveDatabaseEngine(ctx context.Context, engine, version stri
 		return *newest, nil
 	}
 	return db.DatabaseEngine{}, fieldError("body.version", "unknown version of "+engine+"; one of: "+strings.Join(versions, ", "), version)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // versionLess compares dotted versions number by number ("9.6" < "10.11").
@@ -411,7 +403,7 @@ func (s *Server) changeDatabaseLink(ctx context.Context, in *databaseLinkInput, 
 		return nil, s.databaseLinkProblem(ctx, err, unlink)
 	}
 	out := &databaseLinkOutput{Status: http.StatusOK}
-	out.Body.Variables = sortedKeys(engine.ConnectionVars)
+	out.Body.Variables = slices.Sorted(maps.Keys(engine.ConnectionVars))
 	if !unlink {
 		if out.Body.Shadowed, err = s.shadowedLinkVars(ctx, in.ID, d.ID, engine.ConnectionVars); err != nil {
 			return nil, s.problem(ctx, "application", err)
@@ -454,21 +446,12 @@ func (s *Server) shadowedLinkVars(ctx context.Context, appID, databaseID string,
 		}
 	}
 	var shadowed []string
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		if taken[k] {
 			shadowed = append(shadowed, k)
 		}
 	}
 	return shadowed, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // databaseProblem answers a database operation the store or the owner refused.

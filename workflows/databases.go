@@ -165,18 +165,7 @@ func BackupDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error)
 	var outcome string
 	defer endDatabaseOperationWithOutcome(ctx, in.DatabaseID, &err, &outcome)
 	ref := store.BackupRef{DatabaseID: in.DatabaseID, BackupID: in.BackupID}
-	defer func() {
-		if err == nil {
-			return
-		}
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		if failErr := workflow.ExecuteActivity(controlContext(dctx), storeActs.FailBackup, store.FailBackupInput{
-			DatabaseID: in.DatabaseID, BackupID: in.BackupID, Reason: failureReason(err),
-		}).Get(dctx, nil); failErr != nil {
-			workflow.GetLogger(ctx).Error("record the failed backup", "backup_id", in.BackupID, "error", failErr)
-		}
-	}()
+	defer failBackupOnError(ctx, ref, &err)
 	t, err := loadAvailableDatabase(ctx, in.DatabaseID)
 	if err != nil {
 		return err
@@ -267,18 +256,7 @@ func loadAvailableDatabase(ctx workflow.Context, databaseID string) (store.Datab
 // any other, before anything is removed.
 func finalBackup(ctx workflow.Context, t store.DatabaseTarget, backupID string) (err error) {
 	ref := store.BackupRef{DatabaseID: t.DatabaseID, BackupID: backupID}
-	defer func() {
-		if err == nil {
-			return
-		}
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		if failErr := workflow.ExecuteActivity(controlContext(dctx), storeActs.FailBackup, store.FailBackupInput{
-			DatabaseID: t.DatabaseID, BackupID: backupID, Reason: failureReason(err),
-		}).Get(dctx, nil); failErr != nil {
-			workflow.GetLogger(ctx).Error("record the failed final backup", "backup_id", backupID, "error", failErr)
-		}
-	}()
+	defer failBackupOnError(ctx, ref, &err)
 	if t.NodeID == "" || t.NodeOffline != "" {
 		why := "the database was never placed"
 		if t.NodeOffline != "" {
@@ -297,6 +275,21 @@ func finalBackup(ctx workflow.Context, t store.DatabaseTarget, backupID string) 
 	return workflow.ExecuteActivity(verifyContext(ctx), storeActs.VerifyBackup, store.VerifyBackupInput{
 		DatabaseID: t.DatabaseID, BackupID: backupID, SizeBytes: sent.SizeBytes, SHA256: sent.SHA256,
 	}).Get(ctx, nil)
+}
+
+// failBackupOnError records the backup failed, with the reason, when *result is an error
+// (deferred by the workflows that take a backup), whatever happened to the workflow.
+func failBackupOnError(ctx workflow.Context, ref store.BackupRef, result *error) {
+	if *result == nil {
+		return
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	if err := workflow.ExecuteActivity(controlContext(dctx), storeActs.FailBackup, store.FailBackupInput{
+		DatabaseID: ref.DatabaseID, BackupID: ref.BackupID, Reason: failureReason(*result),
+	}).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("record the failed backup", "backup_id", ref.BackupID, "error", err)
+	}
 }
 
 // endDatabaseOperation records how the workflow's database operation ended and hands the

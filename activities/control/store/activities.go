@@ -245,11 +245,13 @@ func (a *Activities) LoadAppTarget(ctx context.Context, in LoadAppTargetInput) (
 		env[i] = contract.SealedVar{Key: v.Key, Sealed: v.Sealed, BuildTime: v.BuildTime}
 		taken[v.Key] = true
 	}
-	linked, err := a.linkedDatabaseVars(ctx, in.AppID, taken)
-	if err != nil {
-		return AppTarget{}, err
+	if !in.ReadOnly { // a read (the instance listing) starts nothing: no password is opened for it
+		linked, err := a.linkedDatabaseVars(ctx, in.AppID, taken)
+		if err != nil {
+			return AppTarget{}, err
+		}
+		env = append(env, linked...)
 	}
-	env = append(env, linked...)
 	var stacks map[string]contract.StackImages
 	var stackRootFS map[string]contract.RootFS
 	if t.RuntimeKind == "auto" {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -169,12 +170,7 @@ func (a *Activities) linkedDatabaseVars(ctx context.Context, appID string, taken
 			Host: contract.DatabaseHost(l.DatabaseID), Port: l.Port, User: l.User, Password: string(password), Database: l.DBName,
 		})
 		clear(password)
-		keys := make([]string, 0, len(vars))
-		for k := range vars {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
 			if taken[k] {
 				continue
 			}
