@@ -13,6 +13,12 @@
 #                               MARIADB_ROOT_PASSWORD, MARIADB_USER, MARIADB_PASSWORD,
 #                               MARIADB_DATABASE, MARIADB_ROOT_HOST (and their MYSQL_* aliases)
 #   redis:7-bookworm            Debian bookworm's redis-server (7.0), data in /data
+#   mongo:7.0                   no MongoDB here (no Debian package, no registry): FerretDB v1.24.2
+#                               (the MongoDB wire protocol, built from the Go module proxy) over
+#                               a private PostgreSQL (Debian's postgresql-15) in the same container;
+#                               the official entrypoint's MONGO_INITDB_ROOT_USERNAME,
+#                               MONGO_INITDB_ROOT_PASSWORD, data in /data/db; plus skypanel-mongo
+#                               (cmd/skypanel-mongo), the catalogue's health, dump and restore
 #
 # The database images run as the official ones do: started as root, their entrypoint makes the
 # data and socket directories its user's and drops to that user (postgres, mysql and redis, each
@@ -35,6 +41,7 @@
 #   SKYPANEL_POSTGRES_IMAGE PostgreSQL database image  (postgres:15-bookworm)
 #   SKYPANEL_MARIADB_IMAGE  MariaDB database image     (mariadb:10.11)
 #   SKYPANEL_REDIS_IMAGE    Redis database image       (redis:7-bookworm)
+#   SKYPANEL_MONGO_IMAGE    MongoDB database image     (mongo:7.0)
 #   SKYPANEL_DEBIAN_MIRROR  Debian mirror URL          (read from /etc/apt/sources*)
 #   SKYPANEL_DEBIAN_SECURITY_MIRROR  security mirror   (read from /etc/apt/sources*, optional)
 #   REBUILD=1 (or --rebuild) builds every image again, the Debian base included.
@@ -50,7 +57,9 @@ PHP_IMAGE=${SKYPANEL_PHP_IMAGE:-php:8.2-apache-bookworm}
 POSTGRES_IMAGE=${SKYPANEL_POSTGRES_IMAGE:-postgres:15-bookworm}
 MARIADB_IMAGE=${SKYPANEL_MARIADB_IMAGE:-mariadb:10.11}
 REDIS_IMAGE=${SKYPANEL_REDIS_IMAGE:-redis:7-bookworm}
-IMAGES=("$NODE_IMAGE" "$PYTHON_IMAGE" "$PHP_IMAGE" "$POSTGRES_IMAGE" "$MARIADB_IMAGE" "$REDIS_IMAGE")
+MONGO_IMAGE=${SKYPANEL_MONGO_IMAGE:-mongo:7.0}
+FERRETDB_VERSION=v1.24.2
+IMAGES=("$NODE_IMAGE" "$PYTHON_IMAGE" "$PHP_IMAGE" "$POSTGRES_IMAGE" "$MARIADB_IMAGE" "$REDIS_IMAGE" "$MONGO_IMAGE")
 REBUILD=${REBUILD:-}
 if [ "${1:-}" = --rebuild ]; then
 	REBUILD=1
@@ -228,6 +237,9 @@ finish() {
 		fi
 	done
 	[ "$failed" -eq 0 ] || die "could not build every base image"
+	PIDS=()
+	NAMES=()
+	DIRS=()
 }
 
 # apt-get in one RUN: update, install without recommends, remove the lists.
@@ -599,5 +611,127 @@ EOF
 	build "$REDIS_IMAGE" "$WORK/redis"
 fi
 
+# --- the MongoDB stand-in ---------------------------------------------------------------------
+# FerretDB's command panics unless its build wrote build/version/version.txt, which `go install`
+# does not: it is built from a copy of its module with that file written. Built while the images
+# above build (those wait on the mirror, this on the CPU), then its image.
+MONGO_TOOLS_PID=
+if ! have_image "$MONGO_IMAGE"; then
+	mkdir -p "$WORK/mongo"
+	command -v go >/dev/null 2>&1 || die "Go is needed to build FerretDB and skypanel-mongo (make deps)"
+	build_mongo_tools() {
+		set -e
+		local cached=.data/tools/ferretdb-$FERRETDB_VERSION src
+		if [ ! -x "$cached" ]; then
+			src=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+			[ -n "$src" ] && [ -d "$src" ] || { echo "go mod download github.com/FerretDB/FerretDB@$FERRETDB_VERSION gave no directory"; return 1; }
+			cp -r "$src" "$WORK/ferretdb-src"
+			chmod -R u+w "$WORK/ferretdb-src"
+			echo "$FERRETDB_VERSION" >"$WORK/ferretdb-src/build/version/version.txt"
+			mkdir -p .data/tools
+			(cd "$WORK/ferretdb-src" && CGO_ENABLED=0 go build -trimpath -o "$OLDPWD/$cached.tmp" ./cmd/ferretdb)
+			mv "$cached.tmp" "$cached"
+		fi
+		cp "$cached" "$WORK/mongo/ferretdb"
+		CGO_ENABLED=0 go build -trimpath -o "$WORK/mongo/skypanel-mongo" ./cmd/skypanel-mongo
+	}
+	log "building FerretDB $FERRETDB_VERSION and skypanel-mongo (Go; a few minutes the first time, log: $WORK/mongo/tools.log)"
+	build_mongo_tools >"$WORK/mongo/tools.log" 2>&1 &
+	MONGO_TOOLS_PID=$!
+fi
+
 finish
+
+if [ -n "$MONGO_TOOLS_PID" ]; then
+	if ! wait "$MONGO_TOOLS_PID"; then
+		tail -n 40 "$WORK/mongo/tools.log" >&2
+		die "could not build FerretDB or skypanel-mongo"
+	fi
+	cat >"$WORK/mongo/docker-entrypoint.sh" <<'EOF'
+#!/bin/bash
+# A local stand-in for the official mongo image: FerretDB speaks the MongoDB wire protocol on
+# 27017 and keeps the data in a PostgreSQL cluster of its own, in /data/db/postgresql, that
+# listens on its socket only. As the official image: MONGO_INITDB_ROOT_USERNAME and
+# MONGO_INITDB_ROOT_PASSWORD make the root user (in admin) at the first start, options alone
+# run the server, and started as root it drops to the engine's user (postgres, uid 999).
+set -Eeuo pipefail
+
+if [ "${1:0:1}" = '-' ]; then
+	set -- mongod "$@"
+fi
+if [ "$1" != mongod ]; then
+	exec "$@"
+fi
+data=/data/db
+mkdir -p "$data"
+if [ "$(id -u)" = 0 ]; then
+	find "$data" \! -user postgres -exec chown postgres '{}' +
+	HOME=/var/lib/postgresql exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+export PGDATA=$data/postgresql
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+	if [ -z "${MONGO_INITDB_ROOT_USERNAME:-}" ] || [ -z "${MONGO_INITDB_ROOT_PASSWORD:-}" ]; then
+		echo >&2 "error: the database is uninitialized: set MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD"
+		exit 1
+	fi
+	# Only FerretDB, on the socket, reaches this cluster: no password, no TCP.
+	initdb --username=ferretdb --auth-local=trust --auth-host=reject --encoding=UTF8 >/dev/null
+fi
+
+# The socket goes to /tmp, writable whichever user the container starts as.
+postgres -c listen_addresses='' -c unix_socket_directories=/tmp &
+pg=$!
+ferret=
+stop() {
+	trap '' TERM INT
+	if [ -n "$ferret" ]; then kill -TERM "$ferret" 2>/dev/null || :; wait "$ferret" 2>/dev/null || :; fi
+	kill -INT "$pg" 2>/dev/null || :
+	wait "$pg" 2>/dev/null || :
+}
+trap 'stop; exit 0' TERM INT
+until pg_isready -q -h /tmp; do
+	kill -0 "$pg" 2>/dev/null || { echo >&2 "error: PostgreSQL did not start"; exit 1; }
+	sleep 0.2
+done
+
+# The root user is made when the admin database does not exist yet, that is once; its password
+# reaches FerretDB in its environment, never on a command line.
+export FERRETDB_SETUP_DATABASE=admin FERRETDB_SETUP_USERNAME="${MONGO_INITDB_ROOT_USERNAME:-}" \
+	FERRETDB_SETUP_PASSWORD="${MONGO_INITDB_ROOT_PASSWORD:-}"
+ferretdb --listen-addr=:27017 --postgresql-url='postgres://ferretdb@/postgres?host=/tmp' \
+	--test-enable-new-auth --state-dir="$data" --debug-addr=- --telemetry=disable --log-level=warn &
+ferret=$!
+# Either one ending ends the container (its restart policy starts both again).
+s=0
+wait -n "$pg" "$ferret" || s=$?
+echo >&2 "the server stopped (status $s)"
+stop
+exit 1
+EOF
+	# From the Debian base, not FROM the PostgreSQL image: that one's VOLUME would give every
+	# MongoDB container an anonymous volume nobody removes. The same packages and user, though.
+	cat >"$WORK/mongo/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE
+RUN set -eu; groupadd --system --gid 999 postgres; \\
+    useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres; \\
+    mkdir -p /var/lib/postgresql; chown postgres:postgres /var/lib/postgresql; \\
+    $APT_INSTALL postgresql-common >/dev/null; \\
+    sed -ri 's/^#? *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf; \\
+    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; $APT_CLEAN; \\
+    mkdir -p /data/db; chown postgres:postgres /data/db
+COPY ferretdb skypanel-mongo /usr/local/bin/
+COPY docker-entrypoint.sh /usr/local/bin/mongo-entrypoint.sh
+RUN set -eu; chmod 0755 /usr/local/bin/ferretdb /usr/local/bin/skypanel-mongo /usr/local/bin/mongo-entrypoint.sh; \\
+    ferretdb --version | head -n 1
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+VOLUME /data/db
+EXPOSE 27017
+LABEL org.opencontainers.image.description="Local stand-in for mongo:7.0: FerretDB $FERRETDB_VERSION (MongoDB wire protocol) over Debian bookworm postgresql-15, the official entrypoint's MONGO_INITDB_ROOT_* environment, data in /data/db"
+ENTRYPOINT ["mongo-entrypoint.sh"]
+CMD ["mongod"]
+EOF
+	build "$MONGO_IMAGE" "$WORK/mongo"
+	finish
+fi
 log "ok: ${IMAGES[*]}"

@@ -821,3 +821,45 @@ func TestAMySQLDatabaseIsLinkedBackedUpAndRestored(t *testing.T) {
 	owner.operation(t, app.ID, "delete")
 	owner.deleteDatabase(t, my.ID)
 }
+
+// MongoDB runs here as the local stand-in (FerretDB over PostgreSQL, scripts/base-images.sh);
+// the app speaks to it with the MongoDB Go driver through MONGODB_URI alone.
+func TestAMongoDBDatabaseIsLinkedBackedUpAndRestored(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("mgowner")+"@example.com")
+	mg := owner.createDatabase(t, uniqueName("docs"), "mongodb")
+	if mg.Engine != "mongodb" || mg.Port != 27017 || mg.Password == "" {
+		t.Fatalf("connection settings: %+v", mg)
+	}
+	name := uniqueName("mgapp")
+	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
+	if linked := owner.link(t, app.ID, mg.ID, false); !containsString(linked.Variables, "MONGODB_URI") || !containsString(linked.Variables, "MONGODB_HOST") {
+		t.Fatalf("link: %+v", linked)
+	}
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	host := name + ".apps.localhost"
+	for _, v := range []string{"apple", "banana", "cherry"} {
+		if status, body := probe(host, "/mongo/put?v="+v); status != http.StatusOK {
+			t.Fatalf("write %s: %d %s", v, status, body)
+		}
+	}
+	backupID, op := owner.backupDatabase(t, mg.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("backup: %+v", op)
+	}
+	probe(host, "/mongo/clear")
+	probe(host, "/mongo/put?v=durian")
+	if status, body := probe(host, "/mongo/list"); status != http.StatusOK || body != "durian" {
+		t.Fatalf("before the restore the app reads %d %q, want the changed data", status, body)
+	}
+	if restored := owner.restoreDatabase(t, mg.ID, backupID); restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 documents") {
+		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 documents", restored)
+	}
+	if status, body := probe(host, "/mongo/list"); status != http.StatusOK || body != "apple\nbanana\ncherry" {
+		t.Errorf("after the restore the app reads %d %q, want the backed-up documents", status, body)
+	}
+	owner.operation(t, app.ID, "delete")
+	owner.deleteDatabase(t, mg.ID)
+}

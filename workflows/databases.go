@@ -217,8 +217,11 @@ func RestoreDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error
 		return err
 	}
 	unit := "rows"
-	if t.Engine.Engine == "redis" {
+	switch t.Engine.Engine {
+	case "redis":
 		unit = "keys"
+	case "mongodb":
+		unit = "documents"
 	}
 	outcome = fmt.Sprintf("restored backup %s: the database holds %d %s", in.BackupID, res.Restored, unit)
 	return nil

@@ -7,6 +7,7 @@
 //	/pg/clear      deletes every row of items
 //	/my/put?v=X, /my/list, /my/clear   the same through $DATABASE_URL (MySQL/MariaDB)
 //	/redis/set?k=K&v=V, /redis/get?k=K   through $REDIS_URL (RESP spoken by hand)
+//	/mongo/put?v=X, /mongo/list, /mongo/clear   collection items of $MONGODB_URI (the Go driver)
 //	/probe?to=HOST:PORT  tries a TCP connection and says what happened
 //
 // A variable that is not set answers 503 naming it.
@@ -30,6 +31,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
 func main() {
@@ -131,6 +135,37 @@ func main() {
 		}
 		fmt.Fprint(w, strings.Join(values, "\n"))
 	})
+	http.HandleFunc("/mongo/put", func(w http.ResponseWriter, r *http.Request) {
+		withMongo(w, r, func(items *mongo.Collection) (string, error) {
+			_, err := items.InsertOne(r.Context(), bson.D{{Key: "v", Value: r.URL.Query().Get("v")}})
+			return "ok", err
+		})
+	})
+	http.HandleFunc("/mongo/clear", func(w http.ResponseWriter, r *http.Request) {
+		withMongo(w, r, func(items *mongo.Collection) (string, error) {
+			_, err := items.DeleteMany(r.Context(), bson.D{})
+			return "ok", err
+		})
+	})
+	http.HandleFunc("/mongo/list", func(w http.ResponseWriter, r *http.Request) {
+		withMongo(w, r, func(items *mongo.Collection) (string, error) {
+			cursor, err := items.Find(r.Context(), bson.D{}, options.Find().SetSort(bson.D{{Key: "v", Value: 1}}))
+			if err != nil {
+				return "", err
+			}
+			var docs []struct {
+				V string `bson:"v"`
+			}
+			if err := cursor.All(r.Context(), &docs); err != nil {
+				return "", err
+			}
+			values := make([]string, len(docs))
+			for i, d := range docs {
+				values[i] = d.V
+			}
+			return strings.Join(values, "\n"), nil
+		})
+	})
 	http.HandleFunc("/redis/set", func(w http.ResponseWriter, r *http.Request) {
 		reply, err := redis(r, "SET", r.URL.Query().Get("k"), r.URL.Query().Get("v"))
 		answer(w, reply, err)
@@ -182,6 +217,39 @@ func answer(w http.ResponseWriter, reply string, err error) {
 type unsetError struct{ name string }
 
 func (e *unsetError) Error() string { return e.name + " is not set" }
+
+// withMongo runs f on collection items of $MONGODB_URI's database.
+func withMongo(w http.ResponseWriter, r *http.Request, f func(*mongo.Collection) (string, error)) {
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		answer(w, "", &unsetError{name: "MONGODB_URI"})
+		return
+	}
+	cs, err := mongoDatabase(uri)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri).SetServerSelectionTimeout(10*time.Second))
+	if err != nil {
+		http.Error(w, "connect: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer client.Disconnect(context.Background()) //nolint:errcheck
+	reply, err := f(client.Database(cs).Collection("items"))
+	answer(w, reply, err)
+}
+
+// mongoDatabase is the database a mongodb:// URI names.
+func mongoDatabase(uri string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "mongodb" || strings.Trim(u.Path, "/") == "" {
+		return "", errors.New("MONGODB_URI is not a mongodb:// URL with a database")
+	}
+	return strings.Trim(u.Path, "/"), nil
+}
 
 // mysqlDB opens $DATABASE_URL (mysql://user:password@host:port/database) with the MySQL driver.
 func mysqlDB(w http.ResponseWriter) (*sql.DB, bool) {
