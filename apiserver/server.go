@@ -136,6 +136,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerEnv()
 	s.registerDomains()
 	s.registerDatabases()
+	s.registerDatabaseCatalog()
 	s.registerDatabaseBackups()
 	s.registerCodec()
 	s.registerWallet()
