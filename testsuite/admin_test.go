@@ -1,9 +1,12 @@
 package testsuite
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdminManagesPlansRuntimesAndSeesNodes(t *testing.T) {
@@ -81,5 +84,118 @@ func TestAdminManagesPlansRuntimesAndSeesNodes(t *testing.T) {
 	}
 	if status, _ := platform.call(http.MethodGet, "/api/paas/plans", customer.token, nil, nil); status != http.StatusOK {
 		t.Errorf("customer plans: %d", status)
+	}
+}
+
+// An admin adds an engine version and a database plan; customers see them while they are
+// active and cannot use them once deactivated; customers cannot reach the admin routes; bad
+// fields are a 422 naming the field.
+func TestAdminManagesTheDatabaseCatalogue(t *testing.T) {
+	t.Parallel()
+	admin := platform.adminToken
+	customer := newCustomer(t, uniqueName("catalogue")+"@example.com")
+	if status, _ := platform.call(http.MethodGet, "/api/paas/admin/database-engines", customer.token, nil, nil); status != http.StatusForbidden {
+		t.Errorf("a customer lists the admin catalogue: %d, want 403", status)
+	}
+
+	type engineRow struct {
+		ID             string            `json:"id"`
+		Engine         string            `json:"engine"`
+		Version        string            `json:"version"`
+		Image          string            `json:"image"`
+		Port           int               `json:"port"`
+		DataDir        string            `json:"data_dir"`
+		RunUser        string            `json:"run_user,omitempty"`
+		Env            map[string]string `json:"env,omitempty"`
+		Command        []string          `json:"command,omitempty"`
+		HealthCommand  []string          `json:"health_command"`
+		DumpCommand    []string          `json:"dump_command"`
+		RestoreCommand []string          `json:"restore_command"`
+		CountCommand   []string          `json:"count_command"`
+		ConnectionVars map[string]string `json:"connection_vars"`
+		Active         *bool             `json:"active,omitempty"`
+	}
+	var engines struct{ Items []engineRow }
+	if status, raw := platform.call(http.MethodGet, "/api/paas/admin/database-engines", admin, nil, &engines); status != http.StatusOK {
+		t.Fatalf("list engines: %d %s", status, raw)
+	}
+	var pg engineRow
+	for _, e := range engines.Items {
+		if e.Engine == "postgresql" && e.Version == "15" {
+			pg = e
+		}
+	}
+	if pg.ID == "" || len(pg.DumpCommand) == 0 || pg.ConnectionVars["DATABASE_URL"] == "" {
+		t.Fatalf("the admin catalogue lacks postgresql 15 with its commands: %+v", engines.Items)
+	}
+
+	// A version that sorts below every real one, so a parallel test that omits the version
+	// never gets it.
+	version := fmt.Sprintf("0.%d", time.Now().UnixNano()%1_000_000_000)
+	row := pg
+	row.ID, row.Version = "", version
+	var created engineRow
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/database-engines", admin, row, &created); status != http.StatusCreated || created.ID == "" {
+		t.Fatalf("create engine: %d %s", status, raw)
+	}
+	if status, _ := platform.call(http.MethodPost, "/api/paas/admin/database-engines", admin, row, nil); status != http.StatusConflict {
+		t.Errorf("the same version again: %d, want 409", status)
+	}
+	offered := func() bool {
+		var list struct {
+			Items []struct{ Engine, Version string }
+		}
+		platform.call(http.MethodGet, "/api/paas/database-engines", customer.token, nil, &list)
+		for _, e := range list.Items {
+			if e.Engine == "postgresql" && e.Version == version {
+				return true
+			}
+		}
+		return false
+	}
+	if !offered() {
+		t.Errorf("customers are not offered postgresql %s", version)
+	}
+	inactive := false
+	row.Active = &inactive
+	if status, raw := platform.call(http.MethodPut, "/api/paas/admin/database-engines/"+created.ID, admin, row, nil); status != http.StatusOK {
+		t.Fatalf("deactivate: %d %s", status, raw)
+	}
+	if offered() {
+		t.Errorf("customers are still offered the deactivated postgresql %s", version)
+	}
+	before := customer.listDatabases(t)
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", customer.token,
+		map[string]string{"name": "old", "engine": "postgresql", "version": version, "plan": "db-small", "region": "local"}, nil)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.version") {
+		t.Errorf("a database on the deactivated version: %d %s, want 422 at body.version", status, raw)
+	}
+	if after := customer.listDatabases(t); len(after) != len(before) {
+		t.Errorf("the refused database was stored: %+v", after)
+	}
+
+	bad := row
+	bad.Env = map[string]string{"POSTGRES_PASSWORD": "{{secret}}"}
+	if status, raw := platform.call(http.MethodPut, "/api/paas/admin/database-engines/"+created.ID, admin, bad, nil); status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.env.POSTGRES_PASSWORD") {
+		t.Errorf("an unknown placeholder: %d %s, want 422 at body.env.POSTGRES_PASSWORD", status, raw)
+	}
+
+	slug := uniqueName("dbplan")
+	plan := map[string]any{"slug": slug, "name": "Database Large", "cpu_millis": 2000, "memory_mb": 2048, "storage_mb": 20480, "price_per_hour_minor": 7}
+	var createdPlan struct{ ID string }
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/database-plans", admin, plan, &createdPlan); status != http.StatusCreated {
+		t.Fatalf("create database plan: %d %s", status, raw)
+	}
+	var plans struct{ Items []struct{ Slug string } }
+	platform.call(http.MethodGet, "/api/paas/database-plans", customer.token, nil, &plans)
+	if !slices.ContainsFunc(plans.Items, func(p struct{ Slug string }) bool { return p.Slug == slug }) {
+		t.Errorf("customers do not see the plan %s: %+v", slug, plans.Items)
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/admin/database-plans", admin, map[string]any{"slug": "Bad Slug", "name": "x", "cpu_millis": 1, "memory_mb": 1, "storage_mb": 1}, nil); status != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(raw), "body.slug") || !strings.Contains(string(raw), "body.memory_mb") {
+		t.Errorf("a bad plan: %d %s", status, raw)
+	}
+	if status, raw := platform.call(http.MethodDelete, "/api/paas/admin/database-plans/"+createdPlan.ID, admin, nil, nil); status != http.StatusNoContent {
+		t.Errorf("delete an unused plan: %d %s", status, raw)
 	}
 }
