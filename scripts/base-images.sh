@@ -689,7 +689,7 @@ stop() {
 	wait "$pg" 2>/dev/null || :
 }
 trap 'stop; exit 0' TERM INT
-until pg_isready -q -h /tmp; do
+until pg_isready -q -h /tmp -U ferretdb -d postgres; do
 	kill -0 "$pg" 2>/dev/null || { echo >&2 "error: PostgreSQL did not start"; exit 1; }
 	sleep 0.2
 done
@@ -699,7 +699,7 @@ done
 export FERRETDB_SETUP_DATABASE=admin FERRETDB_SETUP_USERNAME="${MONGO_INITDB_ROOT_USERNAME:-}" \
 	FERRETDB_SETUP_PASSWORD="${MONGO_INITDB_ROOT_PASSWORD:-}"
 ferretdb --listen-addr=:27017 --postgresql-url='postgres://ferretdb@/postgres?host=/tmp' \
-	--test-enable-new-auth --state-dir="$data" --debug-addr=- --telemetry=disable --log-level=warn &
+	--test-enable-new-auth --state-dir="$data" --debug-addr=- --telemetry=disable --log-level=error &
 ferret=$!
 # Either one ending ends the container (its restart policy starts both again).
 s=0
