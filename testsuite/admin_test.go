@@ -99,7 +99,7 @@ func TestAdminManagesTheDatabaseCatalogue(t *testing.T) {
 	}
 
 	type engineRow struct {
-		ID             string            `json:"id"`
+		ID             string            `json:"id,omitempty"`
 		Engine         string            `json:"engine"`
 		Version        string            `json:"version"`
 		Image          string            `json:"image"`
