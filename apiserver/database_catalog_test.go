@@ -28,8 +28,8 @@ func engineFieldsAPI(t *testing.T) humatest.TestAPI {
 func validEngine() map[string]any {
 	return map[string]any{
 		"engine": "postgresql", "version": "16", "image": "postgres:16-bookworm", "port": 5432,
-		"data_dir": "/var/lib/postgresql/data",
-		"env":      map[string]string{"POSTGRES_USER": "{{user}}", "POSTGRES_PASSWORD": "{{password}}", "POSTGRES_DB": "{{database}}"},
+		"data_dir":        "/var/lib/postgresql/data",
+		"env":             map[string]string{"POSTGRES_USER": "{{user}}", "POSTGRES_PASSWORD": "{{password}}", "POSTGRES_DB": "{{database}}"},
 		"health_command":  []string{"pg_isready", "-h", "127.0.0.1"},
 		"dump_command":    []string{"sh", "-c", `exec pg_dump -Fc -U "$POSTGRES_USER" -d "$POSTGRES_DB"`},
 		"restore_command": []string{"sh", "-c", `exec pg_restore --single-transaction -U "$POSTGRES_USER" -d "$POSTGRES_DB"`},
