@@ -137,6 +137,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerDomains()
 	s.registerDatabases()
 	s.registerDatabaseCatalog()
+	s.registerDatabaseSchedule()
 	s.registerDatabaseBackups()
 	s.registerCodec()
 	s.registerWallet()

@@ -1,12 +1,14 @@
 package testsuite
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A node reaches the backups and the password of the databases placed on it only: another
@@ -64,4 +66,59 @@ func TestAnotherNodeCannotReachADatabasesBackupsOrPassword(t *testing.T) {
 		t.Errorf("another node opens the database's password: %d %s, want 403", status, raw)
 	}
 	owner.deleteDatabase(t, pg.ID)
+}
+
+// A database's backup schedule changes after its creation: the Temporal Schedule follows; "0"
+// removes it; a too-short interval or another customer changes nothing.
+func TestADatabasesBackupScheduleChangesAfterItsCreation(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("reschedule")+"@example.com")
+	rd := owner.createDatabase(t, uniqueName("resched"), "redis")
+	schedule := func() (time.Duration, bool) {
+		desc, err := platform.temporal.ScheduleClient().GetHandle(context.Background(), "database-backups/"+rd.ID).Describe(context.Background())
+		if err != nil {
+			return 0, false
+		}
+		if desc.Schedule.Spec == nil || len(desc.Schedule.Spec.Intervals) != 1 {
+			t.Fatalf("the schedule's spec: %+v", desc.Schedule.Spec)
+		}
+		return desc.Schedule.Spec.Intervals[0].Every, true
+	}
+	if every, ok := schedule(); !ok || every != 24*time.Hour {
+		t.Fatalf("a new database's schedule: every %s (exists %v), want daily", every, ok)
+	}
+	put := func(token string, body map[string]any) (int, managedDatabase, string) {
+		var out managedDatabase
+		status, raw := platform.call(http.MethodPut, "/api/paas/databases/"+rd.ID+"/backup-schedule", token, body, &out)
+		return status, out, string(raw)
+	}
+	status, view, raw := put(owner.token, map[string]any{"backup_interval": "6h", "backup_retention": 3})
+	if status != http.StatusOK || view.BackupInterval != "6h0m0s" || view.BackupRetention != 3 {
+		t.Fatalf("change to 6 h, keep 3: %d %s", status, raw)
+	}
+	if every, ok := schedule(); !ok || every != 6*time.Hour {
+		t.Errorf("after the change the schedule runs every %s (exists %v), want 6h", every, ok)
+	}
+
+	if status, _, raw := put(owner.token, map[string]any{"backup_interval": "1s", "backup_retention": 3}); status != http.StatusUnprocessableEntity || !strings.Contains(raw, "body.backup_interval") {
+		t.Errorf("a 1 s schedule: %d %s, want 422 at body.backup_interval", status, raw)
+	}
+	stranger := newCustomer(t, uniqueName("restranger")+"@example.com")
+	if status, _, _ := put(stranger.token, map[string]any{"backup_interval": "0", "backup_retention": 1}); status != http.StatusNotFound {
+		t.Errorf("another customer changes the schedule: %d, want 404", status)
+	}
+	if got := owner.getDatabase(t, rd.ID); got.BackupInterval != "6h0m0s" || got.BackupRetention != 3 {
+		t.Errorf("refused changes changed the database: %+v", got)
+	}
+	if every, ok := schedule(); !ok || every != 6*time.Hour {
+		t.Errorf("refused changes changed the schedule: every %s (exists %v)", every, ok)
+	}
+
+	if status, view, raw := put(owner.token, map[string]any{"backup_interval": "0", "backup_retention": 1}); status != http.StatusOK || view.BackupInterval != "0s" {
+		t.Fatalf("no scheduled backups: %d %s", status, raw)
+	}
+	if _, ok := schedule(); ok {
+		t.Error("the schedule is still there after backup_interval 0")
+	}
+	owner.deleteDatabase(t, rd.ID)
 }

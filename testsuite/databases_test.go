@@ -36,6 +36,9 @@ type managedDatabase struct {
 	User         string   `json:"user"`
 	Password     string   `json:"password"`
 	LinkedApps   []string `json:"linked_apps"`
+	// The backup schedule.
+	BackupInterval  string `json:"backup_interval"`
+	BackupRetention int    `json:"backup_retention"`
 }
 
 // createDatabase asks for a database and waits until it is available.
