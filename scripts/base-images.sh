@@ -246,6 +246,16 @@ finish() {
 APT_INSTALL='export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq --no-install-recommends'
 APT_CLEAN='apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log'
 
+# PostgreSQL 15 from Debian's packages, as the PostgreSQL image and the MongoDB stand-in install
+# it: the official image's user (uid and gid 999) exists before the packages, which keep it;
+# Debian makes no cluster of its own (the entrypoints make theirs).
+POSTGRES_INSTALL="groupadd --system --gid 999 postgres; \\
+    useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres; \\
+    mkdir -p /var/lib/postgresql; chown postgres:postgres /var/lib/postgresql; \\
+    $APT_INSTALL postgresql-common >/dev/null; \\
+    sed -ri 's/^#? *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf; \\
+    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; $APT_CLEAN"
+
 if ! have_image "$NODE_IMAGE"; then
 	mkdir -p "$WORK/node"
 	cat >"$WORK/node/Dockerfile" <<EOF
@@ -407,14 +417,7 @@ EOF
 	cat >"$WORK/postgres/Dockerfile" <<EOF
 ARG BASE
 FROM \$BASE
-# The official image's user (uid and gid 999) exists before the packages, which keep it; Debian
-# makes no cluster of its own (the entrypoint makes one in \$PGDATA).
-RUN set -eu; groupadd --system --gid 999 postgres; \\
-    useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres; \\
-    mkdir -p /var/lib/postgresql; chown postgres:postgres /var/lib/postgresql; \\
-    $APT_INSTALL postgresql-common >/dev/null; \\
-    sed -ri 's/^#? *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf; \\
-    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; $APT_CLEAN; \\
+RUN set -eu; $POSTGRES_INSTALL; \\
     sed -ri "s/^#? *listen_addresses *=.*/listen_addresses = '*'/" /usr/share/postgresql/15/postgresql.conf.sample; \\
     grep -q "^listen_addresses = '\\*'" /usr/share/postgresql/15/postgresql.conf.sample; \\
     mkdir -p /var/run/postgresql /var/lib/postgresql/data /docker-entrypoint-initdb.d; \\
@@ -709,16 +712,12 @@ stop
 exit 1
 EOF
 	# From the Debian base, not FROM the PostgreSQL image: that one's VOLUME would give every
-	# MongoDB container an anonymous volume nobody removes. The same packages and user, though.
+	# MongoDB container an anonymous volume nobody removes. The same packages and user, though
+	# (POSTGRES_INSTALL).
 	cat >"$WORK/mongo/Dockerfile" <<EOF
 ARG BASE
 FROM \$BASE
-RUN set -eu; groupadd --system --gid 999 postgres; \\
-    useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres; \\
-    mkdir -p /var/lib/postgresql; chown postgres:postgres /var/lib/postgresql; \\
-    $APT_INSTALL postgresql-common >/dev/null; \\
-    sed -ri 's/^#? *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf; \\
-    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; $APT_CLEAN; \\
+RUN set -eu; $POSTGRES_INSTALL; \\
     mkdir -p /data/db; chown postgres:postgres /data/db
 COPY ferretdb skypanel-mongo /usr/local/bin/
 COPY docker-entrypoint.sh /usr/local/bin/mongo-entrypoint.sh

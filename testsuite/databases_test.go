@@ -790,79 +790,66 @@ func TestScheduledBackupsRunOnTheirScheduleAndRetentionRemovesTheOldest(t *testi
 // a change and a restore bring exactly the backed-up rows back.
 func TestAMySQLDatabaseIsLinkedBackedUpAndRestored(t *testing.T) {
 	t.Parallel()
-	owner := newCustomer(t, uniqueName("myowner")+"@example.com")
-	my := owner.createDatabase(t, uniqueName("shop"), "mysql")
-	if my.Engine != "mysql" || my.Port != 3306 || my.Password == "" {
-		t.Fatalf("connection settings: %+v", my)
-	}
-	name := uniqueName("myapp")
-	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
-	if linked := owner.link(t, app.ID, my.ID, false); !containsString(linked.Variables, "DATABASE_URL") || !containsString(linked.Variables, "MYSQL_HOST") {
-		t.Fatalf("link: %+v", linked)
-	}
-	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
-	host := name + ".apps.localhost"
-	for _, v := range []string{"apple", "banana", "cherry"} {
-		if status, body := probe(host, "/my/put?v="+v); status != http.StatusOK {
-			t.Fatalf("write %s: %d %s", v, status, body)
-		}
-	}
-	backupID, op := owner.backupDatabase(t, my.ID)
-	if op.Status != "succeeded" {
-		t.Fatalf("backup: %+v", op)
-	}
-	probe(host, "/my/clear")
-	probe(host, "/my/put?v=durian")
-	if restored := owner.restoreDatabase(t, my.ID, backupID); restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
-		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
-	}
-	if status, body := probe(host, "/my/list"); status != http.StatusOK || body != "apple\nbanana\ncherry" {
-		t.Errorf("after the restore the app reads %d %q, want the backed-up rows", status, body)
-	}
-	owner.operation(t, app.ID, "delete")
-	owner.deleteDatabase(t, my.ID)
+	linkedRoundTrip{engine: "mysql", port: 3306, path: "/my", variables: []string{"DATABASE_URL", "MYSQL_HOST"}, unit: "rows"}.run(t)
 }
 
 // MongoDB runs here as the local stand-in (FerretDB over PostgreSQL, scripts/base-images.sh);
 // the app speaks to it with the MongoDB Go driver through MONGODB_URI alone.
 func TestAMongoDBDatabaseIsLinkedBackedUpAndRestored(t *testing.T) {
 	t.Parallel()
-	owner := newCustomer(t, uniqueName("mgowner")+"@example.com")
-	mg := owner.createDatabase(t, uniqueName("docs"), "mongodb")
-	if mg.Engine != "mongodb" || mg.Port != 27017 || mg.Password == "" {
-		t.Fatalf("connection settings: %+v", mg)
+	linkedRoundTrip{engine: "mongodb", port: 27017, path: "/mongo", variables: []string{"MONGODB_URI", "MONGODB_HOST"}, unit: "documents"}.run(t)
+}
+
+// linkedRoundTrip is one engine's whole customer path: provision, link, deploy the dbprobe
+// app, write three values through it (its routes under path), back up, change the data,
+// restore, and read exactly the backed-up values back through the app.
+type linkedRoundTrip struct {
+	engine    string
+	port      int
+	path      string   // the dbprobe routes: path/put, path/list, path/clear
+	variables []string // some the link must give
+	unit      string   // what the restore's outcome counts
+}
+
+func (c linkedRoundTrip) run(t *testing.T) {
+	owner := newCustomer(t, uniqueName(c.engine+"owner")+"@example.com")
+	d := owner.createDatabase(t, uniqueName("data"), c.engine)
+	if d.Engine != c.engine || d.Port != c.port || d.Password == "" {
+		t.Fatalf("connection settings: %+v", d)
 	}
-	name := uniqueName("mgapp")
+	name := uniqueName(c.engine + "app")
 	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
-	if linked := owner.link(t, app.ID, mg.ID, false); !containsString(linked.Variables, "MONGODB_URI") || !containsString(linked.Variables, "MONGODB_HOST") {
-		t.Fatalf("link: %+v", linked)
+	linked := owner.link(t, app.ID, d.ID, false)
+	for _, v := range c.variables {
+		if !containsString(linked.Variables, v) {
+			t.Fatalf("link: %+v, want %s among the variables", linked, v)
+		}
 	}
 	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %+v", dep)
 	}
 	host := name + ".apps.localhost"
 	for _, v := range []string{"apple", "banana", "cherry"} {
-		if status, body := probe(host, "/mongo/put?v="+v); status != http.StatusOK {
+		if status, body := probe(host, c.path+"/put?v="+v); status != http.StatusOK {
 			t.Fatalf("write %s: %d %s", v, status, body)
 		}
 	}
-	backupID, op := owner.backupDatabase(t, mg.ID)
+	backupID, op := owner.backupDatabase(t, d.ID)
 	if op.Status != "succeeded" {
 		t.Fatalf("backup: %+v", op)
 	}
-	probe(host, "/mongo/clear")
-	probe(host, "/mongo/put?v=durian")
-	if status, body := probe(host, "/mongo/list"); status != http.StatusOK || body != "durian" {
+	probe(host, c.path+"/clear")
+	probe(host, c.path+"/put?v=durian")
+	if status, body := probe(host, c.path+"/list"); status != http.StatusOK || body != "durian" {
 		t.Fatalf("before the restore the app reads %d %q, want the changed data", status, body)
 	}
-	if restored := owner.restoreDatabase(t, mg.ID, backupID); restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 documents") {
-		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 documents", restored)
+	want := "holds 3 " + c.unit
+	if restored := owner.restoreDatabase(t, d.ID, backupID); restored.Status != "succeeded" || !strings.Contains(restored.Reason, want) {
+		t.Fatalf("restore: %+v, want succeeded saying the database %s", restored, want)
 	}
-	if status, body := probe(host, "/mongo/list"); status != http.StatusOK || body != "apple\nbanana\ncherry" {
-		t.Errorf("after the restore the app reads %d %q, want the backed-up documents", status, body)
+	if status, body := probe(host, c.path+"/list"); status != http.StatusOK || body != "apple\nbanana\ncherry" {
+		t.Errorf("after the restore the app reads %d %q, want the backed-up values", status, body)
 	}
 	owner.operation(t, app.ID, "delete")
-	owner.deleteDatabase(t, mg.ID)
+	owner.deleteDatabase(t, d.ID)
 }
