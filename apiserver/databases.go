@@ -46,6 +46,17 @@ type databasePlanView struct {
 	Currency          string `json:"currency"`
 }
 
+// databasePlanFields are a new database plan's, as an admin gives them.
+type databasePlanFields struct {
+	Slug              string `json:"slug" pattern:"^[a-z0-9][a-z0-9-]{0,62}$" doc:"URL-safe identifier, e.g. db-small"`
+	Name              string `json:"name" minLength:"1" maxLength:"100"`
+	CPUMillis         int    `json:"cpu_millis" minimum:"10" maximum:"64000" doc:"CPU in thousandths of a core"`
+	MemoryMB          int    `json:"memory_mb" minimum:"64" maximum:"1048576"`
+	StorageMB         int    `json:"storage_mb" minimum:"64" maximum:"16777216"`
+	PricePerHourMinor int64  `json:"price_per_hour_minor" minimum:"0" doc:"Price per hour in minor units (cents), billed like an app's instance-hour"`
+	Currency          string `json:"currency,omitempty" pattern:"^[A-Z]{3}$" default:"USD"`
+}
+
 // databaseView is a managed database. Password is only in GET /databases/{id} (its
 // organization's members are the only ones who reach it).
 type databaseView struct {
@@ -154,6 +165,25 @@ func (s *Server) registerDatabases() {
 					PricePerHourMinor: p.PricePerHourMinor, Currency: p.Currency}
 			}
 			return listOf(views), nil
+		})
+	huma.Register(s.api, s.op("admin-create-database-plan", http.MethodPost, "/api/paas/admin/database-plans",
+		"Create a database plan (resources and hourly price of a managed database)", "admin", http.StatusCreated, true),
+		func(ctx context.Context, in *body[databasePlanFields]) (*body[databasePlanView], error) {
+			f := in.Body
+			currency := f.Currency
+			if currency == "" {
+				currency = "USD"
+			}
+			p, err := s.store.CreateDatabasePlan(ctx, db.DatabasePlan{Slug: f.Slug, Name: f.Name, CPUMillis: f.CPUMillis, MemoryMB: f.MemoryMB,
+				StorageMB: f.StorageMB, PricePerHourMinor: f.PricePerHourMinor, Currency: currency, Active: true})
+			if errors.Is(err, db.ErrConflict) {
+				return nil, huma.Error409Conflict("a database plan with this slug already exists", &huma.ErrorDetail{Location: "body.slug", Value: f.Slug})
+			}
+			if err != nil {
+				return nil, s.problem(ctx, "database plan", err)
+			}
+			return bodyOf(databasePlanView{Slug: p.Slug, Name: p.Name, CPUMillis: p.CPUMillis, MemoryMB: p.MemoryMB, StorageMB: p.StorageMB,
+				PricePerHourMinor: p.PricePerHourMinor, Currency: p.Currency}), nil
 		})
 	huma.Register(s.api, s.op("list-databases", http.MethodGet, "/api/paas/databases", "List the organization's databases", "databases", 0, false),
 		func(ctx context.Context, _ *struct{}) (*items[databaseView], error) {

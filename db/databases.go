@@ -110,6 +110,13 @@ func (s *Store) DatabasePlanByRef(ctx context.Context, ref string) (DatabasePlan
 		WHERE (id::text = $1 OR slug = $1) AND active`, ref))
 }
 
+// CreateDatabasePlan records a new database plan (an admin's); a slug in use is ErrConflict.
+func (s *Store) CreateDatabasePlan(ctx context.Context, p DatabasePlan) (DatabasePlan, error) {
+	return scanDatabasePlan(s.pool.QueryRow(ctx, `INSERT INTO database_plans (slug, name, cpu_millis, memory_mb, storage_mb, price_per_hour_minor, currency, active)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+databasePlanColumns,
+		p.Slug, p.Name, p.CPUMillis, p.MemoryMB, p.StorageMB, p.PricePerHourMinor, p.Currency, p.Active))
+}
+
 // DatabasePlanByID reads a database plan, active or not (a database keeps its plan).
 func (s *Store) DatabasePlanByID(ctx context.Context, id string) (DatabasePlan, error) {
 	return scanDatabasePlan(s.pool.QueryRow(ctx, `SELECT `+databasePlanColumns+` FROM database_plans WHERE id::text = $1`, id))
