@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// A database's operations (provision, delete; backups and restores later) wait in a queue of
+// A database's operations (provision, delete, backup, restore; billing's suspend and resume) wait in a queue of
 // its own and run one at a time in arrival order, under the same owner as apps' operations
 // (temporal/operations): the same rules as app_operations, without deploys' superseding.
 
