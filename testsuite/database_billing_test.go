@@ -132,6 +132,16 @@ func TestADatabaseIsChargedThenStoppedWithItsDataAndStartedAgainOnCredit(t *test
 		pg = owner.getDatabase(t, id)
 		return pg.Status == "suspended", pg.Status + " " + pg.StatusReason
 	})
+	// The suspension is an operation in the database's queue, asked for by billing; it ends
+	// once the database is recorded suspended (a credit meanwhile is for the next billing run).
+	eventually(t, 30*time.Second, "the suspension's operation has ended", func() (bool, string) {
+		ops := owner.databaseOperations(t, id)
+		if len(ops) == 0 {
+			return false, "no operation"
+		}
+		latest := ops[0]
+		return latest.Kind == "suspend" && latest.Status == "succeeded", fmt.Sprintf("%+v", latest)
+	})
 	info, err := platform.docker.ContainerInspect(context.Background(), pg.Host)
 	if err != nil {
 		t.Fatalf("the suspended database's container: %v (stopped, never removed)", err)
