@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +283,31 @@ func TestASuspendedDatabaseRefusesWhatNeedsItsEngine(t *testing.T) {
 	}
 	if u := databaseUsage(t, d.ID); len(u) != 0 {
 		t.Errorf("usage %+v of a database that never ran for its owner", u)
+	}
+}
+
+// Migration 0029 applied again (as after a restore of an older dump, or by hand) changes
+// nothing: its columns, constraints and index are made only when missing, and an available
+// database that has its open usage segment gets no second one.
+func TestDatabaseBillingMigrationIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	org := billingOrg(t, 100)
+	d := billedDatabase(t, org, 100)
+	setDatabaseStatus(t, d.ID, db.DatabaseAvailable)
+	sql, err := os.ReadFile("migrations/0029_database_billing.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := testStore.Pool().Exec(ctx, string(sql)); err != nil {
+			t.Fatalf("apply 0029 again: %v", err)
+		}
+	}
+	if u := databaseUsage(t, d.ID); len(u) != 1 || u[0].EndedAt != nil {
+		t.Errorf("usage after 0029 again: %+v, want the one open segment", u)
+	}
+	var apps int
+	if err := testStore.Pool().QueryRow(ctx, `SELECT count(*) FROM usage_segments WHERE subject_kind <> 'app' AND app_id IS NOT NULL`).Scan(&apps); err != nil || apps != 0 {
+		t.Errorf("%d app segments not of subject app (%v)", apps, err)
 	}
 }
