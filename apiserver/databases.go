@@ -55,7 +55,7 @@ type databaseView struct {
 	Version      string   `json:"version"`
 	Plan         string   `json:"plan"`
 	Region       string   `json:"region"`
-	Status       string   `json:"status" enum:"provisioning,available,failed,deleting" doc:"provisioning → available; failed: see status_reason"`
+	Status       string   `json:"status" enum:"provisioning,available,failed,deleting,suspended" doc:"provisioning → available; failed: see status_reason; suspended: its organization's wallet cannot pay for it (stopped, its data kept; it starts again once funds are added)"`
 	StatusReason string   `json:"status_reason,omitempty"`
 	Host         string   `json:"host" doc:"the name it answers by on its organization's network: only its organization's applications reach it, never the internet"`
 	Port         int      `json:"port"`

@@ -63,9 +63,11 @@ type LedgerEntry struct {
 	Currency        string     `json:"currency"`
 	AppID           *string    `json:"app_id,omitempty"`
 	AppName         *string    `json:"app_name,omitempty"`
+	DatabaseID      *string    `json:"database_id,omitempty" doc:"A database's charge: the database charged (kept after it is deleted)"`
+	DatabaseName    *string    `json:"database_name,omitempty"`
 	PeriodStart     *time.Time `json:"period_start,omitempty"`
 	PeriodEnd       *time.Time `json:"period_end,omitempty"`
-	InstanceSeconds *float64   `json:"instance_seconds,omitempty" doc:"Charges: instances × seconds run in the period"`
+	InstanceSeconds *float64   `json:"instance_seconds,omitempty" doc:"Charges: instances × seconds run in the period (a database counts as one instance)"`
 	PricePerHour    *int64     `json:"price_per_hour,omitempty" doc:"Charges: the plan's price per instance-hour, minor units"`
 	Reference       *string    `json:"reference,omitempty"`
 	Description     string     `json:"description"`

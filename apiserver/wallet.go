@@ -109,8 +109,8 @@ func (s *Server) creditWallet(ctx context.Context, in *creditInput) (*creditOutp
 	return out, nil
 }
 
-// resumeIfPaid starts ResumeOrganization when the organization has suspended apps and its
-// wallet now pays one period of them. An already running resumption is fine.
+// resumeIfPaid starts ResumeOrganization when the organization has suspended apps or databases
+// and its wallet now pays one period of them. An already running resumption is fine.
 func (s *Server) resumeIfPaid(ctx context.Context, orgID string) (string, error) {
 	resumable, err := s.store.CanResume(ctx, orgID, s.cfg.BillingPeriod)
 	if err != nil || !resumable {

@@ -26,6 +26,12 @@ type Wallet struct {
 	Currency string
 }
 
+// Billing subjects: what a usage segment or a charge is of.
+const (
+	SubjectApp      = "app"
+	SubjectDatabase = "database"
+)
+
 // LedgerEntry is one credit or charge.
 type LedgerEntry struct {
 	ID              int64
@@ -34,6 +40,8 @@ type LedgerEntry struct {
 	Currency        string
 	AppID           *string
 	AppName         *string
+	DatabaseID      *string // a database's charge
+	DatabaseName    *string
 	PeriodStart     *time.Time
 	PeriodEnd       *time.Time
 	InstanceSeconds *float64
@@ -43,22 +51,37 @@ type LedgerEntry struct {
 	CreatedAt       time.Time
 }
 
-// UsageSegment is a stretch of time an app ran with a fixed instance count and price.
+// UsageSegment is a stretch of time an app ran with a fixed instance count and price, or a
+// database was available (one instance, its plan's price).
 type UsageSegment struct {
+	Subject      string // SubjectApp ("" reads as an app) or SubjectDatabase
 	AppID        string
 	OrgID        string
 	AppName      string
+	DatabaseID   string
+	DatabaseName string
 	Instances    int
 	PricePerHour int64
 	StartedAt    time.Time
 	EndedAt      *time.Time // nil: still running
 }
 
-// Charge is what an app owes for one period; Key makes it happen once.
+// SubjectKey names the segment's subject uniquely across apps and databases.
+func (u UsageSegment) SubjectKey() string {
+	if u.Subject == SubjectDatabase {
+		return SubjectDatabase + ":" + u.DatabaseID
+	}
+	return SubjectApp + ":" + u.AppID
+}
+
+// Charge is what an app or a database owes for one period; Key makes it happen once.
 type Charge struct {
+	Subject         string // SubjectApp ("" reads as an app) or SubjectDatabase
 	OrgID           string
 	AppID           string
 	AppName         string
+	DatabaseID      string
+	DatabaseName    string
 	PeriodStart     time.Time
 	PeriodEnd       time.Time
 	InstanceSeconds float64
@@ -70,6 +93,21 @@ type Charge struct {
 // billing run is retried or repeated.
 func ChargeKey(appID string, periodStart time.Time) string {
 	return "charge:" + appID + ":" + periodStart.UTC().Format(time.RFC3339Nano)
+}
+
+// DatabaseChargeKey is a database's charge idempotency key: one charge per database and period.
+// Its "database:" part keeps it apart from every app's key (an app id is a UUID).
+func DatabaseChargeKey(databaseID string, periodStart time.Time) string {
+	return "charge:" + SubjectDatabase + ":" + databaseID + ":" + periodStart.UTC().Format(time.RFC3339Nano)
+}
+
+// Key is the charge's idempotency key: ChargeKey for an app (the form every app charge has
+// always had), DatabaseChargeKey for a database.
+func (c Charge) Key() string {
+	if c.Subject == SubjectDatabase {
+		return DatabaseChargeKey(c.DatabaseID, c.PeriodStart)
+	}
+	return ChargeKey(c.AppID, c.PeriodStart)
 }
 
 func creditKey(orgID, reference string) string { return "credit:" + orgID + ":" + reference }
@@ -128,19 +166,20 @@ func (s *Store) AppUsageBetween(ctx context.Context, appID string, from, to time
 
 // usageBetween is UsageBetween, for one app when appID is set.
 func (s *Store) usageBetween(ctx context.Context, appID string, from, to time.Time) ([]UsageSegment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT app_id::text, org_id::text, app_name, instances, price_per_hour, started_at, ended_at
+	rows, err := s.pool.Query(ctx, `SELECT subject_kind, coalesce(app_id::text, ''), org_id::text, coalesce(app_name, ''),
+			coalesce(database_id::text, ''), coalesce(database_name, ''), instances, price_per_hour, started_at, ended_at
 		FROM usage_segments WHERE ($3 = '' OR app_id::text = $3) AND started_at < $2 AND (ended_at IS NULL OR ended_at > $1)`, from, to, appID)
 	if err != nil {
 		return nil, fmt.Errorf("usage between %s and %s: %w", from, to, err)
 	}
 	return collect(rows, func(row pgx.Row) (UsageSegment, error) {
 		var u UsageSegment
-		err := row.Scan(&u.AppID, &u.OrgID, &u.AppName, &u.Instances, &u.PricePerHour, &u.StartedAt, &u.EndedAt)
+		err := row.Scan(&u.Subject, &u.AppID, &u.OrgID, &u.AppName, &u.DatabaseID, &u.DatabaseName, &u.Instances, &u.PricePerHour, &u.StartedAt, &u.EndedAt)
 		return u, err
 	})
 }
 
-// RecordCharges writes the charges in one transaction, each at most once (by ChargeKey), and
+// RecordCharges writes the charges in one transaction, each at most once (by Charge.Key), and
 // lowers each wallet by what was newly charged. It returns how many entries it wrote: a retry
 // of a run that already committed writes none.
 func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error) {
@@ -150,6 +189,8 @@ func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error
 	orgs := make([]string, len(charges))
 	apps := make([]string, len(charges))
 	names := make([]string, len(charges))
+	databases := make([]string, len(charges))
+	databaseNames := make([]string, len(charges))
 	starts := make([]time.Time, len(charges))
 	ends := make([]time.Time, len(charges))
 	seconds := make([]float64, len(charges))
@@ -158,24 +199,32 @@ func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error
 	keys := make([]string, len(charges))
 	for i, c := range charges {
 		if c.Amount <= 0 {
-			return 0, fmt.Errorf("charge of app %s for %s: amount %d is not positive", c.AppID, c.PeriodStart, c.Amount)
+			return 0, fmt.Errorf("charge %s: amount %d is not positive", c.Key(), c.Amount)
 		}
-		orgs[i], apps[i], names[i], starts[i], ends[i] = c.OrgID, c.AppID, c.AppName, c.PeriodStart, c.PeriodEnd
-		seconds[i], prices[i], amounts[i], keys[i] = c.InstanceSeconds, c.PricePerHour, c.Amount, ChargeKey(c.AppID, c.PeriodStart)
+		if c.Subject == SubjectDatabase {
+			databases[i], databaseNames[i] = c.DatabaseID, c.DatabaseName
+		} else {
+			apps[i], names[i] = c.AppID, c.AppName
+		}
+		orgs[i], starts[i], ends[i] = c.OrgID, c.PeriodStart, c.PeriodEnd
+		seconds[i], prices[i], amounts[i], keys[i] = c.InstanceSeconds, c.PricePerHour, c.Amount, c.Key()
 	}
 	var written int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Concurrent runs insert the same keys: the second waits for the first's commit, then
 		// skips them, so only the first lowers the wallets.
 		return tx.QueryRow(ctx, `WITH c AS (
-				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::bigint[], $8::bigint[], $9::text[])
-					AS c(org_id, app_id, app_name, period_start, period_end, instance_seconds, price, amount, key)),
+				SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::bigint[], $8::bigint[], $9::text[],
+					$10::text[], $11::text[])
+					AS c(org_id, app_id, app_name, period_start, period_end, instance_seconds, price, amount, key, database_id, database_name)),
 			inserted AS (
-				INSERT INTO ledger_entries (org_id, kind, amount, currency, idempotency_key, app_id, app_name, period_start, period_end,
-					instance_seconds, price_per_hour, description)
-				SELECT c.org_id, 'charge', c.amount, w.currency, c.key, c.app_id, c.app_name, c.period_start, c.period_end,
+				INSERT INTO ledger_entries (org_id, kind, amount, currency, idempotency_key, app_id, app_name, database_id, database_name,
+					period_start, period_end, instance_seconds, price_per_hour, description)
+				SELECT c.org_id, 'charge', c.amount, w.currency, c.key, nullif(c.app_id, '')::uuid, nullif(c.app_name, ''),
+					nullif(c.database_id, '')::uuid, nullif(c.database_name, ''), c.period_start, c.period_end,
 					c.instance_seconds, c.price,
-					c.app_name || ': ' || round(c.instance_seconds::numeric, 1) || ' instance-seconds at ' || c.price || '/h'
+					CASE WHEN c.database_id <> '' THEN 'database ' || c.database_name || ': ' || round(c.instance_seconds::numeric, 1) || ' seconds at ' || c.price || '/h'
+						ELSE c.app_name || ': ' || round(c.instance_seconds::numeric, 1) || ' instance-seconds at ' || c.price || '/h' END
 				FROM c JOIN wallets w ON w.org_id = c.org_id
 				ON CONFLICT (idempotency_key) DO NOTHING
 				RETURNING org_id, amount),
@@ -183,7 +232,7 @@ func (s *Store) RecordCharges(ctx context.Context, charges []Charge) (int, error
 			updated AS (
 				UPDATE wallets w SET balance = w.balance - t.total, updated_at = now() FROM totals t WHERE w.org_id = t.org_id RETURNING t.n)
 			SELECT COALESCE(sum(n), 0) FROM updated`,
-			orgs, apps, names, starts, ends, seconds, prices, amounts, keys).Scan(&written)
+			orgs, apps, names, starts, ends, seconds, prices, amounts, keys, databases, databaseNames).Scan(&written)
 	})
 	return written, translate(err)
 }
@@ -243,12 +292,12 @@ func (s *Store) Credit(ctx context.Context, orgID string, amount int64, referenc
 	return entry, created, err
 }
 
-const ledgerColumns = `id, kind, amount, currency, app_id::text, app_name, period_start, period_end, instance_seconds::float8,
-	price_per_hour, reference, description, created_at`
+const ledgerColumns = `id, kind, amount, currency, app_id::text, app_name, database_id::text, database_name, period_start, period_end,
+	instance_seconds::float8, price_per_hour, reference, description, created_at`
 
 func scanLedger(row pgx.Row) (LedgerEntry, error) {
 	var e LedgerEntry
-	err := row.Scan(&e.ID, &e.Kind, &e.Amount, &e.Currency, &e.AppID, &e.AppName, &e.PeriodStart, &e.PeriodEnd, &e.InstanceSeconds,
+	err := row.Scan(&e.ID, &e.Kind, &e.Amount, &e.Currency, &e.AppID, &e.AppName, &e.DatabaseID, &e.DatabaseName, &e.PeriodStart, &e.PeriodEnd, &e.InstanceSeconds,
 		&e.PricePerHour, &e.Reference, &e.Description, &e.CreatedAt)
 	return e, translate(err)
 }
@@ -299,27 +348,30 @@ func (s *Store) EarliestUsage(ctx context.Context) (time.Time, error) {
 }
 
 // WalletStanding is an organization whose wallet does not cover the next period of its running
-// apps (to suspend), or covers it for its suspended apps (to resume).
+// apps and available databases (to suspend), or covers it for its suspended ones (to resume).
 type WalletStanding struct {
 	OrgID    string
 	Balance  int64
 	NextCost int64
 }
 
-// OrgsToSuspend lists organizations with running apps whose wallet cannot pay one more period
-// of them (period seconds; the cost of a period is rounded as charges are).
+// OrgsToSuspend lists organizations with running apps or available databases whose wallet
+// cannot pay one more period of them (period seconds; the cost of a period is rounded as
+// charges are).
 func (s *Store) OrgsToSuspend(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
-	return s.standings(ctx, `a.status = 'running'`, `w.balance < c.cost`, period, "")
+	return s.standings(ctx, `a.status = 'running'`, `d.status = 'available'`, `w.balance < c.cost`, period, "")
 }
 
-// OrgsToResume lists organizations with suspended apps whose wallet now pays one period of them.
+// OrgsToResume lists organizations with suspended apps or databases whose wallet now pays one
+// period of them.
 func (s *Store) OrgsToResume(ctx context.Context, period time.Duration) ([]WalletStanding, error) {
-	return s.standings(ctx, resumableApps, `w.balance >= c.cost`, period, "")
+	return s.standings(ctx, resumableApps, resumableDatabases, `w.balance >= c.cost`, period, "")
 }
 
-// CanResume tells whether the organization has suspended apps its wallet now pays one period of.
+// CanResume tells whether the organization has suspended apps or databases its wallet now pays
+// one period of.
 func (s *Store) CanResume(ctx context.Context, orgID string, period time.Duration) (bool, error) {
-	standings, err := s.standings(ctx, resumableApps, `w.balance >= c.cost`, period, orgID)
+	standings, err := s.standings(ctx, resumableApps, resumableDatabases, `w.balance >= c.cost`, period, orgID)
 	return len(standings) > 0, err
 }
 
@@ -328,12 +380,21 @@ func (s *Store) CanResume(ctx context.Context, orgID string, period time.Duratio
 const resumableApps = `a.status = 'suspended' AND NOT EXISTS (
 	SELECT 1 FROM app_operations o WHERE o.app_id = a.id AND o.status IN ('queued', 'running'))`
 
-// standings lists the organizations (only orgID, when set) whose apps matching appFilter cost,
-// for one period, what walletFilter asks of their balance.
-func (s *Store) standings(ctx context.Context, appFilter, walletFilter string, period time.Duration, orgID string) ([]WalletStanding, error) {
-	rows, err := s.pool.Query(ctx, `WITH c AS (
-			SELECT a.org_id, sum(round(p.price_per_hour_minor::numeric * a.instances * $1 / 3600)) AS cost
-			FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id) WHERE (`+appFilter+`) AND ($2 = '' OR a.org_id::text = $2) GROUP BY a.org_id)
+// resumableDatabases are suspended databases with no operation queued or running.
+const resumableDatabases = `d.status = 'suspended' AND NOT EXISTS (
+	SELECT 1 FROM database_operations o WHERE o.database_id = d.id AND o.status IN ('queued', 'running'))`
+
+// standings lists the organizations (only orgID, when set) whose apps matching appFilter and
+// databases matching databaseFilter cost, for one period, what walletFilter asks of their
+// balance.
+func (s *Store) standings(ctx context.Context, appFilter, databaseFilter, walletFilter string, period time.Duration, orgID string) ([]WalletStanding, error) {
+	rows, err := s.pool.Query(ctx, `WITH subjects AS (
+			SELECT a.org_id, round(p.price_per_hour_minor::numeric * a.instances * $1 / 3600) AS cost
+			FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id) WHERE (`+appFilter+`) AND ($2 = '' OR a.org_id::text = $2)
+			UNION ALL
+			SELECT d.org_id, round(dp.price_per_hour_minor::numeric * $1 / 3600)
+			FROM databases d JOIN database_plans dp ON dp.id = d.plan_id WHERE (`+databaseFilter+`) AND ($2 = '' OR d.org_id::text = $2)),
+		c AS (SELECT org_id, sum(cost) AS cost FROM subjects GROUP BY org_id)
 		SELECT w.org_id::text, w.balance, c.cost::bigint FROM c JOIN wallets w ON w.org_id = c.org_id WHERE `+walletFilter+`
 		ORDER BY w.org_id`, period.Seconds(), orgID)
 	if err != nil {
@@ -366,20 +427,28 @@ func (s *Store) SetAppSuspended(ctx context.Context, appID string) error {
 	}))
 }
 
-// EndUsageForSuspension ends the usage of an organization's running apps at paidUntil (the end
-// of the last period charged), when billing decides to suspend them: the minutes the suspension
-// itself takes are not charged, so a wallet that paid up to paidUntil owes nothing more.
+// EndUsageForSuspension ends the usage of an organization's running apps and available
+// databases at paidUntil (the end of the last period charged), when billing decides to suspend
+// them: the minutes the suspension itself takes are not charged, so a wallet that paid up to
+// paidUntil owes nothing more.
 func (s *Store) EndUsageForSuspension(ctx context.Context, orgID string, paidUntil time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE usage_segments u SET ended_at = GREATEST(u.started_at, $2)
-		FROM applications a WHERE u.app_id = a.id AND a.org_id::text = $1 AND a.status = 'running' AND u.ended_at IS NULL`, orgID, paidUntil)
-	return translate(err)
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE usage_segments u SET ended_at = GREATEST(u.started_at, $2)
+			FROM applications a WHERE u.app_id = a.id AND a.org_id::text = $1 AND a.status = 'running' AND u.ended_at IS NULL`, orgID, paidUntil); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE usage_segments u SET ended_at = GREATEST(u.started_at, $2)
+			FROM databases d WHERE u.database_id = d.id AND d.org_id::text = $1 AND d.status = 'available' AND u.ended_at IS NULL`, orgID, paidUntil)
+		return err
+	}))
 }
 
 // Funds is an organization's wallet against one billing period: of the apps that run (or are
-// being deployed), and of what a request would add.
+// being deployed) and the databases that run (or are being provisioned), and of what a request
+// would add.
 type Funds struct {
 	Balance     int64
-	RunningCost int64 // one period of the running apps, rounded as charges are
+	RunningCost int64 // one period of the running apps and databases, rounded as charges are
 	RequestCost int64 // one period of what the request adds
 	Currency    string
 }
@@ -387,15 +456,19 @@ type Funds struct {
 // Enough tells whether the wallet pays one period of the running apps plus the request.
 func (f Funds) Enough() bool { return f.Balance >= f.RunningCost+f.RequestCost }
 
-// CheckFunds reads the organization's funds for one period when a request would add
-// addedPerHour (price per instance-hour times instances) to what it runs. An app being
+// CheckFunds reads the organization's funds for one period (its running apps and databases)
+// when a request would add addedPerHour (price per instance-hour times instances, or a
+// database plan's price) to what it runs. An app being
 // changed is counted once: exclude names it (its own cost is in addedPerHour), or "".
 func (s *Store) CheckFunds(ctx context.Context, orgID string, addedPerHour int64, period time.Duration, exclude string) (Funds, error) {
 	var f Funds
 	err := s.pool.QueryRow(ctx, `SELECT w.balance, w.currency,
 			coalesce((SELECT sum(round(p.price_per_hour_minor::numeric * a.instances * $2 / 3600))
 				FROM applications a JOIN plans p ON p.id = coalesce(a.running_plan_id, a.plan_id)
-				WHERE a.org_id = w.org_id AND a.status IN ('running', 'deploying') AND a.id::text <> $4), 0)::bigint,
+				WHERE a.org_id = w.org_id AND a.status IN ('running', 'deploying') AND a.id::text <> $4), 0)::bigint
+			+ coalesce((SELECT sum(round(dp.price_per_hour_minor::numeric * $2 / 3600))
+				FROM databases d JOIN database_plans dp ON dp.id = d.plan_id
+				WHERE d.org_id = w.org_id AND d.status IN ('provisioning', 'available', 'deleting')), 0)::bigint,
 			round($3::numeric * $2 / 3600)::bigint
 		FROM wallets w WHERE w.org_id::text = $1`, orgID, period.Seconds(), addedPerHour, exclude).
 		Scan(&f.Balance, &f.Currency, &f.RunningCost, &f.RequestCost)

@@ -194,6 +194,17 @@ func (s *Store) DeleteBackup(ctx context.Context, backupID string) error {
 func (s *Store) QueueDelete(ctx context.Context, orgID, databaseID, finalBackupID string, op NewOperation) (DatabaseEnqueued, error) {
 	var enq DatabaseEnqueued
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if finalBackupID != "" {
+			var status string
+			err := tx.QueryRow(ctx, `SELECT status FROM databases WHERE id::text = $1 AND org_id::text = $2 AND status <> 'deleted' FOR UPDATE`,
+				databaseID, orgID).Scan(&status)
+			if err != nil {
+				return translate(err)
+			}
+			if status == DatabaseSuspended {
+				return &InvalidStateError{Reason: suspendedDatabaseReason + "; or delete it without a final backup (final_backup=false)"}
+			}
+		}
 		var err error
 		if enq, err = enqueueDatabaseOperation(ctx, tx, orgID, databaseID, op); err != nil || finalBackupID == "" {
 			return err

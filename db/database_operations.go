@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// A database's operations (provision, delete; backups and restores later) wait in a queue of
+// A database's operations (provision, delete, backup, restore; billing's suspend and resume) wait in a queue of
 // its own and run one at a time in arrival order, under the same owner as apps' operations
 // (temporal/operations): the same rules as app_operations, without deploys' superseding.
 
@@ -85,6 +85,9 @@ func enqueueDatabaseOperation(ctx context.Context, tx pgx.Tx, orgID, databaseID 
 	if deleting || status == DatabaseDeleting {
 		return DatabaseEnqueued{}, &InvalidStateError{Reason: "the database is being deleted"}
 	}
+	if status == DatabaseSuspended && (op.Kind == DatabaseOpBackup || op.Kind == DatabaseOpRestore) {
+		return DatabaseEnqueued{}, &InvalidStateError{Reason: suspendedDatabaseReason}
+	}
 	if op.Kind == DatabaseOpDelete {
 		var linked int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM app_database_links WHERE database_id::text = $1`, databaseID).Scan(&linked); err != nil {
@@ -148,7 +151,7 @@ func promoteNextDatabaseOperation(ctx context.Context, tx pgx.Tx, databaseID str
 		return nil, fmt.Errorf("start database operation %s: %w", next.ID, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE databases SET active_workflow_id = $2,
-			status = CASE WHEN $3 = 'delete' THEN 'deleting' ELSE status END, updated_at = now()
+			status = CASE WHEN $3 = 'delete' AND status <> 'suspended' THEN 'deleting' ELSE status END, updated_at = now()
 		WHERE id::text = $1`, databaseID, next.WorkflowID, next.Kind); err != nil {
 		return nil, fmt.Errorf("start database operation %s: %w", next.ID, err)
 	}

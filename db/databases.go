@@ -256,17 +256,25 @@ func (s *Store) PlaceDatabase(ctx context.Context, databaseID string) (string, e
 }
 
 // SetDatabaseStatus records a database's status and why (reason is shown to its owner).
+// Its usage (billing) follows in the same transaction: open while it is available (or being
+// deleted), closed once it is suspended, failed or deleted.
 func (s *Store) SetDatabaseStatus(ctx context.Context, databaseID, status, reason string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE databases SET status = $2, status_reason = $3, updated_at = now(),
-			deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END
-		WHERE id::text = $1`, databaseID, status, reason)
-	if err != nil {
-		return fmt.Errorf("set status of database %s: %w", databaseID, err)
-	}
-	if tag.RowsAffected() == 0 {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE databases SET status = $2, status_reason = $3, updated_at = now(),
+				deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END
+			WHERE id::text = $1`, databaseID, status, reason)
+		if err != nil {
+			return fmt.Errorf("set status of database %s: %w", databaseID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return syncDatabaseUsage(ctx, tx, databaseID)
+	})
+	if errors.Is(err, ErrNotFound) {
 		return ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // DatabasePlacedFor reports whether the database runs (or is being provisioned) on nodeID: the

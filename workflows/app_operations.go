@@ -188,4 +188,4 @@ func removeFromNode(ctx workflow.Context, t store.AppTarget) error {
 // All lists the workflows the control worker registers.
 var All = []any{DeployApp, StartApp, RestartApp, StopApp, DeleteApp, RollbackApp, ScaleApp, ListAppInstances, ConfigureApp,
 	UpdateAppDomains, RenewCertificates, IssueCertificate, BillingRun, SuspendOrganization, ResumeOrganization, SuspendApp, ResumeApp, HealApp, MoveApp, DrainNode,
-	ProvisionDatabase, DeleteDatabase, BackupDatabase, RestoreDatabase, ScheduledDatabaseBackup}
+	ProvisionDatabase, DeleteDatabase, BackupDatabase, RestoreDatabase, ScheduledDatabaseBackup, SuspendDatabase, ResumeDatabase}

@@ -97,7 +97,15 @@ func SuspendOrganization(ctx workflow.Context, in OrganizationInput) ([]string, 
 	// Each app's suspension takes the app's turn (SuspendApp), so an app busy with a deploy is
 	// suspended right after it instead of skipped. Runs started before did the work here.
 	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
-		return queueOnApps(ctx, in.OrgID, apps, store.OpSuspend)
+		suspended, err := queueOnApps(ctx, in.OrgID, apps, store.OpSuspend)
+		if err != nil {
+			return suspended, err
+		}
+		// Its databases are stopped, each in its own turn (SuspendDatabase), never deleted.
+		if workflow.GetVersion(ctx, "database-suspension", workflow.DefaultVersion, 1) == 1 {
+			return queueOnDatabases(ctx, in.OrgID, store.DatabaseAvailable, store.DatabaseOpSuspend, suspended)
+		}
+		return suspended, nil
 	}
 	for _, appID := range apps {
 		done, err := withAppLock(ctx, in.OrgID, appID, store.OpSuspend, func() error {
@@ -137,7 +145,15 @@ func ResumeOrganization(ctx workflow.Context, in OrganizationInput) ([]string, e
 		return nil, err
 	}
 	if workflow.GetVersion(ctx, "queued-suspension", workflow.DefaultVersion, 1) == 1 {
-		return queueOnApps(ctx, in.OrgID, apps, store.OpResume)
+		resumed, err := queueOnApps(ctx, in.OrgID, apps, store.OpResume)
+		if err != nil {
+			return resumed, err
+		}
+		// Its suspended databases are started again, each in its own turn (ResumeDatabase).
+		if workflow.GetVersion(ctx, "database-suspension", workflow.DefaultVersion, 1) == 1 {
+			return queueOnDatabases(ctx, in.OrgID, store.DatabaseSuspended, store.DatabaseOpResume, resumed)
+		}
+		return resumed, nil
 	}
 	operationID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	for _, appID := range apps {
@@ -167,6 +183,28 @@ func queueOnApps(ctx workflow.Context, orgID string, apps []string, kind string)
 		}
 		if operationID != "" {
 			queued = append(queued, appID)
+		}
+	}
+	return queued, nil
+}
+
+// queueOnDatabases queues an operation of kind, asked by billing, on each of the
+// organization's databases in status; it returns queued with the databases whose operation was
+// queued appended (one deleted, changed or already being handled meanwhile is skipped).
+func queueOnDatabases(ctx workflow.Context, orgID, status, kind string, queued []string) ([]string, error) {
+	var databases []string
+	if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.ListOrgDatabases, store.ListOrgDatabasesInput{OrgID: orgID, Status: status}).Get(ctx, &databases); err != nil {
+		return queued, err
+	}
+	for _, databaseID := range databases {
+		var operationID string
+		if err := workflow.ExecuteActivity(controlContext(ctx), storeActs.QueueDatabaseOperation, store.QueueDatabaseOperationInput{
+			OrgID: orgID, DatabaseID: databaseID, Kind: kind, Via: "billing",
+		}).Get(ctx, &operationID); err != nil {
+			return queued, err
+		}
+		if operationID != "" {
+			queued = append(queued, databaseID)
 		}
 	}
 	return queued, nil

@@ -290,24 +290,35 @@ func assertCharges(t *testing.T, m *memBilling, want map[string]int64) {
 	}
 }
 
-// SuspendOrganization queues a suspension in each running app's turn (an app that refuses
-// it, deleted meanwhile, is left out); ResumeOrganization queues each suspended app's resumption.
-func TestOrganizationWorkflowsQueueInEachAppsTurn(t *testing.T) {
+// SuspendOrganization queues a suspension in each running app's turn and in each available
+// database's turn (one that refuses it, deleted meanwhile, is left out); ResumeOrganization
+// queues each suspended app's and database's resumption.
+func TestOrganizationWorkflowsQueueInEachAppsAndDatabasesTurn(t *testing.T) {
 	for _, tc := range []struct {
-		workflow any
-		status   string
-		kind     string
-	}{{SuspendOrganization, db.AppRunning, db.OpSuspend}, {ResumeOrganization, db.AppSuspended, db.OpResume}} {
+		workflow               any
+		status, databaseStatus string
+		kind, databaseKind     string
+	}{
+		{SuspendOrganization, db.AppRunning, db.DatabaseAvailable, db.OpSuspend, db.DatabaseOpSuspend},
+		{ResumeOrganization, db.AppSuspended, db.DatabaseSuspended, db.OpResume, db.DatabaseOpResume},
+	} {
 		env := newTestEnv()
 		env.OnActivity(storeActs.ListOrgApps, mock.Anything, store.ListOrgAppsInput{OrgID: "org-1", Status: tc.status}).Return([]string{testAppID, "gone-app"}, nil)
 		env.OnActivity(storeActs.QueueAppOperation, mock.Anything, store.QueueAppOperationInput{OrgID: "org-1", AppID: testAppID, Kind: tc.kind, Via: "billing"}).Return("op-1", nil).Once()
 		env.OnActivity(storeActs.QueueAppOperation, mock.Anything, store.QueueAppOperationInput{OrgID: "org-1", AppID: "gone-app", Kind: tc.kind, Via: "billing"}).Return("", nil).Once()
+		env.OnActivity(storeActs.ListOrgDatabases, mock.Anything, store.ListOrgDatabasesInput{OrgID: "org-1", Status: tc.databaseStatus}).
+			Return([]string{testDatabaseID, "gone-db"}, nil).Once()
+		env.OnActivity(storeActs.QueueDatabaseOperation, mock.Anything, store.QueueDatabaseOperationInput{
+			OrgID: "org-1", DatabaseID: testDatabaseID, Kind: tc.databaseKind, Via: "billing"}).Return("op-2", nil).Once()
+		env.OnActivity(storeActs.QueueDatabaseOperation, mock.Anything, store.QueueDatabaseOperationInput{
+			OrgID: "org-1", DatabaseID: "gone-db", Kind: tc.databaseKind, Via: "billing"}).Return("", nil).Once()
+		forbidActivities(t, env, dockerActs.RemoveDatabase)
 		env.ExecuteWorkflow(tc.workflow, OrganizationInput{OrgID: "org-1"})
 		require.True(t, env.IsWorkflowCompleted())
 		require.NoError(t, env.GetWorkflowError())
 		var queued []string
 		require.NoError(t, env.GetWorkflowResult(&queued))
-		require.Equal(t, []string{testAppID}, queued, tc.kind)
+		require.Equal(t, []string{testAppID, testDatabaseID}, queued, tc.kind)
 		env.AssertExpectations(t)
 	}
 }

@@ -140,7 +140,12 @@ func DeleteDatabase(ctx workflow.Context, in DatabaseOperationInput) (err error)
 			// The database stays as it was: deleting it without its final backup is the
 			// owner's call (final_backup=false).
 			reason := "the delete stopped: its final backup failed (" + failureReason(err) + "); delete with final_backup=false to delete it without one"
-			_ = setDatabaseStatus(ctx, in.DatabaseID, store.DatabaseAvailable, reason)
+			// A suspended database stays suspended (stopped, not billed).
+			back := store.DatabaseAvailable
+			if t.Status == store.DatabaseSuspended {
+				back = store.DatabaseSuspended
+			}
+			_ = setDatabaseStatus(ctx, in.DatabaseID, back, reason)
 			return temporal.NewNonRetryableApplicationError(reason, "FinalBackupFailed", err)
 		}
 	}
@@ -260,10 +265,13 @@ func loadAvailableDatabase(ctx workflow.Context, databaseID string) (store.Datab
 func finalBackup(ctx workflow.Context, t store.DatabaseTarget, backupID string) (err error) {
 	ref := store.BackupRef{DatabaseID: t.DatabaseID, BackupID: backupID}
 	defer failBackupOnError(ctx, ref, &err)
-	if t.NodeID == "" || t.NodeOffline != "" {
+	if t.NodeID == "" || t.NodeOffline != "" || t.Status == store.DatabaseSuspended {
 		why := "the database was never placed"
-		if t.NodeOffline != "" {
+		switch {
+		case t.NodeOffline != "":
 			why = t.NodeOffline
+		case t.Status == store.DatabaseSuspended:
+			why = "the database is suspended: its container is stopped"
 		}
 		return temporal.NewNonRetryableApplicationError("no final backup can be taken: "+why, "FinalBackupImpossible", nil)
 	}

@@ -400,6 +400,15 @@ func recordScenarios() []recordScenario {
 	deleteFinal.name, deleteFinal.input["BackupID"] = "database-delete-final", recBackupID
 	deleteFinal.fakes = available
 
+	// Billing's suspension of an available database and resumption of a suspended one.
+	suspendDB, resumeDB := dbOp("SuspendDatabase", "suspend"), dbOp("ResumeDatabase", "resume")
+	suspendDB.fakes = available
+	resumeDB.fakes = map[string]recordFake{"LoadDatabaseTarget": func(in map[string]any) (any, error) {
+		t, _ := recDatabaseTarget()
+		t["Status"] = "suspended"
+		return t, nil
+	}}
+
 	scheduled := recordScenario{
 		name: "database-scheduled-backup", workflow: "ScheduledDatabaseBackup", id: "database-scheduled-backup/" + recDatabaseID,
 		input: map[string]any{"DatabaseID": recDatabaseID},
@@ -407,7 +416,7 @@ func recordScenarios() []recordScenario {
 	}
 
 	return []recordScenario{
-		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), deleteFinal, backup, restore, scheduled,
+		dbOp("ProvisionDatabase", "provision"), dbOp("DeleteDatabase", "delete"), deleteFinal, backup, restore, scheduled, suspendDB, resumeDB,
 		deploy, buildFailed, suspend, resume,
 		op("StartApp", "start"), op("RestartApp", "restart"), op("StopApp", "stop"), op("DeleteApp", "delete"),
 		rollback, scaleUp, scaleDown, list, configure, billing, heal, move, drain, domains, certificates,
@@ -560,8 +569,10 @@ func (f *recordFakes) defaults() map[string]recordFake {
 		"StartDatabase": func(map[string]any) (any, error) {
 			return map[string]any{"ContainerID": "d0d0" + strings.Repeat("0", 60), "Host": "skypanel-db-" + recDatabaseID}, nil
 		},
-		"WaitDatabaseHealthy": none, "RemoveDatabase": none,
-		"RecordBuild": none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
+		"WaitDatabaseHealthy": none, "RemoveDatabase": none, "StopDatabase": none,
+		"ListOrgDatabases":       func(map[string]any) (any, error) { return []string{recDatabaseID}, nil },
+		"QueueDatabaseOperation": func(map[string]any) (any, error) { return recOperationID, nil },
+		"RecordBuild":            none, "CompleteDeployment": none, "FailDeployment": none, "ReleaseOperation": none,
 		"MarkAppRunning": none, "MarkAppStopped": none, "MarkAppSuspended": none, "DeleteApplicationRecord": none,
 		"CompleteRollback": none, "SetInstanceCount": none, "CompleteConfigRelease": none, "ReplaceReleaseImage": none,
 		// billing (control queue)

@@ -152,6 +152,13 @@ var showsSide = map[string]func(historySummary) bool{
 		return (s.workflowType == "SuspendOrganization" || s.workflowType == "ResumeOrganization") &&
 			(s.scheduled("QueueAppOperation") || s.scheduled("LockApp"))
 	},
+	// SuspendOrganization and ResumeOrganization ask once they have queued the apps' operations
+	// (on the queued-suspension=1 side only): version 1 then lists the organization's databases
+	// (ListOrgDatabases) to queue theirs, the DefaultVersion side completes.
+	"database-suspension": func(s historySummary) bool {
+		return (s.workflowType == "SuspendOrganization" || s.workflowType == "ResumeOrganization") &&
+			s.versions["queued-suspension"] == 1 && (s.outcome == "completed" || s.scheduled("ListOrgDatabases"))
+	},
 	// startInstances asks before it starts anything (only it schedules StartInstance), but the
 	// sides differ only when instances started side by side finish apart: the old side waits
 	// for every start, version 1 probes each instance as soon as it has started.

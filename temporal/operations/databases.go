@@ -45,6 +45,9 @@ var databaseKinds = map[string]databaseKind{
 	db.DatabaseOpDelete:    {workflow: workflows.DeleteDatabase, deadline: 20 * time.Minute},
 	db.DatabaseOpBackup:    {workflow: workflows.BackupDatabase, deadline: 6 * time.Hour},
 	db.DatabaseOpRestore:   {workflow: workflows.RestoreDatabase, deadline: 6 * time.Hour},
+	// Billing's: a stop (the engine's clean shutdown) and a start waited healthy.
+	db.DatabaseOpSuspend: {workflow: workflows.SuspendDatabase, deadline: 20 * time.Minute},
+	db.DatabaseOpResume:  {workflow: workflows.ResumeDatabase, deadline: 20 * time.Minute},
 }
 
 func init() {
@@ -115,6 +118,19 @@ func (o *Owner) QueueDatabaseBackup(ctx context.Context, orgID, databaseID, kind
 	op, err := o.SubmitDatabase(ctx, DatabaseRequest{OrgID: orgID, DatabaseID: databaseID, Kind: db.DatabaseOpBackup, Via: via, BackupID: backupID},
 		func(op db.NewOperation) (db.DatabaseEnqueued, error) {
 			return o.Store.QueueBackup(ctx, orgID, databaseID, backupID, kind, op)
+		})
+	if err != nil {
+		return "", err
+	}
+	return op.ID, nil
+}
+
+// QueueDatabaseOperation queues an operation the platform asks for (billing's suspend or
+// resume, via "billing") in the database's queue and returns its operation id.
+func (o *Owner) QueueDatabaseOperation(ctx context.Context, orgID, databaseID, kind, via string) (string, error) {
+	op, err := o.SubmitDatabase(ctx, DatabaseRequest{OrgID: orgID, DatabaseID: databaseID, Kind: kind, Via: via},
+		func(op db.NewOperation) (db.DatabaseEnqueued, error) {
+			return o.Store.EnqueueDatabaseOperation(ctx, orgID, databaseID, op)
 		})
 	if err != nil {
 		return "", err

@@ -17,7 +17,7 @@ func PeriodStart(t time.Time, period time.Duration) time.Time {
 	return t.Truncate(period).UTC()
 }
 
-// ChargesFor prorates usage over [from, to): for each app, the instance-seconds it ran in the
+// ChargesFor prorates usage over [from, to): for each app (or database, one instance), the instance-seconds it ran in the
 // period at each price, charged price × instance-seconds / 3600, rounded half up. Apps whose
 // charge rounds to zero owe nothing and get no entry.
 func ChargesFor(usage []db.UsageSegment, from, to time.Time) []db.Charge {
@@ -26,7 +26,7 @@ func ChargesFor(usage []db.UsageSegment, from, to time.Time) []db.Charge {
 		// priceSeconds sums price × instance-seconds exactly (in minor-unit-seconds per hour).
 		priceSeconds float64
 	}
-	byApp := map[string]*owed{}
+	bySubject := map[string]*owed{}
 	for _, u := range usage {
 		start, end := u.StartedAt, to
 		if u.EndedAt != nil && u.EndedAt.Before(end) {
@@ -39,22 +39,23 @@ func ChargesFor(usage []db.UsageSegment, from, to time.Time) []db.Charge {
 			continue
 		}
 		seconds := end.Sub(start).Seconds() * float64(u.Instances)
-		o := byApp[u.AppID]
+		o := bySubject[u.SubjectKey()]
 		if o == nil {
-			o = &owed{charge: db.Charge{OrgID: u.OrgID, AppID: u.AppID, AppName: u.AppName, PeriodStart: from.UTC(), PeriodEnd: to.UTC()}}
-			byApp[u.AppID] = o
+			o = &owed{charge: db.Charge{Subject: u.Subject, OrgID: u.OrgID, AppID: u.AppID, AppName: u.AppName,
+				DatabaseID: u.DatabaseID, DatabaseName: u.DatabaseName, PeriodStart: from.UTC(), PeriodEnd: to.UTC()}}
+			bySubject[u.SubjectKey()] = o
 		}
 		o.charge.InstanceSeconds += seconds
 		o.charge.PricePerHour = u.PricePerHour // the latest segment's price names the entry
 		o.priceSeconds += seconds * float64(u.PricePerHour)
 	}
-	charges := make([]db.Charge, 0, len(byApp))
-	for _, o := range byApp {
+	charges := make([]db.Charge, 0, len(bySubject))
+	for _, o := range bySubject {
 		o.charge.Amount = int64(math.Floor(o.priceSeconds/3600 + 0.5))
 		if o.charge.Amount > 0 {
 			charges = append(charges, o.charge)
 		}
 	}
-	sort.Slice(charges, func(i, j int) bool { return charges[i].AppID < charges[j].AppID })
+	sort.Slice(charges, func(i, j int) bool { return charges[i].Key() < charges[j].Key() })
 	return charges
 }

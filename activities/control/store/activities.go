@@ -59,6 +59,9 @@ type OperationOwner interface {
 	// QueueDatabaseBackup queues a backup of kind (scheduled) the platform asks for and returns
 	// its operation id.
 	QueueDatabaseBackup(ctx context.Context, orgID, databaseID, kind, via string) (string, error)
+	// QueueDatabaseOperation queues an operation of kind (suspend, resume) the platform asks
+	// for on a database and returns its id.
+	QueueDatabaseOperation(ctx context.Context, orgID, databaseID, kind, via string) (string, error)
 }
 
 // Routing turns an app name into its public host name and URL.

@@ -149,7 +149,8 @@ func (a *Activities) DeleteBackupSchedule(ctx context.Context, in DatabaseRef) e
 }
 
 // QueueScheduledBackup queues a scheduled backup in the database's queue (through the owner)
-// and returns its operation id; a database that is not available is skipped ("").
+// and returns its operation id; a database that is not available (suspended included), or
+// whose suspension waits, is skipped ("").
 func (a *Activities) QueueScheduledBackup(ctx context.Context, in DatabaseRef) (string, error) {
 	d, err := a.Store.DatabaseByID(ctx, in.DatabaseID)
 	if errors.Is(err, db.ErrNotFound) {
@@ -159,7 +160,12 @@ func (a *Activities) QueueScheduledBackup(ctx context.Context, in DatabaseRef) (
 		return "", err
 	}
 	if d.Status != db.DatabaseAvailable {
-		return "", nil
+		return "", nil // a suspended database is stopped: its data cannot change, its last backup stands
+	}
+	// A suspension waiting in its queue would stop it before the backup's turn.
+	suspending, err := a.Store.DatabaseOperationPending(ctx, d.ID, db.DatabaseOpSuspend)
+	if err != nil || suspending {
+		return "", err
 	}
 	return a.Operations.QueueDatabaseBackup(ctx, d.OrgID, d.ID, "scheduled", "schedule")
 }

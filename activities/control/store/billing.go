@@ -73,3 +73,64 @@ type MarkAppSuspendedInput struct {
 func (a *Activities) MarkAppSuspended(ctx context.Context, in MarkAppSuspendedInput) error {
 	return a.Store.SetAppSuspended(ctx, in.AppID)
 }
+
+// ListOrgDatabasesInput asks for an organization's databases in one status.
+type ListOrgDatabasesInput struct {
+	OrgID  string
+	Status string // available, suspended
+}
+
+// ListOrgDatabases lists the ids of an organization's databases in a status.
+func (a *Activities) ListOrgDatabases(ctx context.Context, in ListOrgDatabasesInput) ([]string, error) {
+	return a.Store.DatabasesWithStatus(ctx, in.OrgID, in.Status)
+}
+
+// QueueDatabaseOperationInput is an operation billing asks for on a database.
+type QueueDatabaseOperationInput struct {
+	OrgID      string
+	DatabaseID string
+	Kind       string // db.DatabaseOpSuspend or db.DatabaseOpResume
+	Via        string // "billing"
+}
+
+// QueueDatabaseOperation queues a suspension or resumption in the database's turn and returns
+// its id, or "" when there is nothing to queue: one of that kind already waits or runs, the
+// database is not in the state the kind starts from (a suspension needs it available, a
+// resumption suspended), or it refuses (deleted, being deleted, its queue full). Billing tries
+// again at its next run.
+func (a *Activities) QueueDatabaseOperation(ctx context.Context, in QueueDatabaseOperationInput) (string, error) {
+	if a.Operations == nil {
+		return "", errors.New("store activities: Operations is not set")
+	}
+	d, err := a.Store.DatabaseByID(ctx, in.DatabaseID)
+	if errors.Is(err, db.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	from := db.DatabaseAvailable
+	if in.Kind == db.DatabaseOpResume {
+		from = db.DatabaseSuspended
+	}
+	pending, err := a.Store.DatabaseOperationPending(ctx, in.DatabaseID, in.Kind)
+	if err != nil {
+		return "", err
+	}
+	if d.OrgID != in.OrgID || d.Status != from || pending {
+		activity.GetLogger(ctx).Info("database operation not queued", "database_id", in.DatabaseID, "operation", in.Kind,
+			"status", d.Status, "already_pending", pending)
+		return "", nil
+	}
+	id, err := a.Operations.QueueDatabaseOperation(ctx, in.OrgID, in.DatabaseID, in.Kind, in.Via)
+	var invalid *db.InvalidStateError
+	var full *db.QueueFullError
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.As(err, &invalid), errors.As(err, &full), errors.Is(err, db.ErrNotFound):
+		activity.GetLogger(ctx).Info("database refused the operation", "database_id", in.DatabaseID, "operation", in.Kind, "reason", err.Error())
+		return "", nil
+	}
+	return "", fmt.Errorf("queue %s on database %s: %w", in.Kind, in.DatabaseID, err)
+}

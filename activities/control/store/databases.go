@@ -22,6 +22,13 @@ const (
 	DatabaseAvailable = db.DatabaseAvailable
 	DatabaseFailed    = db.DatabaseFailed
 	DatabaseDeleted   = db.DatabaseDeleted
+	DatabaseSuspended = db.DatabaseSuspended
+)
+
+// Database operation kinds billing queues.
+const (
+	DatabaseOpSuspend = db.DatabaseOpSuspend
+	DatabaseOpResume  = db.DatabaseOpResume
 )
 
 // ErrTypeDatabaseNotFound: the database no longer exists.

@@ -52,6 +52,13 @@ type RemoveDatabaseInput struct {
 	DropVolume bool
 }
 
+// StopDatabaseInput stops a database's container (a suspension): its container and volume stay,
+// and StartDatabase starts it again.
+type StopDatabaseInput struct {
+	DatabaseID string
+	OrgID      string
+}
+
 // DatabaseContainerName is the container (and DNS name on its organization's network) of a
 // database.
 func DatabaseContainerName(databaseID string) string { return contract.DatabaseHost(databaseID) }
