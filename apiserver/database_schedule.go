@@ -41,7 +41,7 @@ func (s *Server) registerDatabaseSchedule() {
 			}
 			// A database still provisioning gets its Schedule from the row when it becomes
 			// available.
-			if d.Status == db.DatabaseAvailable {
+			if d.Status != db.DatabaseProvisioning {
 				if err := sptemporal.EnsureDatabaseBackupSchedule(ctx, s.temporal, d.ID, p.OrgID, interval); err != nil {
 					s.log.ErrorContext(ctx, "change a database's backup schedule", "database_id", d.ID, "error", err)
 					if _, _, undoErr := s.store.SetDatabaseBackupSchedule(context.WithoutCancel(ctx), p.OrgID, d.ID, before); undoErr != nil {

@@ -15,7 +15,7 @@ type BackupSchedule struct {
 }
 
 // SetDatabaseBackupSchedule changes the backup schedule of an organization's database that is
-// provisioning or available, and answers the settings it had (to put back if the Temporal
+// provisioning, available or suspended (its schedule's runs are skipped meanwhile), and answers the settings it had (to put back if the Temporal
 // Schedule cannot follow) and the database as it is now. A database being deleted, or gone, is
 // an InvalidStateError or ErrNotFound.
 func (s *Store) SetDatabaseBackupSchedule(ctx context.Context, orgID, databaseID string, to BackupSchedule) (BackupSchedule, Database, error) {
@@ -29,7 +29,7 @@ func (s *Store) SetDatabaseBackupSchedule(ctx context.Context, orgID, databaseID
 		if err != nil {
 			return translate(err)
 		}
-		if status != DatabaseAvailable && status != DatabaseProvisioning {
+		if status != DatabaseAvailable && status != DatabaseProvisioning && status != DatabaseSuspended {
 			return &InvalidStateError{Reason: fmt.Sprintf("the database is %s: its backup schedule cannot change now", status)}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE databases SET backup_interval_seconds = $2, backup_retention = $3, updated_at = now()
