@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +86,11 @@ func TestADatabasesBackupScheduleChangesAfterItsCreation(t *testing.T) {
 		}
 		return desc.Schedule.Spec.Intervals[0].Every, true
 	}
-	if every, ok := schedule(); !ok || every != 24*time.Hour {
-		t.Fatalf("a new database's schedule: every %s (exists %v), want daily", every, ok)
-	}
+	// The provisioning makes the schedule just after the database becomes available.
+	eventually(t, time.Minute, "the new database's daily schedule", func() (bool, string) {
+		every, ok := schedule()
+		return ok && every == 24*time.Hour, fmt.Sprintf("every %s (exists %v)", every, ok)
+	})
 	put := func(token string, body map[string]any) (int, managedDatabase, string) {
 		var out managedDatabase
 		status, raw := platform.call(http.MethodPut, "/api/paas/databases/"+rd.ID+"/backup-schedule", token, body, &out)
@@ -121,4 +125,61 @@ func TestADatabasesBackupScheduleChangesAfterItsCreation(t *testing.T) {
 		t.Error("the schedule is still there after backup_interval 0")
 	}
 	owner.deleteDatabase(t, rd.ID)
+}
+
+// A delete whose final backup fails stops: the database stays, available, saying why, and its
+// failed final backup is listed as failed; the owner can then delete it without one.
+func TestAFailedFinalBackupStopsTheDelete(t *testing.T) {
+	t.Parallel()
+	owner := newCustomer(t, uniqueName("finalfail")+"@example.com")
+	rd := owner.createDatabase(t, uniqueName("kept"), "redis")
+	// The dump goes through a private file in /data: a /data the engine's user cannot write to
+	// makes it fail, while the server keeps serving.
+	inContainer := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("docker", append([]string{"exec", rd.Host}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("docker exec %v: %v\n%s", args, err, out)
+		}
+	}
+	inContainer("chmod", "500", "/data")
+
+	status, raw := platform.call(http.MethodDelete, "/api/paas/databases/"+rd.ID, owner.token, nil, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", status, raw)
+	}
+	var deleteOp databaseOperation
+	eventually(t, 3*time.Minute, "the delete has ended", func() (bool, string) {
+		for _, op := range owner.databaseOperations(t, rd.ID) {
+			if op.Kind == "delete" && op.Status != "queued" && op.Status != "running" {
+				deleteOp = op
+				return true, op.Status
+			}
+		}
+		return false, "the delete still runs"
+	})
+	if deleteOp.Status != "failed" || !strings.Contains(deleteOp.Reason, "final backup failed") {
+		t.Errorf("the delete: %+v, want failed because its final backup failed", deleteOp)
+	}
+	got := owner.getDatabase(t, rd.ID)
+	if got.Status != "available" || !strings.Contains(got.StatusReason, "final_backup=false") {
+		t.Errorf("after the failed delete the database is %q (%q), want available, saying how to delete it anyway", got.Status, got.StatusReason)
+	}
+	var final *databaseBackup
+	for _, b := range owner.backups(t, rd.ID) {
+		if b.Kind == "final" {
+			final = &b
+		}
+	}
+	if final == nil || final.Status != "failed" || final.Error == "" {
+		t.Errorf("the final backup: %+v, want listed as failed with its error", final)
+	}
+
+	inContainer("chmod", "700", "/data")
+	if status, raw := platform.call(http.MethodDelete, "/api/paas/databases/"+rd.ID+"?final_backup=false", owner.token, nil, nil); status != http.StatusAccepted {
+		t.Fatalf("delete without a final backup: %d %s", status, raw)
+	}
+	eventually(t, 2*time.Minute, "the database is gone", func() (bool, string) {
+		status, _ := platform.call(http.MethodGet, "/api/paas/databases/"+rd.ID, owner.token, nil, nil)
+		return status == http.StatusNotFound, fmt.Sprint(status)
+	})
 }
