@@ -122,6 +122,9 @@ func parseDevConfig(args []string) (devConfig, error) {
 	if cfg.SecretKeyFile == "" {
 		cfg.SecretKeyFile = filepath.Join(dataDir, "secret.key")
 	}
+	if err := cfg.loadBackupStores(); err != nil {
+		return cfg, err
+	}
 	if cfg.AgentBin == "" {
 		cfg.AgentBin = besideThisBinary("skypanel-agent")
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/skypanel/skypanel/db"
 )
 
 // Store keeps backups.
@@ -135,4 +137,35 @@ func (s FileStore) Remove(databaseID, backupID string) error {
 		return fmt.Errorf("remove backup %s: %w", backupID, err)
 	}
 	return nil
+}
+
+// Stores are the platform's backup stores by name: the filesystem store always, the S3 store
+// when the control plane is given a bucket. Default is the store of a database created without
+// naming one.
+type Stores struct {
+	File    Store
+	S3      *S3Store // nil: not configured
+	Default string   // db.BackupStoreFile or db.BackupStoreS3
+}
+
+// ErrStoreNotConfigured: a backup names a store this control plane has not been given.
+var ErrStoreNotConfigured = errors.New("that backup store is not configured on this control plane")
+
+// Has says whether the store name is configured.
+func (s *Stores) Has(name string) bool {
+	_, err := s.Get(name)
+	return err == nil
+}
+
+// Get is the store called name ("file" or "s3").
+func (s *Stores) Get(name string) (Store, error) {
+	switch {
+	case s == nil:
+		return nil, ErrStoreNotConfigured
+	case name == db.BackupStoreFile && s.File != nil:
+		return s.File, nil
+	case name == db.BackupStoreS3 && s.S3 != nil:
+		return s.S3, nil
+	}
+	return nil, fmt.Errorf("backup store %q: %w", name, ErrStoreNotConfigured)
 }
