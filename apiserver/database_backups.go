@@ -31,6 +31,7 @@ type backupView struct {
 	ID          string     `json:"id"`
 	Kind        string     `json:"kind" enum:"manual,scheduled,final"`
 	Status      string     `json:"status" enum:"queued,running,completed,failed" doc:"completed only once the stored object was read back and matched the checksum the node computed"`
+	Store       string     `json:"store" enum:"file,s3" doc:"the store it was written to, and is read back from"`
 	SizeBytes   *int64     `json:"size_bytes,omitempty"`
 	SHA256      *string    `json:"sha256,omitempty"`
 	Error       string     `json:"error,omitempty"`
@@ -39,7 +40,7 @@ type backupView struct {
 }
 
 func backupViewOf(b db.Backup) backupView {
-	return backupView{ID: b.ID, Kind: b.Kind, Status: b.Status, SizeBytes: b.SizeBytes, SHA256: b.SHA256, Error: b.Error,
+	return backupView{ID: b.ID, Kind: b.Kind, Status: b.Status, Store: b.Store, SizeBytes: b.SizeBytes, SHA256: b.SHA256, Error: b.Error,
 		CreatedAt: b.CreatedAt, CompletedAt: b.CompletedAt}
 }
 

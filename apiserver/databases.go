@@ -230,6 +230,11 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 	if !databaseNamePattern.MatchString(b.Name) {
 		return nil, fieldError("body.name", "name must be 2-40 lower-case letters, digits or '-', starting with a letter and ending with a letter or digit", b.Name)
 	}
+	// Before anything is read or stored.
+	backupStore, err := s.backupStore(b.BackupStore)
+	if err != nil {
+		return nil, err
+	}
 	engine, err := s.resolveDatabaseEngine(ctx, b.Engine, b.Version)
 	if err != nil {
 		return nil, err
@@ -246,10 +251,6 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 		return nil, err
 	}
 	interval, noSchedule, err := s.backupInterval(b.BackupInterval)
-	if err != nil {
-		return nil, err
-	}
-	backupStore, err := s.backupStore(b.BackupStore)
 	if err != nil {
 		return nil, err
 	}

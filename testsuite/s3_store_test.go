@@ -1,15 +1,21 @@
 package testsuite
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -116,4 +122,167 @@ func (s *s3Server) stop() {
 		<-done
 	}
 	s.cmd = nil
+}
+
+// A PostgreSQL database created with backup_store s3 is backed up by its node straight into
+// versitygw's bucket: the object is there with the size and SHA-256 the platform recorded (and
+// nothing in the file store), it is downloadable, a restore reads it back and puts exactly its
+// rows back; an object corrupted in the bucket is refused by the restore and the data stays;
+// the final backup of the deletion goes to the bucket too. An unknown store is a 422.
+func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s3 := platform.s3
+	owner := newCustomer(t, uniqueName("s3backups")+"@example.com")
+
+	// An unknown store: 422 naming the field, and no database made.
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token,
+		map[string]string{"name": uniqueName("tape"), "engine": "postgresql", "plan": "db-small", "region": "local", "backup_store": "tape"}, nil)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "body.backup_store") {
+		t.Errorf("backup_store tape: %d %s, want 422 naming body.backup_store", status, raw)
+	}
+	if n := len(owner.listDatabases(t)); n != 0 {
+		t.Errorf("a refused database was made: the organization has %d", n)
+	}
+
+	pg := owner.createDatabaseWith(t, map[string]string{"name": uniqueName("s3main"), "engine": "postgresql", "plan": "db-small",
+		"region": "local", "backup_store": "s3"})
+	name := uniqueName("s3app")
+	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
+	owner.link(t, app.ID, pg.ID, false)
+	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	host := name + ".apps.localhost"
+	put := func(v string) {
+		t.Helper()
+		if status, body := probe(host, "/pg/put?v="+v); status != http.StatusOK {
+			t.Fatalf("write %s: %d %s", v, status, body)
+		}
+	}
+	list := func() string {
+		t.Helper()
+		status, body := probe(host, "/pg/list")
+		if status != http.StatusOK {
+			t.Fatalf("read the rows: %d %s", status, body)
+		}
+		return body
+	}
+	for _, v := range []string{"alpha", "beta", "gamma"} {
+		put(v)
+	}
+
+	backupID, op := owner.backupDatabase(t, pg.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("backup: %+v", op)
+	}
+	backup := owner.backupOf(t, pg.ID, backupID)
+	if backup.Status != "completed" || backup.Store != "s3" || backup.SizeBytes <= 0 || len(backup.SHA256) != 64 {
+		t.Fatalf("the backup as listed: %+v, want a completed backup in s3", backup)
+	}
+	key := pg.ID + "/" + backupID + ".dump"
+	objects := s3.objects(t, ctx, pg.ID+"/")
+	if objects[key] != backup.SizeBytes {
+		t.Fatalf("the bucket holds %v under %s/, want %s of %d bytes", objects, pg.ID, key, backup.SizeBytes)
+	}
+	dump := s3.read(t, ctx, key)
+	if sum := sha256.Sum256(dump); hex.EncodeToString(sum[:]) != backup.SHA256 || !bytes.HasPrefix(dump, []byte("PGDMP")) {
+		t.Fatalf("the object in the bucket: sha256 %x starting %q, want %s, a pg_dump archive", sum, dump[:min(5, len(dump))], backup.SHA256)
+	}
+	// On versitygw's disk too (its posix backend: the bucket is a directory).
+	if info, err := os.Stat(filepath.Join(s3.dir, s3.bucket, pg.ID, backupID+".dump")); err != nil || info.Size() != backup.SizeBytes {
+		t.Errorf("versitygw's directory: %v %v, want a file of %d bytes", info, err, backup.SizeBytes)
+	}
+	if _, err := os.Stat(filepath.Join(platform.dataDir, "backups", pg.ID, backupID+".dump")); !os.IsNotExist(err) {
+		t.Errorf("the file store holds the s3 backup too (%v)", err)
+	}
+	status, body := platform.call(http.MethodGet, "/api/paas/databases/"+pg.ID+"/backups/"+backupID+"/download", owner.token, nil, nil)
+	if sum := sha256.Sum256(body); status != http.StatusOK || hex.EncodeToString(sum[:]) != backup.SHA256 {
+		t.Errorf("download: %d, sha256 %x, want 200 with %s", status, sum, backup.SHA256)
+	}
+
+	// Change and delete the data, then restore from the bucket.
+	put("delta")
+	if status, body := probe(host, "/pg/clear"); status != http.StatusOK {
+		t.Fatalf("clear: %d %s", status, body)
+	}
+	put("epsilon")
+	restored := owner.restoreDatabase(t, pg.ID, backupID)
+	if restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
+		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
+	}
+	if got := list(); got != "alpha\nbeta\ngamma" {
+		t.Fatalf("after the restore the app reads %q, want the backed-up rows", got)
+	}
+
+	// A second backup whose object is corrupted in the bucket: refused, the data unchanged.
+	put("zeta")
+	corruptID, op := owner.backupDatabase(t, pg.ID)
+	if op.Status != "succeeded" {
+		t.Fatalf("second backup: %+v", op)
+	}
+	corruptKey := pg.ID + "/" + corruptID + ".dump"
+	damaged := s3.read(t, ctx, corruptKey)
+	damaged[len(damaged)/2] ^= 0xff
+	s3.write(t, ctx, corruptKey, damaged)
+	put("eta")
+	refused := owner.restoreDatabase(t, pg.ID, corruptID)
+	if refused.Status != "failed" || !strings.Contains(refused.Reason, "match its checksum") {
+		t.Errorf("restore of a corrupted object: %+v, want failed naming the checksum", refused)
+	}
+	if got := list(); got != "alpha\nbeta\neta\ngamma\nzeta" {
+		t.Errorf("after the refused restore the app reads %q, want the data unchanged", got)
+	}
+
+	// The deletion's final backup goes to the bucket as well.
+	owner.operation(t, app.ID, "delete")
+	owner.deleteDatabase(t, pg.ID)
+	var final databaseBackup
+	for _, b := range owner.backups(t, pg.ID) {
+		if b.Kind == "final" {
+			final = b
+		}
+	}
+	if final.Status != "completed" || final.Store != "s3" {
+		t.Fatalf("the final backup: %+v, want completed in s3", final)
+	}
+	if size := s3.objects(t, ctx, pg.ID+"/")[pg.ID+"/"+final.ID+".dump"]; size != final.SizeBytes {
+		t.Errorf("the final backup's object: %d bytes, want %d", size, final.SizeBytes)
+	}
+}
+
+// objects lists the bucket's objects under prefix: key → size.
+func (s *s3Server) objects(t testing.TB, ctx context.Context, prefix string) map[string]int64 {
+	t.Helper()
+	found := map[string]int64{}
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list the bucket: %v", obj.Err)
+		}
+		found[obj.Key] = obj.Size
+	}
+	return found
+}
+
+// read reads an object of the bucket whole.
+func (s *s3Server) read(t testing.TB, ctx context.Context, key string) []byte {
+	t.Helper()
+	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return data
+}
+
+// write replaces an object of the bucket.
+func (s *s3Server) write(t testing.TB, ctx context.Context, key string, data []byte) {
+	t.Helper()
+	if _, err := s.client.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
 }

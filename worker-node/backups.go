@@ -48,7 +48,7 @@ func backupPath(databaseID, backupID string) string {
 
 // Upload streams body to the store and answers the size and SHA-256 the store received.
 func (b backupTransfer) Upload(ctx context.Context, databaseID, backupID string, body io.Reader) (int64, string, error) {
-	loc, err := b.location(ctx, databaseID, backupID)
+	loc, err := b.location(ctx, databaseID, backupID, "the control plane refused the upload")
 	if err != nil {
 		return 0, "", err
 	}
@@ -75,7 +75,7 @@ func (b backupTransfer) Upload(ctx context.Context, databaseID, backupID string,
 
 // Download opens the backup's bytes from the store; the caller closes them.
 func (b backupTransfer) Download(ctx context.Context, databaseID, backupID string) (io.ReadCloser, error) {
-	loc, err := b.location(ctx, databaseID, backupID)
+	loc, err := b.location(ctx, databaseID, backupID, "the control plane refused it to this node")
 	if err != nil {
 		return nil, err
 	}
@@ -93,8 +93,8 @@ func (b backupTransfer) Download(ctx context.Context, databaseID, backupID strin
 	return resp.Body, nil
 }
 
-// location asks the API where the backup is kept.
-func (b backupTransfer) location(ctx context.Context, databaseID, backupID string) (contract.BackupLocation, error) {
+// location asks the API where the backup is kept; refused says what a refusal means.
+func (b backupTransfer) location(ctx context.Context, databaseID, backupID, refused string) (contract.BackupLocation, error) {
 	var loc contract.BackupLocation
 	resp, err := b.api.stream(ctx, http.MethodGet, backupPath(databaseID, backupID)+"/location", nil)
 	if err != nil {
@@ -102,7 +102,7 @@ func (b backupTransfer) location(ctx context.Context, databaseID, backupID strin
 		if errors.As(err, &se) && se.Status == http.StatusNotFound {
 			return loc, refusedTransfer(err, "the control plane knows no such backup")
 		}
-		return loc, refusedTransfer(err, "the control plane refused it to this node")
+		return loc, refusedTransfer(err, refused)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&loc); err != nil {
