@@ -143,4 +143,3 @@ func (s *S3Store) Remove(databaseID, backupID string) error {
 	}
 	return nil
 }
-
