@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/skypanel/skypanel/activities/s3client"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // s3Server is the S3-compatible server of the run: versitygw (scripts/deps.sh builds it into
@@ -201,6 +202,9 @@ func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *tes
 		t.Errorf("download: %d, sha256 %x, want 200 with %s", status, sum, backup.SHA256)
 	}
 
+	// Only the database's node gets the S3 credentials, the secret key sealed under its own key.
+	checkS3CredentialsGoToTheDatabasesNodeOnly(t, pg.ID, backupID)
+
 	// Change and delete the data, then restore from the bucket.
 	put("delta")
 	if status, body := probe(host, "/pg/clear"); status != http.StatusOK {
@@ -248,6 +252,69 @@ func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *tes
 	}
 	if size := s3.objects(t, ctx, pg.ID+"/")[pg.ID+"/"+final.ID+".dump"]; size != final.SizeBytes {
 		t.Errorf("the final backup's object: %d bytes, want %d", size, final.SizeBytes)
+	}
+}
+
+// checkS3CredentialsGoToTheDatabasesNodeOnly: the node the database runs on learns where the
+// backup is, with the secret key sealed under its own key (which opens it; the platform key
+// does not); another node gets 403, no token 401; the secret key is in plaintext neither in
+// those answers nor in the control-plane database, the workflow histories or the logs.
+func checkS3CredentialsGoToTheDatabasesNodeOnly(t *testing.T, databaseID, backupID string) {
+	t.Helper()
+	secret := platform.s3.secretKey
+	path := "/api/paas/agent/databases/" + databaseID + "/backups/" + backupID + "/location"
+	_, localToken := localNodeCredentials(t)
+	var loc struct {
+		Store string `json:"store"`
+		S3    struct {
+			Endpoint, Bucket, Key string
+			AccessKeyID           string `json:"access_key_id"`
+			SecretKeySealed       string `json:"secret_key_sealed"`
+		} `json:"s3"`
+	}
+	status, raw := platform.call(http.MethodGet, path, localToken, nil, &loc)
+	if status != http.StatusOK || loc.Store != "s3" || loc.S3.Bucket != platform.s3.bucket || loc.S3.Key != databaseID+"/"+backupID+".dump" ||
+		loc.S3.AccessKeyID != platform.s3.accessKey || loc.S3.SecretKeySealed == "" {
+		t.Fatalf("the database's node asks where the backup is: %d %s", status, raw)
+	}
+	if strings.Contains(string(raw), secret) {
+		t.Fatal("the location answer holds the S3 secret key in plaintext")
+	}
+	var keys struct {
+		Keyring string `json:"keyring"`
+	}
+	if status, raw := platform.call(http.MethodPost, "/api/paas/agent/keys", localToken, map[string]any{}, &keys); status != http.StatusOK {
+		t.Fatalf("the node's keys: %d %s", status, raw)
+	}
+	nodeRing, err := secrets.ParseKeyring(keys.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := nodeRing.Decrypt(loc.S3.SecretKeySealed, secrets.S3SecretKey()); err != nil || string(plain) != secret {
+		t.Errorf("the node's key does not open the sealed S3 secret key: %v", err)
+	}
+	if _, err := platform.keyring.Decrypt(loc.S3.SecretKeySealed, secrets.S3SecretKey()); err == nil {
+		t.Error("the platform key opens what was sealed for the node")
+	}
+	_, strangerToken := registerBareNode(t, uniqueName("s3stranger"), uniqueName("elsewhere"))
+	if status, raw := platform.call(http.MethodGet, path, strangerToken, nil, nil); status != http.StatusForbidden || strings.Contains(string(raw), "secret_key") {
+		t.Errorf("a node the database is not placed on: %d %s, want 403", status, raw)
+	}
+	if status, _ := platform.call(http.MethodGet, path, "", nil, nil); status != http.StatusUnauthorized {
+		t.Errorf("without a node token: %d, want 401", status)
+	}
+	processLog, err := os.ReadFile(platform.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, content := range map[string][]byte{
+		"a pg_dump of the control-plane database": pgDump(t),
+		"the workflow histories":                  bytes.Join(allHistories(t), nil),
+		"the api, worker and agent logs":          processLog,
+	} {
+		if bytes.Contains(content, []byte(secret)) {
+			t.Errorf("%s holds the S3 secret key in plaintext", where)
+		}
 	}
 }
 
