@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/skypanel/skypanel/db"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 func backupOp(databaseID string) db.NewOperation {
@@ -30,8 +31,12 @@ func TestBackupsRecordTheirStoreAndObjectKey(t *testing.T) {
 	engine, _ := testStore.DatabaseEngineVersion(ctx, "postgresql", "15")
 	plan, _ := testStore.DatabasePlanByRef(ctx, "db-small")
 	id := uuid.NewString()
+	sealed, err := testRing.Encrypt([]byte("password-"+id), secrets.DatabasePassword(id))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s3db, _ := mustCreateDatabase(t, db.NewDatabase{ID: id, OrgID: app.OrgID, Name: "ins3", EngineID: engine.ID, PlanID: plan.ID, RegionID: regionID,
-		User: "app", DBName: "main", PasswordSealed: plain.PasswordSealed, BackupStore: db.BackupStoreS3},
+		User: "app", DBName: "main", PasswordSealed: sealed, BackupStore: db.BackupStoreS3},
 		db.NewOperation{ID: uuid.NewString(), Kind: db.DatabaseOpProvision, WorkflowType: "ProvisionDatabase", WorkflowID: "database-provision/" + id, Input: map[string]string{}})
 	if s3db.BackupStore != db.BackupStoreS3 {
 		t.Fatalf("a database created with s3: %q", s3db.BackupStore)
