@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -24,10 +25,16 @@ type S3Config struct {
 	SecretKey string
 }
 
-// Configured says whether any of the S3 settings is given.
-func (c S3Config) Configured() bool {
-	return c.Endpoint != "" || c.Bucket != "" || c.AccessKey != "" || c.SecretKey != ""
+// String never shows the secret key (a configuration printed with %v or %+v, or logged).
+func (c S3Config) String() string {
+	return fmt.Sprintf("S3Config{Endpoint:%s Region:%s Bucket:%s AccessKey:%s SecretKey:[redacted]}", c.Endpoint, c.Region, c.Bucket, c.AccessKey)
 }
+
+// GoString is String, for %#v.
+func (c S3Config) GoString() string { return c.String() }
+
+// LogValue is String, for log/slog.
+func (c S3Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Validate checks that every setting is there and the endpoint is a URL.
 func (c S3Config) Validate() error {

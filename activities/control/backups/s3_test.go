@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -134,5 +136,17 @@ func TestStoresGivesTheConfiguredStoresOnly(t *testing.T) {
 	var none *Stores
 	if none.Has(db.BackupStoreFile) {
 		t.Error("no stores has the file store")
+	}
+}
+
+// The secret key never shows when a configuration is printed or logged.
+func TestS3ConfigNeverPrintsTheSecretKey(t *testing.T) {
+	cfg := S3Config{Endpoint: "https://s3.example.com", Region: "r", Bucket: "b", AccessKey: "a", SecretKey: "the-secret-value"}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "s3", cfg)
+	for _, out := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(&cfg), logged.String()} {
+		if strings.Contains(out, "the-secret-value") || !strings.Contains(out, "s3.example.com") {
+			t.Errorf("printed: %s", out)
+		}
 	}
 }
