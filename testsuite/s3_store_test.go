@@ -353,3 +353,53 @@ func (s *s3Server) write(t testing.TB, ctx context.Context, key string, data []b
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
+
+// Retention removes the pruned scheduled backups' objects from the bucket: a Redis database
+// backed up to S3 every 5 s keeping 1 has had at least three backups, lists one, and the
+// bucket holds that one's object (and, at most, the object of a backup running right now).
+func TestRetentionRemovesPrunedS3BackupsFromTheBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := newCustomer(t, uniqueName("s3sched")+"@example.com")
+	var created struct {
+		Database managedDatabase `json:"database"`
+	}
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", owner.token, map[string]any{
+		"name": uniqueName("s3sched"), "engine": "redis", "plan": "db-small", "region": "local",
+		"backup_interval": "5s", "backup_retention": 1, "backup_store": "s3"}, &created)
+	if status != http.StatusAccepted || created.Database.BackupStore != "s3" {
+		t.Fatalf("create with a 5 s schedule to s3: %d %s", status, raw)
+	}
+	id := created.Database.ID
+	eventually(t, 3*time.Minute, "three scheduled backups succeeded", func() (bool, string) {
+		n := 0
+		for _, op := range owner.databaseOperations(t, id) {
+			if op.Kind == "backup" && op.Status == "succeeded" {
+				n++
+			}
+		}
+		return n >= 3, fmt.Sprintf("%d succeeded backups", n)
+	})
+	var kept []databaseBackup
+	eventually(t, time.Minute, "retention keeps the newest one", func() (bool, string) {
+		kept = kept[:0]
+		for _, b := range owner.backups(t, id) {
+			if b.Status == "completed" {
+				kept = append(kept, b)
+			}
+		}
+		return len(kept) == 1, fmt.Sprintf("%d completed backups listed", len(kept))
+	})
+	objects := platform.s3.objects(t, ctx, id+"/")
+	if size, ok := objects[id+"/"+kept[0].ID+".dump"]; !ok || size != kept[0].SizeBytes || kept[0].Store != "s3" {
+		t.Errorf("the kept backup %+v: the bucket holds %v", kept[0], objects)
+	}
+	// A backup that runs right now may have its object stored already.
+	if len(objects) < 1 || len(objects) > 2 {
+		t.Errorf("the bucket holds %d objects of the database (%v), want the 1 kept (2 while one runs)", len(objects), objects)
+	}
+	if status, raw := platform.call(http.MethodDelete, "/api/paas/databases/"+id+"?final_backup=false", owner.token, nil, nil); status != http.StatusAccepted {
+		t.Fatalf("delete without a final backup: %d %s", status, raw)
+	}
+	owner.deleteDatabase(t, id)
+}
