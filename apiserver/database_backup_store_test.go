@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -62,5 +63,21 @@ func TestBackupStoreDefaultsToThePlatformsAndTakesAConfiguredOne(t *testing.T) {
 		if got != c.want || (err != nil) != c.wantError {
 			t.Errorf("stores %+v, asked %q: %q %v, want %q (error: %v)", c.stores, c.asked, got, err, c.want, c.wantError)
 		}
+	}
+}
+
+// The API's transfer routes take only file-store backups: an S3 backup is refused with 409
+// (the node reaches S3 itself), so its bytes never land in the control plane's directory.
+func TestFileTransfersRefuseAnS3Backup(t *testing.T) {
+	dir := t.TempDir()
+	s := &Server{cfg: Config{Backups: &backups.Stores{File: backups.FileStore{Dir: dir}, Default: db.BackupStoreFile}}}
+	w := httptest.NewRecorder()
+	if _, ok := s.fileStoreFor(w, db.Backup{ID: "b", DatabaseID: "d", Store: db.BackupStoreS3}); ok || w.Code != http.StatusConflict ||
+		!strings.Contains(w.Body.String(), "kept in the s3 store") {
+		t.Errorf("an s3 backup through the file routes: %v %d %s, want 409", ok, w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	if store, ok := s.fileStoreFor(w, db.Backup{ID: "b", DatabaseID: "d", Store: db.BackupStoreFile}); !ok || store == nil {
+		t.Errorf("a file backup: %v %d %s", ok, w.Code, w.Body)
 	}
 }
