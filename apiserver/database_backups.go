@@ -172,7 +172,7 @@ func (s *Server) registerDatabaseBackups() {
 			if err != nil {
 				return nil, huma.Error503ServiceUnavailable("the backup is kept in the " + b.Store + " store, which this API is not given")
 			}
-			f, size, err := store.Open(b.DatabaseID, b.ID)
+			f, size, err := store.Open(ctx, b.DatabaseID, b.ID)
 			if errors.Is(err, backups.ErrNotStored) {
 				return nil, huma.Error404NotFound("the backup's stored object is gone")
 			}
@@ -252,7 +252,7 @@ func (s *Server) receiveBackup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	size, sum, err := store.Put(b.DatabaseID, b.ID, r.Body, MaxBackupBytes)
+	size, sum, err := store.Put(r.Context(), b.DatabaseID, b.ID, r.Body, MaxBackupBytes)
 	if errors.Is(err, backups.ErrTooLarge) {
 		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a backup may hold at most %d bytes", int64(MaxBackupBytes)))
 		return
@@ -281,7 +281,7 @@ func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f, size, err := store.Open(b.DatabaseID, b.ID)
+	f, size, err := store.Open(r.Context(), b.DatabaseID, b.ID)
 	if errors.Is(err, backups.ErrNotStored) {
 		writeProblem(w, http.StatusNotFound, "the backup store holds no object for this backup")
 		return

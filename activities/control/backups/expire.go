@@ -22,7 +22,7 @@ func ExpireFinalBackups(ctx context.Context, st *db.Store, stores *Stores, cutof
 		if err != nil {
 			return i, err
 		}
-		if err := store.Remove(b.DatabaseID, b.ID); err != nil {
+		if err := store.Remove(ctx, b.DatabaseID, b.ID); err != nil {
 			return i, err
 		}
 		if err := st.DeleteBackup(ctx, b.ID); err != nil {

@@ -81,7 +81,7 @@ func (s *S3Store) key(databaseID, backupID string) (string, error) {
 
 // Put streams body to the bucket (multipart, one part in memory at a time) and returns the
 // size and SHA-256 of what it sent.
-func (s *S3Store) Put(databaseID, backupID string, body io.Reader, limit int64) (int64, string, error) {
+func (s *S3Store) Put(ctx context.Context, databaseID, backupID string, body io.Reader, limit int64) (int64, string, error) {
 	key, err := s.key(databaseID, backupID)
 	if err != nil {
 		return 0, "", err
@@ -91,25 +91,25 @@ func (s *S3Store) Put(databaseID, backupID string, body io.Reader, limit int64) 
 	if limit > 0 {
 		src = io.LimitReader(body, limit+1)
 	}
-	info, err := s.client.PutObject(context.Background(), s.Config.Bucket, key, io.TeeReader(src, hash), -1,
+	info, err := s.client.PutObject(ctx, s.Config.Bucket, key, io.TeeReader(src, hash), -1,
 		minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s3client.PartSize})
 	if err != nil {
 		return 0, "", fmt.Errorf("store backup %s in S3: %w", backupID, err)
 	}
 	if limit > 0 && info.Size > limit {
-		s.Remove(databaseID, backupID) //nolint:errcheck // refused anyway
+		s.Remove(ctx, databaseID, backupID) //nolint:errcheck // refused anyway
 		return 0, "", ErrTooLarge
 	}
 	return info.Size, hex.EncodeToString(hash.Sum(nil)), nil
 }
 
 // Open reads a stored backup from the bucket and says its size.
-func (s *S3Store) Open(databaseID, backupID string) (io.ReadCloser, int64, error) {
+func (s *S3Store) Open(ctx context.Context, databaseID, backupID string) (io.ReadCloser, int64, error) {
 	key, err := s.key(databaseID, backupID)
 	if err != nil {
 		return nil, 0, err
 	}
-	obj, err := s.client.GetObject(context.Background(), s.Config.Bucket, key, minio.GetObjectOptions{})
+	obj, err := s.client.GetObject(ctx, s.Config.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, 0, fmt.Errorf("open backup %s in S3: %w", backupID, err)
 	}
@@ -125,8 +125,8 @@ func (s *S3Store) Open(databaseID, backupID string) (io.ReadCloser, int64, error
 }
 
 // Checksum reads the stored object back whole and hashes it.
-func (s *S3Store) Checksum(databaseID, backupID string) (int64, string, error) {
-	obj, _, err := s.Open(databaseID, backupID)
+func (s *S3Store) Checksum(ctx context.Context, databaseID, backupID string) (int64, string, error) {
+	obj, _, err := s.Open(ctx, databaseID, backupID)
 	if err != nil {
 		return 0, "", err
 	}
@@ -140,12 +140,12 @@ func (s *S3Store) Checksum(databaseID, backupID string) (int64, string, error) {
 }
 
 // Remove deletes the object (S3 answers a delete of an absent key with success).
-func (s *S3Store) Remove(databaseID, backupID string) error {
+func (s *S3Store) Remove(ctx context.Context, databaseID, backupID string) error {
 	key, err := s.key(databaseID, backupID)
 	if err != nil {
 		return err
 	}
-	if err := s.client.RemoveObject(context.Background(), s.Config.Bucket, key, minio.RemoveObjectOptions{}); err != nil && !s3client.IsNotFound(err) {
+	if err := s.client.RemoveObject(ctx, s.Config.Bucket, key, minio.RemoveObjectOptions{}); err != nil && !s3client.IsNotFound(err) {
 		return fmt.Errorf("remove backup %s from S3: %w", backupID, err)
 	}
 	return nil

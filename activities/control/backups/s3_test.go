@@ -28,22 +28,23 @@ const (
 // a changed object hashes differently, and a removed one is ErrNotStored (a second remove is
 // no error).
 func TestS3StoreRoundTripsAgainstVersitygw(t *testing.T) {
+	ctx := context.Background()
 	srv := s3test.Start(t)
 	store, err := NewS3Store(S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("PGDMP dump bytes "), 4096)
-	size, sum, err := store.Put(testDatabase, testBackup, bytes.NewReader(data), 0)
+	size, sum, err := store.Put(ctx, testDatabase, testBackup, bytes.NewReader(data), 0)
 	want := sha256.Sum256(data)
 	if err != nil || size != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
 		t.Fatalf("Put: %d %s %v, want %d %x", size, sum, err, len(data), want)
 	}
-	info, err := srv.Client.StatObject(context.Background(), srv.Bucket, db.BackupObjectKey(testDatabase, testBackup), minio.StatObjectOptions{})
+	info, err := srv.Client.StatObject(ctx, srv.Bucket, db.BackupObjectKey(testDatabase, testBackup), minio.StatObjectOptions{})
 	if err != nil || info.Size != int64(len(data)) {
 		t.Fatalf("the object in the bucket: %+v %v", info, err)
 	}
-	rc, n, err := store.Open(testDatabase, testBackup)
+	rc, n, err := store.Open(ctx, testDatabase, testBackup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,45 +53,46 @@ func TestS3StoreRoundTripsAgainstVersitygw(t *testing.T) {
 	if err != nil || n != int64(len(data)) || !bytes.Equal(got, data) {
 		t.Fatalf("Open: %d bytes (said %d), %v", len(got), n, err)
 	}
-	if n, s, err := store.Checksum(testDatabase, testBackup); err != nil || n != size || s != sum {
+	if n, s, err := store.Checksum(ctx, testDatabase, testBackup); err != nil || n != size || s != sum {
 		t.Fatalf("Checksum: %d %s %v, want %d %s", n, s, err, size, sum)
 	}
 
 	// Changed in the bucket: the checksum says so.
 	data[len(data)/2] ^= 0xff
-	if _, err := srv.Client.PutObject(context.Background(), srv.Bucket, db.BackupObjectKey(testDatabase, testBackup),
+	if _, err := srv.Client.PutObject(ctx, srv.Bucket, db.BackupObjectKey(testDatabase, testBackup),
 		bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, s, err := store.Checksum(testDatabase, testBackup); err != nil || s == sum {
+	if _, s, err := store.Checksum(ctx, testDatabase, testBackup); err != nil || s == sum {
 		t.Fatalf("Checksum of a changed object: %s %v, want another sum than %s", s, err, sum)
 	}
 
-	if err := store.Remove(testDatabase, testBackup); err != nil {
+	if err := store.Remove(ctx, testDatabase, testBackup); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Remove(testDatabase, testBackup); err != nil {
+	if err := store.Remove(ctx, testDatabase, testBackup); err != nil {
 		t.Fatalf("removing an absent backup: %v", err)
 	}
-	if _, _, err := store.Checksum(testDatabase, testBackup); !errors.Is(err, ErrNotStored) {
+	if _, _, err := store.Checksum(ctx, testDatabase, testBackup); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("Checksum of a removed backup: %v, want ErrNotStored", err)
 	}
-	if _, _, err := store.Open(testDatabase, "not-an-id"); err == nil {
+	if _, _, err := store.Open(ctx, testDatabase, "not-an-id"); err == nil {
 		t.Fatal("Open took an id that is not a uuid")
 	}
 }
 
 // A body larger than the limit is refused and leaves no object.
 func TestS3StoreRefusesABackupOverTheLimit(t *testing.T) {
+	ctx := context.Background()
 	srv := s3test.Start(t)
 	store, err := NewS3Store(S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := store.Put(testDatabase, testBackup, strings.NewReader("0123456789"), 5); !errors.Is(err, ErrTooLarge) {
+	if _, _, err := store.Put(ctx, testDatabase, testBackup, strings.NewReader("0123456789"), 5); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Put over the limit: %v, want ErrTooLarge", err)
 	}
-	if _, _, err := store.Open(testDatabase, testBackup); !errors.Is(err, ErrNotStored) {
+	if _, _, err := store.Open(ctx, testDatabase, testBackup); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("after a refused Put: %v, want ErrNotStored", err)
 	}
 }

@@ -48,7 +48,7 @@ func (a *Activities) VerifyBackup(ctx context.Context, in VerifyBackupInput) err
 	if err != nil {
 		return err
 	}
-	size, sum, err := store.Checksum(in.DatabaseID, in.BackupID)
+	size, sum, err := store.Checksum(ctx, in.DatabaseID, in.BackupID)
 	if errors.Is(err, backups.ErrNotStored) {
 		return temporal.NewNonRetryableApplicationError("the backup store holds no object for the backup: the upload was lost", ErrTypeBackupCorrupt, nil)
 	}
@@ -79,7 +79,7 @@ func (a *Activities) FailBackup(ctx context.Context, in FailBackupInput) error {
 	if err != nil {
 		return err
 	}
-	if err := store.Remove(in.DatabaseID, in.BackupID); err != nil {
+	if err := store.Remove(ctx, in.DatabaseID, in.BackupID); err != nil {
 		return err
 	}
 	return a.Store.FailBackup(ctx, in.BackupID, in.Reason)
@@ -109,7 +109,7 @@ func (a *Activities) PrepareRestore(ctx context.Context, in BackupRef) (RestoreS
 	if err != nil {
 		return RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup's store is not configured on this control plane: "+err.Error(), "BackupNotUsable", nil)
 	}
-	size, sum, err := store.Checksum(in.DatabaseID, in.BackupID)
+	size, sum, err := store.Checksum(ctx, in.DatabaseID, in.BackupID)
 	if errors.Is(err, backups.ErrNotStored) {
 		return RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup's stored object is gone: refused, nothing was changed", ErrTypeBackupCorrupt, nil)
 	}
@@ -214,7 +214,7 @@ func (a *Activities) PruneBackups(ctx context.Context, in BackupRef) (int, error
 		if err != nil {
 			return 0, err
 		}
-		if err := store.Remove(b.DatabaseID, b.ID); err != nil {
+		if err := store.Remove(ctx, b.DatabaseID, b.ID); err != nil {
 			return 0, err
 		}
 		if err := a.Store.DeleteBackup(ctx, b.ID); err != nil {
