@@ -31,6 +31,7 @@ type backupView struct {
 	ID          string     `json:"id"`
 	Kind        string     `json:"kind" enum:"manual,scheduled,final"`
 	Status      string     `json:"status" enum:"queued,running,completed,failed" doc:"completed only once the stored object was read back and matched the checksum the node computed"`
+	Store       string     `json:"store" enum:"file,s3" doc:"the store it was written to, and is read back from"`
 	SizeBytes   *int64     `json:"size_bytes,omitempty"`
 	SHA256      *string    `json:"sha256,omitempty"`
 	Error       string     `json:"error,omitempty"`
@@ -39,7 +40,7 @@ type backupView struct {
 }
 
 func backupViewOf(b db.Backup) backupView {
-	return backupView{ID: b.ID, Kind: b.Kind, Status: b.Status, SizeBytes: b.SizeBytes, SHA256: b.SHA256, Error: b.Error,
+	return backupView{ID: b.ID, Kind: b.Kind, Status: b.Status, Store: b.Store, SizeBytes: b.SizeBytes, SHA256: b.SHA256, Error: b.Error,
 		CreatedAt: b.CreatedAt, CompletedAt: b.CompletedAt}
 }
 
@@ -167,7 +168,11 @@ func (s *Server) registerDatabaseBackups() {
 			if b.Status != db.BackupCompleted {
 				return nil, huma.Error409Conflict("the backup is " + b.Status + ": only a completed backup can be downloaded")
 			}
-			f, size, err := s.cfg.Backups.Open(b.DatabaseID, b.ID)
+			store, err := s.cfg.Backups.Get(b.Store)
+			if err != nil {
+				return nil, huma.Error503ServiceUnavailable("the backup is kept in the " + b.Store + " store, which this API is not given")
+			}
+			f, size, err := store.Open(ctx, b.DatabaseID, b.ID)
 			if errors.Is(err, backups.ErrNotStored) {
 				return nil, huma.Error404NotFound("the backup's stored object is gone")
 			}
@@ -190,6 +195,7 @@ func (s *Server) registerDatabaseBackups() {
 	// The node's transfers: plain handlers, streamed.
 	s.mux.HandleFunc("PUT /api/paas/agent/databases/{databaseID}/backups/{backupID}", s.receiveBackup)
 	s.mux.HandleFunc("GET /api/paas/agent/databases/{databaseID}/backups/{backupID}", s.sendBackup)
+	s.registerBackupLocation()
 }
 
 // backupForNode authenticates the node and finds the backup, answering the request itself
@@ -242,7 +248,11 @@ func (s *Server) receiveBackup(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusConflict, "the backup is "+b.Status+": only a running backup takes an upload")
 		return
 	}
-	size, sum, err := s.cfg.Backups.Put(b.DatabaseID, b.ID, r.Body, MaxBackupBytes)
+	store, ok := s.fileStoreFor(w, b)
+	if !ok {
+		return
+	}
+	size, sum, err := store.Put(r.Context(), b.DatabaseID, b.ID, r.Body, MaxBackupBytes)
 	if errors.Is(err, backups.ErrTooLarge) {
 		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("a backup may hold at most %d bytes", int64(MaxBackupBytes)))
 		return
@@ -267,7 +277,11 @@ func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusConflict, "the backup is "+b.Status+": only a completed backup can be read")
 		return
 	}
-	f, size, err := s.cfg.Backups.Open(b.DatabaseID, b.ID)
+	store, ok := s.fileStoreFor(w, b)
+	if !ok {
+		return
+	}
+	f, size, err := store.Open(r.Context(), b.DatabaseID, b.ID)
 	if errors.Is(err, backups.ErrNotStored) {
 		writeProblem(w, http.StatusNotFound, "the backup store holds no object for this backup")
 		return
@@ -283,6 +297,21 @@ func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, f); err != nil {
 		s.log.WarnContext(r.Context(), "send backup", "backup_id", b.ID, "error", err)
 	}
+}
+
+// fileStoreFor is the file store for a node's transfer through the API: a backup kept in
+// another store (S3) is refused with 409, the node reaches that store itself.
+func (s *Server) fileStoreFor(w http.ResponseWriter, b db.Backup) (backups.Store, bool) {
+	if b.Store != db.BackupStoreFile {
+		writeProblem(w, http.StatusConflict, "the backup is kept in the "+b.Store+" store: the node transfers it there itself (GET .../location)")
+		return nil, false
+	}
+	store, err := s.cfg.Backups.Get(b.Store)
+	if err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, "this platform has no file backup store configured (--backup-dir)")
+		return nil, false
+	}
+	return store, true
 }
 
 // writeProblem answers an RFC 9457 problem from a plain handler.

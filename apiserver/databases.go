@@ -66,6 +66,7 @@ type databaseView struct {
 	// The backup schedule.
 	BackupInterval  string    `json:"backup_interval" doc:"how often it is backed up on its schedule, e.g. 24h0m0s; 0s: never"`
 	BackupRetention int       `json:"backup_retention" doc:"how many scheduled backups it keeps (the oldest go)"`
+	BackupStore     string    `json:"backup_store" enum:"file,s3" doc:"where its backups go: the control plane's directory, or the platform's S3 bucket"`
 	CreatedAt       time.Time `json:"created_at"`
 }
 
@@ -77,7 +78,7 @@ func databaseViewOf(d db.Database) databaseView {
 	return databaseView{ID: d.ID, Name: d.Name, Engine: d.Engine, Version: d.Version, Plan: d.Plan, Region: d.Region,
 		Status: d.Status, StatusReason: d.StatusReason, Host: contract.DatabaseHost(d.ID), Port: d.Port,
 		Database: d.DBName, User: d.User, LinkedApps: linked, CreatedAt: d.CreatedAt,
-		BackupInterval: (time.Duration(d.BackupIntervalSeconds) * time.Second).String(), BackupRetention: d.BackupRetention}
+		BackupInterval: (time.Duration(d.BackupIntervalSeconds) * time.Second).String(), BackupRetention: d.BackupRetention, BackupStore: d.BackupStore}
 }
 
 type createDatabaseInput struct {
@@ -90,6 +91,7 @@ type createDatabaseInput struct {
 		// The backup schedule: daily and 7 kept unless said otherwise.
 		BackupInterval  string `json:"backup_interval,omitempty" maxLength:"32" doc:"how often to back it up, a duration such as 24h or 6h (default 24h); 0 for no scheduled backups"`
 		BackupRetention int    `json:"backup_retention,omitempty" minimum:"0" maximum:"100" doc:"how many scheduled backups to keep (default 7)"`
+		BackupStore     string `json:"backup_store,omitempty" enum:"file,s3" doc:"where its backups go: file (the control plane's directory) or s3 (the platform's bucket, when configured); the platform's default when omitted"`
 	}
 }
 
@@ -228,6 +230,11 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 	if !databaseNamePattern.MatchString(b.Name) {
 		return nil, fieldError("body.name", "name must be 2-40 lower-case letters, digits or '-', starting with a letter and ending with a letter or digit", b.Name)
 	}
+	// Before anything is read or stored.
+	backupStore, err := s.backupStore(b.BackupStore)
+	if err != nil {
+		return nil, err
+	}
 	engine, err := s.resolveDatabaseEngine(ctx, b.Engine, b.Version)
 	if err != nil {
 		return nil, err
@@ -269,6 +276,7 @@ func (s *Server) createDatabase(ctx context.Context, in *createDatabaseInput) (*
 				ID: id, OrgID: p.OrgID, Name: b.Name, EngineID: engine.ID, PlanID: plan.ID, RegionID: region.ID,
 				User: "app", DBName: strings.ReplaceAll(b.Name, "-", "_"), PasswordSealed: sealed,
 				BackupIntervalSeconds: int(interval / time.Second), BackupRetention: b.BackupRetention, NoSchedule: noSchedule,
+				BackupStore: backupStore,
 			}, op)
 			return enq, err
 		})
@@ -306,6 +314,24 @@ func (s *Server) backupInterval(raw string) (time.Duration, bool, error) {
 		return 0, false, fieldError("body.backup_interval", "backups may be scheduled at most every "+min.String(), raw)
 	}
 	return d, false, nil
+}
+
+// backupStore reads the backup store asked for at creation: the platform's default when
+// omitted; a store this platform is not given is refused, naming body.backup_store.
+func (s *Server) backupStore(raw string) (string, error) {
+	if raw == "" {
+		if s.cfg.Backups == nil || s.cfg.Backups.Default == "" {
+			return db.BackupStoreFile, nil
+		}
+		return s.cfg.Backups.Default, nil
+	}
+	if raw != db.BackupStoreFile && raw != db.BackupStoreS3 {
+		return "", fieldError("body.backup_store", "file or s3", raw)
+	}
+	if !s.cfg.Backups.Has(raw) {
+		return "", fieldError("body.backup_store", "this platform has no "+raw+" backup store configured", raw)
+	}
+	return raw, nil
 }
 
 // resolveDatabaseEngine finds the engine version asked for (the newest active one when version

@@ -23,9 +23,10 @@ import (
 
 // Config is what the API needs beyond its dependencies.
 type Config struct {
-	// Backups is the store database backups are uploaded to and downloaded from by nodes (nil:
-	// the database backup routes answer 503).
-	Backups backups.Store
+	// Backups are the stores database backups go to (nil: the database backup routes answer
+	// 503). Nodes upload to and download from the file store through the API, and from the S3
+	// store directly, with credentials the API seals for them.
+	Backups *backups.Stores
 	// MinBackupInterval is the shortest backup schedule a customer may ask for (0: an hour).
 	MinBackupInterval time.Duration
 	// AllowLoopbackGit accepts http:// git URLs on loopback (`skypanel dev` only).

@@ -30,7 +30,8 @@ type Backup struct {
 	DatabaseID  string
 	Kind        string // manual, scheduled, final
 	Status      string
-	Store       string
+	Store       string // BackupStoreFile or BackupStoreS3: where the backup was written
+	ObjectKey   string // its key in that store
 	SizeBytes   *int64
 	SHA256      *string
 	Error       string
@@ -39,11 +40,11 @@ type Backup struct {
 	CompletedAt *time.Time
 }
 
-const backupColumns = `b.id::text, b.database_id::text, b.kind, b.status, b.store, b.size_bytes, b.sha256, b.error, b.created_at, b.started_at, b.completed_at`
+const backupColumns = `b.id::text, b.database_id::text, b.kind, b.status, b.store, b.object_key, b.size_bytes, b.sha256, b.error, b.created_at, b.started_at, b.completed_at`
 
 func scanBackup(row pgx.Row) (Backup, error) {
 	var b Backup
-	err := row.Scan(&b.ID, &b.DatabaseID, &b.Kind, &b.Status, &b.Store, &b.SizeBytes, &b.SHA256, &b.Error, &b.CreatedAt, &b.StartedAt, &b.CompletedAt)
+	err := row.Scan(&b.ID, &b.DatabaseID, &b.Kind, &b.Status, &b.Store, &b.ObjectKey, &b.SizeBytes, &b.SHA256, &b.Error, &b.CreatedAt, &b.StartedAt, &b.CompletedAt)
 	return b, translate(err)
 }
 
@@ -56,10 +57,23 @@ func (s *Store) QueueBackup(ctx context.Context, orgID, databaseID, backupID, ki
 		if enq, err = enqueueDatabaseOperation(ctx, tx, orgID, databaseID, op); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO database_backups (id, database_id, kind) VALUES ($1, $2, $3)`, backupID, databaseID, kind)
-		return err
+		return insertBackup(ctx, tx, databaseID, backupID, kind)
 	})
 	return enq, translate(err)
+}
+
+// BackupObjectKey is the key of a backup's object in its store: <database>/<backup>.dump.
+func BackupObjectKey(databaseID, backupID string) string {
+	return databaseID + "/" + backupID + ".dump"
+}
+
+// insertBackup records a queued backup in the database's backup store of the moment, with its
+// object key: it is read back from there whatever the database's store is later.
+func insertBackup(ctx context.Context, tx pgx.Tx, databaseID, backupID, kind string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO database_backups (id, database_id, kind, store, object_key)
+		SELECT $1, d.id, $3, d.backup_store, $4 FROM databases d WHERE d.id::text = $2`,
+		backupID, databaseID, kind, BackupObjectKey(databaseID, backupID))
+	return err
 }
 
 // BackupNotUsableError refuses a restore from a backup that did not complete.
@@ -167,17 +181,13 @@ func (s *Store) BackupForNode(ctx context.Context, databaseID, backupID, nodeID 
 
 // ScheduledBackupsBeyond lists the database's completed scheduled backups past its newest keep
 // ones (oldest last): what retention removes.
-func (s *Store) ScheduledBackupsBeyond(ctx context.Context, databaseID string, keep int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM database_backups WHERE database_id::text = $1 AND kind = 'scheduled' AND status = 'completed'
-		ORDER BY created_at DESC, id OFFSET $2`, databaseID, keep)
+func (s *Store) ScheduledBackupsBeyond(ctx context.Context, databaseID string, keep int) ([]Backup, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+backupColumns+` FROM database_backups b WHERE b.database_id::text = $1 AND b.kind = 'scheduled'
+		AND b.status = 'completed' ORDER BY b.created_at DESC, b.id OFFSET $2`, databaseID, keep)
 	if err != nil {
 		return nil, fmt.Errorf("scheduled backups of database %s: %w", databaseID, err)
 	}
-	return collect(rows, func(row pgx.Row) (string, error) {
-		var id string
-		err := row.Scan(&id)
-		return id, err
-	})
+	return collect(rows, scanBackup)
 }
 
 // DeleteBackup removes a backup's row (its stored object goes first).
@@ -209,8 +219,7 @@ func (s *Store) QueueDelete(ctx context.Context, orgID, databaseID, finalBackupI
 		if enq, err = enqueueDatabaseOperation(ctx, tx, orgID, databaseID, op); err != nil || finalBackupID == "" {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO database_backups (id, database_id, kind) VALUES ($1, $2, 'final')`, finalBackupID, databaseID)
-		return err
+		return insertBackup(ctx, tx, databaseID, finalBackupID, "final")
 	})
 	return enq, translate(err)
 }

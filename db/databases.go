@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -139,14 +140,22 @@ type Database struct {
 	// how many scheduled backups it keeps.
 	BackupIntervalSeconds int
 	BackupRetention       int
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// BackupStore is where its backups go: BackupStoreFile or BackupStoreS3.
+	BackupStore string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
+
+// Backup stores: a database's backups go to the control plane's directory or to S3.
+const (
+	BackupStoreFile = "file"
+	BackupStoreS3   = "s3"
+)
 
 const databaseColumns = `d.id::text, d.org_id::text, d.name, e.engine, e.version, d.engine_id::text, d.plan_id::text, p.slug,
 	d.region_id::text, rg.slug, d.node_id::text, d.db_user, d.db_name, d.password_sealed, e.port, d.status, d.status_reason,
 	ARRAY(SELECT l.app_id::text FROM app_database_links l WHERE l.database_id = d.id ORDER BY l.created_at, l.app_id),
-	d.backup_interval_seconds, d.backup_retention, d.created_at, d.updated_at`
+	d.backup_interval_seconds, d.backup_retention, d.backup_store, d.created_at, d.updated_at`
 
 const databaseFrom = ` FROM databases d JOIN database_engines e ON e.id = d.engine_id JOIN database_plans p ON p.id = d.plan_id
 	JOIN regions rg ON rg.id = d.region_id `
@@ -155,7 +164,7 @@ func scanDatabase(row pgx.Row) (Database, error) {
 	var d Database
 	err := row.Scan(&d.ID, &d.OrgID, &d.Name, &d.Engine, &d.Version, &d.EngineID, &d.PlanID, &d.Plan, &d.RegionID, &d.Region, &d.NodeID,
 		&d.User, &d.DBName, &d.PasswordSealed, &d.Port, &d.Status, &d.StatusReason, &d.LinkedApps,
-		&d.BackupIntervalSeconds, &d.BackupRetention, &d.CreatedAt, &d.UpdatedAt)
+		&d.BackupIntervalSeconds, &d.BackupRetention, &d.BackupStore, &d.CreatedAt, &d.UpdatedAt)
 	return d, translate(err)
 }
 
@@ -191,6 +200,8 @@ type NewDatabase struct {
 	// defaults (a day, 7) unless NoSchedule.
 	BackupIntervalSeconds, BackupRetention int
 	NoSchedule                             bool
+	// BackupStore is where its backups go (empty: BackupStoreFile).
+	BackupStore string
 }
 
 // Scheduled backups' defaults.
@@ -210,10 +221,10 @@ func (s *Store) CreateDatabase(ctx context.Context, n NewDatabase, provision New
 			interval = 0
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO databases (id, org_id, name, engine_id, plan_id, region_id, db_user, db_name, password_sealed,
-				backup_interval_seconds, backup_retention)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				backup_interval_seconds, backup_retention, backup_store)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			n.ID, n.OrgID, n.Name, n.EngineID, n.PlanID, n.RegionID, n.User, n.DBName, n.PasswordSealed,
-			interval, orDefault(n.BackupRetention, DefaultBackupRetention)); err != nil {
+			interval, orDefault(n.BackupRetention, DefaultBackupRetention), cmp.Or(n.BackupStore, BackupStoreFile)); err != nil {
 			return translate(err)
 		}
 		var err error

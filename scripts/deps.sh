@@ -4,8 +4,8 @@
 #
 #   - Debian packages (apt-get update once, only when one is missing)
 #   - dockerd, started in the background when the Docker Engine does not answer
-#   - the Temporal CLI (dev server) and the workflowcheck analyzer, built into ./bin with
-#     `go install` from the Go module proxy
+#   - the Temporal CLI (dev server), the workflowcheck analyzer, Pebble and versitygw, built
+#     into ./bin with `go install` from the Go module proxy
 #
 # Environment: SKIP_APT=1 skips the package step; SKIP_DOCKER=1 skips starting dockerd.
 set -euo pipefail
@@ -29,6 +29,9 @@ GO_TOOLS=(
 	# test server, and its DNS server answering 127.0.0.1 for every name.
 	"pebble github.com/letsencrypt/pebble/v2/cmd/pebble v2.10.1"
 	"pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv v2.10.1"
+	# The S3-compatible server of `make test` (the S3 backup store's e2e tests and unit tests):
+	# the S3 API over a directory (its posix backend), about a minute to build.
+	"versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0"
 )
 
 DOCKER_START_TIMEOUT=${DOCKER_START_TIMEOUT:-90}

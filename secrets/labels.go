@@ -42,3 +42,9 @@ func CertificateKey(hostname string) []byte {
 func DatabasePassword(databaseID string) []byte {
 	return []byte("database_password:" + databaseID)
 }
+
+// S3SecretKey labels the secret key of the platform's S3 backup store, sealed for the node that
+// uploads or downloads a backup of a database placed on it.
+func S3SecretKey() []byte {
+	return []byte("backup_store:s3_secret_key")
+}

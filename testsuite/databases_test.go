@@ -36,6 +36,7 @@ type managedDatabase struct {
 	User         string   `json:"user"`
 	Password     string   `json:"password"`
 	LinkedApps   []string `json:"linked_apps"`
+	BackupStore  string   `json:"backup_store"`
 	// The backup schedule.
 	BackupInterval  string `json:"backup_interval"`
 	BackupRetention int    `json:"backup_retention"`
@@ -44,13 +45,19 @@ type managedDatabase struct {
 // createDatabase asks for a database and waits until it is available.
 func (c customer) createDatabase(t testing.TB, name, engine string) managedDatabase {
 	t.Helper()
+	return c.createDatabaseWith(t, map[string]string{"name": name, "engine": engine, "plan": "db-small", "region": "local"})
+}
+
+// createDatabaseWith asks for a database with the body given and waits until it is available.
+func (c customer) createDatabaseWith(t testing.TB, body map[string]string) managedDatabase {
+	t.Helper()
+	name := body["name"]
 	var out struct {
 		Database    managedDatabase `json:"database"`
 		OperationID string          `json:"operation_id"`
 		WorkflowID  string          `json:"workflow_id"`
 	}
-	status, raw := platform.call(http.MethodPost, "/api/paas/databases", c.token,
-		map[string]string{"name": name, "engine": engine, "plan": "db-small", "region": "local"}, &out)
+	status, raw := platform.call(http.MethodPost, "/api/paas/databases", c.token, body, &out)
 	if status != http.StatusAccepted || out.Database.ID == "" || out.WorkflowID == "" {
 		t.Fatalf("create database %s: %d %s", name, status, raw)
 	}
@@ -492,6 +499,7 @@ type databaseBackup struct {
 	ID        string `json:"id"`
 	Kind      string `json:"kind"`
 	Status    string `json:"status"`
+	Store     string `json:"store"`
 	SizeBytes int64  `json:"size_bytes"`
 	SHA256    string `json:"sha256"`
 	Error     string `json:"error"`
@@ -524,6 +532,18 @@ func (c customer) backups(t testing.TB, databaseID string) []databaseBackup {
 		t.Fatalf("list backups: %d %s", status, raw)
 	}
 	return list.Items
+}
+
+// backupOf is the database's backup backupID as listed.
+func (c customer) backupOf(t testing.TB, databaseID, backupID string) databaseBackup {
+	t.Helper()
+	for _, b := range c.backups(t, databaseID) {
+		if b.ID == backupID {
+			return b
+		}
+	}
+	t.Fatalf("backup %s of database %s is not listed", backupID, databaseID)
+	return databaseBackup{}
 }
 
 // backupDatabase takes a backup and waits until its operation has ended.

@@ -52,6 +52,8 @@ type stack struct {
 	logPath        string
 	nodeID         string
 	foreign        *foreignNetworks
+	// s3 is versitygw, the platform's S3 backup store (testsuite/s3_store_test.go).
+	s3 *s3Server
 }
 
 var platform *stack
@@ -204,6 +206,15 @@ func startStack(ctx context.Context) (*stack, error) {
 		// its own, so one chosen here beforehand may be gone by then).
 		"--registry-port", "0",
 	}
+	// The S3 backup store beside the filesystem one: versitygw on loopback, over a directory.
+	if s.s3, err = startS3Server(ctx, workDir); err != nil {
+		return s, err
+	}
+	s3Args, err := s.s3.platformArgs(workDir)
+	if err != nil {
+		return s, err
+	}
+	s.args = append(s.args, s3Args...)
 	if err := s.launch(ctx); err != nil {
 		return s, err
 	}
@@ -317,6 +328,7 @@ func (s *stack) stop() {
 	if s.docker != nil {
 		removeLeftovers(s.docker)
 	}
+	s.s3.stop()
 	_ = os.RemoveAll(s.workDir)
 }
 

@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("--acme-ca-roots: %w", err)
 	}
-	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, backupTransfer{api: nodeAPI}, pool, acmeRoots)
+	registerActivities(w, cfg, creds.NodeID, docker.RegistryCredential(creds.NodeID, creds.NodeToken), logs, dockerClient, router, nodeKeys, backupTransfer{api: nodeAPI, secrets: nodeKeys}, pool, acmeRoots)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker on %s: %w", queue, err)
 	}

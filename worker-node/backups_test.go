@@ -17,9 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/skypanel/skypanel/activities/contract"
 	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/s3client"
+	"github.com/skypanel/skypanel/activities/s3client/s3test"
+	"github.com/skypanel/skypanel/secrets"
 )
 
 // fakeBackupStore speaks the API's backup transfer endpoints: node-1's token, database db-1
@@ -39,8 +44,10 @@ type fakeBackupStore struct {
 	chunked bool
 	// answer, when set, replaces the upload's answer.
 	answer string
-	// status, when set, answers every request with it (a problem, or a plain text).
+	// status, when set, answers every transfer with it (a problem, or a plain text).
 	status int
+	// location, when set, is the answer to where a backup is kept.
+	location *contract.BackupLocation
 }
 
 func newFakeBackupStore(t *testing.T) *fakeBackupStore {
@@ -70,6 +77,23 @@ func newFakeBackupStore(t *testing.T) *fakeBackupStore {
 		return false
 	}
 	mux := http.NewServeMux()
+	// Where a backup is kept: the file store (through the API), unless location says otherwise.
+	mux.HandleFunc("GET /api/paas/agent/databases/{db}/backups/{backup}/location", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Authorization") != "Bearer "+testNodeToken:
+			problem(w, http.StatusUnauthorized, "invalid node token")
+		case r.PathValue("db") != "db-1":
+			problem(w, http.StatusForbidden, "database "+r.PathValue("db")+" is not placed on this node: its backups are not this node's")
+		default:
+			s.mu.Lock()
+			loc := s.location
+			s.mu.Unlock()
+			if loc == nil {
+				loc = &contract.BackupLocation{Store: contract.BackupStoreFile}
+			}
+			json.NewEncoder(w).Encode(loc)
+		}
+	})
 	mux.HandleFunc("PUT /api/paas/agent/databases/{db}/backups/{backup}", func(w http.ResponseWriter, r *http.Request) {
 		if !authorized(w, r) {
 			return
@@ -287,5 +311,115 @@ func TestPrepareBackupsDir(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		t.Errorf("left in the backups dir: %v", entries)
+	}
+}
+
+// ringOpener opens values sealed under one keyring, as nodeSecrets does with the node's keys.
+type ringOpener struct{ ring *secrets.Keyring }
+
+func (o ringOpener) Open(_ context.Context, sealed string, label []byte) ([]byte, error) {
+	return o.ring.Decrypt(sealed, label)
+}
+
+// A backup the API says is kept in S3 goes straight to the bucket (a real S3 server,
+// versitygw) with the credentials sealed for the node, streamed in parts (bigger than one
+// part), and comes back byte for byte for a restore; nothing goes through the API's transfer
+// routes. A key sealed for another purpose does not open, and an object missing from the bucket
+// is a non-retryable BackupUnavailable.
+func TestBackupTransferStreamsToAndFromS3WithTheSealedKey(t *testing.T) {
+	srv := s3test.Start(t)
+	ring, err := secrets.NewKeyring("node-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ring.Encrypt([]byte(srv.SecretKey), secrets.S3SecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newFakeBackupStore(t)
+	loc := &contract.BackupLocation{Store: contract.BackupStoreS3, S3: &contract.S3Location{Endpoint: srv.Endpoint, Region: srv.Region,
+		Bucket: srv.Bucket, Key: "db-1/b-1.dump", AccessKeyID: srv.AccessKey, SecretKeySealed: sealed}}
+	store.locked(func() { store.location = loc })
+	transfer := backupTransfer{api: NewAPIClient(store.URL, testNodeToken), secrets: ringOpener{ring}}
+	ctx := context.Background()
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), (s3client.PartSize+(1<<20))/16)
+	size, sum, err := transfer.Upload(ctx, "db-1", "b-1", bytes.NewReader(data))
+	want := sha256.Sum256(data)
+	if err != nil || size != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Fatalf("Upload: %d %s %v, want %d %x", size, sum, err, len(data), want)
+	}
+	info, err := os.Stat(filepath.Join(srv.Dir, srv.Bucket, "db-1", "b-1.dump"))
+	if err != nil || info.Size() != int64(len(data)) {
+		t.Fatalf("the object on versitygw's disk: %v %v", info, err)
+	}
+	rc, err := transfer.Download(ctx, "db-1", "b-1")
+	if err != nil {
+		t.Fatalf("Download: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Download: %d bytes %v, want the %d uploaded", len(got), err, len(data))
+	}
+	store.locked(func() {
+		if len(store.objects) != 0 || store.headers[http.MethodPut] != nil {
+			t.Errorf("the API's transfer routes were used for an S3 backup: %d objects", len(store.objects))
+		}
+	})
+
+	// A missing object: non-retryable.
+	missing := *loc.S3
+	missing.Key = "db-1/gone.dump"
+	store.locked(func() { store.location = &contract.BackupLocation{Store: contract.BackupStoreS3, S3: &missing} })
+	_, err = transfer.Download(ctx, "db-1", "gone")
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != docker.ErrTypeBackupUnavailable || !appErr.NonRetryable() {
+		t.Errorf("download of a missing object: %v, want a non-retryable %s", err, docker.ErrTypeBackupUnavailable)
+	}
+
+	// A value sealed under another label (another secret copied in) does not open.
+	wrong, err := ring.Encrypt([]byte(srv.SecretKey), secrets.DatabasePassword("db-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := *loc.S3
+	tampered.SecretKeySealed = wrong
+	store.locked(func() { store.location = &contract.BackupLocation{Store: contract.BackupStoreS3, S3: &tampered} })
+	_, _, err = transfer.Upload(ctx, "db-1", "b-2", strings.NewReader("dump"))
+	if !errors.As(err, &appErr) || appErr.Type() != docker.ErrTypeSecretUnavailable || strings.Contains(err.Error(), srv.SecretKey) {
+		t.Errorf("upload with a key sealed for something else: %v, want a %s that does not quote the key", err, docker.ErrTypeSecretUnavailable)
+	}
+}
+
+// An upload to S3 whose body breaks off (the dump failed) leaves no object in the bucket.
+func TestBackupUploadToS3ThatBreaksOffIsNoObject(t *testing.T) {
+	srv := s3test.Start(t)
+	ring, err := secrets.NewKeyring("node-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ring.Encrypt([]byte(srv.SecretKey), secrets.S3SecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newFakeBackupStore(t)
+	store.locked(func() {
+		store.location = &contract.BackupLocation{Store: contract.BackupStoreS3, S3: &contract.S3Location{Endpoint: srv.Endpoint, Region: srv.Region,
+			Bucket: srv.Bucket, Key: "db-1/b-1.dump", AccessKeyID: srv.AccessKey, SecretKeySealed: sealed}}
+	})
+	transfer := backupTransfer{api: NewAPIClient(store.URL, testNodeToken), secrets: ringOpener{ring}}
+	for _, size := range []int{1 << 10, s3client.PartSize + (1 << 20)} {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write(bytes.Repeat([]byte("x"), size))
+			pw.CloseWithError(errors.New("the dump command exited with code 3"))
+		}()
+		if _, _, err := transfer.Upload(context.Background(), "db-1", "b-1", pr); err == nil {
+			t.Fatalf("an upload of %d bytes that broke off succeeded", size)
+		}
+		if _, err := srv.Client.StatObject(context.Background(), srv.Bucket, "db-1/b-1.dump", minio.StatObjectOptions{}); err == nil {
+			t.Fatalf("the bucket holds an object of an upload (%d bytes) that broke off", size)
+		}
 	}
 }

@@ -63,9 +63,17 @@ type controlConfig struct {
 	MinBackupInterval time.Duration
 	// FinalBackupRetention is how long a deleted database's final backup is kept.
 	FinalBackupRetention time.Duration
+	// S3 is the S3 backup store (none unless an endpoint or bucket is given); its secret key
+	// comes from SKYPANEL_S3_SECRET_KEY or S3SecretKeyFile, never from a flag.
+	S3              backups.S3Config
+	S3SecretKeyFile string
+	// DefaultBackupStore is the store of a database created without naming one.
+	DefaultBackupStore string
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
+	// backupStores are the backup stores, made by loadBackupStores.
+	backupStores *backups.Stores
 	// temporalTLS is TemporalTLS loaded (nil: plain gRPC, as to the dev server on loopback).
 	temporalTLS *tls.Config
 }
@@ -121,6 +129,15 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"how long a deleted database's final backup is kept (SKYPANEL_FINAL_BACKUP_RETENTION)")
 	fs.StringVar(&c.BackupDir, "backup-dir", envOr("SKYPANEL_BACKUP_DIR", "/var/lib/skypanel/backups"),
 		"the filesystem store of database backups, shared by the API and the control worker (SKYPANEL_BACKUP_DIR)")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", envOr("SKYPANEL_S3_ENDPOINT", ""),
+		"the S3 backup store's endpoint, http(s)://host[:port]; empty: no S3 store (SKYPANEL_S3_ENDPOINT)")
+	fs.StringVar(&c.S3.Region, "s3-region", envOr("SKYPANEL_S3_REGION", "us-east-1"), "the S3 backup store's region (SKYPANEL_S3_REGION)")
+	fs.StringVar(&c.S3.Bucket, "s3-bucket", envOr("SKYPANEL_S3_BUCKET", ""), "the S3 backup store's bucket, which must exist (SKYPANEL_S3_BUCKET)")
+	fs.StringVar(&c.S3.AccessKey, "s3-access-key", envOr("SKYPANEL_S3_ACCESS_KEY", ""), "the S3 backup store's access key id (SKYPANEL_S3_ACCESS_KEY)")
+	fs.StringVar(&c.S3SecretKeyFile, "s3-secret-key-file", envOr("SKYPANEL_S3_SECRET_KEY_FILE", ""),
+		"file holding the S3 backup store's secret key, read when SKYPANEL_S3_SECRET_KEY is unset (SKYPANEL_S3_SECRET_KEY_FILE)")
+	fs.StringVar(&c.DefaultBackupStore, "default-backup-store", envOr("SKYPANEL_DEFAULT_BACKUP_STORE", db.BackupStoreFile),
+		"where the backups of a database created without backup_store go: file or s3 (SKYPANEL_DEFAULT_BACKUP_STORE)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -215,6 +232,9 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 	if err := cfg.validate(); err != nil {
 		return cfg, err
 	}
+	if err := cfg.loadBackupStores(); err != nil {
+		return cfg, err
+	}
 	var err error
 	if cfg.temporalTLS, err = cfg.TemporalTLS.load(); err != nil {
 		return cfg, err
@@ -227,8 +247,38 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 	return cfg, nil
 }
 
-// backupStore is the database backups' store.
-func (c controlConfig) backupStore() backups.Store { return backups.FileStore{Dir: c.BackupDir} }
+// S3SecretKeyEnv holds the S3 backup store's secret key (else --s3-secret-key-file).
+const S3SecretKeyEnv = "SKYPANEL_S3_SECRET_KEY"
+
+// loadBackupStores makes the backup stores: the filesystem store always, the S3 store when an
+// endpoint or a bucket is given (then every S3 setting is required, the secret key read from
+// the environment or its file), and checks the default store is one of them.
+func (c *controlConfig) loadBackupStores() error {
+	stores := &backups.Stores{File: backups.FileStore{Dir: c.BackupDir}, Default: c.DefaultBackupStore}
+	if c.S3.Endpoint != "" || c.S3.Bucket != "" {
+		c.S3.SecretKey = os.Getenv(S3SecretKeyEnv)
+		if c.S3.SecretKey == "" && c.S3SecretKeyFile != "" {
+			data, err := os.ReadFile(c.S3SecretKeyFile)
+			if err != nil {
+				return fmt.Errorf("s3-secret-key-file: %w", err)
+			}
+			c.S3.SecretKey = strings.TrimSpace(string(data))
+		}
+		s3, err := backups.NewS3Store(c.S3)
+		if err != nil {
+			return err
+		}
+		stores.S3 = s3
+	}
+	if !stores.Has(c.DefaultBackupStore) {
+		return fmt.Errorf("default-backup-store %q: want file, or s3 with the S3 store configured (--s3-endpoint, --s3-bucket, ...)", c.DefaultBackupStore)
+	}
+	c.backupStores = stores
+	return nil
+}
+
+// backupStore is the database backups' stores (made by loadBackupStores).
+func (c controlConfig) backupStore() *backups.Stores { return c.backupStores }
 
 // flagGiven says whether the command line set the flag name.
 func flagGiven(fs *flag.FlagSet, name string) bool {

@@ -122,6 +122,9 @@ func parseDevConfig(args []string) (devConfig, error) {
 	if cfg.SecretKeyFile == "" {
 		cfg.SecretKeyFile = filepath.Join(dataDir, "secret.key")
 	}
+	if err := cfg.loadBackupStores(); err != nil {
+		return cfg, err
+	}
 	if cfg.AgentBin == "" {
 		cfg.AgentBin = besideThisBinary("skypanel-agent")
 	}
@@ -554,11 +557,12 @@ func uiOrigins(uiURL string) []string {
 }
 
 // withoutPlatformKey is env without the platform keyring's variables (SKYPANEL_SECRET_KEY,
-// SKYPANEL_SECRET_KEY_FILE), for the local node's agent.
+// SKYPANEL_SECRET_KEY_FILE) and the S3 backup store's secret key (the node gets it sealed for
+// itself, per backup), for the local node's agent.
 func withoutPlatformKey(env []string) []string {
 	kept := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, secrets.KeyringEnv) {
+		if !strings.HasPrefix(kv, secrets.KeyringEnv) && !strings.HasPrefix(kv, S3SecretKeyEnv) {
 			kept = append(kept, kv)
 		}
 	}

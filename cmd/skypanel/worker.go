@@ -114,7 +114,7 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 
 // watchFinalBackups removes the final backups of deleted databases older than retention,
 // every interval until ctx ends.
-func watchFinalBackups(ctx context.Context, log *slog.Logger, st *db.Store, store backups.Store, retention, interval time.Duration) {
+func watchFinalBackups(ctx context.Context, log *slog.Logger, st *db.Store, store *backups.Stores, retention, interval time.Duration) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {

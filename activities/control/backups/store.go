@@ -6,6 +6,7 @@
 package backups
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,19 +15,22 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/skypanel/skypanel/db"
 )
 
-// Store keeps backups.
+// Store keeps backups. ctx bounds the call (an S3 read-back ends with its activity); reading
+// an opened backup stays within the ctx Open was given.
 type Store interface {
 	// Put stores body as backup backupID of databaseID (replacing a partial one) and returns
 	// its size and SHA-256 (hex). A body larger than limit bytes (0: no limit) is refused.
-	Put(databaseID, backupID string, body io.Reader, limit int64) (int64, string, error)
+	Put(ctx context.Context, databaseID, backupID string, body io.Reader, limit int64) (int64, string, error)
 	// Open reads a stored backup.
-	Open(databaseID, backupID string) (io.ReadCloser, int64, error)
+	Open(ctx context.Context, databaseID, backupID string) (io.ReadCloser, int64, error)
 	// Checksum reads a stored backup whole and returns its size and SHA-256 (hex).
-	Checksum(databaseID, backupID string) (int64, string, error)
+	Checksum(ctx context.Context, databaseID, backupID string) (int64, string, error)
 	// Remove deletes a stored backup (no error when it is absent).
-	Remove(databaseID, backupID string) error
+	Remove(ctx context.Context, databaseID, backupID string) error
 }
 
 // ErrNotStored: the store holds no such backup.
@@ -52,7 +56,7 @@ func (s FileStore) path(databaseID, backupID string) (string, error) {
 
 // Put writes the backup to a temporary file, syncs it and renames it into place: a reader
 // never sees half a backup.
-func (s FileStore) Put(databaseID, backupID string, body io.Reader, limit int64) (int64, string, error) {
+func (s FileStore) Put(_ context.Context, databaseID, backupID string, body io.Reader, limit int64) (int64, string, error) {
 	path, err := s.path(databaseID, backupID)
 	if err != nil {
 		return 0, "", err
@@ -90,7 +94,7 @@ func (s FileStore) Put(databaseID, backupID string, body io.Reader, limit int64)
 }
 
 // Open opens a stored backup and says its size.
-func (s FileStore) Open(databaseID, backupID string) (io.ReadCloser, int64, error) {
+func (s FileStore) Open(_ context.Context, databaseID, backupID string) (io.ReadCloser, int64, error) {
 	path, err := s.path(databaseID, backupID)
 	if err != nil {
 		return nil, 0, err
@@ -111,8 +115,8 @@ func (s FileStore) Open(databaseID, backupID string) (io.ReadCloser, int64, erro
 }
 
 // Checksum hashes a stored backup.
-func (s FileStore) Checksum(databaseID, backupID string) (int64, string, error) {
-	f, _, err := s.Open(databaseID, backupID)
+func (s FileStore) Checksum(ctx context.Context, databaseID, backupID string) (int64, string, error) {
+	f, _, err := s.Open(ctx, databaseID, backupID)
 	if err != nil {
 		return 0, "", err
 	}
@@ -126,7 +130,7 @@ func (s FileStore) Checksum(databaseID, backupID string) (int64, string, error) 
 }
 
 // Remove deletes a stored backup.
-func (s FileStore) Remove(databaseID, backupID string) error {
+func (s FileStore) Remove(_ context.Context, databaseID, backupID string) error {
 	path, err := s.path(databaseID, backupID)
 	if err != nil {
 		return err
@@ -135,4 +139,35 @@ func (s FileStore) Remove(databaseID, backupID string) error {
 		return fmt.Errorf("remove backup %s: %w", backupID, err)
 	}
 	return nil
+}
+
+// Stores are the platform's backup stores by name: the filesystem store always, the S3 store
+// when the control plane is given a bucket. Default is the store of a database created without
+// naming one.
+type Stores struct {
+	File    Store
+	S3      *S3Store // nil: not configured
+	Default string   // db.BackupStoreFile or db.BackupStoreS3
+}
+
+// ErrStoreNotConfigured: a backup names a store this control plane has not been given.
+var ErrStoreNotConfigured = errors.New("that backup store is not configured on this control plane")
+
+// Has says whether the store name is configured.
+func (s *Stores) Has(name string) bool {
+	_, err := s.Get(name)
+	return err == nil
+}
+
+// Get is the store called name ("file" or "s3").
+func (s *Stores) Get(name string) (Store, error) {
+	switch {
+	case s == nil:
+		return nil, ErrStoreNotConfigured
+	case name == db.BackupStoreFile && s.File != nil:
+		return s.File, nil
+	case name == db.BackupStoreS3 && s.S3 != nil:
+		return s.S3, nil
+	}
+	return nil, fmt.Errorf("backup store %q: %w", name, ErrStoreNotConfigured)
 }

@@ -37,8 +37,9 @@ type Activities struct {
 	// Keyring opens managed databases' passwords to make a linked app's connection variables,
 	// which it seals for the app at once.
 	Keyring *secrets.Keyring
-	// Backups is the store database backups land in (nil: none configured).
-	Backups backups.Store
+	// Backups are the stores database backups land in (nil: none configured); each backup
+	// is read back from the store its row names.
+	Backups *backups.Stores
 	// Schedules keeps the databases' backup schedules.
 	Schedules DatabaseSchedules
 }

@@ -44,7 +44,11 @@ type VerifyBackupInput struct {
 // SHA-256 are the ones the node computed while it streamed the dump: a store that lost or
 // changed bytes never yields a "completed" backup.
 func (a *Activities) VerifyBackup(ctx context.Context, in VerifyBackupInput) error {
-	size, sum, err := a.backupStore().Checksum(in.DatabaseID, in.BackupID)
+	store, err := a.storeOf(ctx, in.BackupID)
+	if err != nil {
+		return err
+	}
+	size, sum, err := store.Checksum(ctx, in.DatabaseID, in.BackupID)
 	if errors.Is(err, backups.ErrNotStored) {
 		return temporal.NewNonRetryableApplicationError("the backup store holds no object for the backup: the upload was lost", ErrTypeBackupCorrupt, nil)
 	}
@@ -68,7 +72,14 @@ type FailBackupInput struct {
 
 // FailBackup records the failure and removes whatever the store holds of the backup.
 func (a *Activities) FailBackup(ctx context.Context, in FailBackupInput) error {
-	if err := a.backupStore().Remove(in.DatabaseID, in.BackupID); err != nil {
+	store, err := a.storeOf(ctx, in.BackupID)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := store.Remove(ctx, in.DatabaseID, in.BackupID); err != nil {
 		return err
 	}
 	return a.Store.FailBackup(ctx, in.BackupID, in.Reason)
@@ -94,7 +105,11 @@ func (a *Activities) PrepareRestore(ctx context.Context, in BackupRef) (RestoreS
 	if b.Status != db.BackupCompleted || b.SizeBytes == nil || b.SHA256 == nil {
 		return RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup is "+b.Status+": only a completed backup can be restored", "BackupNotUsable", nil)
 	}
-	size, sum, err := a.backupStore().Checksum(in.DatabaseID, in.BackupID)
+	store, err := a.backupStores().Get(b.Store)
+	if err != nil {
+		return RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup's store is not configured on this control plane: "+err.Error(), "BackupNotUsable", nil)
+	}
+	size, sum, err := store.Checksum(ctx, in.DatabaseID, in.BackupID)
 	if errors.Is(err, backups.ErrNotStored) {
 		return RestoreSource{}, temporal.NewNonRetryableApplicationError("the backup's stored object is gone: refused, nothing was changed", ErrTypeBackupCorrupt, nil)
 	}
@@ -109,11 +124,25 @@ func (a *Activities) PrepareRestore(ctx context.Context, in BackupRef) (RestoreS
 	return RestoreSource{SizeBytes: size, SHA256: sum}, nil
 }
 
-func (a *Activities) backupStore() backups.Store {
+func (a *Activities) backupStores() *backups.Stores {
 	if a.Backups == nil {
-		return backups.FileStore{}
+		return &backups.Stores{File: backups.FileStore{}}
 	}
 	return a.Backups
+}
+
+// storeOf is the store backupID was recorded in: it is read from there whatever the
+// database's store is now. A store this control plane lacks is a non-retryable failure.
+func (a *Activities) storeOf(ctx context.Context, backupID string) (backups.Store, error) {
+	b, err := a.Store.BackupByID(ctx, backupID)
+	if err != nil {
+		return nil, err
+	}
+	store, err := a.backupStores().Get(b.Store)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "BackupStoreNotConfigured", nil)
+	}
+	return store, nil
 }
 
 // DatabaseSchedules keeps the databases' backup schedules in Temporal (cmd/skypanel wires
@@ -186,11 +215,15 @@ func (a *Activities) PruneBackups(ctx context.Context, in BackupRef) (int, error
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range old {
-		if err := a.backupStore().Remove(in.DatabaseID, id); err != nil {
+	for _, b := range old {
+		store, err := a.backupStores().Get(b.Store)
+		if err != nil {
 			return 0, err
 		}
-		if err := a.Store.DeleteBackup(ctx, id); err != nil {
+		if err := store.Remove(ctx, b.DatabaseID, b.ID); err != nil {
+			return 0, err
+		}
+		if err := a.Store.DeleteBackup(ctx, b.ID); err != nil {
 			return 0, err
 		}
 	}
