@@ -579,27 +579,8 @@ func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T)
 	t.Parallel()
 	owner := newCustomer(t, uniqueName("backups")+"@example.com")
 	pg := owner.createDatabase(t, uniqueName("main"), "postgresql")
-	name := uniqueName("backupapp")
-	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
-	owner.link(t, app.ID, pg.ID, false)
-	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
-	host := name + ".apps.localhost"
-	put := func(v string) {
-		t.Helper()
-		if status, body := probe(host, "/pg/put?v="+v); status != http.StatusOK {
-			t.Fatalf("write %s: %d %s", v, status, body)
-		}
-	}
-	list := func() string {
-		t.Helper()
-		status, body := probe(host, "/pg/list")
-		if status != http.StatusOK {
-			t.Fatalf("read the rows: %d %s", status, body)
-		}
-		return body
-	}
+	probeApp := owner.deployProbeFor(t, pg.ID, "backupapp", "/pg")
+	app, host, put, list := probeApp.app, probeApp.host, probeApp.put, probeApp.list
 	for _, v := range []string{"alpha", "beta", "gamma"} {
 		put(v)
 	}
@@ -872,4 +853,41 @@ func (c linkedRoundTrip) run(t *testing.T) {
 	}
 	owner.operation(t, app.ID, "delete")
 	owner.deleteDatabase(t, d.ID)
+}
+
+// probeApp is the dbprobe app deployed with a database linked: put writes a value through its
+// routes under path, list reads the values back.
+type probeApp struct {
+	t    testing.TB
+	app  application
+	host string
+	path string
+}
+
+// deployProbeFor deploys a dbprobe app (named from prefix) linked to the database.
+func (c customer) deployProbeFor(t testing.TB, databaseID, prefix, path string) probeApp {
+	t.Helper()
+	name := uniqueName(prefix)
+	app := c.createApp(t, name, newDBProbeRepo(t, name).URL)
+	c.link(t, app.ID, databaseID, false)
+	if dep := c.deploy(t, app.ID); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %+v", dep)
+	}
+	return probeApp{t: t, app: app, host: name + ".apps.localhost", path: path}
+}
+
+func (p probeApp) put(v string) {
+	p.t.Helper()
+	if status, body := probe(p.host, p.path+"/put?v="+v); status != http.StatusOK {
+		p.t.Fatalf("write %s: %d %s", v, status, body)
+	}
+}
+
+func (p probeApp) list() string {
+	p.t.Helper()
+	status, body := probe(p.host, p.path+"/list")
+	if status != http.StatusOK {
+		p.t.Fatalf("read the values: %d %s", status, body)
+	}
+	return body
 }

@@ -148,27 +148,8 @@ func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *tes
 
 	pg := owner.createDatabaseWith(t, map[string]string{"name": uniqueName("s3main"), "engine": "postgresql", "plan": "db-small",
 		"region": "local", "backup_store": "s3"})
-	name := uniqueName("s3app")
-	app := owner.createApp(t, name, newDBProbeRepo(t, name).URL)
-	owner.link(t, app.ID, pg.ID, false)
-	if dep := owner.deploy(t, app.ID); dep.Status != "succeeded" {
-		t.Fatalf("deploy: %+v", dep)
-	}
-	host := name + ".apps.localhost"
-	put := func(v string) {
-		t.Helper()
-		if status, body := probe(host, "/pg/put?v="+v); status != http.StatusOK {
-			t.Fatalf("write %s: %d %s", v, status, body)
-		}
-	}
-	list := func() string {
-		t.Helper()
-		status, body := probe(host, "/pg/list")
-		if status != http.StatusOK {
-			t.Fatalf("read the rows: %d %s", status, body)
-		}
-		return body
-	}
+	probeApp := owner.deployProbeFor(t, pg.ID, "s3app", "/pg")
+	app, host, put, list := probeApp.app, probeApp.host, probeApp.put, probeApp.list
 	for _, v := range []string{"alpha", "beta", "gamma"} {
 		put(v)
 	}

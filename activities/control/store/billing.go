@@ -37,12 +37,10 @@ func (a *Activities) QueueAppOperation(ctx context.Context, in QueueAppOperation
 		return "", errors.New("store activities: Operations is not set")
 	}
 	id, err := a.Operations.EnqueueFor(ctx, in.OrgID, in.AppID, in.Kind, in.Via)
-	var invalid *db.InvalidStateError
-	var full *db.QueueFullError
 	switch {
 	case err == nil:
 		return id, nil
-	case errors.As(err, &invalid), errors.As(err, &full), errors.Is(err, db.ErrNotFound):
+	case refusedByQueue(err):
 		activity.GetLogger(ctx).Info("app refused the operation", "app_id", in.AppID, "operation", in.Kind, "reason", err.Error())
 		return "", nil
 	}
@@ -123,14 +121,20 @@ func (a *Activities) QueueDatabaseOperation(ctx context.Context, in QueueDatabas
 		return "", nil
 	}
 	id, err := a.Operations.QueueDatabaseOperation(ctx, in.OrgID, in.DatabaseID, in.Kind, in.Via)
-	var invalid *db.InvalidStateError
-	var full *db.QueueFullError
 	switch {
 	case err == nil:
 		return id, nil
-	case errors.As(err, &invalid), errors.As(err, &full), errors.Is(err, db.ErrNotFound):
+	case refusedByQueue(err):
 		activity.GetLogger(ctx).Info("database refused the operation", "database_id", in.DatabaseID, "operation", in.Kind, "reason", err.Error())
 		return "", nil
 	}
 	return "", fmt.Errorf("queue %s on database %s: %w", in.Kind, in.DatabaseID, err)
+}
+
+// refusedByQueue: the app or database turned the operation down (deleted, not in a state the
+// kind needs, its queue full); billing tries again at its next run.
+func refusedByQueue(err error) bool {
+	var invalid *db.InvalidStateError
+	var full *db.QueueFullError
+	return errors.As(err, &invalid) || errors.As(err, &full) || errors.Is(err, db.ErrNotFound)
 }

@@ -668,17 +668,23 @@ func passwordValues(info container.InspectResponse, e DatabaseEngine) []string {
 	return values
 }
 
+// checkDatabaseRef is what every database activity checks first: the Engine is there, and the
+// ids are ids (they name containers and volumes).
+func (a *Activities) checkDatabaseRef(databaseID, orgID string) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	if err := checkID("database id", databaseID); err != nil {
+		return err
+	}
+	return checkID("organization id", orgID)
+}
+
 // RemoveDatabase stops (DatabaseStopGrace) and removes the database's container, with
 // DropVolume its volume too, then gives back its organization's network when no container of
 // the organization is left. What is already gone is fine, so a retry finishes the work.
 func (a *Activities) RemoveDatabase(ctx context.Context, in RemoveDatabaseInput) error {
-	if err := a.ready(); err != nil {
-		return err
-	}
-	if err := checkID("database id", in.DatabaseID); err != nil {
-		return err
-	}
-	if err := checkID("organization id", in.OrgID); err != nil {
+	if err := a.checkDatabaseRef(in.DatabaseID, in.OrgID); err != nil {
 		return err
 	}
 	name := DatabaseContainerName(in.DatabaseID)

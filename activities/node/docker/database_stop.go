@@ -15,13 +15,7 @@ import (
 // included, until StartDatabase starts it again. A container already stopped, or gone (the
 // volume keeps the data; StartDatabase makes a new one), is fine, so a retry finishes the work.
 func (a *Activities) StopDatabase(ctx context.Context, in StopDatabaseInput) error {
-	if err := a.ready(); err != nil {
-		return err
-	}
-	if err := checkID("database id", in.DatabaseID); err != nil {
-		return err
-	}
-	if err := checkID("organization id", in.OrgID); err != nil {
+	if err := a.checkDatabaseRef(in.DatabaseID, in.OrgID); err != nil {
 		return err
 	}
 	name := DatabaseContainerName(in.DatabaseID)
