@@ -240,15 +240,7 @@ func (s *Server) backupForNode(w http.ResponseWriter, r *http.Request) (db.Backu
 // receiveBackup stores a running backup's dump as the node streams it, and answers what the
 // store received.
 func (s *Server) receiveBackup(w http.ResponseWriter, r *http.Request) {
-	b, nodeID, ok := s.backupForNode(w, r)
-	if !ok {
-		return
-	}
-	if b.Status != db.BackupRunning {
-		writeProblem(w, http.StatusConflict, "the backup is "+b.Status+": only a running backup takes an upload")
-		return
-	}
-	store, ok := s.fileStoreFor(w, b)
+	b, nodeID, store, ok := s.fileBackupForNode(w, r, db.BackupRunning, "only a running backup takes an upload")
 	if !ok {
 		return
 	}
@@ -269,15 +261,7 @@ func (s *Server) receiveBackup(w http.ResponseWriter, r *http.Request) {
 
 // sendBackup streams a completed backup to the node that restores it.
 func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request) {
-	b, _, ok := s.backupForNode(w, r)
-	if !ok {
-		return
-	}
-	if b.Status != db.BackupCompleted {
-		writeProblem(w, http.StatusConflict, "the backup is "+b.Status+": only a completed backup can be read")
-		return
-	}
-	store, ok := s.fileStoreFor(w, b)
+	b, _, store, ok := s.fileBackupForNode(w, r, db.BackupCompleted, "only a completed backup can be read")
 	if !ok {
 		return
 	}
@@ -297,6 +281,24 @@ func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, f); err != nil {
 		s.log.WarnContext(r.Context(), "send backup", "backup_id", b.ID, "error", err)
 	}
+}
+
+// fileBackupForNode is what both transfer routes check first: the backup is the calling node's
+// (backupForNode), in status want (409 with refusal otherwise), and kept by the file store.
+func (s *Server) fileBackupForNode(w http.ResponseWriter, r *http.Request, want, refusal string) (db.Backup, string, backups.Store, bool) {
+	b, nodeID, ok := s.backupForNode(w, r)
+	if !ok {
+		return db.Backup{}, "", nil, false
+	}
+	if b.Status != want {
+		writeProblem(w, http.StatusConflict, "the backup is "+b.Status+": "+refusal)
+		return db.Backup{}, "", nil, false
+	}
+	store, ok := s.fileStoreFor(w, b)
+	if !ok {
+		return db.Backup{}, "", nil, false
+	}
+	return b, nodeID, store, true
 }
 
 // fileStoreFor is the file store for a node's transfer through the API: a backup kept in

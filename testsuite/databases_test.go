@@ -579,10 +579,9 @@ func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T)
 	t.Parallel()
 	owner := newCustomer(t, uniqueName("backups")+"@example.com")
 	pg := owner.createDatabase(t, uniqueName("main"), "postgresql")
-	probeApp := owner.deployProbeFor(t, pg.ID, "backupapp", "/pg")
-	app, host, put, list := probeApp.app, probeApp.host, probeApp.put, probeApp.list
+	dbApp := owner.deployProbeFor(t, pg.ID, "backupapp", "/pg")
 	for _, v := range []string{"alpha", "beta", "gamma"} {
-		put(v)
+		dbApp.put(v)
 	}
 
 	backupID, op := owner.backupDatabase(t, pg.ID)
@@ -607,44 +606,19 @@ func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T)
 		t.Errorf("the stored object: %d bytes starting %q, want %d bytes of a pg_dump custom archive", len(dump), dump[:min(5, len(dump))], backup.SizeBytes)
 	}
 
-	// Change and delete the data, then restore: exactly the backed-up rows come back.
-	put("delta")
-	if status, body := probe(host, "/pg/clear"); status != http.StatusOK {
-		t.Fatalf("clear: %d %s", status, body)
-	}
-	put("epsilon")
-	restored := owner.restoreDatabase(t, pg.ID, backupID)
-	if restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
-		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
-	}
-	if got := list(); got != "alpha\nbeta\ngamma" {
-		t.Fatalf("after the restore the app reads %q, want the backed-up rows", got)
-	}
-
-	// A second backup, whose stored object is then corrupted: the restore is refused and the
-	// data stays as it is.
-	put("zeta")
-	corruptID, op := owner.backupDatabase(t, pg.ID)
-	if op.Status != "succeeded" {
-		t.Fatalf("second backup: %+v", op)
-	}
-	corruptPath := filepath.Join(platform.dataDir, "backups", pg.ID, corruptID+".dump")
-	raw, err := os.ReadFile(corruptPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[len(raw)/2] ^= 0xff
-	if err := os.WriteFile(corruptPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	put("eta")
-	refused := owner.restoreDatabase(t, pg.ID, corruptID)
-	if refused.Status != "failed" || !strings.Contains(refused.Reason, "match its checksum") {
-		t.Errorf("restore of a corrupted backup: %+v, want failed naming the checksum", refused)
-	}
-	if got := list(); got != "alpha\nbeta\neta\ngamma\nzeta" {
-		t.Errorf("after the refused restore the app reads %q, want the data unchanged", got)
-	}
+	// Change and delete the data, then restore: exactly the backed-up rows come back; a second
+	// backup whose stored object is corrupted is refused and the data stays as it is.
+	restoreThenRefuseACorruptedBackup(t, owner, pg.ID, dbApp, backupID, func(corruptID string) {
+		corruptPath := filepath.Join(platform.dataDir, "backups", pg.ID, corruptID+".dump")
+		raw, err := os.ReadFile(corruptPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)/2] ^= 0xff
+		if err := os.WriteFile(corruptPath, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	// Bad restore requests: 4xx naming the field, and nothing queued.
 	before := len(owner.databaseOperations(t, pg.ID))
@@ -687,12 +661,12 @@ func TestAPostgreSQLBackupRestoresItsRowsAndACorruptedOneIsRefused(t *testing.T)
 	if op := owner.databaseOperationOf(t, pg.ID, b3.WorkflowID); op.Status != "succeeded" {
 		t.Errorf("the backup ahead of the restore: %+v", op)
 	}
-	if got := list(); got != "alpha\nbeta\ngamma" {
+	if got := dbApp.list(); got != "alpha\nbeta\ngamma" {
 		t.Errorf("after the queued restore the app reads %q", got)
 	}
 
 	// Deleting takes a final backup first: listed and downloadable once the database is gone.
-	owner.operation(t, app.ID, "delete")
+	owner.operation(t, dbApp.app.ID, "delete")
 	owner.deleteDatabase(t, pg.ID)
 	var final databaseBackup
 	for _, b := range owner.backups(t, pg.ID) {
@@ -890,4 +864,39 @@ func (p probeApp) list() string {
 		p.t.Fatalf("read the values: %d %s", status, body)
 	}
 	return body
+}
+
+// restoreThenRefuseACorruptedBackup is the restore half of a PostgreSQL backup test, whatever
+// the store: the app's rows (alpha, beta, gamma in backupID) are changed and deleted, and the
+// restore of backupID brings exactly them back; then a second backup, whose stored object
+// corrupt damages, is refused by restore and the data stays as it was.
+func restoreThenRefuseACorruptedBackup(t *testing.T, owner customer, databaseID string, app probeApp, backupID string, corrupt func(backupID string)) {
+	t.Helper()
+	app.put("delta")
+	if status, body := probe(app.host, app.path+"/clear"); status != http.StatusOK {
+		t.Fatalf("clear: %d %s", status, body)
+	}
+	app.put("epsilon")
+	restored := owner.restoreDatabase(t, databaseID, backupID)
+	if restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
+		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
+	}
+	if got := app.list(); got != "alpha\nbeta\ngamma" {
+		t.Fatalf("after the restore the app reads %q, want the backed-up rows", got)
+	}
+
+	app.put("zeta")
+	corruptID, op := owner.backupDatabase(t, databaseID)
+	if op.Status != "succeeded" {
+		t.Fatalf("second backup: %+v", op)
+	}
+	corrupt(corruptID)
+	app.put("eta")
+	refused := owner.restoreDatabase(t, databaseID, corruptID)
+	if refused.Status != "failed" || !strings.Contains(refused.Reason, "match its checksum") {
+		t.Errorf("restore of a corrupted backup: %+v, want failed naming the checksum", refused)
+	}
+	if got := app.list(); got != "alpha\nbeta\neta\ngamma\nzeta" {
+		t.Errorf("after the refused restore the app reads %q, want the data unchanged", got)
+	}
 }

@@ -148,10 +148,9 @@ func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *tes
 
 	pg := owner.createDatabaseWith(t, map[string]string{"name": uniqueName("s3main"), "engine": "postgresql", "plan": "db-small",
 		"region": "local", "backup_store": "s3"})
-	probeApp := owner.deployProbeFor(t, pg.ID, "s3app", "/pg")
-	app, host, put, list := probeApp.app, probeApp.host, probeApp.put, probeApp.list
+	dbApp := owner.deployProbeFor(t, pg.ID, "s3app", "/pg")
 	for _, v := range []string{"alpha", "beta", "gamma"} {
-		put(v)
+		dbApp.put(v)
 	}
 
 	backupID, op := owner.backupDatabase(t, pg.ID)
@@ -186,41 +185,17 @@ func TestAnS3BackupRoundTripsThroughVersitygwAndACorruptedObjectIsRefused(t *tes
 	// Only the database's node gets the S3 credentials, the secret key sealed under its own key.
 	checkS3CredentialsGoToTheDatabasesNodeOnly(t, pg.ID, backupID)
 
-	// Change and delete the data, then restore from the bucket.
-	put("delta")
-	if status, body := probe(host, "/pg/clear"); status != http.StatusOK {
-		t.Fatalf("clear: %d %s", status, body)
-	}
-	put("epsilon")
-	restored := owner.restoreDatabase(t, pg.ID, backupID)
-	if restored.Status != "succeeded" || !strings.Contains(restored.Reason, "holds 3 rows") {
-		t.Fatalf("restore: %+v, want succeeded saying the database holds 3 rows", restored)
-	}
-	if got := list(); got != "alpha\nbeta\ngamma" {
-		t.Fatalf("after the restore the app reads %q, want the backed-up rows", got)
-	}
-
-	// A second backup whose object is corrupted in the bucket: refused, the data unchanged.
-	put("zeta")
-	corruptID, op := owner.backupDatabase(t, pg.ID)
-	if op.Status != "succeeded" {
-		t.Fatalf("second backup: %+v", op)
-	}
-	corruptKey := pg.ID + "/" + corruptID + ".dump"
-	damaged := s3.read(t, ctx, corruptKey)
-	damaged[len(damaged)/2] ^= 0xff
-	s3.write(t, ctx, corruptKey, damaged)
-	put("eta")
-	refused := owner.restoreDatabase(t, pg.ID, corruptID)
-	if refused.Status != "failed" || !strings.Contains(refused.Reason, "match its checksum") {
-		t.Errorf("restore of a corrupted object: %+v, want failed naming the checksum", refused)
-	}
-	if got := list(); got != "alpha\nbeta\neta\ngamma\nzeta" {
-		t.Errorf("after the refused restore the app reads %q, want the data unchanged", got)
-	}
+	// Change and delete the data, then restore from the bucket; a second backup whose object
+	// is corrupted in the bucket is refused, the data unchanged.
+	restoreThenRefuseACorruptedBackup(t, owner, pg.ID, dbApp, backupID, func(corruptID string) {
+		corruptKey := pg.ID + "/" + corruptID + ".dump"
+		damaged := s3.read(t, ctx, corruptKey)
+		damaged[len(damaged)/2] ^= 0xff
+		s3.write(t, ctx, corruptKey, damaged)
+	})
 
 	// The deletion's final backup goes to the bucket as well.
-	owner.operation(t, app.ID, "delete")
+	owner.operation(t, dbApp.app.ID, "delete")
 	owner.deleteDatabase(t, pg.ID)
 	var final databaseBackup
 	for _, b := range owner.backups(t, pg.ID) {

@@ -115,14 +115,7 @@ func runControlWorker(ctx context.Context, log *slog.Logger, cfg controlConfig, 
 // watchFinalBackups removes the final backups of deleted databases older than retention,
 // every interval until ctx ends.
 func watchFinalBackups(ctx context.Context, log *slog.Logger, st *db.Store, store *backups.Stores, retention, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	everyInterval(ctx, interval, func() {
 		n, err := backups.ExpireFinalBackups(ctx, st, store, time.Now().Add(-retention))
 		if err != nil && ctx.Err() == nil {
 			log.Error("expire final backups", "error", err)
@@ -130,7 +123,7 @@ func watchFinalBackups(ctx context.Context, log *slog.Logger, st *db.Store, stor
 		if n > 0 {
 			log.Info("final backups of deleted databases expired", "count", n, "retention", retention)
 		}
-	}
+	})
 }
 
 // movedCertificatesInterval is how often the control worker looks for certificates a move left
@@ -140,40 +133,26 @@ const movedCertificatesInterval = 10 * time.Second
 // watchMovedCertificates runs the certificates schedule when a moved app's domain waits for its
 // certificate on its new node.
 func watchMovedCertificates(ctx context.Context, log *slog.Logger, st *db.Store, trigger func(context.Context) error, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	everyInterval(ctx, interval, func() {
 		waiting, err := st.MovedCertificatesWaiting(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error("look for certificates left behind by a move", "error", err)
 			}
-			continue
+			return
 		}
 		if waiting {
 			if err := trigger(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("run the certificates schedule for a moved app", "error", err)
 			}
 		}
-	}
+	})
 }
 
 // watchNodes marks silent nodes offline and prunes node metrics past their retention, every
 // interval until ctx ends. Every control worker runs it; the store records each transition once.
 func watchNodes(ctx context.Context, log *slog.Logger, st *db.Store, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	everyInterval(ctx, interval, func() {
 		offline, err := st.MarkSilentNodesOffline(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("mark silent nodes offline", "error", err)
@@ -185,6 +164,20 @@ func watchNodes(ctx context.Context, log *slog.Logger, st *db.Store, interval ti
 		if _, err := st.PruneNodeMetrics(ctx); err != nil && ctx.Err() == nil {
 			log.Error("prune node metrics", "error", err)
 		}
+	})
+}
+
+// everyInterval runs f every interval, the first time one interval from now, until ctx ends.
+func everyInterval(ctx context.Context, interval time.Duration, f func()) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		f()
 	}
 }
 
