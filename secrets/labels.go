@@ -48,3 +48,20 @@ func DatabasePassword(databaseID string) []byte {
 func S3SecretKey() []byte {
 	return []byte("backup_store:s3_secret_key")
 }
+
+// GitHubToken labels a user's GitHub OAuth access token, sealed where it is stored.
+func GitHubToken(userID string) []byte {
+	return []byte("github_token:" + userID)
+}
+
+// GitHubCloneToken labels a GitHub token re-sealed for the node that clones deployment
+// deploymentID: it opens for that clone only.
+func GitHubCloneToken(deploymentID string) []byte {
+	return []byte("github_clone_token:" + deploymentID)
+}
+
+// GitHubOAuthState labels the state an OAuth authorization carries through the browser, so a
+// state made for one purpose never opens as another secret.
+func GitHubOAuthState() []byte {
+	return []byte("github_oauth_state")
+}
