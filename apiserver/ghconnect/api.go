@@ -206,11 +206,18 @@ func (c Config) RevokeGrant(ctx context.Context, token string) error {
 		}
 	}
 	if _, err := gh.Authorizations.DeleteGrant(ctx, c.ClientID, token); err != nil {
-		err = apiError("github: revoke grant", err)
-		if errors.Is(err, ErrNotFound) {
-			return nil
+		var er *github.ErrorResponse
+		if errors.As(err, &er) && er.Response != nil {
+			switch er.Response.StatusCode {
+			case http.StatusNotFound:
+				return nil
+			case http.StatusUnauthorized:
+				// Here it is the app's credentials GitHub refused, not the user's token: not
+				// ErrUnauthorized, which would send the user to reconnect for nothing.
+				return errors.New("github: revoke grant: GitHub refused the OAuth app's client id and secret")
+			}
 		}
-		return err
+		return fmt.Errorf("github: revoke grant: %w", err)
 	}
 	return nil
 }

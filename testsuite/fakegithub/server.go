@@ -166,14 +166,14 @@ func (s *Server) barePath(owner, name string) string {
 	return filepath.Join(s.root, owner, name+".git")
 }
 
-// runGit runs git in dir (if any), ignoring the machine's system config so tests behave alike
-// everywhere.
+// runGit runs git in dir (if any), ignoring the machine's and the user's config so tests behave
+// alike everywhere.
 func (s *Server) runGit(dir string, args ...string) ([]byte, error) {
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
 	cmd := exec.Command(s.git, args...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
 	return cmd.CombinedOutput()
 }
 
