@@ -23,10 +23,20 @@ type createAppInput struct {
 		Runtime   string `json:"runtime" minLength:"1" maxLength:"64" doc:"Runtime id or slug (node, python, php, dockerfile)"`
 		Plan      string `json:"plan" minLength:"1" maxLength:"64" doc:"Plan id or slug"`
 		Region    string `json:"region,omitempty" maxLength:"64" doc:"Region id or slug; may be omitted when there is one region"`
-		GitURL    string `json:"git_url" minLength:"1" maxLength:"2048" doc:"https:// URL of the repository"`
-		GitBranch string `json:"git_branch,omitempty" maxLength:"255" default:"main"`
+		GitURL    string `json:"git_url,omitempty" maxLength:"2048" doc:"https:// URL of a public repository; or give github_repository"`
+		GitBranch string `json:"git_branch,omitempty" maxLength:"255" doc:"default: main, or the GitHub repository's default branch"`
+		// GitHubRepository and AutoDeploy connect the app to GitHub (docs/github.md).
+		GitHubRepository string `json:"github_repository,omitempty" maxLength:"140" doc:"owner/repo of a repository your connected GitHub account can read (private ones too); instead of git_url"`
+		AutoDeploy       bool   `json:"auto_deploy,omitempty" doc:"with github_repository: a push to git_branch deploys the pushed commit (the platform creates the repository's webhook)"`
 		// DrainSeconds is the app's drain grace.
 		DrainSeconds int `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" default:"10" doc:"Seconds old instances get to finish their requests when a deploy, scale or restart replaces them (1-120; SIGTERM, then SIGKILL after this long)"`
+	}
+}
+
+type deployInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body *struct {
+		Commit string `json:"commit,omitempty" maxLength:"64" doc:"the exact commit to build (full SHA, on the app's branch); default: the branch's newest"`
 	}
 }
 
@@ -38,6 +48,10 @@ type updateAppInput struct {
 		Plan         *string `json:"plan,omitempty" maxLength:"64"`
 		GitURL       *string `json:"git_url,omitempty" maxLength:"2048"`
 		GitBranch    *string `json:"git_branch,omitempty" maxLength:"255"`
+		// A GitHub connection: setting github_repository connects the app with your token,
+		// setting git_url disconnects it; auto_deploy creates or removes the webhook.
+		GitHubRepository *string `json:"github_repository,omitempty" maxLength:"140" doc:"owner/repo: connect the app to this repository with your GitHub account"`
+		AutoDeploy       *bool   `json:"auto_deploy,omitempty" doc:"a push to the branch deploys the pushed commit (GitHub apps only)"`
 		DrainSeconds *int    `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" doc:"Drain grace for old instances, 1-120 seconds; used from the next rollout"`
 		// The app's share of its node's nginx.
 		MaxConnections     *int `json:"max_connections,omitempty" minimum:"1" maximum:"2048" doc:"Concurrent client connections nginx lets through to the app (1-2048, default 512); past them the app answers 429. Used from the next rollout"`
@@ -68,25 +82,33 @@ func (s *Server) registerApplications() {
 		s.updateApplication)
 	huma.Register(s.api, s.op("delete-application", http.MethodDelete, "/api/paas/applications/{id}", "Delete an application and everything it runs", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDelete})
-		})
-	huma.Register(s.api, s.op("deploy-application", http.MethodPost, "/api/paas/applications/{id}/deploy", "Build and release the branch's latest commit", "applications", http.StatusAccepted, false),
-		func(ctx context.Context, in *idPath) (*operationOutput, error) {
-			// A first deploy places the app now: no room on any node is a 409 here, not a
-			// deployment that fails later.
 			app, err := s.store.GetApplication(ctx, principal(ctx).OrgID, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "application", err)
 			}
-			if err := s.requireFundsFor(ctx, app.ID, 0); err != nil {
+			out, err := s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDelete})
+			if err == nil {
+				// The app takes no more pushes: its repository's webhook goes with it.
+				s.removePushHook(context.WithoutCancel(ctx), app)
+			}
+			return out, err
+		})
+	huma.Register(s.api, s.op("deploy-application", http.MethodPost, "/api/paas/applications/{id}/deploy",
+		"Build and release the branch's latest commit, or the commit named", "applications", http.StatusAccepted, false),
+		func(ctx context.Context, in *deployInput) (*operationOutput, error) {
+			commit := ""
+			if in.Body != nil {
+				commit = in.Body.Commit
+			}
+			if commit != "" && !contract.ValidCommit(commit) {
+				return nil, fieldError("body.commit", "a commit is its full 40- or 64-character lower-case hex SHA", commit)
+			}
+			p := principal(ctx)
+			op, err := s.deployApp(ctx, p.OrgID, in.ID, p.UserID, "api", commit)
+			if err != nil {
 				return nil, err
 			}
-			if app.NodeID == nil {
-				if _, err := s.store.PlaceApplication(ctx, app.ID); err != nil {
-					return nil, s.problem(ctx, "application", err)
-				}
-			}
-			return s.enqueue(ctx, operations.Request{AppID: in.ID, Kind: db.OpDeploy})
+			return operationAnswer(op), nil
 		})
 	huma.Register(s.api, s.op("restart-application", http.MethodPost, "/api/paas/applications/{id}/restart", "Replace the running instance with a fresh one, without downtime", "applications", http.StatusAccepted, false),
 		func(ctx context.Context, in *idPath) (*operationOutput, error) {
@@ -110,11 +132,11 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	if !appNamePattern.MatchString(b.Name) {
 		return nil, fieldError("body.name", "name must be 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", b.Name)
 	}
-	branch := b.GitBranch
-	if branch == "" {
-		branch = "main"
+	if b.AutoDeploy && b.GitHubRepository == "" {
+		return nil, fieldError("body.auto_deploy", "auto-deploy needs github_repository: pushes come from GitHub", true)
 	}
-	if err := s.validateSource(b.GitURL, branch); err != nil {
+	src, err := s.resolveSource(ctx, b.GitURL, b.GitHubRepository, b.GitBranch)
+	if err != nil {
 		return nil, err
 	}
 	runtime, plan, err := s.resolveRuntimeAndPlan(ctx, b.Runtime, b.Plan)
@@ -133,10 +155,25 @@ func (s *Server) createApplication(ctx context.Context, in *createAppInput) (*bo
 	if err := s.requireFunds(ctx, principal(ctx).OrgID, plan.PricePerHourMinor, ""); err != nil {
 		return nil, err
 	}
+	// The webhook first: an app is created whole, or (its row refused) the webhook is removed.
+	var hookID *int64
+	if b.AutoDeploy {
+		id, err := s.createPushHook(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		hookID = &id
+	}
 	app, err := s.store.CreateApplication(ctx, db.NewApplication{
 		OrgID: principal(ctx).OrgID, Name: b.Name, RuntimeID: runtime.ID, PlanID: plan.ID, RegionID: region.ID,
-		GitURL: b.GitURL, GitBranch: branch, DrainSeconds: b.DrainSeconds,
+		GitURL: src.GitURL, GitBranch: src.Branch, DrainSeconds: b.DrainSeconds,
+		GitHubRepository: src.GitHubRepository, GitHubUserID: src.GitHubUserID, AutoDeploy: b.AutoDeploy, GitHubHookID: hookID,
 	})
+	if err != nil && hookID != nil {
+		if derr := s.cfg.GitHub.DeleteHook(context.WithoutCancel(ctx), src.token, src.owner, src.repo, *hookID); derr != nil {
+			s.log.WarnContext(ctx, "remove the webhook of an app not created", "repository", src.GitHubRepository, "error", derr)
+		}
+	}
 	if errors.Is(err, db.ErrConflict) {
 		return nil, huma.Error409Conflict("an application with this name already exists",
 			&huma.ErrorDetail{Location: "body.name", Message: "name taken", Value: b.Name})
@@ -157,18 +194,11 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 	if b.Name != nil && *b.Name != current.Name {
 		return nil, fieldError("body.name", "an application's name cannot be changed (it is its host name); create a new application instead", *b.Name)
 	}
-	url, branch := current.GitURL, current.GitBranch
-	if b.GitURL != nil {
-		url = *b.GitURL
-	}
-	if b.GitBranch != nil {
-		branch = *b.GitBranch
-	}
-	if err := s.validateSource(url, branch); err != nil {
+	changes := db.ApplicationChanges{DrainSeconds: b.DrainSeconds, MaxConnections: b.MaxConnections, ReadTimeoutSeconds: b.ReadTimeoutSeconds}
+	hooks, err := s.changeSource(ctx, current, b.GitURL, b.GitHubRepository, b.GitBranch, b.AutoDeploy, &changes)
+	if err != nil {
 		return nil, err
 	}
-	changes := db.ApplicationChanges{GitURL: b.GitURL, GitBranch: b.GitBranch, DrainSeconds: b.DrainSeconds,
-		MaxConnections: b.MaxConnections, ReadTimeoutSeconds: b.ReadTimeoutSeconds}
 	if b.Runtime != nil || b.Plan != nil {
 		runtimeRef, planRef := current.Runtime, current.Plan
 		if b.Runtime != nil {
@@ -184,6 +214,7 @@ func (s *Server) updateApplication(ctx context.Context, in *updateAppInput) (*bo
 		changes.RuntimeID, changes.PlanID = &runtime.ID, &plan.ID
 	}
 	app, err := s.store.UpdateApplication(ctx, orgID, in.ID, changes)
+	hooks.settle(context.WithoutCancel(ctx), err == nil)
 	if err != nil {
 		return nil, s.problem(ctx, "application", err)
 	}

@@ -39,7 +39,11 @@ func (s *Server) requireFunds(ctx context.Context, orgID string, addedPerHour in
 // instances, or a scale of an app that does not run (it applies at its next start), never
 // need funds.
 func (s *Server) requireFundsFor(ctx context.Context, appID string, instances int) error {
-	orgID := principal(ctx).OrgID
+	return s.requireFundsOf(ctx, principal(ctx).OrgID, appID, instances)
+}
+
+// requireFundsOf is requireFundsFor for an app of orgID (a push has no signed-in user).
+func (s *Server) requireFundsOf(ctx context.Context, orgID, appID string, instances int) error {
 	app, err := s.store.GetAppPricing(ctx, orgID, appID)
 	if err != nil {
 		return s.problem(ctx, "application", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skypanel/skypanel/apiserver/ghconnect"
+
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"go.temporal.io/sdk/client"
@@ -60,6 +62,12 @@ type Config struct {
 	// (0: DefaultRateLimit, DefaultRateBurst); past them, 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// GitHub is the platform's GitHub OAuth app (disabled: the GitHub routes answer 503);
+	// GitHubWebhookSecret verifies every delivery (empty: every delivery is refused, 401);
+	// FrontendURL is where the OAuth callback sends the browser back (empty: it answers JSON).
+	GitHub              ghconnect.Config
+	GitHubWebhookSecret []byte
+	FrontendURL         string
 	// PlatformDomain is where apps get their system host names (<name>.<PlatformDomain>): no
 	// custom domain may be it or under it.
 	PlatformDomain string
@@ -142,6 +150,7 @@ func New(cfg Config, store *db.Store, temporalClient client.Client, log *slog.Lo
 	s.registerDatabaseBackups()
 	s.registerCodec()
 	s.registerWallet()
+	s.registerGitHub()
 	s.completeOpenAPI()
 	return s
 }

@@ -35,6 +35,8 @@ type Application struct {
 	NodeHost            string    `json:"node_host,omitempty" doc:"the serving node's host: where the app's host name must point (DNS, load balancer); it changes when the app moves to another node"`
 	GitURL              string    `json:"git_url"`
 	GitBranch           string    `json:"git_branch"`
+	GitHubRepository    string    `json:"github_repository,omitempty" doc:"owner/repo when the app is connected to GitHub (git_url is then its clone URL)"`
+	AutoDeploy          bool      `json:"auto_deploy" doc:"a push to git_branch of github_repository deploys the pushed commit"`
 	Status              string    `json:"status" doc:"created, deploying, running, degraded (running, but no longer healed: see status_reason), stopped, suspended, failed, deleting"`
 	StatusReason        string    `json:"status_reason,omitempty" doc:"why the app is degraded"`
 	Instances           int       `json:"instances"`
@@ -124,8 +126,12 @@ type Deployment struct {
 	GitURL        string `json:"git_url"`
 	GitBranch     string `json:"git_branch"`
 	CommitSHA     string `json:"commit_sha"`
-	Image         string `json:"image"`
-	FailureReason string `json:"failure_reason,omitempty"`
+	// RequestedCommit and CommitMessage: the commit asked for ("" the branch's head) and the
+	// built commit's message.
+	RequestedCommit string `json:"requested_commit,omitempty" doc:"the exact commit asked for (a push, or POST …/deploy {\"commit\"}); absent: the branch's newest"`
+	CommitMessage   string `json:"commit_message,omitempty"`
+	Image           string `json:"image"`
+	FailureReason   string `json:"failure_reason,omitempty"`
 	// SupersededBy is the newer deployment that replaced this one while it waited.
 	SupersededBy *string    `json:"superseded_by,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
@@ -201,6 +207,7 @@ type Release struct {
 	DeploymentID    *string         `json:"deployment_id,omitempty"`
 	RestoredVersion *int            `json:"restored_version,omitempty"`
 	CommitSHA       string          `json:"commit_sha"`
+	CommitMessage   string          `json:"commit_message,omitempty"`
 	Image           string          `json:"image"`
 	ImageAvailable  bool            `json:"image_available" doc:"false once the image was removed by the retention policy: such a release cannot be rolled back to"`
 	Config          json.RawMessage `json:"config"`
@@ -231,6 +238,8 @@ func applicationView(r db.Application) Application {
 		NodeHost:            r.NodeHost,
 		GitURL:              r.GitURL,
 		GitBranch:           r.GitBranch,
+		GitHubRepository:    r.GitHubRepository,
+		AutoDeploy:          r.AutoDeploy,
 		Status:              status,
 		StatusReason:        r.DegradedReason,
 		Instances:           r.Instances,
@@ -304,6 +313,7 @@ func releaseView(r db.Release) Release {
 		DeploymentID:    r.DeploymentID,
 		RestoredVersion: r.RestoredVersion,
 		CommitSHA:       r.CommitSHA,
+		CommitMessage:   r.CommitMessage,
 		Image:           r.Image,
 		ImageAvailable:  r.ImageAvailable,
 		Config:          r.Config,

@@ -29,7 +29,15 @@ type Application struct {
 	NodeID       *string
 	GitURL       string
 	GitBranch    string
-	Status       string
+	// GitHubRepository is owner/repo for an app connected to GitHub ("" for a plain Git URL,
+	// whose clone URL is GitURL either way); GitHubUserID is whose token clones it and manages
+	// its webhook; AutoDeploy: a push to GitBranch deploys the pushed commit; GitHubHookID is
+	// the repository webhook made for it.
+	GitHubRepository string
+	GitHubUserID     *string
+	AutoDeploy       bool
+	GitHubHookID     *int64
+	Status           string
 	Instances    int
 	DrainSeconds int
 	// MaxConnections and ReadTimeoutSeconds bound the app on its node's nginx (0: defaults).
@@ -51,7 +59,7 @@ type Application struct {
 	currentInstance string
 }
 
-const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.status, a.instances, a.drain_seconds, a.max_connections, a.read_timeout_seconds, a.url,
+const appColumns = `a.id, a.org_id, a.name, rt.slug, p.slug, rg.slug, a.node_id, a.git_url, a.git_branch, a.github_repository, a.github_user_id, a.auto_deploy, a.github_hook_id, a.status, a.instances, a.drain_seconds, a.max_connections, a.read_timeout_seconds, a.url,
 	a.current_deployment_id, a.active_workflow_id, a.degraded_reason, a.degraded_at, COALESCE(n.name, ''), COALESCE(n.host, ''), a.created_at, a.updated_at, a.current_instance`
 
 const appFrom = ` FROM applications a
@@ -62,7 +70,7 @@ const appFrom = ` FROM applications a
 
 func scanApp(row pgx.Row) (Application, error) {
 	var a Application
-	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.Status, &a.Instances, &a.DrainSeconds, &a.MaxConnections, &a.ReadTimeoutSeconds, &a.URL,
+	err := row.Scan(&a.ID, &a.OrgID, &a.Name, &a.Runtime, &a.Plan, &a.Region, &a.NodeID, &a.GitURL, &a.GitBranch, &a.GitHubRepository, &a.GitHubUserID, &a.AutoDeploy, &a.GitHubHookID, &a.Status, &a.Instances, &a.DrainSeconds, &a.MaxConnections, &a.ReadTimeoutSeconds, &a.URL,
 		&a.CurrentDeploymentID, &a.ActiveWorkflowID, &a.DegradedReason, &a.DegradedAt, &a.NodeName, &a.NodeHost, &a.CreatedAt, &a.UpdatedAt, &a.currentInstance)
 	return a, translate(err)
 }
@@ -86,14 +94,20 @@ func (s *Store) GetApplication(ctx context.Context, orgID, appID string) (Applic
 type NewApplication struct {
 	OrgID, Name, RuntimeID, PlanID, RegionID, GitURL, GitBranch string
 	DrainSeconds                                                int // 0 = the default (10)
+	// GitHub connection (see Application); GitHubUserID "" when not connected.
+	GitHubRepository, GitHubUserID string
+	AutoDeploy                     bool
+	GitHubHookID                   *int64
 }
 
 // CreateApplication inserts an app.
 func (s *Store) CreateApplication(ctx context.Context, n NewApplication) (Application, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `INSERT INTO applications (org_id, name, runtime_id, plan_id, region_id, git_url, git_branch, drain_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE(NULLIF($8, 0), 10)) RETURNING id`,
-		n.OrgID, n.Name, n.RuntimeID, n.PlanID, n.RegionID, n.GitURL, n.GitBranch, n.DrainSeconds).Scan(&id)
+	err := s.pool.QueryRow(ctx, `INSERT INTO applications (org_id, name, runtime_id, plan_id, region_id, git_url, git_branch, drain_seconds,
+			github_repository, github_user_id, auto_deploy, github_hook_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE(NULLIF($8, 0), 10), $9, NULLIF($10, '')::uuid, $11, $12) RETURNING id`,
+		n.OrgID, n.Name, n.RuntimeID, n.PlanID, n.RegionID, n.GitURL, n.GitBranch, n.DrainSeconds,
+		n.GitHubRepository, n.GitHubUserID, n.AutoDeploy, n.GitHubHookID).Scan(&id)
 	if err != nil {
 		return Application{}, translate(err)
 	}
@@ -105,6 +119,12 @@ type ApplicationChanges struct {
 	RuntimeID, PlanID, GitURL, GitBranch *string
 	DrainSeconds                         *int
 	MaxConnections, ReadTimeoutSeconds   *int
+	// GitHub: a connection (repository and user) or its removal (both ""), auto-deploy, and
+	// the webhook's id (SetHook; a nil HookID with SetHook removes it).
+	GitHubRepository, GitHubUserID *string
+	AutoDeploy                     *bool
+	SetHook                        bool
+	HookID                         *int64
 }
 
 // UpdateApplication applies changes; they take effect at the next deployment (the drain time
@@ -114,9 +134,13 @@ func (s *Store) UpdateApplication(ctx context.Context, orgID, appID string, c Ap
 			runtime_id = COALESCE($3, runtime_id), plan_id = COALESCE($4, plan_id),
 			git_url = COALESCE($5, git_url), git_branch = COALESCE($6, git_branch),
 			drain_seconds = COALESCE($7, drain_seconds), max_connections = COALESCE($8, max_connections),
-			read_timeout_seconds = COALESCE($9, read_timeout_seconds), updated_at = now()
+			read_timeout_seconds = COALESCE($9, read_timeout_seconds),
+			github_repository = COALESCE($10, github_repository),
+			github_user_id = CASE WHEN $11::text IS NULL THEN github_user_id ELSE NULLIF($11, '')::uuid END,
+			auto_deploy = COALESCE($12, auto_deploy),
+			github_hook_id = CASE WHEN $13 THEN $14 ELSE github_hook_id END, updated_at = now()
 		WHERE id::text = $1 AND org_id = $2 AND status <> 'deleting'`, appID, orgID, c.RuntimeID, c.PlanID, c.GitURL, c.GitBranch, c.DrainSeconds,
-		c.MaxConnections, c.ReadTimeoutSeconds)
+		c.MaxConnections, c.ReadTimeoutSeconds, c.GitHubRepository, c.GitHubUserID, c.AutoDeploy, c.SetHook, c.HookID)
 	if err != nil {
 		return Application{}, translate(err)
 	}

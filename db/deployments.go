@@ -29,8 +29,12 @@ type Deployment struct {
 	GitURL        string
 	GitBranch     string
 	CommitSHA     string
-	Image         string
-	FailureReason string
+	// RequestedCommit is the exact commit asked for (a push, or POST …/deploy {"commit"}); ""
+	// builds the branch's head. CommitMessage is the built commit's message.
+	RequestedCommit string
+	CommitMessage   string
+	Image           string
+	FailureReason   string
 	// SupersededBy is the newer deployment that replaced this one while it waited.
 	SupersededBy *string
 	CreatedAt    time.Time
@@ -38,12 +42,12 @@ type Deployment struct {
 	FinishedAt   *time.Time
 }
 
-const deploymentColumns = `d.id, d.app_id, d.status, d.workflow_id, d.git_url, d.git_branch, d.commit_sha, d.image, d.failure_reason,
+const deploymentColumns = `d.id, d.app_id, d.status, d.workflow_id, d.git_url, d.git_branch, d.commit_sha, d.requested_commit, d.commit_message, d.image, d.failure_reason,
 	d.superseded_by, d.created_at, d.started_at, d.finished_at`
 
 func scanDeployment(row pgx.Row) (Deployment, error) {
 	var d Deployment
-	err := row.Scan(&d.ID, &d.AppID, &d.Status, &d.WorkflowID, &d.GitURL, &d.GitBranch, &d.CommitSHA, &d.Image, &d.FailureReason,
+	err := row.Scan(&d.ID, &d.AppID, &d.Status, &d.WorkflowID, &d.GitURL, &d.GitBranch, &d.CommitSHA, &d.RequestedCommit, &d.CommitMessage, &d.Image, &d.FailureReason,
 		&d.SupersededBy, &d.CreatedAt, &d.StartedAt, &d.FinishedAt)
 	return d, translate(err)
 }
@@ -187,9 +191,9 @@ func (s *Store) SetDeploymentStatus(ctx context.Context, deploymentID, status st
 	return translate(err)
 }
 
-// SetDeploymentSource records the commit and image a deployment is building.
-func (s *Store) SetDeploymentSource(ctx context.Context, deploymentID, commitSHA, image string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE deployments SET commit_sha = $2, image = $3 WHERE id = $1`, deploymentID, commitSHA, image)
+// SetDeploymentSource records the commit (and its message) and image a deployment is building.
+func (s *Store) SetDeploymentSource(ctx context.Context, deploymentID, commitSHA, commitMessage, image string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deployments SET commit_sha = $2, commit_message = $3, image = $4 WHERE id = $1`, deploymentID, commitSHA, commitMessage, image)
 	return translate(err)
 }
 

@@ -185,9 +185,9 @@ func (s *Store) CompleteConfigRelease(ctx context.Context, appID, operationID, u
 			creator = &userID
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO releases (app_id, version, operation_id, kind, deployment_id,
-				commit_sha, image, config, description, created_by)
+				commit_sha, commit_message, image, config, description, created_by)
 			SELECT r.app_id, (SELECT max(version) FROM releases WHERE app_id = $1) + 1, $2, 'config', r.deployment_id,
-				r.commit_sha, r.image, r.config || jsonb_build_object('env_keys', `+envKeysJSON+`), $3, $4
+				r.commit_sha, r.commit_message, r.image, r.config || jsonb_build_object('env_keys', `+envKeysJSON+`), $3, $4
 			FROM applications a JOIN releases r ON r.id = a.current_release_id WHERE a.id = $1
 			ON CONFLICT (operation_id) DO NOTHING`, appID, operationID, description, creator); err != nil {
 			return err
@@ -232,6 +232,11 @@ func (s *Store) ReencryptSecrets(ctx context.Context, ring *secrets.Keyring) (Re
 		return res, err
 	}
 	stored, moved, err = s.reencryptCertificateKeys(ctx, ring)
+	res.Stored, res.Moved = res.Stored+stored, res.Moved+moved
+	if err != nil {
+		return res, err
+	}
+	stored, moved, err = s.reencryptGitHubTokens(ctx, ring)
 	res.Stored, res.Moved = res.Stored+stored, res.Moved+moved
 	if err != nil {
 		return res, err

@@ -80,6 +80,9 @@ type NewOperation struct {
 	// OncePerKind: when an operation of the same kind already waits or runs on the app, that
 	// one is returned instead of queueing another.
 	OncePerKind bool
+	// Commit is the exact commit a deploy builds ("" the branch's head). A deploy of a commit
+	// already waiting or running on the app returns that one instead of queueing another.
+	Commit string
 }
 
 const operationColumns = `o.id, o.app_id, oa.org_id, o.kind, o.workflow_type, o.workflow_id, o.input, o.deployment_id, o.requested_by,
@@ -146,6 +149,18 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 			return Enqueued{}, fmt.Errorf("read the queue of app %s: %w", appID, err)
 		}
 	}
+	if op.Kind == OpDeploy && op.Commit != "" {
+		same, err := scanOperation(tx.QueryRow(ctx, `SELECT `+operationColumns+operationFrom+`
+			JOIN deployments d ON d.id = o.deployment_id
+			WHERE o.app_id = $1 AND o.kind = 'deploy' AND o.status IN ('queued', 'running') AND d.requested_commit = $2
+			ORDER BY o.seq LIMIT 1`, appID, op.Commit))
+		if err == nil {
+			return Enqueued{Operation: same}, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Enqueued{}, fmt.Errorf("read the queue of app %s: %w", appID, err)
+		}
+	}
 	if queued+running == 0 {
 		if err := checkOperationAllowed(op.Kind, status, current != nil); err != nil {
 			return Enqueued{}, err
@@ -171,8 +186,8 @@ func enqueueOperation(ctx context.Context, tx pgx.Tx, orgID, appID string, op Ne
 	}
 	if op.Kind == OpDeploy {
 		deploymentID = &op.ID
-		if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6)`, op.ID, appID, op.WorkflowID, gitURL, gitBranch, requestedBy); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO deployments (id, app_id, workflow_id, git_url, git_branch, created_by, requested_commit)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, op.ID, appID, op.WorkflowID, gitURL, gitBranch, requestedBy, op.Commit); err != nil {
 			return Enqueued{}, fmt.Errorf("record deployment: %w", err)
 		}
 	}

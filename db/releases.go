@@ -26,6 +26,7 @@ type Release struct {
 	DeploymentID    *string
 	RestoredVersion *int
 	CommitSHA       string
+	CommitMessage   string
 	Image           string
 	ImageAvailable  bool
 	Config          json.RawMessage
@@ -47,7 +48,7 @@ type ReleaseConfig struct {
 	EnvKeys []string `json:"env_keys,omitempty"`
 }
 
-const releaseColumns = `r.id, r.app_id, r.version, r.kind, r.description, r.deployment_id, r.restored_version, r.commit_sha, r.image,
+const releaseColumns = `r.id, r.app_id, r.version, r.kind, r.description, r.deployment_id, r.restored_version, r.commit_sha, r.commit_message, r.image,
 	NOT r.image_removed, r.config, u.email, r.created_at, (a.current_release_id = r.id), r.operation_id`
 
 const releaseFrom = ` FROM releases r JOIN applications a ON a.id = r.app_id LEFT JOIN users u ON u.id = r.created_by `
@@ -55,7 +56,7 @@ const releaseFrom = ` FROM releases r JOIN applications a ON a.id = r.app_id LEF
 func scanRelease(row pgx.Row) (Release, error) {
 	var r Release
 	var current *bool
-	err := row.Scan(&r.ID, &r.AppID, &r.Version, &r.Kind, &r.Description, &r.DeploymentID, &r.RestoredVersion, &r.CommitSHA, &r.Image,
+	err := row.Scan(&r.ID, &r.AppID, &r.Version, &r.Kind, &r.Description, &r.DeploymentID, &r.RestoredVersion, &r.CommitSHA, &r.CommitMessage, &r.Image,
 		&r.ImageAvailable, &r.Config, &r.CreatedBy, &r.CreatedAt, &current, &r.operationID)
 	r.Current = current != nil && *current
 	return r, translate(err)
@@ -84,9 +85,9 @@ func (s *Store) ReleaseByVersion(ctx context.Context, appID string, version int)
 // recordDeployRelease makes a succeeded deployment the app's newest release, in tx. Recording
 // the same deployment twice is a no-op.
 func recordDeployRelease(ctx context.Context, tx pgx.Tx, deploymentID string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO releases (app_id, version, operation_id, kind, deployment_id, commit_sha, image, config, description, created_by)
+	_, err := tx.Exec(ctx, `INSERT INTO releases (app_id, version, operation_id, kind, deployment_id, commit_sha, commit_message, image, config, description, created_by)
 		SELECT d.app_id, COALESCE((SELECT max(version) FROM releases WHERE app_id = d.app_id), 0) + 1, d.id, 'deploy', d.id,
-			d.commit_sha, d.image,
+			d.commit_sha, d.commit_message, d.image,
 			jsonb_build_object('plan', p.slug, 'cpu_millis', p.cpu_millis, 'memory_mb', p.memory_mb, 'runtime', rt.slug,
 				'env_keys', (SELECT COALESCE(jsonb_agg(key ORDER BY key), '[]'::jsonb) FROM app_env WHERE app_id = d.app_id)),
 			CASE WHEN d.commit_sha = '' THEN 'Deploy' ELSE 'Deploy ' || left(d.commit_sha, 7) END, d.created_by
@@ -106,9 +107,9 @@ func (s *Store) CompleteRollback(ctx context.Context, appID, operationID string,
 			creator = &userID
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO releases (app_id, version, operation_id, kind, deployment_id, restored_version,
-				commit_sha, image, config, description, created_by)
+				commit_sha, commit_message, image, config, description, created_by)
 			SELECT app_id, (SELECT max(version) FROM releases WHERE app_id = $1) + 1, $2, 'rollback', deployment_id, version,
-				commit_sha, image, config, 'Rollback to v' || version, $4
+				commit_sha, commit_message, image, config, 'Rollback to v' || version, $4
 			FROM releases WHERE app_id = $1 AND version = $3
 			ON CONFLICT (operation_id) DO NOTHING`, appID, operationID, version, creator); err != nil {
 			return err

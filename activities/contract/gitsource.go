@@ -253,3 +253,17 @@ func ValidateBranch(name string) error {
 	}
 	return nil
 }
+
+// ValidCommit says whether commit is a full commit id: 40 (SHA-1) or 64 (SHA-256) lower-case
+// hex digits. Abbreviations and ref names are refused: a deploy names exactly one commit.
+func ValidCommit(commit string) bool {
+	if len(commit) != 40 && len(commit) != 64 {
+		return false
+	}
+	for _, c := range commit {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

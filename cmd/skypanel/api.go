@@ -63,6 +63,9 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := gate.validate(); err != nil {
 		return err
 	}
+	if err := cfg.loadGitHub(nodeInstall.PublicURL); err != nil {
+		return err
+	}
 	if nodeInstall.PublicURL == "" {
 		log.Warn("no --public-url (SKYPANEL_PUBLIC_URL): new nodes get no install command")
 	}
@@ -83,7 +86,8 @@ func runAPI(ctx context.Context, log *slog.Logger, args []string) error {
 	defer tc.Close()
 	apiCfg := apiserver.Config{AllowLoopbackGit: cfg.AllowLoopbackGit, Keyring: cfg.keyring, Backups: cfg.backupStore(), MinBackupInterval: cfg.MinBackupInterval, CodecOrigins: splitList(*codecOrigins),
 		BillingPeriod: cfg.BillingPeriod, NodeInstall: nodeInstall, NodeCertificateLifetime: *certLifetime,
-		RateLimit: *rateLimit, RateBurst: *rateBurst, PlatformDomain: cfg.PlatformDomain}
+		RateLimit: *rateLimit, RateBurst: *rateBurst, PlatformDomain: cfg.PlatformDomain,
+		GitHub: cfg.GitHub, GitHubWebhookSecret: cfg.githubWebhookSecret, FrontendURL: cfg.FrontendURL}
 	var gateway *nodeGateway
 	if runGateway {
 		gatewayListener, err := net.Listen("tcp", *gatewayAddr)

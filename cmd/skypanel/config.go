@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skypanel/skypanel/apiserver/ghconnect"
 
 	"github.com/skypanel/skypanel/activities/control/backups"
 	"github.com/skypanel/skypanel/activities/control/certs"
@@ -69,6 +72,14 @@ type controlConfig struct {
 	S3SecretKeyFile string
 	// DefaultBackupStore is the store of a database created without naming one.
 	DefaultBackupStore string
+	// GitHub is the platform's GitHub OAuth app; its client secret and the webhook secret come
+	// from GITHUB_CLIENT_SECRET and GITHUB_WEBHOOK_SECRET or their files, never from a flag
+	// value (a process list shows those). FrontendURL is where the OAuth callback returns.
+	GitHub                  ghconnect.Config
+	GitHubClientSecretFile  string
+	GitHubWebhookSecretFile string
+	FrontendURL             string
+	githubWebhookSecret     []byte
 
 	// keyring is loaded by loadKeyring: it seals env values and encrypts every Temporal payload.
 	keyring *secrets.Keyring
@@ -138,6 +149,19 @@ func (c *controlConfig) bind(fs *flag.FlagSet, defaultPublicPort int) {
 		"file holding the S3 backup store's secret key, read when SKYPANEL_S3_SECRET_KEY is unset (SKYPANEL_S3_SECRET_KEY_FILE)")
 	fs.StringVar(&c.DefaultBackupStore, "default-backup-store", envOr("SKYPANEL_DEFAULT_BACKUP_STORE", db.BackupStoreFile),
 		"where the backups of a database created without backup_store go: file or s3 (SKYPANEL_DEFAULT_BACKUP_STORE)")
+	fs.StringVar(&c.GitHub.ClientID, "github-client-id", os.Getenv("GITHUB_CLIENT_ID"), "the GitHub OAuth app's client id; empty: no GitHub integration (GITHUB_CLIENT_ID)")
+	fs.StringVar(&c.GitHubClientSecretFile, "github-client-secret-file", envOr("GITHUB_CLIENT_SECRET_FILE", ""),
+		"file holding the GitHub OAuth app's client secret, read when GITHUB_CLIENT_SECRET is unset (GITHUB_CLIENT_SECRET_FILE)")
+	fs.StringVar(&c.GitHub.CallbackURL, "github-callback-url", os.Getenv("GITHUB_CALLBACK_URL"),
+		"the OAuth app's callback URL, <public URL>/api/paas/github/callback; default: derived from the public URL (GITHUB_CALLBACK_URL)")
+	fs.StringVar(&c.GitHub.WebURL, "github-web-url", envOr("GITHUB_WEB_URL", "https://github.com"),
+		"GitHub's web address, where users authorize (GitHub Enterprise: https://ghe.example.com) (GITHUB_WEB_URL)")
+	fs.StringVar(&c.GitHub.APIURL, "github-api-url", envOr("GITHUB_API_URL", "https://api.github.com/"),
+		"GitHub's REST API (GitHub Enterprise: https://ghe.example.com/api/v3/) (GITHUB_API_URL)")
+	fs.StringVar(&c.GitHubWebhookSecretFile, "github-webhook-secret-file", envOr("GITHUB_WEBHOOK_SECRET_FILE", ""),
+		"file holding the secret every GitHub webhook delivery is signed with, read when GITHUB_WEBHOOK_SECRET is unset; none: every delivery is refused (GITHUB_WEBHOOK_SECRET_FILE)")
+	fs.StringVar(&c.FrontendURL, "frontend-url", os.Getenv("FRONTEND_URL"),
+		"the dashboard's URL, where the browser returns after connecting GitHub (?github=connected); empty: the callback answers JSON (FRONTEND_URL)")
 	fs.IntVar(&c.KeepReleaseImages, "keep-release-images", envInt("SKYPANEL_KEEP_RELEASE_IMAGES", store.DefaultKeepReleaseImages), "images of this many recent releases are kept per app for rollbacks (SKYPANEL_KEEP_RELEASE_IMAGES)")
 }
 
@@ -245,6 +269,57 @@ func parseControlConfig(log *slog.Logger, name string, args []string, keyring bo
 		}
 	}
 	return cfg, nil
+}
+
+// The GitHub secrets' variables (else their --github-*-file flags).
+const (
+	GitHubClientSecretEnv  = "GITHUB_CLIENT_SECRET"
+	GitHubWebhookSecretEnv = "GITHUB_WEBHOOK_SECRET"
+)
+
+// loadGitHub reads the GitHub secrets, defaults the callback URL from publicURL (the API's
+// public address) and checks the settings. An error never quotes a secret.
+func (c *controlConfig) loadGitHub(publicURL string) error {
+	read := func(env, file, flagName string) (string, error) {
+		if v := os.Getenv(env); v != "" {
+			return strings.TrimSpace(v), nil
+		}
+		if file == "" {
+			return "", nil
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", flagName, err)
+		}
+		return strings.TrimSpace(string(data)), nil
+	}
+	var err error
+	if c.GitHub.ClientSecret, err = read(GitHubClientSecretEnv, c.GitHubClientSecretFile, "github-client-secret-file"); err != nil {
+		return err
+	}
+	webhook, err := read(GitHubWebhookSecretEnv, c.GitHubWebhookSecretFile, "github-webhook-secret-file")
+	if err != nil {
+		return err
+	}
+	c.githubWebhookSecret = []byte(webhook)
+	if (c.GitHub.ClientID == "") != (c.GitHub.ClientSecret == "") {
+		return fmt.Errorf("GitHub: set both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET (or --github-client-secret-file), or neither")
+	}
+	if c.GitHub.CallbackURL == "" && publicURL != "" {
+		c.GitHub.CallbackURL = strings.TrimRight(publicURL, "/") + "/api/paas/github/callback"
+	}
+	if c.GitHub.Enabled() && c.GitHub.CallbackURL == "" {
+		return fmt.Errorf("GitHub: set GITHUB_CALLBACK_URL (or the public URL it derives from)")
+	}
+	if err := c.GitHub.Validate(); err != nil {
+		return fmt.Errorf("GitHub: %w", err)
+	}
+	if c.FrontendURL != "" {
+		if u, err := url.Parse(c.FrontendURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("frontend-url %q: want an absolute http(s) URL without credentials", c.FrontendURL)
+		}
+	}
+	return nil
 }
 
 // S3SecretKeyEnv holds the S3 backup store's secret key (else --s3-secret-key-file).

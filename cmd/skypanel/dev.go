@@ -304,12 +304,16 @@ func (s *devStack) start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", cfg.APIAddr, err)
 	}
 	s.apiURL = "http://" + listener.Addr().String()
+	if err := cfg.loadGitHub(s.apiURL); err != nil {
+		return err
+	}
 	s.runUntilShutdown(ctx, "API", func(ctx context.Context) error {
 		apiCfg := apiserver.Config{AllowLoopbackGit: true, Keyring: cfg.keyring, Backups: cfg.backupStore(), MinBackupInterval: cfg.MinBackupInterval, CodecOrigins: uiOrigins(s.uiURL), BillingPeriod: cfg.BillingPeriod,
 			// Nodes added here reach this machine's API and its node gateway.
 			NodeInstall: apiserver.NodeInstall{PublicURL: s.apiURL, PublicGatewayAddress: s.gatewayAddr,
 				AgentBinary: cfg.AgentBin, RegistrationTokenTTL: apiserver.DefaultRegistrationTokenTTL},
-			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys, PlatformDomain: cfg.PlatformDomain}
+			NodeCA: gateway.ca, NodeGateway: gateway.gateway, NodeKeys: gateway.keys, PlatformDomain: cfg.PlatformDomain,
+			GitHub: cfg.GitHub, GitHubWebhookSecret: cfg.githubWebhookSecret, FrontendURL: cfg.FrontendURL}
 		api := apiserver.New(apiCfg, st, tc, s.log)
 		defer api.Close()
 		return serveAPI(ctx, s.log, api, listener)
@@ -557,12 +561,14 @@ func uiOrigins(uiURL string) []string {
 }
 
 // withoutPlatformKey is env without the platform keyring's variables (SKYPANEL_SECRET_KEY,
-// SKYPANEL_SECRET_KEY_FILE) and the S3 backup store's secret key (the node gets it sealed for
-// itself, per backup), for the local node's agent.
+// SKYPANEL_SECRET_KEY_FILE), the S3 backup store's secret key (the node gets it sealed for
+// itself, per backup) and the GitHub secrets (a node never needs them), for the local node's
+// agent.
 func withoutPlatformKey(env []string) []string {
 	kept := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, secrets.KeyringEnv) && !strings.HasPrefix(kv, S3SecretKeyEnv) {
+		if !strings.HasPrefix(kv, secrets.KeyringEnv) && !strings.HasPrefix(kv, S3SecretKeyEnv) &&
+			!strings.HasPrefix(kv, GitHubClientSecretEnv) && !strings.HasPrefix(kv, GitHubWebhookSecretEnv) {
 			kept = append(kept, kv)
 		}
 	}

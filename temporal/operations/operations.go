@@ -64,6 +64,9 @@ type Request struct {
 	// anything (it is dead).
 	FromNodeID string
 	Evacuate   bool
+	// Commit is the exact commit a deploy builds ("" the branch's head): a deploy of a commit
+	// that already waits or runs on the app is that one.
+	Commit string
 }
 
 // ErrUnavailable: the workflow service could not start the operation, and nothing changed.
@@ -154,7 +157,7 @@ func New(r Request) (db.NewOperation, error) {
 	}
 	return db.NewOperation{
 		ID: id, Kind: r.Kind, WorkflowType: workflowName(k.workflow), WorkflowID: workflowID,
-		Input: k.input(r, id), RequestedBy: r.UserID, RequestedVia: via, Reason: r.Reason,
+		Input: k.input(r, id), RequestedBy: r.UserID, RequestedVia: via, Reason: r.Reason, Commit: r.Commit,
 		// The platform asks again at every billing run (or convergence check) while things
 		// stay as they are: one waiting suspension, resumption or heal of an app is enough; so
 		// is one move (a drain asked again finds the move the first one queued).

@@ -169,7 +169,13 @@ type DeploymentPlan struct {
 	AppTarget
 	GitURL    string
 	GitBranch string
-	ImageTag  string
+	// Commit is the exact commit to build ("" the branch's head): a push's, or one named by
+	// POST …/deploy {"commit"}.
+	Commit string `json:",omitempty"`
+	// GitHubToken: the app is connected to GitHub, so its node clones with the token of the
+	// user who connected it (asked of the API for this deployment; never in the plan).
+	GitHubToken bool `json:",omitempty"`
+	ImageTag    string
 	// PushImage: push the built image to the platform registry; the release then runs its
 	// digest reference, which any node can pull.
 	PushImage bool `json:",omitempty"`
@@ -202,6 +208,10 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 	if err != nil {
 		return DeploymentPlan{}, notRetryable(err)
 	}
+	github, err := a.Store.AppConnectedToGitHub(ctx, in.AppID)
+	if err != nil {
+		return DeploymentPlan{}, err
+	}
 	if err := a.Store.SetDeploymentStatus(ctx, in.DeploymentID, db.DeploymentBuilding); err != nil {
 		return DeploymentPlan{}, fmt.Errorf("mark deployment building: %w", err)
 	}
@@ -210,9 +220,11 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 	}
 	plan := DeploymentPlan{
 		AppTarget: target,
-		GitURL:    dep.GitURL,
-		GitBranch: dep.GitBranch,
-		ImageTag:  fmt.Sprintf("skypanel/app-%s:%s", in.AppID, in.DeploymentID),
+		GitURL:      dep.GitURL,
+		GitBranch:   dep.GitBranch,
+		Commit:      dep.RequestedCommit,
+		GitHubToken: github,
+		ImageTag:    fmt.Sprintf("skypanel/app-%s:%s", in.AppID, in.DeploymentID),
 	}
 	if a.Registry.Enabled() {
 		plan.ImageTag, plan.PushImage = a.Registry.Repository(in.AppID)+":"+in.DeploymentID, true
@@ -344,14 +356,15 @@ func (a *Activities) nodeOffline(ctx context.Context, nodeID string) (string, er
 
 // RecordBuildInput is the built release.
 type RecordBuildInput struct {
-	DeploymentID string
-	CommitSHA    string
-	Image        string
+	DeploymentID  string
+	CommitSHA     string
+	CommitMessage string `json:",omitempty"`
+	Image         string
 }
 
 // RecordBuild stores the commit and image and moves the deployment to deploying.
 func (a *Activities) RecordBuild(ctx context.Context, in RecordBuildInput) error {
-	if err := a.Store.SetDeploymentSource(ctx, in.DeploymentID, in.CommitSHA, in.Image); err != nil {
+	if err := a.Store.SetDeploymentSource(ctx, in.DeploymentID, in.CommitSHA, in.CommitMessage, in.Image); err != nil {
 		return fmt.Errorf("record build of %s: %w", in.DeploymentID, err)
 	}
 	return a.Store.SetDeploymentStatus(ctx, in.DeploymentID, db.DeploymentDeploying)

@@ -17,6 +17,8 @@ type HealPlan struct {
 	GitURL    string
 	GitBranch string
 	CommitSHA string
+	// GitHubToken: the app is connected to GitHub; a rebuild clones with its user's token.
+	GitHubToken bool `json:",omitempty"`
 	// BuildLogID is the deployment that built the release: a rebuild's output goes to its log.
 	BuildLogID string
 }
@@ -31,8 +33,12 @@ func (a *Activities) PrepareHeal(ctx context.Context, in PrepareHealInput) (Heal
 	if err != nil {
 		return HealPlan{}, notRetryable(err)
 	}
+	github, err := a.Store.AppConnectedToGitHub(ctx, in.AppID)
+	if err != nil {
+		return HealPlan{}, err
+	}
 	return HealPlan{AppTarget: target, AppStatus: src.AppStatus, GitURL: src.GitURL, GitBranch: src.GitBranch,
-		CommitSHA: src.CommitSHA, BuildLogID: src.BuildLogID}, nil
+		CommitSHA: src.CommitSHA, GitHubToken: github, BuildLogID: src.BuildLogID}, nil
 }
 
 // ReplaceReleaseImageInput names the image a heal rebuilt for the app's release.
