@@ -70,11 +70,13 @@ func TestEnabledAndValidate(t *testing.T) {
 	require.NoError(t, ok.Validate(), "WebURL and APIURL default to github.com")
 
 	for name, mutate := range map[string]func(*ghconnect.Config){
-		"no callback":          func(c *ghconnect.Config) { c.CallbackURL = "" },
-		"relative callback":    func(c *ghconnect.Config) { c.CallbackURL = "/api/paas/github/callback" },
-		"ftp web URL":          func(c *ghconnect.Config) { c.WebURL = "ftp://github.example" },
-		"no host in API URL":   func(c *ghconnect.Config) { c.APIURL = "https:///api/v3/" },
-		"userinfo in API URL":  func(c *ghconnect.Config) { c.APIURL = "https://" + clientID + ":" + clientSecret + "@ghe.example/api/v3/" },
+		"no callback":        func(c *ghconnect.Config) { c.CallbackURL = "" },
+		"relative callback":  func(c *ghconnect.Config) { c.CallbackURL = "/api/paas/github/callback" },
+		"ftp web URL":        func(c *ghconnect.Config) { c.WebURL = "ftp://github.example" },
+		"no host in API URL": func(c *ghconnect.Config) { c.APIURL = "https:///api/v3/" },
+		"userinfo in API URL": func(c *ghconnect.Config) {
+			c.APIURL = "https://" + clientID + ":" + clientSecret + "@ghe.example/api/v3/"
+		},
 		"userinfo in callback": func(c *ghconnect.Config) { c.CallbackURL = "https://u:" + clientSecret + "@panel.example/cb" },
 		"unparsable web URL":   func(c *ghconnect.Config) { c.WebURL = "https://" + clientSecret + "@[::1" },
 	} {
@@ -116,6 +118,12 @@ func TestExchange(t *testing.T) {
 	require.ErrorContains(t, err, "bad_verification_code", "GitHub's 200 with an error field is an error")
 	_, _, err = cfg.Exchange(ctx, "not-a-code")
 	require.ErrorContains(t, err, "bad_verification_code")
+	require.NotContains(t, err.Error(), clientSecret)
+
+	gone := cfg
+	gone.WebURL = "http://127.0.0.1:1" // nothing listens on port 1
+	_, _, err = gone.Exchange(ctx, "some-code")
+	require.Error(t, err, "a GitHub out of reach is an error")
 	require.NotContains(t, err.Error(), clientSecret)
 
 	wrong := cfg

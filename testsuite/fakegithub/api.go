@@ -88,8 +88,9 @@ func (s *Server) lookupRepo(r *http.Request) (*repo, string, bool) {
 	return rp, fullName, ok
 }
 
-// listRepos is GET /user/repos. The fake's repositories never change after creation, so
-// "updated" order is newest first; other sort values are accepted and ignored.
+// listRepos is GET /user/repos. As on GitHub the default order is by full_name, ascending; sort
+// created, updated or pushed is newest first (the fake's repositories never change after
+// creation, so all three are creation order). direction overrides.
 func (s *Server) listRepos(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	all := make([]*github.Repository, 0, len(s.repos))
@@ -97,7 +98,33 @@ func (s *Server) listRepos(w http.ResponseWriter, r *http.Request) {
 		all = append(all, s.repository(rp))
 	}
 	s.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].GetID() > all[j].GetID() })
+	q := r.URL.Query()
+	byName := true
+	switch q.Get("sort") {
+	case "", "full_name":
+	case "created", "updated", "pushed":
+		byName = false
+	default:
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed: sort"})
+		return
+	}
+	ascending := byName
+	switch q.Get("direction") {
+	case "asc":
+		ascending = true
+	case "desc":
+		ascending = false
+	}
+	sort.Slice(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if !ascending {
+			a, b = b, a
+		}
+		if byName {
+			return a.GetFullName() < b.GetFullName()
+		}
+		return a.GetID() < b.GetID() // ids grow with creation
+	})
 	page, ok := paginate(w, r, len(all))
 	if !ok {
 		return

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 	"github.com/stretchr/testify/require"
@@ -181,6 +182,12 @@ func TestReposPagedWithLinkHeaders(t *testing.T) {
 	require.Contains(t, link, `/api/v3/user/repos?page=2&per_page=2&sort=updated>; rel="next"`)
 	require.Contains(t, link, `rel="last"`)
 	require.Contains(t, link, "sort=updated", "links keep the query")
+
+	_, body = apiGet(t, s, "user/repos", "Bearer "+token)
+	var byName []github.Repository
+	require.NoError(t, json.Unmarshal(body, &byName))
+	require.Len(t, byName, 3)
+	require.Equal(t, "octo/a", byName[0].GetFullName(), "GitHub's default order is full_name")
 
 	resp, body = apiGet(t, s, "user/repos?sort=updated&per_page=2&page=2", "Bearer "+token)
 	var page2 []github.Repository
@@ -413,4 +420,19 @@ func TestPushPayloadAndSign(t *testing.T) {
 	// The HMAC-SHA256 test vector of RFC 4231 case 2.
 	require.Equal(t, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
 		fakegithub.Sign([]byte("Jefe"), []byte("what do ya want for nothing?")))
+}
+
+func TestUploadPackDelayHoldsTheClone(t *testing.T) {
+	s := newServer(t)
+	bare, err := s.AddRepo("open", false)
+	require.NoError(t, err)
+	_, err = fakegithub.CommitAndPush(bare, "main", "init", map[string]string{"x": "y"})
+	require.NoError(t, err)
+
+	const delay = 700 * time.Millisecond
+	s.SetUploadPackDelay(delay)
+	start := time.Now()
+	_, out, err := gitClone(t, s.URL+"/octo/open.git")
+	require.NoError(t, err, out)
+	require.GreaterOrEqual(t, time.Since(start), delay)
 }
