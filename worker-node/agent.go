@@ -198,7 +198,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 // registerActivities puts every node activity on the worker: git clone, Docker, nginx and ACME.
 func registerActivities(r worker.ActivityRegistry, cfg Config, nodeID, registryAuth string, logs *HTTPLogSink, dc *dockerclient.Client, router *nginx.Router, nodeKeys *nodeSecrets, backups docker.BackupTransfer, pool docker.SubnetPool, acmeRoots *x509.CertPool) {
-	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20})
+	r.RegisterActivity(&gitclone.Activities{WorkRoot: cfg.buildsDir(), Logs: logs, DenyLoopbackHTTP: !cfg.AllowLoopbackGit, MaxCloneBytes: int64(cfg.MaxCloneMB) << 20,
+		Tokens: nodeKeys})
 	r.RegisterActivity(&docker.Activities{Client: dc, Logs: logs, NodeID: nodeID, Secrets: nodeKeys, Pool: pool, RegistryAuth: registryAuth,
 		BuildTimeout: cfg.BuildTimeout, BuildDiskMB: cfg.BuildDiskMB, Backups: backups, BackupDir: backupsDir(cfg)})
 	r.RegisterActivity(&nginx.Activities{Router: router, Secrets: nodeKeys})

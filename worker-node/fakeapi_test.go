@@ -48,7 +48,13 @@ type fakeAPI struct {
 	placed   map[string]bool
 	// placedDatabases are the managed databases placed on the node.
 	placedDatabases map[string]bool
-	keyCalls        int
+	// githubTokens are the GitHub tokens of the users who connected apps (by app id); an app
+	// placed on the node without one was disconnected.
+	githubTokens map[string]string
+	// cloneTokenLabelFor, when set, is the deployment a clone token is sealed for, whatever the
+	// request says.
+	cloneTokenLabelFor string
+	keyCalls           int
 
 	mu             sync.Mutex
 	registrations  []RegisterRequest
@@ -235,6 +241,35 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			return
 		}
 		sealed, _ := ring.Encrypt(plain, label)
+		json.NewEncoder(w).Encode(map[string]string{"sealed": sealed})
+	}))
+	mux.HandleFunc("POST /api/paas/agent/github/clone-token", authed(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			AppID        string `json:"app_id"`
+			DeploymentID string `json:"deployment_id"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.placed[req.AppID] {
+			http.Error(w, `{"detail":"application `+req.AppID+` is not placed on this node"}`, http.StatusForbidden)
+			return
+		}
+		token, ok := f.githubTokens[req.AppID]
+		if !ok {
+			http.Error(w, `{"title":"Conflict","detail":"the user who connected this app disconnected GitHub: reconnect GitHub"}`, http.StatusConflict)
+			return
+		}
+		ring, err := secrets.ParseKeyring(strings.Join(f.nodeKeys, ","))
+		if err != nil {
+			http.Error(w, "no node key", http.StatusServiceUnavailable)
+			return
+		}
+		deployment := req.DeploymentID
+		if f.cloneTokenLabelFor != "" {
+			deployment = f.cloneTokenLabelFor
+		}
+		sealed, _ := ring.Encrypt([]byte(token), secrets.GitHubCloneToken(deployment))
 		json.NewEncoder(w).Encode(map[string]string{"sealed": sealed})
 	}))
 	mux.HandleFunc("POST /api/paas/agent/instances", authed(func(w http.ResponseWriter, r *http.Request) {

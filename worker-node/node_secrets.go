@@ -2,6 +2,7 @@ package workernode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/skypanel/skypanel/activities/node/acme"
 	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/secrets"
 )
 
@@ -158,6 +160,40 @@ func (n *nodeSecrets) OpenDatabasePassword(ctx context.Context, databaseID, seal
 	return password, err
 }
 
+// OpenGitHubToken asks the API for the GitHub token of the user who connected app appID, sealed
+// under this node's newest key for deployment deploymentID only (the API answers only for an
+// app placed here), then opens it. A refusal (GitHub disconnected, the app not here) carries
+// the API's words, which say what to do. Errors never quote the token.
+func (n *nodeSecrets) OpenGitHubToken(ctx context.Context, appID, deploymentID string) (string, error) {
+	in := map[string]string{"app_id": appID, "deployment_id": deploymentID}
+	var out struct {
+		Sealed string `json:"sealed"`
+	}
+	if err := n.api.post(ctx, "/api/paas/agent/github/clone-token", in, &out); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && !se.Temporary() {
+			// GitHub disconnected, an app placed elsewhere, a revoked node: asking again changes
+			// nothing until someone acts.
+			return "", temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the control plane gave this node no GitHub token to clone app %s (HTTP %d): %s", appID, se.Status, refusalDetail(se)),
+				gitclone.ErrTypeCredentials, nil)
+		}
+		return "", fmt.Errorf("fetch the GitHub token to clone app %s: %w", appID, err)
+	}
+	token, err := n.Open(ctx, out.Sealed, secrets.GitHubCloneToken(deploymentID))
+	switch {
+	case err == nil:
+		return string(token), nil
+	case errors.Is(err, secrets.ErrMalformed), errors.Is(err, secrets.ErrTampered), errors.Is(err, secrets.ErrUnknownKey):
+		// Sealed for another deployment or under a key this node does not hold: the same answer
+		// would come again.
+		return "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the GitHub token the control plane sent for deployment %s does not open: %s", deploymentID, secrets.Explain(err)),
+			gitclone.ErrTypeCredentials, nil)
+	}
+	return "", fmt.Errorf("open the GitHub token for deployment %s: %w", deploymentID, err) // the node's keys: a retry may do
+}
+
 // Open opens a value sealed under this node's key with label (a certificate's key the control
 // plane sealed for this node). The errors are the secrets package's (ErrUnknownKey, ErrTampered,
 // ErrMalformed) or a failure to fetch the keys; none quotes the value.
@@ -183,6 +219,19 @@ func (n *nodeSecrets) Seal(ctx context.Context, plain, label []byte) (string, er
 		return "", err
 	}
 	return ring.Encrypt(plain, label)
+}
+
+// refusalDetail is the detail field of an API problem answer, whatever its 4xx status (the
+// reason to reconnect GitHub may come as a 404 or a 409, which problemDetail leaves out); an
+// answer that is not problem JSON (a proxy's page) falls back to problemDetail.
+func refusalDetail(se *StatusError) string {
+	var problem struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal([]byte(se.Body), &problem) == nil && problem.Detail != "" {
+		return problem.Detail
+	}
+	return problemDetail(se)
 }
 
 // problemDetail is the detail of an API problem answer, or its start.

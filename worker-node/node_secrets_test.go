@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/skypanel/skypanel/activities/node/docker"
+	"github.com/skypanel/skypanel/activities/node/gitclone"
 	"github.com/skypanel/skypanel/secrets"
 )
 
@@ -111,6 +112,58 @@ func TestNodeSecretsOpenDatabasePasswords(t *testing.T) {
 		if !errors.As(err, &appErr) || appErr.Type() != docker.ErrTypeSecretUnavailable || !appErr.NonRetryable() ||
 			!strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "not-yours-db") {
 			t.Errorf("%s: %v, want a non-retryable refusal saying %q, without the password", name, err, c.want)
+		}
+	}
+}
+
+// A clone's GitHub token opens through the API under the node's own keys, for the deployment it
+// was sealed for (after a rotation too); a disconnected GitHub, an app placed elsewhere or a
+// token sealed for another deployment get a non-retryable CredentialsRefused error in the
+// API's words (reconnect GitHub), never quoting the token.
+func TestNodeSecretsOpenGitHubCloneTokens(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI(t)
+	platform, err := secrets.NewKeyring("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.platform = platform
+	api.placed = map[string]bool{"app-1": true, "app-gone": true}
+	api.githubTokens = map[string]string{"app-1": "gho_token-app-1", "app-2": "gho_token-app-2"}
+	node := &nodeSecrets{api: NewAPIClient(api.URL, testNodeToken)}
+	if err := node.fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if token, err := node.OpenGitHubToken(ctx, "app-1", "dep-1"); err != nil || token != "gho_token-app-1" {
+		t.Fatalf("open app-1's token: %q %v", token, err)
+	}
+
+	// Rotated elsewhere (the API made a new key): the node fetches its keys again, once.
+	if err := node.api.post(ctx, "/api/paas/agent/keys", map[string]bool{"rotate": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := api.keyCallCount()
+	if token, err := node.OpenGitHubToken(ctx, "app-1", "dep-2"); err != nil || token != "gho_token-app-1" {
+		t.Fatalf("after a rotation: %q %v (keys %v)", token, err, node.current().IDs())
+	}
+	if got := api.keyCallCount() - calls; got != 1 || len(node.current().IDs()) != 2 {
+		t.Errorf("after a rotation the node fetched its keys %d times and holds %v, want once and two keys", got, node.current().IDs())
+	}
+
+	for name, c := range map[string]struct{ appID, deploymentID, labelFor, want string }{
+		"placed elsewhere":          {"app-2", "dep-3", "", "not placed on this node"},
+		"GitHub disconnected":       {"app-gone", "dep-3", "", "reconnect GitHub"},
+		"sealed for another deploy": {"app-1", "dep-3", "dep-other", "does not open"},
+	} {
+		api.mu.Lock()
+		api.cloneTokenLabelFor = c.labelFor
+		api.mu.Unlock()
+		_, err := node.OpenGitHubToken(ctx, c.appID, c.deploymentID)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != gitclone.ErrTypeCredentials || !appErr.NonRetryable() ||
+			!strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "gho_token") {
+			t.Errorf("%s: %v, want a non-retryable %s refusal saying %q, without the token", name, err, gitclone.ErrTypeCredentials, c.want)
 		}
 	}
 }

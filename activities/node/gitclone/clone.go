@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -29,7 +30,14 @@ const (
 	ErrTypeBranchNotFound     = "BranchNotFound"
 	ErrTypeCommitNotFound     = "CommitNotFound"
 	ErrTypeCloneTooLarge      = "CloneTooLarge"
+	// ErrTypeCredentials: the GitHub token a clone needs was refused, by the control plane
+	// (GitHub disconnected, the app not on this node) or by GitHub (revoked, access lost).
+	ErrTypeCredentials = "CredentialsRefused"
 )
+
+// maxCommitMessageBytes bounds CloneResult.CommitMessage: it is shown with the deployment, and
+// a message can be as long as its author likes.
+const maxCommitMessageBytes = 4096
 
 // DefaultMaxCloneBytes bounds a clone (history and checkout) when Activities.MaxCloneBytes is
 // zero: a repository past it would fill the node's disk for every tenant.
@@ -52,6 +60,9 @@ type Activities struct {
 	Timeout time.Duration
 	// MaxCloneBytes bounds the clone's size on disk; zero means DefaultMaxCloneBytes.
 	MaxCloneBytes int64
+	// Tokens fetches the GitHub token of a CloneInput.GitHubToken clone; without it such a
+	// clone is refused.
+	Tokens CloneTokens
 }
 
 var deploymentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
@@ -64,6 +75,10 @@ var commitPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneResult, error) {
 	if err := a.validate(in); err != nil {
 		return CloneResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
+	}
+	if in.GitHubToken && a.Tokens == nil {
+		return CloneResult{}, temporal.NewNonRetryableApplicationError(
+			"this node has no source of GitHub tokens: it cannot clone a private GitHub repository", ErrTypeInvalidInput, nil)
 	}
 	dir, err := a.workdir(in.DeploymentID)
 	if err != nil {
@@ -85,6 +100,31 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	timeout := a.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCloneTimeout
+	}
+
+	// auth, for a private GitHub repository, makes every git command below ask the askpass
+	// helper for the token; it is removed when the clone ends, whichever way it ends.
+	var auth *gitAuth
+	if in.GitHubToken {
+		// No live clone is older than its own timeouts (twice: the token's fetch and the
+		// checkout count too), with room to spare.
+		removeStaleAskpass(ctx, a.WorkRoot, 2*timeout+10*time.Minute)
+		token, err := a.openToken(ctx, in)
+		if err != nil {
+			logs.Write(ctx, "ERROR: "+err.Error()+"\n")
+			return CloneResult{}, err
+		}
+		askDir, script, err := writeAskpass(a.WorkRoot, token)
+		if err != nil {
+			return CloneResult{}, err
+		}
+		defer func() {
+			if err := os.RemoveAll(askDir); err != nil {
+				logger.WarnContext(ctx, "remove the askpass directory", "err", err)
+			}
+		}()
+		auth = &gitAuth{askpass: script, token: token}
+		logs.Write(ctx, "Cloning with the GitHub token of the user who connected the app\n")
 	}
 	cloneCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -120,13 +160,13 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	}
 	// A pinned commit may be deep in the branch's history: fetch all of it.
 	shallow := in.Commit == ""
-	out, err := runGit(cloneCtx, cloneArgs(in, dir, shallow), onLine)
+	out, err := runGit(cloneCtx, auth, cloneArgs(in, dir, shallow), onLine)
 	if err != nil && shallow && strings.Contains(out, "does not support shallow") {
 		// Dumb-HTTP servers (a static file host) cannot serve a shallow clone: fetch the
 		// branch's full history instead.
 		logs.Write(ctx, "The server cannot make a shallow clone; fetching the branch's full history\n")
 		_ = os.RemoveAll(dir)
-		out, err = runGit(cloneCtx, cloneArgs(in, dir, false), onLine)
+		out, err = runGit(cloneCtx, auth, cloneArgs(in, dir, false), onLine)
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -144,7 +184,7 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	}
 	if in.Commit != "" {
 		logs.Write(ctx, "Checking out commit "+in.Commit+"\n")
-		if err := checkoutCommit(cloneCtx, in, dir); err != nil {
+		if err := checkoutCommit(cloneCtx, auth, in, dir); err != nil {
 			_ = os.RemoveAll(dir)
 			if err := tooLargeErr(); err != nil {
 				return CloneResult{}, err
@@ -162,7 +202,7 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 		return CloneResult{}, err
 	}
 
-	sha, err := runGit(ctx, []string{"-C", dir, "rev-parse", "HEAD"}, nil)
+	sha, err := runGit(ctx, auth, []string{"-C", dir, "rev-parse", "HEAD"}, nil)
 	if err != nil {
 		return CloneResult{}, fmt.Errorf("read cloned commit: %s: %w", lastLines(sha, 3), err)
 	}
@@ -173,9 +213,28 @@ func (a *Activities) CloneRepository(ctx context.Context, in CloneInput) (CloneR
 	if in.Commit != "" && sha != in.Commit {
 		return CloneResult{}, fmt.Errorf("checked out commit %s, want %s", sha, in.Commit)
 	}
+	// More than the cap is read, so the cap counts after the message's blank edges are trimmed.
+	message, err := gitOutput(ctx, auth, []string{"-C", dir, "log", "-1", "--format=%B", "HEAD"}, 4*maxCommitMessageBytes)
+	if err != nil {
+		return CloneResult{}, fmt.Errorf("read the message of commit %s: %w", sha, err)
+	}
 	logs.Write(ctx, "Cloned commit "+sha+"\n")
 	logger.InfoContext(ctx, "cloned repository", "commit", sha)
-	return CloneResult{Dir: dir, CommitSHA: sha}, nil
+	return CloneResult{Dir: dir, CommitSHA: sha, CommitMessage: capMessage(message)}, nil
+}
+
+// capMessage trims message and cuts it to maxCommitMessageBytes, at the start of a character
+// so no rune is split.
+func capMessage(message string) string {
+	message = strings.TrimSpace(message)
+	if len(message) <= maxCommitMessageBytes {
+		return message
+	}
+	cut := maxCommitMessageBytes
+	for cut > 0 && !utf8.RuneStart(message[cut]) {
+		cut--
+	}
+	return message[:cut]
 }
 
 // RemoveWorkdir deletes a deployment's work area; a missing one is fine.
@@ -239,14 +298,14 @@ func cloneArgs(in CloneInput, dir string, shallow bool) []string {
 // is not enough: a dumb-HTTP clone downloads whole packs, which may hold other branches'
 // commits. in.Commit is validated hex; "--end-of-options" and the trailing "--" keep it from
 // being read as an option or a path all the same.
-func checkoutCommit(ctx context.Context, in CloneInput, dir string) error {
+func checkoutCommit(ctx context.Context, auth *gitAuth, in CloneInput, dir string) error {
 	// Both checks exit 1 for "no" (not in the clone, not an ancestor); other failures may be
 	// passing, so they stay retryable.
 	for _, check := range [][]string{
 		{"-C", dir, "rev-parse", "-q", "--verify", "--end-of-options", in.Commit + "^{commit}"},
 		{"-C", dir, "merge-base", "--is-ancestor", "--end-of-options", in.Commit, "HEAD"},
 	} {
-		out, err := runGit(ctx, check, nil)
+		out, err := runGit(ctx, auth, check, nil)
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) && exitErr.ExitCode() == 1 {
 			return temporal.NewNonRetryableApplicationError(
@@ -257,7 +316,7 @@ func checkoutCommit(ctx context.Context, in CloneInput, dir string) error {
 			return fmt.Errorf("look up commit %s: %s: %w", in.Commit, lastLines(out, 3), err)
 		}
 	}
-	if out, err := runGit(ctx, []string{"-C", dir, "checkout", "-q", "--detach", in.Commit, "--"}, nil); err != nil {
+	if out, err := runGit(ctx, auth, []string{"-C", dir, "checkout", "-q", "--detach", in.Commit, "--"}, nil); err != nil {
 		return fmt.Errorf("check out commit %s: %s: %w", in.Commit, lastLines(out, 3), err)
 	}
 	return nil
@@ -267,6 +326,29 @@ func checkoutCommit(ctx context.Context, in CloneInput, dir string) error {
 // repository or branch) are non-retryable; anything else (network, server) may be retried.
 func classifyCloneFailure(in CloneInput, out string, err error) error {
 	lower := strings.ToLower(out)
+	authFailed := strings.Contains(lower, "could not read username") ||
+		strings.Contains(lower, "authentication failed") ||
+		strings.Contains(lower, "returned error: 401") ||
+		strings.Contains(lower, "returned error: 403")
+	if in.GitHubToken {
+		// git had the token: asked for credentials all the same, GitHub refused it.
+		switch {
+		case authFailed:
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("GitHub refused the token of the user who connected this app (revoked, or no longer allowed to read %s): "+
+					"reconnect GitHub (GET /api/paas/github/authorize) and deploy again", in.GitURL),
+				ErrTypeCredentials, nil)
+		case strings.Contains(lower, "remote branch") && strings.Contains(lower, "not found"):
+			// A missing branch: the plain message below says so.
+		case strings.Contains(lower, "repository") && strings.Contains(lower, "not found"),
+			strings.Contains(lower, "returned error: 404"):
+			// GitHub answers "not found" for a private repository the token may not read.
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("repository %s was not found, or the GitHub user who connected this app may not read it: "+
+					"check the URL, or reconnect GitHub (GET /api/paas/github/authorize) as a user who can", in.GitURL),
+				ErrTypeRepositoryNotFound, nil)
+		}
+	}
 	switch {
 	case strings.Contains(lower, "remote branch") && strings.Contains(lower, "not found"):
 		return temporal.NewNonRetryableApplicationError(
@@ -276,10 +358,7 @@ func classifyCloneFailure(in CloneInput, out string, err error) error {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("repository %s was not found: check the URL (only public repositories can be cloned)", in.GitURL),
 			ErrTypeRepositoryNotFound, nil)
-	case strings.Contains(lower, "could not read username"),
-		strings.Contains(lower, "authentication failed"),
-		strings.Contains(lower, "returned error: 401"),
-		strings.Contains(lower, "returned error: 403"):
+	case authFailed:
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("repository %s asks for credentials: it is private or does not exist (only public repositories can be cloned)", in.GitURL),
 			ErrTypeRepositoryNotFound, nil)

@@ -205,6 +205,9 @@ func TestCloneShallowOverSmartHTTP(t *testing.T) {
 	if res.CommitSHA != head {
 		t.Errorf("commit %s, want %s", res.CommitSHA, head)
 	}
+	if res.CommitMessage != "second" {
+		t.Errorf("commit message %q, want %q", res.CommitMessage, "second")
+	}
 	if count := git(t, res.Dir, "rev-list", "--count", "HEAD"); count != "1" {
 		t.Errorf("clone has %s commits, want a shallow clone of 1", count)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -19,17 +20,29 @@ const progressEvery = 2 * time.Second
 // outputKeep bounds how much of git's output is kept for error messages.
 const outputKeep = 8 << 10
 
+// gitAuth is how the git commands of one clone authenticate; nil for an anonymous clone.
+type gitAuth struct {
+	// askpass is the helper git runs for the username and the password (see writeAskpass).
+	askpass string
+	// token is cut out of every line git prints, should git ever print it.
+	token string
+}
+
+// redact replaces the token in s.
+func (g *gitAuth) redact(s string) string {
+	if g == nil || g.token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, g.token, "[REDACTED]")
+}
+
 // runGit runs git with an argument list (never a shell) in a clean environment, hands each
 // output line to onLine while it runs and returns the combined output (its tail, when long).
+// With auth, git asks auth's helper for credentials (and no credential helper may store them),
+// and the token is cut out of what git prints before anyone sees it.
 // The process group is killed when ctx ends, so git's helpers (git-remote-https) die with it.
-func runGit(ctx context.Context, args []string, onLine func(string)) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = gitEnv()
-	cmd.Stdin = nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-
+func runGit(ctx context.Context, auth *gitAuth, args []string, onLine func(string)) (string, error) {
+	cmd := gitCommand(ctx, auth, args)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return "", err
@@ -47,7 +60,7 @@ func runGit(ctx context.Context, args []string, onLine func(string)) (string, er
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		readLines(pr, &out, onLine)
+		readLines(pr, &out, auth.redact, onLine)
 	}()
 	stopBeat := heartbeatWhile(onLine)
 	waitErr := cmd.Wait()
@@ -60,6 +73,53 @@ func runGit(ctx context.Context, args []string, onLine func(string)) (string, er
 	<-done
 	stopBeat()
 	return out.String(), waitErr
+}
+
+// gitCommand is git with args in the clean environment, in its own process group (killed
+// whole when ctx ends); the caller sets its output.
+func gitCommand(ctx context.Context, auth *gitAuth, args []string) *exec.Cmd {
+	askpass := ""
+	if auth != nil {
+		askpass = auth.askpass
+		// An empty credential.helper clears any helper git would otherwise hand the token to
+		// for storing (the global and system configs are ignored already; this is for
+		// certain).
+		args = append([]string{"-c", "credential.helper="}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = gitEnvWith(askpass)
+	cmd.Stdin = nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// gitOutput runs git and returns the first limit bytes of its standard output (the rest is
+// read and dropped, so git is not blocked); its standard error's tail goes into the error.
+func gitOutput(ctx context.Context, auth *gitAuth, args []string, limit int) (string, error) {
+	cmd := gitCommand(ctx, auth, args)
+	stdout := &cappedBuffer{limit: limit}
+	var stderr tailBuffer
+	cmd.Stdout = stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: %w", lastLines(auth.redact(stderr.String()), 3), err)
+	}
+	return auth.redact(stdout.buf.String()), nil
+}
+
+// cappedBuffer keeps the first limit bytes written to it.
+type cappedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }
 
 // heartbeatWhile keeps a silent git (a large fetch prints nothing for a while) from looking dead:
@@ -84,8 +144,8 @@ func heartbeatWhile(onLine func(string)) (stop func()) {
 }
 
 // readLines splits git's output on '\n' and '\r'; '\r' lines are progress updates, passed on
-// at most every progressEvery.
-func readLines(r io.Reader, out *tailBuffer, onLine func(string)) {
+// at most every progressEvery. Every line is redacted before it is kept or passed on.
+func readLines(r io.Reader, out *tailBuffer, redact func(string) string, onLine func(string)) {
 	br := bufio.NewReader(r)
 	var line []byte
 	var lastProgress time.Time
@@ -93,18 +153,18 @@ func readLines(r io.Reader, out *tailBuffer, onLine func(string)) {
 		b, err := br.ReadByte()
 		if err != nil {
 			if len(line) > 0 {
-				emit(out, onLine, string(line))
+				emit(out, onLine, redact(string(line)))
 			}
 			return
 		}
 		switch b {
 		case '\n':
-			emit(out, onLine, string(line))
+			emit(out, onLine, redact(string(line)))
 			line = line[:0]
 		case '\r':
 			if onLine != nil && len(line) > 0 && time.Since(lastProgress) >= progressEvery {
 				lastProgress = time.Now()
-				onLine(string(line))
+				onLine(redact(string(line)))
 			}
 			line = line[:0]
 		default:
@@ -127,7 +187,14 @@ func emit(out *tailBuffer, onLine func(string), line string) {
 // (SKYPANEL_*, which may carry a registration token) nor any GIT_* or locale setting, plus
 // settings that make git fail instead of prompting and ignore the machine's system and global
 // git config (where a url.insteadOf could rewrite the URL we validated).
-func gitEnv() []string {
+func gitEnv() []string { return gitEnvWith("") }
+
+// gitEnvWith is gitEnv with askpass as git's askpass program ("true", which answers nothing,
+// when empty).
+func gitEnvWith(askpass string) []string {
+	if askpass == "" {
+		askpass = "true"
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -137,7 +204,7 @@ func gitEnv() []string {
 	}
 	return append(env,
 		"GIT_TERMINAL_PROMPT=0",
-		"GIT_ASKPASS=true",
+		"GIT_ASKPASS="+askpass,
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=/dev/null",
 		"LC_ALL=C",
@@ -162,6 +229,11 @@ func (t *tailBuffer) WriteString(s string) {
 		t.buf.Reset()
 		t.buf.Write(tail)
 	}
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.WriteString(string(p))
+	return len(p), nil
 }
 
 func (t *tailBuffer) String() string { return t.buf.String() }

@@ -15,12 +15,19 @@ type CloneInput struct {
 	// a heal rebuilds a release's image from its own commit, not the branch's newest.
 	Commit            string
 	AllowLoopbackHTTP bool
+	// GitHubToken clones with the token of the GitHub user who connected the app, fetched from
+	// the control plane for this deployment when the clone starts (Activities.Tokens). The
+	// token is never carried in the input itself: workflow inputs are stored in its history.
+	GitHubToken bool
 }
 
 // CloneResult says where the source is and which commit it is.
 type CloneResult struct {
 	Dir       string
 	CommitSHA string
+	// CommitMessage is the checked-out commit's full message, trimmed and cut to
+	// maxCommitMessageBytes (on a character boundary).
+	CommitMessage string
 }
 
 // RemoveWorkdirInput asks for a deployment's work area to be removed once the image is built.
