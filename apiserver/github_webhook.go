@@ -40,7 +40,7 @@ type webhookDeployment struct {
 	AppID        string `json:"app_id"`
 	OperationID  string `json:"operation_id,omitempty"`
 	DeploymentID string `json:"deployment_id,omitempty"`
-	Status       string `json:"status" doc:"queued or running: the deploy of the pushed commit; refused: see error"`
+	Status       string `json:"status" doc:"queued or running: the deploy of the pushed commit; live: the app serves that commit already; refused: see error"`
 	Error        string `json:"error,omitempty"`
 }
 
@@ -111,6 +111,12 @@ func (s *Server) githubWebhook(ctx context.Context, in *githubWebhookInput) (*gi
 	queuedAny := false
 	for _, t := range targets {
 		d := webhookDeployment{App: t.Name, AppID: t.AppID}
+		if t.LiveCommit == push.After {
+			// A push of the commit already live (a re-push, a second hook): nothing to build.
+			d.Status = "live"
+			out.Body.Deployments = append(out.Body.Deployments, d)
+			continue
+		}
 		op, err := s.deployApp(ctx, t.OrgID, t.AppID, t.UserID, "github", push.After)
 		if err != nil {
 			d.Status, d.Error = "refused", problemText(err)

@@ -98,20 +98,23 @@ func (s *Store) ForgetGitHubDelivery(ctx context.Context, deliveryID string) err
 // PushTarget is an app a push to its repository and branch deploys.
 type PushTarget struct {
 	AppID, OrgID, Name, UserID string
+	// LiveCommit is the commit the app's current release was built from ("" before one).
+	LiveCommit string
 }
 
 // AppsToDeployOnPush lists the apps connected to repository (owner/repo, any case) on branch
 // with auto-deploy on.
 func (s *Store) AppsToDeployOnPush(ctx context.Context, repository, branch string) ([]PushTarget, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text, org_id::text, name, COALESCE(github_user_id::text, '') FROM applications
-		WHERE lower(github_repository) = lower($1) AND github_repository <> '' AND git_branch = $2 AND auto_deploy AND status <> 'deleting'
-		ORDER BY created_at`, repository, branch)
+	rows, err := s.pool.Query(ctx, `SELECT a.id::text, a.org_id::text, a.name, COALESCE(a.github_user_id::text, ''), COALESCE(d.commit_sha, '')
+		FROM applications a LEFT JOIN deployments d ON d.id = a.current_deployment_id
+		WHERE lower(a.github_repository) = lower($1) AND a.github_repository <> '' AND a.git_branch = $2 AND a.auto_deploy AND a.status <> 'deleting'
+		ORDER BY a.created_at`, repository, branch)
 	if err != nil {
 		return nil, fmt.Errorf("apps of %s: %w", repository, err)
 	}
 	return collect(rows, func(row pgx.Row) (PushTarget, error) {
 		var t PushTarget
-		err := row.Scan(&t.AppID, &t.OrgID, &t.Name, &t.UserID)
+		err := row.Scan(&t.AppID, &t.OrgID, &t.Name, &t.UserID, &t.LiveCommit)
 		return t, err
 	})
 }

@@ -326,8 +326,8 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 	})
 }
 
-// pgDump dumps the control-plane database of the test stack (its local cluster trusts loopback).
-func pgDump(t *testing.T) []byte {
+// platformPostgresPort is the port of the test stack's local Postgres cluster.
+func platformPostgresPort(t testing.TB) string {
 	t.Helper()
 	pid, err := os.Open(filepath.Join(platform.dataDir, "postgres", "data", "postmaster.pid"))
 	if err != nil {
@@ -344,6 +344,19 @@ func pgDump(t *testing.T) []byte {
 	if _, err := strconv.Atoi(port); err != nil {
 		t.Fatalf("no port in postmaster.pid: %q", port)
 	}
+	return port
+}
+
+// platformDatabaseURL is the control-plane database of the test stack (its local cluster
+// trusts loopback), for a second control-plane process.
+func platformDatabaseURL(t testing.TB) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%s/%s?sslmode=disable", localcluster.User, platformPostgresPort(t), localcluster.Database)
+}
+
+// pgDump dumps the control-plane database of the test stack.
+func pgDump(t *testing.T) []byte {
+	t.Helper()
+	port := platformPostgresPort(t)
 	binDir, err := localcluster.FindBinDir()
 	if err != nil {
 		t.Fatal(err)

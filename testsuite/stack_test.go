@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skypanel/skypanel/testsuite/fakegithub"
+
 	"github.com/skypanel/skypanel/temporal/codec"
 
 	dockerclient "github.com/docker/docker/client"
@@ -54,6 +56,8 @@ type stack struct {
 	foreign        *foreignNetworks
 	// s3 is versitygw, the platform's S3 backup store (testsuite/s3_store_test.go).
 	s3 *s3Server
+	// github is the GitHub stand-in the platform is configured with (testsuite/github_test.go).
+	github *fakegithub.Server
 }
 
 var platform *stack
@@ -215,6 +219,12 @@ func startStack(ctx context.Context) (*stack, error) {
 		return s, err
 	}
 	s.args = append(s.args, s3Args...)
+	gh, ghArgs, err := startFakeGitHub(workDir)
+	s.github = gh
+	if err != nil {
+		return s, fmt.Errorf("start the fake GitHub: %w", err)
+	}
+	s.args = append(s.args, ghArgs...)
 	if err := s.launch(ctx); err != nil {
 		return s, err
 	}
@@ -329,6 +339,9 @@ func (s *stack) stop() {
 		removeLeftovers(s.docker)
 	}
 	s.s3.stop()
+	if s.github != nil {
+		s.github.Close()
+	}
 	_ = os.RemoveAll(s.workDir)
 }
 

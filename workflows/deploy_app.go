@@ -87,8 +87,8 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 	cloneCtx := workflow.WithWaitForCancellation(nodeContext(building, plan.NodeID, 10*time.Minute, 30*time.Second, 3), true)
 	var source gitclone.CloneResult
 	if err := workflow.ExecuteActivity(cloneCtx, gitActs.CloneRepository, gitclone.CloneInput{
-		AppID: in.AppID, DeploymentID: in.DeploymentID, GitURL: plan.GitURL, Branch: plan.GitBranch,
-		AllowLoopbackHTTP: plan.AllowLoopbackGit,
+		AppID: in.AppID, DeploymentID: in.DeploymentID, GitURL: plan.GitURL, Branch: plan.GitBranch, Commit: plan.Commit,
+		GitHubToken: plan.GitHubToken, AllowLoopbackHTTP: plan.AllowLoopbackGit,
 	}).Get(ctx, &source); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}
@@ -114,7 +114,7 @@ func DeployApp(ctx workflow.Context, in DeployAppInput) (result DeployAppResult,
 		image = built.ImageRef
 	}
 	if err := workflow.ExecuteActivity(ctrl, storeActs.RecordBuild, store.RecordBuildInput{
-		DeploymentID: in.DeploymentID, CommitSHA: source.CommitSHA, Image: image,
+		DeploymentID: in.DeploymentID, CommitSHA: source.CommitSHA, CommitMessage: source.CommitMessage, Image: image,
 	}).Get(ctx, nil); err != nil {
 		return DeployAppResult{}, failDeployment(ctx, in, err)
 	}

@@ -181,7 +181,7 @@ func rebuildRelease(ctx workflow.Context, plan store.HealPlan, operationID strin
 	var source gitclone.CloneResult
 	if err := workflow.ExecuteActivity(nodeContext(ctx, t.NodeID, 10*time.Minute, 30*time.Second, 3), gitActs.CloneRepository, gitclone.CloneInput{
 		AppID: t.AppID, DeploymentID: operationID, GitURL: plan.GitURL, Branch: plan.GitBranch, Commit: plan.CommitSHA,
-		AllowLoopbackHTTP: t.AllowLoopbackGit,
+		GitHubToken: plan.GitHubToken, AllowLoopbackHTTP: t.AllowLoopbackGit,
 	}).Get(ctx, &source); err != nil {
 		return "", err
 	}
