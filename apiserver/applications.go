@@ -43,16 +43,16 @@ type deployInput struct {
 type updateAppInput struct {
 	ID   string `path:"id" maxLength:"64"`
 	Body struct {
-		Name         *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
-		Runtime      *string `json:"runtime,omitempty" maxLength:"64"`
-		Plan         *string `json:"plan,omitempty" maxLength:"64"`
-		GitURL       *string `json:"git_url,omitempty" maxLength:"2048"`
-		GitBranch    *string `json:"git_branch,omitempty" maxLength:"255"`
+		Name      *string `json:"name,omitempty" doc:"Immutable; accepted only when unchanged"`
+		Runtime   *string `json:"runtime,omitempty" maxLength:"64"`
+		Plan      *string `json:"plan,omitempty" maxLength:"64"`
+		GitURL    *string `json:"git_url,omitempty" maxLength:"2048"`
+		GitBranch *string `json:"git_branch,omitempty" maxLength:"255"`
 		// A GitHub connection: setting github_repository connects the app with your token,
 		// setting git_url disconnects it; auto_deploy creates or removes the webhook.
 		GitHubRepository *string `json:"github_repository,omitempty" maxLength:"140" doc:"owner/repo: connect the app to this repository with your GitHub account"`
 		AutoDeploy       *bool   `json:"auto_deploy,omitempty" doc:"a push to the branch deploys the pushed commit (GitHub apps only)"`
-		DrainSeconds *int    `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" doc:"Drain grace for old instances, 1-120 seconds; used from the next rollout"`
+		DrainSeconds     *int    `json:"drain_seconds,omitempty" minimum:"1" maximum:"120" doc:"Drain grace for old instances, 1-120 seconds; used from the next rollout"`
 		// The app's share of its node's nginx.
 		MaxConnections     *int `json:"max_connections,omitempty" minimum:"1" maximum:"2048" doc:"Concurrent client connections nginx lets through to the app (1-2048, default 512); past them the app answers 429. Used from the next rollout"`
 		ReadTimeoutSeconds *int `json:"read_timeout_seconds,omitempty" minimum:"1" maximum:"3600" doc:"Seconds nginx waits for the app's answer (1-3600, default 60) before 504. Used from the next rollout"`

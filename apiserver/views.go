@@ -119,13 +119,13 @@ type Region struct {
 
 // Deployment is one build-and-release of an app.
 type Deployment struct {
-	ID            string `json:"id"`
-	AppID         string `json:"app_id"`
-	Status        string `json:"status"`
-	WorkflowID    string `json:"workflow_id"`
-	GitURL        string `json:"git_url"`
-	GitBranch     string `json:"git_branch"`
-	CommitSHA     string `json:"commit_sha"`
+	ID         string `json:"id"`
+	AppID      string `json:"app_id"`
+	Status     string `json:"status"`
+	WorkflowID string `json:"workflow_id"`
+	GitURL     string `json:"git_url"`
+	GitBranch  string `json:"git_branch"`
+	CommitSHA  string `json:"commit_sha"`
 	// RequestedCommit and CommitMessage: the commit asked for ("" the branch's head) and the
 	// built commit's message.
 	RequestedCommit string `json:"requested_commit,omitempty" doc:"the exact commit asked for (a push, or POST …/deploy {\"commit\"}); absent: the branch's newest"`

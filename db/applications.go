@@ -20,15 +20,15 @@ const (
 
 // Application is a customer's app.
 type Application struct {
-	ID           string
-	OrgID        string
-	Name         string
-	Runtime      string
-	Plan         string
-	Region       string
-	NodeID       *string
-	GitURL       string
-	GitBranch    string
+	ID        string
+	OrgID     string
+	Name      string
+	Runtime   string
+	Plan      string
+	Region    string
+	NodeID    *string
+	GitURL    string
+	GitBranch string
 	// GitHubRepository is owner/repo for an app connected to GitHub ("" for a plain Git URL,
 	// whose clone URL is GitURL either way); GitHubUserID is whose token clones it and manages
 	// its webhook; AutoDeploy: a push to GitBranch deploys the pushed commit; GitHubHookID is
@@ -38,8 +38,8 @@ type Application struct {
 	AutoDeploy       bool
 	GitHubHookID     *int64
 	Status           string
-	Instances    int
-	DrainSeconds int
+	Instances        int
+	DrainSeconds     int
 	// MaxConnections and ReadTimeoutSeconds bound the app on its node's nginx (0: defaults).
 	MaxConnections      int
 	ReadTimeoutSeconds  int

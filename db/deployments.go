@@ -22,13 +22,13 @@ const (
 
 // Deployment is one build-and-release of an app.
 type Deployment struct {
-	ID            string
-	AppID         string
-	Status        string
-	WorkflowID    string
-	GitURL        string
-	GitBranch     string
-	CommitSHA     string
+	ID         string
+	AppID      string
+	Status     string
+	WorkflowID string
+	GitURL     string
+	GitBranch  string
+	CommitSHA  string
 	// RequestedCommit is the exact commit asked for (a push, or POST …/deploy {"commit"}); ""
 	// builds the branch's head. CommitMessage is the built commit's message.
 	RequestedCommit string

@@ -219,7 +219,7 @@ func (a *Activities) PrepareDeployment(ctx context.Context, in PrepareDeployment
 		return DeploymentPlan{}, fmt.Errorf("mark app deploying: %w", err)
 	}
 	plan := DeploymentPlan{
-		AppTarget: target,
+		AppTarget:   target,
 		GitURL:      dep.GitURL,
 		GitBranch:   dep.GitBranch,
 		Commit:      dep.RequestedCommit,
