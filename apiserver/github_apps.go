@@ -179,13 +179,19 @@ func (s *Server) changeSource(ctx context.Context, current db.Application, gitUR
 			c.GitBranch = branch
 		}
 		return h, nil
-	case githubRepository == nil && (autoDeploy == nil || *autoDeploy == current.AutoDeploy):
-		// The same repository: a branch change only (the webhook delivers every branch's pushes).
+	case githubRepository == nil && (autoDeploy == nil || *autoDeploy == current.AutoDeploy || !*autoDeploy):
+		// The same repository: a branch change (the webhook delivers every branch's pushes), or
+		// auto-deploy off, which needs no token (the webhook is removed with the token of the
+		// user who connected the app, as far as it still can be).
 		if branch != nil {
 			if err := s.validateSource(current.GitURL, *branch); err != nil {
 				return h, err
 			}
 			c.GitBranch = branch
+		}
+		if autoDeploy != nil && !*autoDeploy && current.AutoDeploy {
+			c.AutoDeploy = autoDeploy
+			noHook()
 		}
 		return h, nil
 	}
