@@ -191,7 +191,7 @@ func TestGitHubTokensAreReencrypted(t *testing.T) {
 func appOwner(t *testing.T, f fixture) string {
 	t.Helper()
 	var id string
-	if err := testStore.Pool().QueryRow(context.Background(), `SELECT id::text FROM users WHERE org_id = $1 LIMIT 1`, f.app.OrgID).Scan(&id); err != nil {
+	if err := testStore.Pool().QueryRow(context.Background(), `SELECT user_id::text FROM memberships WHERE org_id = $1 LIMIT 1`, f.app.OrgID).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id

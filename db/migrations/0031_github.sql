@@ -37,7 +37,6 @@ CREATE INDEX IF NOT EXISTS applications_github_repository_idx ON applications (l
 ALTER TABLE deployments ADD COLUMN IF NOT EXISTS requested_commit text NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN IF NOT EXISTS commit_message text NOT NULL DEFAULT '';
 ALTER TABLE releases ADD COLUMN IF NOT EXISTS commit_message text NOT NULL DEFAULT '';
--- One deployment of a commit of an app waits or runs at a time (a push delivered twice, or a
--- push and a click on the same commit).
-CREATE UNIQUE INDEX IF NOT EXISTS deployments_one_active_per_commit ON deployments (app_id, requested_commit)
-    WHERE requested_commit <> '' AND status IN ('queued', 'building', 'deploying');
+-- One deployment of a commit of an app waits or runs at a time: EnqueueOperation checks it
+-- under the app's row lock (not an index on deployments.status, which an operation that ends
+-- without its workflow, e.g. terminated, may leave behind).
