@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -251,14 +250,22 @@ func filesHolding(t testing.TB, dir string, value []byte) []string {
 	return found
 }
 
+// The GitHub tests share the fake GitHub's one account: a disconnect revokes its grant, which
+// (as at GitHub) ends every token of that account, so they run one after the other (beside the
+// other parallel tests), the disconnect last.
+func TestGitHub(t *testing.T) {
+	t.Parallel()
+	t.Run("signed pushes deploy the exact commit once", signedPushesDeployTheExactCommitOnce)
+	t.Run("a private repository deploys without its token leaking", aPrivateRepositoryDeploysWithoutItsTokenLeaking)
+}
+
 // A customer connects GitHub through OAuth (a forged or replayed state stores nothing), lists
 // repositories and branches, creates an app from a private repository and deploys it: nginx
 // serves it, the deployment and release record the commit and its message, and the token is in
 // no file of .data/, no log, no `ps` output taken during the clone and no history. Disconnecting
 // revokes the grant at GitHub and forgets the token, and the app's next deploy is refused with
 // what to do.
-func TestAPrivateGitHubRepositoryDeploysWithoutItsTokenLeaking(t *testing.T) {
-	t.Parallel()
+func aPrivateRepositoryDeploysWithoutItsTokenLeaking(t *testing.T) {
 	gh := platform.github
 	owner := newCustomer(t, uniqueName("github")+"@example.com")
 
@@ -440,8 +447,7 @@ func TestAPrivateGitHubRepositoryDeploysWithoutItsTokenLeaking(t *testing.T) {
 // a second delivery of the same commit, start nothing; three pushes during a deploy build only
 // the last. Unsigned, wrongly signed, and (on an API without a secret) any delivery is refused
 // with 401 and starts nothing.
-func TestSignedPushesDeployTheExactCommitOnce(t *testing.T) {
-	t.Parallel()
+func signedPushesDeployTheExactCommitOnce(t *testing.T) {
 	gh := platform.github
 	owner := newCustomer(t, uniqueName("pushes")+"@example.com")
 	owner.connectGitHub(t)
@@ -595,12 +601,6 @@ func sleepyDockerfile(seconds int) string {
 		fmt.Sprintf("RUN [\"/bin/busybox\", \"sleep\", \"%d\"]\n", seconds) + "COPY app /app\nUSER 1000:1000\nENTRYPOINT [\"/app\"]\n"
 }
 
-var secretlessAPI struct {
-	once sync.Once
-	url  string
-	err  error
-}
-
 // startSecretlessAPI runs a second `skypanel api` on the stack's database and Temporal, with
 // GitHub configured but no webhook secret, as an operator who forgot it would; stopped with the
 // test.
@@ -619,7 +619,7 @@ func startSecretlessAPI(t *testing.T) string {
 		"--backup-dir", filepath.Join(platform.workDir, "secretless-backups"),
 		"--github-client-id", githubClientID, "--github-client-secret-file", clientSecret,
 		"--github-web-url", platform.github.URL, "--github-api-url", platform.github.APIURL,
-		"--public-url", "http://"+addr)
+		"--github-callback-url", "http://"+addr+"/api/paas/github/callback")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
