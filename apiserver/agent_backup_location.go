@@ -28,10 +28,8 @@ type backupLocationOutput struct {
 // secret key sealed under the node's own newest key: only the node the database is placed on
 // gets them (403 otherwise), and they never pass through Temporal.
 func (s *Server) registerBackupLocation() {
-	op := huma.Operation{OperationID: "agent-backup-location", Method: http.MethodGet,
-		Path:    "/api/paas/agent/databases/{databaseID}/backups/{backupID}/location",
-		Summary: "Where a backup of a database placed on the node is stored, with the S3 credentials sealed for the node",
-		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	op := s.nodeOp("agent-backup-location", http.MethodGet, "/api/paas/agent/databases/{databaseID}/backups/{backupID}/location",
+		"Where a backup of a database placed on the node is stored, with the S3 credentials sealed for the node", http.StatusOK)
 	huma.Register(s.api, op, func(ctx context.Context, in *backupLocationInput) (*backupLocationOutput, error) {
 		nodeID, _ := ctx.Value(nodeKey).(string)
 		databaseID, backupID := strings.ToLower(in.DatabaseID), strings.ToLower(in.BackupID)

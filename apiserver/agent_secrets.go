@@ -51,8 +51,7 @@ func (s *Server) registerAgentSecrets() {
 	s.registerAgentCertificateKeys()
 	s.registerAgentDatabasePassword()
 	nodeOp := func(id, path, summary string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
-			DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+		return s.nodeOp(id, http.MethodPost, path, summary, http.StatusOK)
 	}
 	huma.Register(s.api, nodeOp("agent-node-keys", "/api/paas/agent/keys", "The node's own keys (made on the first call; rotate adds one)"),
 		func(ctx context.Context, in *nodeKeysInput) (*nodeKeysOutput, error) {
@@ -127,9 +126,8 @@ type openCertificateKeysOutput struct {
 // an app placed on it re-sealed for itself: for the ACME order (the account key and the new
 // certificate's key) and to install the certificate.
 func (s *Server) registerAgentCertificateKeys() {
-	op := huma.Operation{OperationID: "agent-open-certificate-keys", Method: http.MethodPost, Path: "/api/paas/agent/certificates/open",
-		Summary: "Re-seal a custom domain's certificate keys under the node's own key, for a domain of an app placed on the node",
-		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	op := s.nodeOp("agent-open-certificate-keys", http.MethodPost, "/api/paas/agent/certificates/open",
+		"Re-seal a custom domain's certificate keys under the node's own key, for a domain of an app placed on the node", http.StatusOK)
 	huma.Register(s.api, op, func(ctx context.Context, in *openCertificateKeysInput) (*openCertificateKeysOutput, error) {
 		nodeID, _ := ctx.Value(nodeKey).(string)
 		appID, hostname := strings.ToLower(in.Body.AppID), in.Body.Hostname
@@ -192,9 +190,8 @@ type openDatabasePasswordOutput struct {
 // registerAgentDatabasePassword lets the node that runs a managed database have its password
 // re-sealed for itself, to start the database's container.
 func (s *Server) registerAgentDatabasePassword() {
-	op := huma.Operation{OperationID: "agent-open-database-password", Method: http.MethodPost, Path: "/api/paas/agent/databases/open",
-		Summary: "Re-seal a managed database's password under the node's own key, for a database placed on the node",
-		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	op := s.nodeOp("agent-open-database-password", http.MethodPost, "/api/paas/agent/databases/open",
+		"Re-seal a managed database's password under the node's own key, for a database placed on the node", http.StatusOK)
 	huma.Register(s.api, op, func(ctx context.Context, in *openDatabasePasswordInput) (*openDatabasePasswordOutput, error) {
 		nodeID, _ := ctx.Value(nodeKey).(string)
 		databaseID := strings.ToLower(in.Body.DatabaseID)

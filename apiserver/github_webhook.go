@@ -217,9 +217,8 @@ type cloneTokenOutput struct {
 // registerAgentCloneToken lets the node that runs an operation of a GitHub app clone with the
 // token of the user who connected the app: re-sealed for that node and that operation only.
 func (s *Server) registerAgentCloneToken() {
-	op := huma.Operation{OperationID: "agent-github-clone-token", Method: http.MethodPost, Path: "/api/paas/agent/github/clone-token",
-		Summary: "The GitHub token a running clone of an app placed on the node uses, sealed for the node",
-		Tags:    []string{"agent"}, DefaultStatus: http.StatusOK, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+	op := s.nodeOp("agent-github-clone-token", http.MethodPost, "/api/paas/agent/github/clone-token",
+		"The GitHub token a running clone of an app placed on the node uses, sealed for the node", http.StatusOK)
 	huma.Register(s.api, op, func(ctx context.Context, in *cloneTokenInput) (*cloneTokenOutput, error) {
 		nodeID, _ := ctx.Value(nodeKey).(string)
 		appID, operationID := strings.ToLower(in.Body.AppID), in.Body.DeploymentID

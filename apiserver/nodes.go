@@ -110,8 +110,7 @@ type logChunkInput struct {
 func (s *Server) registerAgent() {
 	s.registerAgentSecrets()
 	nodeOp := func(id, path, summary string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: []string{"agent"},
-			DefaultStatus: http.StatusNoContent, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+		return s.nodeOp(id, http.MethodPost, path, summary, http.StatusNoContent)
 	}
 	huma.Register(s.api, nodeOp("agent-heartbeat", "/api/paas/agent/heartbeat", "A node's periodic liveness report with its machine's figures"),
 		func(ctx context.Context, in *heartbeatInput) (*struct{}, error) {

@@ -223,6 +223,12 @@ func (s *Server) op(id, method, path, summary, tag string, status int, admin boo
 	}
 }
 
+// nodeOp is an operation of the agent, authenticated as a node (its node token).
+func (s *Server) nodeOp(id, method, path, summary string, status int) huma.Operation {
+	return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"agent"},
+		DefaultStatus: status, Security: userSecurity, Middlewares: huma.Middlewares{s.authenticateNode}}
+}
+
 func principal(ctx context.Context) db.Principal {
 	p, _ := ctx.Value(principalKey).(db.Principal)
 	return p

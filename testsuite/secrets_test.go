@@ -171,26 +171,8 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 	}
 
 	secrets := map[string]string{"CANARY_SECRET": canary, "BUILD_CANARY": buildCanary}
-	assertAbsent := func(where string, content []byte) {
-		t.Helper()
-		for name, value := range secrets {
-			if bytes.Contains(content, []byte(value)) {
-				t.Errorf("%s holds %s in plaintext", where, name)
-			}
-		}
-	}
-	assertAbsent("the build log", []byte(buildLog))
-	assertAbsent("a pg_dump of the control-plane database", pgDump(t))
-	histories := allHistories(t)
-	if len(histories) == 0 {
-		t.Fatal("no workflow histories to check")
-	}
-	assertAbsent(fmt.Sprintf("the JSON histories of %d workflows", len(histories)), bytes.Join(histories, nil))
-	processLog, err := os.ReadFile(platform.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	assertAbsent("the api, worker and agent logs", processLog)
+	assertNotHeld(t, "the build log", []byte(buildLog), secrets)
+	processLog := assertNotInPlatformRecords(t, secrets)
 	if !bytes.Contains(processLog, []byte("administrator revealed environment values")) {
 		t.Error("the admin's reveal of values is not logged")
 	}
@@ -198,7 +180,7 @@ func TestSecretReachesTheAppAndNothingElse(t *testing.T) {
 	if err != nil || len(temporalLog) == 0 {
 		t.Fatalf("the Temporal server log is unreadable or empty (%d bytes, %v): its check would prove nothing", len(temporalLog), err)
 	}
-	assertAbsent("the Temporal server log", temporalLog)
+	assertNotHeld(t, "the Temporal server log", temporalLog, secrets)
 
 	// The proof that the canary would have been found: the app does hold it.
 	if _, body := platform.throughNginxPath(host, "/env/CANARY_SECRET"); body != canary {
@@ -369,6 +351,35 @@ func pgDump(t *testing.T) []byte {
 		t.Fatal("the dump has no app_env table: it is not the platform's database")
 	}
 	return out
+}
+
+// assertNotHeld fails t for each named value content holds in plaintext.
+func assertNotHeld(t testing.TB, where string, content []byte, values map[string]string) {
+	t.Helper()
+	for name, value := range values {
+		if bytes.Contains(content, []byte(value)) {
+			t.Errorf("%s holds %s in plaintext", where, name)
+		}
+	}
+}
+
+// assertNotInPlatformRecords fails t for each named value found in plaintext in a pg_dump of
+// the control-plane database, in any workflow history or in the processes' logs, and returns
+// those logs.
+func assertNotInPlatformRecords(t *testing.T, values map[string]string) []byte {
+	t.Helper()
+	histories := allHistories(t)
+	if len(histories) == 0 {
+		t.Fatal("no workflow histories to check")
+	}
+	processLog, err := os.ReadFile(platform.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNotHeld(t, "a pg_dump of the control-plane database", pgDump(t), values)
+	assertNotHeld(t, fmt.Sprintf("the JSON histories of %d workflows", len(histories)), bytes.Join(histories, nil), values)
+	assertNotHeld(t, "the api, worker and agent logs", processLog, values)
+	return processLog
 }
 
 // allHistories fetches the history of every workflow Temporal knows, as JSON.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v62/github"
+
+	"github.com/skypanel/skypanel/activities/contract"
 )
 
 // SignatureHeader carries GitHub's HMAC-SHA256 of a webhook body under the hook's secret.
@@ -89,22 +91,10 @@ func ParsePush(body []byte) (PushEvent, error) {
 	if p.Branch == p.Ref {
 		p.Branch = ""
 	}
-	if !p.Deleted && !isCommitID(p.After) {
-		return PushEvent{}, fmt.Errorf("github push event: after %q is not a 40-hex commit id", truncate(p.After, 64))
+	if !p.Deleted && !contract.ValidCommit(p.After) {
+		return PushEvent{}, fmt.Errorf("github push event: after %q is not a full commit id (40 or 64 lower-case hex digits)", truncate(p.After, 64))
 	}
 	return p, nil
-}
-
-func isCommitID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, r := range s {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // truncate keeps an attacker-sized value out of error messages and logs.
