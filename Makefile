@@ -22,10 +22,11 @@ export SKYPANEL_BIN_DIR := $(BIN)
 TEST_TIMEOUT ?= 25m
 # The e2e suite's own bound: past make test's 30-minute budget, so a slow machine shows a
 # suite that took too long (gotestsum prints its time) rather than a panic that loses every
-# result. Its parallel tests mostly wait on the platform's timers and containers:
-# four at a time on two cores.
+# result. Its parallel tests (about sixteen) mostly wait on the platform's timers and
+# containers: eight at a time on two cores, so the longest waits (the crash loop's heals) start
+# early instead of ending the run.
 E2E_TIMEOUT ?= 40m
-E2E_PARALLEL ?= 4
+E2E_PARALLEL ?= 8
 # BenchmarkDensity alone deploys and deletes 300 organizations' apps.
 BENCH_TIMEOUT ?= 75m
 BENCHTIME ?= 1x
